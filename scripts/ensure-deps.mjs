@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Installs what `npm start` / `npm test` need on a fresh machine: npm dependencies when
+// node_modules is missing or older than package-lock.json, and (with --test) the Debian
+// packages the test suite uses. Uses only Node built-ins so it runs before any install.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const forTests = process.argv.includes('--test');
+
+function run(cmd, args) {
+  console.error(`[ensure-deps] ${cmd} ${args.join(' ')}`);
+  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+}
+
+function mtime(p) {
+  try {
+    return fs.statSync(p).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+const marker = path.join(root, 'node_modules', '.package-lock.json');
+const lock = path.join(root, 'package-lock.json');
+if (!fs.existsSync(marker) || mtime(lock) > mtime(marker)) {
+  run('npm', [fs.existsSync(lock) ? 'ci' : 'install', '--no-audit', '--no-fund']);
+}
+
+if (forTests) {
+  const needed = [];
+  const py = spawnSync('/usr/bin/python3', ['-c', 'import zmq'], { stdio: 'ignore' });
+  if (py.status !== 0) needed.push('python3-zmq');
+  if (needed.length > 0) {
+    if (process.getuid?.() !== 0) {
+      console.error(`[ensure-deps] please install: apt-get install -y ${needed.join(' ')}`);
+      process.exit(1);
+    }
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', ...needed]);
+  }
+}

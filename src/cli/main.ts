@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+/**
+ * The `ferry` command. `ferry start` runs a broker; the other commands talk to one
+ * (--broker, or FERRY_BROKER, default tcp://127.0.0.1:7400).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { connect, DEFAULT_ENDPOINT, type FerryClient } from '../client/client.js';
+import { FerryError } from '../errors.js';
+import { CONFIG_SCHEMA, loadConfig, type FerryConfig } from '../server/config.js';
+import { createLogger } from '../server/logger.js';
+import { startServer } from '../server/server.js';
+
+/** After the first SIGINT/SIGTERM, a second one (or this long) forces exit. */
+export const FORCE_EXIT_AFTER_MS = 15_000;
+
+const USAGE = `ferry — durable message broker for ZeroMQ
+
+Usage:
+  ferry start [--config file.json] [--data dir] [--bind endpoint] [--sync always|batch:<ms>|off]
+              [--ack-timeout ms] [--max-attempts n] [--max-depth n] [--max-bytes n] …
+  ferry send <queue> <body…> [--priority n] [--delay ms] [--ttl ms] [--dedup key] [--header k=v]
+  ferry consume <queue> [--count n] [--prefetch n] [--no-ack] [--json]
+  ferry stats [queue] [--json]
+  ferry queues
+  ferry peek <queue> [--limit n] [--state ready|leased|scheduled|dead] [--json]
+  ferry dlq list <queue> [--limit n] [--json]
+  ferry dlq redrive <queue> [--limit n] [--id id …]
+  ferry purge <queue> [--dead]
+
+Client commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT}).
+Run 'ferry start --help' for every broker option.`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`ferry: ${message}\n`);
+  process.exit(code);
+}
+
+function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const e = new FerryError('CONFIG_INVALID', (err as Error).message);
+    fail(`${e.code}: ${e.message}`);
+  }
+}
+
+function startHelp(): string {
+  const lines = Object.entries(CONFIG_SCHEMA)
+    .filter(([, s]) => s.flag !== '')
+    .map(([key, s]) => `  --${s.flag.padEnd(20)} ${s.help} (config key ${key}, env ${s.env})`);
+  return `ferry start [options]\n\n  --config <file>        JSON config file\n${lines.join('\n')}\n`;
+}
+
+async function cmdStart(argv: string[]): Promise<void> {
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    config: { type: 'string' },
+    help: { type: 'boolean' },
+  };
+  for (const s of Object.values(CONFIG_SCHEMA))
+    if (s.flag !== '') options[s.flag] = { type: 'string' };
+  const { values, positionals } = parse(argv, options);
+  if (values['help']) {
+    process.stdout.write(startHelp());
+    return;
+  }
+  if (positionals.length > 0) fail(`CONFIG_INVALID: unexpected argument ${positionals[0]}`);
+  let config: FerryConfig;
+  try {
+    config = loadConfig({
+      file: (values['config'] as string | undefined) ?? process.env['FERRY_CONFIG'],
+      env: process.env,
+      flags: values as Record<string, string | undefined>,
+    });
+  } catch (err) {
+    const e = err as FerryError;
+    fail(`${e.code ?? 'CONFIG_INVALID'}: ${e.message}`);
+  }
+  const log = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer(config, { logger: log });
+  } catch (err) {
+    const e = err instanceof FerryError ? err : new FerryError('INTERNAL', String(err));
+    fail(`${e.code}: ${e.message}`, 1);
+  }
+  process.stdout.write(`ferry listening on ${server.endpoint} (data ${config.dataDir})\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn(`second ${signal}: forcing exit`);
+      process.exit(130);
+    }
+    stopping = true;
+    log.info(`${signal}: draining and shutting down (send again to force)`);
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; forcing exit');
+      process.exit(1);
+    }, FORCE_EXIT_AFTER_MS);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { err: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function withClient<T>(
+  broker: string | undefined,
+  fn: (c: FerryClient) => Promise<T>,
+): Promise<T> {
+  const endpoint = broker ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
+  const client = await connect(endpoint, { requestTimeoutMs: 10_000 });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function intFlag(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v))
+    fail(`CONFIG_INVALID: --${name} must be a whole number`);
+  return Number(v);
+}
+
+function printable(b: Buffer): string {
+  const s = b.toString('utf8');
+  return Buffer.from(s, 'utf8').equals(b) ? s : `base64:${b.toString('base64')}`;
+}
+
+async function cmdSend(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    broker: { type: 'string' },
+    priority: { type: 'string' },
+    delay: { type: 'string' },
+    ttl: { type: 'string' },
+    dedup: { type: 'string' },
+    header: { type: 'string', multiple: true },
+  });
+  const [queue, ...bodies] = positionals;
+  if (!queue || bodies.length === 0) fail('usage: ferry send <queue> <body…>');
+  const headers: Record<string, string> = {};
+  for (const h of (values['header'] as string[] | undefined) ?? []) {
+    const i = h.indexOf('=');
+    if (i <= 0) fail(`CONFIG_INVALID: --header must be key=value; got ${h}`);
+    headers[h.slice(0, i)] = h.slice(i + 1);
+  }
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    const id = await c.send(queue, bodies.length === 1 ? bodies[0]! : bodies, {
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+      ...(values['priority'] !== undefined
+        ? { priority: intFlag(values['priority'], 'priority')! }
+        : {}),
+      ...(values['delay'] !== undefined ? { delayMs: intFlag(values['delay'], 'delay')! } : {}),
+      ...(values['ttl'] !== undefined ? { ttlMs: intFlag(values['ttl'], 'ttl')! } : {}),
+      ...(values['dedup'] !== undefined ? { dedupKey: values['dedup'] as string } : {}),
+    });
+    process.stdout.write(`${id}\n`);
+  });
+}
+
+async function cmdConsume(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    broker: { type: 'string' },
+    count: { type: 'string' },
+    prefetch: { type: 'string' },
+    'no-ack': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  const queue = positionals[0];
+  if (!queue) fail('usage: ferry consume <queue>');
+  const count = intFlag(values['count'], 'count') ?? Infinity;
+  const prefetch = intFlag(values['prefetch'], 'prefetch');
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    let n = 0;
+    if (n >= count) return;
+    const consumer = c.consume(queue, prefetch !== undefined ? { prefetch } : {});
+    const stop = (): void => void consumer.cancel();
+    process.once('SIGINT', stop);
+    for await (const m of consumer) {
+      if (values['json']) {
+        process.stdout.write(
+          `${JSON.stringify({ id: m.id, attempt: m.attempt, headers: m.headers, frames: m.frames.map(printable) })}\n`,
+        );
+      } else {
+        process.stdout.write(`${m.id}\t${m.frames.map(printable).join('\t')}\n`);
+      }
+      if (!values['no-ack']) await m.ack();
+      if (++n >= count) break;
+    }
+    process.off('SIGINT', stop);
+  });
+}
+
+async function cmdStats(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    broker: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    const s = await c.stats(positionals[0]);
+    if (values['json']) {
+      process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+      return;
+    }
+    const b = s.broker as Record<string, unknown> & { storage: Record<string, number | string> };
+    const st = b.storage;
+    process.stdout.write(
+      `broker: up ${Math.round(Number(b['uptimeMs']) / 1000)} s, ${String(b['connections'])} connections, ` +
+        `${String(b['consumers'])} consumers, ${String(b['queues'])} queues\n` +
+        `storage: ${String(st['backend'])} sync=${String(st['sync'])} ${Math.round(Number(st['sizeBytes']) / 1024)} KiB, ` +
+        `${String(st['commits'])} commits, avg batch ${Number(st['avgBatchOps']).toFixed(1)} ops, ` +
+        `avg commit ${Number(st['avgCommitMs']).toFixed(2)} ms, ${String(st['fsyncs'])} fsyncs\n`,
+    );
+    const head = [
+      'queue',
+      'depth',
+      'ready',
+      'leased',
+      'delayed',
+      'dead',
+      'in/s',
+      'ack/s',
+      'oldest',
+    ];
+    const rows = s.queues.map((q) => [
+      q.name,
+      String(q.depth),
+      String(q.ready),
+      String(q.leased),
+      String(q.scheduled),
+      String(q.dead),
+      q.enqueueRate.toFixed(1),
+      q.ackRate.toFixed(1),
+      q.oldestAgeMs === null ? '-' : `${(q.oldestAgeMs / 1000).toFixed(1)}s`,
+    ]);
+    printTable(head, rows);
+  });
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(`${line(head)}\n${rows.map(line).join('\n')}${rows.length ? '\n' : ''}`);
+}
+
+async function cmdQueues(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { broker: { type: 'string' } });
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    for (const q of await c.queues()) process.stdout.write(`${q}\n`);
+  });
+}
+
+async function cmdPeek(argv: string[], dead = false): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    broker: { type: 'string' },
+    limit: { type: 'string' },
+    state: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const queue = positionals[0];
+  if (!queue) fail(`usage: ferry ${dead ? 'dlq list' : 'peek'} <queue>`);
+  const limit = intFlag(values['limit'], 'limit');
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    const state = values['state'] as 'ready' | 'leased' | 'scheduled' | 'dead' | undefined;
+    const opts = {
+      ...(limit !== undefined ? { limit } : {}),
+      ...(state !== undefined ? { state } : {}),
+    };
+    const msgs = dead ? await c.deadLetters(queue, opts) : await c.peek(queue, opts);
+    for (const m of msgs) {
+      const { body: _b, frames, ...meta } = m;
+      if (values['json']) {
+        process.stdout.write(`${JSON.stringify({ ...meta, frames: frames.map(printable) })}\n`);
+      } else {
+        const why = m.deadReason ? ` (${m.deadReason})` : '';
+        process.stdout.write(
+          `${m.id}\t${m.state}${why}\tattempts=${m.attempts}\t${frames.map(printable).join('\t')}\n`,
+        );
+      }
+    }
+  });
+}
+
+async function cmdDlq(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'list') return cmdPeek(rest, true);
+  if (sub === 'redrive') {
+    const { values, positionals } = parse(rest, {
+      broker: { type: 'string' },
+      limit: { type: 'string' },
+      id: { type: 'string', multiple: true },
+    });
+    const queue = positionals[0];
+    if (!queue) fail('usage: ferry dlq redrive <queue>');
+    const limit = intFlag(values['limit'], 'limit');
+    const ids = values['id'] as string[] | undefined;
+    await withClient(values['broker'] as string | undefined, async (c) => {
+      const n = await c.redrive(queue, {
+        ...(ids ? { ids } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      });
+      process.stdout.write(`redrove ${n} message(s) to ${queue}\n`);
+    });
+    return;
+  }
+  fail('usage: ferry dlq list|redrive <queue>');
+}
+
+async function cmdPurge(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    broker: { type: 'string' },
+    dead: { type: 'boolean' },
+  });
+  const queue = positionals[0];
+  if (!queue) fail('usage: ferry purge <queue> [--dead]');
+  await withClient(values['broker'] as string | undefined, async (c) => {
+    const n = await c.purge(queue, { dead: values['dead'] === true });
+    process.stdout.write(
+      `purged ${n} message(s) from ${queue}${values['dead'] ? ' (dead letters)' : ''}\n`,
+    );
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+      return cmdStart(rest);
+    case 'send':
+      return cmdSend(rest);
+    case 'consume':
+      return cmdConsume(rest);
+    case 'stats':
+      return cmdStats(rest);
+    case 'queues':
+      return cmdQueues(rest);
+    case 'peek':
+      return cmdPeek(rest);
+    case 'dlq':
+      return cmdDlq(rest);
+    case 'purge':
+      return cmdPurge(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      fail(`unknown command ${cmd}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = err instanceof FerryError ? err : new FerryError('INTERNAL', String(err));
+  fail(`${e.code}: ${e.message}`, 1);
+});

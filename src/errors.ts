@@ -1,0 +1,130 @@
+/**
+ * The error registry: every error Ferry reports, with a stable code, the HTTP status the
+ * gateway maps it to, and a one-line description. Codes travel over the wire in ERROR frames;
+ * clients rebuild a typed {@link FerryError} from them. `docs/errors.md` lists the same table
+ * and a test fails when the two disagree. Codes are never reused or renamed.
+ */
+export const ERROR_REGISTRY = {
+  BAD_FRAME: {
+    status: 400,
+    description: 'A message did not have the frame layout of the protocol.',
+  },
+  UNSUPPORTED_VERSION: {
+    status: 400,
+    description: 'The header frame named a protocol or version this broker does not speak.',
+  },
+  UNKNOWN_COMMAND: { status: 400, description: 'The command frame named no known command.' },
+  BAD_ARGUMENTS: {
+    status: 400,
+    description: 'The arguments frame was not a JSON object of the shape the command takes.',
+  },
+  INVALID_QUEUE_NAME: {
+    status: 400,
+    description: 'A queue name was empty, too long, or used characters outside [A-Za-z0-9._:-].',
+  },
+  MESSAGE_TOO_LARGE: { status: 413, description: 'A message exceeded the broker limit on bytes.' },
+  BATCH_TOO_LARGE: {
+    status: 413,
+    description: 'A request carried more messages or frames than the broker limit.',
+  },
+  QUEUE_FULL: {
+    status: 429,
+    description: 'The queue is at its max depth or max bytes; the message was not stored.',
+  },
+  TOO_MANY_QUEUES: {
+    status: 429,
+    description: 'The broker is at its limit on the number of queues.',
+  },
+  TOO_MANY_CONSUMERS: {
+    status: 429,
+    description: 'The session is at its limit on the number of consumers.',
+  },
+  NO_SESSION: {
+    status: 401,
+    description: 'The peer has no session (send HELLO first; the broker may have restarted).',
+  },
+  LEASE_LOST: {
+    status: 409,
+    description: 'The message is not leased to this session any more (acked, expired or released).',
+  },
+  CONSUMER_EXISTS: {
+    status: 409,
+    description: 'A consumer with that tag already exists in the session.',
+  },
+  CONSUMER_NOT_FOUND: {
+    status: 404,
+    description: 'No consumer with that tag exists in the session.',
+  },
+  QUEUE_NOT_FOUND: { status: 404, description: 'The queue does not exist.' },
+  STORAGE_FULL: {
+    status: 507,
+    description: 'The disk is full; new messages are refused, stored ones are kept.',
+  },
+  STORAGE_ERROR: {
+    status: 500,
+    description: 'The store failed a write; nothing in the request was stored.',
+  },
+  SHUTTING_DOWN: {
+    status: 503,
+    description: 'The broker is shutting down and accepts no new work.',
+  },
+  TIMEOUT: { status: 504, description: 'No answer from the broker within the request timeout.' },
+  CONNECTION_CLOSED: {
+    status: 503,
+    description: 'The client was closed before the request completed.',
+  },
+  CONFIG_INVALID: { status: 400, description: 'A configuration key, flag or value was not valid.' },
+  DATA_DIR_LOCKED: {
+    status: 409,
+    description: 'Another running broker holds the lock on the data folder.',
+  },
+  DATA_DIR_UNWRITABLE: {
+    status: 500,
+    description: 'The data folder cannot be created or written.',
+  },
+  ADDRESS_IN_USE: { status: 409, description: 'The endpoint to bind is already in use.' },
+  INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_REGISTRY, value);
+}
+
+/** HTTP status for a code, as the gateway reports it. */
+export function statusOf(code: ErrorCode): number {
+  return ERROR_REGISTRY[code].status;
+}
+
+/** Every error Ferry raises or reports. Compare `code`, never `message`. */
+export class FerryError extends Error {
+  override readonly name = 'FerryError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message ?? ERROR_REGISTRY[code].description, { cause: options?.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  get status(): number {
+    return statusOf(this.code);
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Wrap anything thrown into a FerryError, keeping FerryErrors as they are. */
+export function toFerryError(err: unknown): FerryError {
+  if (err instanceof FerryError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new FerryError('INTERNAL', message, { cause: err });
+}

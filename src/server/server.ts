@@ -1,0 +1,128 @@
+/**
+ * The composition root: data folder lock, SQLite store, core broker, Ferry dialect, ZeroMQ
+ * endpoint. `close()` stops accepting, answers what is in flight, flushes, closes, unlocks.
+ */
+import fs from 'node:fs';
+import { Broker } from '../core/broker.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
+import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
+import { bindRouter } from '../transport/zmq-router.js';
+import type { ServerEndpoint } from '../transport/types.js';
+import { defaultPolicyOf, formatSync, type FerryConfig } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
+
+/** How often free disk space in the data folder is checked. */
+export const DISK_CHECK_INTERVAL_MS = 1_000;
+/** Extra bytes a frame may have over the largest message (protocol overhead). */
+const FRAME_SLACK_BYTES = 64 * 1024;
+
+export interface RunningServer {
+  /** The bound endpoint, resolved (a `*` port becomes the real one). */
+  readonly endpoint: string;
+  readonly broker: Broker;
+  readonly config: FerryConfig;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+function watchDisk(
+  dataDir: string,
+  floor: number,
+  log: Logger,
+): { isLow: () => boolean; stop: () => void } {
+  let low = false;
+  const check = (): void => {
+    if (floor <= 0) return;
+    try {
+      const s = fs.statfsSync(dataDir);
+      const free = s.bavail * s.bsize;
+      const nowLow = free < floor;
+      if (nowLow !== low) {
+        log.warn(nowLow ? 'free disk below the floor: refusing sends' : 'free disk recovered', {
+          freeBytes: free,
+          floorBytes: floor,
+        });
+      }
+      low = nowLow;
+    } catch {
+      /* keep the last reading */
+    }
+  };
+  check();
+  const timer = setInterval(check, DISK_CHECK_INTERVAL_MS);
+  timer.unref();
+  return { isLow: () => low, stop: () => clearInterval(timer) };
+}
+
+export async function startServer(
+  config: FerryConfig,
+  options: StartOptions = {},
+): Promise<RunningServer> {
+  const log = options.logger ?? silentLogger;
+  const unlock = lockDataDir(config.dataDir);
+  const disk = watchDisk(config.dataDir, config.minFreeDiskBytes, log);
+  let broker: Broker | undefined;
+  let endpoint: ServerEndpoint | undefined;
+  let dialect: FerryDialect | undefined;
+  try {
+    const storage = new SqliteStorage({ dataDir: config.dataDir, sync: config.sync });
+    broker = await Broker.open({
+      storage,
+      logger: log,
+      defaultPolicy: defaultPolicyOf(config),
+      queuePolicies: config.queues,
+      limits: {
+        maxQueues: config.maxQueues,
+        maxMessageBytes: config.maxMessageBytes,
+        maxPrefetch: config.maxPrefetch,
+      },
+      isStorageLow: disk.isLow,
+    });
+    const b = broker;
+    const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
+      logger: log,
+      heartbeatMs: config.heartbeatMs,
+      maxBatchMessages: config.maxBatchMessages,
+      maxRequestBytes: config.maxRequestBytes,
+    });
+    dialect = d;
+    endpoint = await bindRouter(config.bind, (peer, frames) => d.handle(peer, frames), {
+      maxFrameBytes: Math.max(config.maxMessageBytes, config.maxRequestBytes) + FRAME_SLACK_BYTES,
+    });
+  } catch (err) {
+    dialect?.close();
+    await broker?.close().catch(() => {});
+    disk.stop();
+    unlock();
+    throw err;
+  }
+  const b = broker;
+  const ep = endpoint;
+  const d = dialect;
+  log.info('ferry broker started', {
+    endpoint: ep.endpoint,
+    dataDir: config.dataDir,
+    sync: formatSync(config.sync),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint: ep.endpoint,
+    broker: b,
+    config,
+    close() {
+      closing ??= (async () => {
+        d.close();
+        await b.close();
+        await ep.close();
+        disk.stop();
+        unlock();
+        log.info('ferry broker stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,15 @@
+/**
+ * Numbered, append-only schema migrations for the SQLite store.
+ * Append a new entry for every change; never edit or reorder an existing one.
+ */
+import { MIGRATION_0001_INIT } from './0001-init.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'init', sql: MIGRATION_0001_INIT },
+];

@@ -1,0 +1,29 @@
+/** What the rest of Ferry sees of ZeroMQ: peers, frames, and nothing else. */
+
+/** A bound endpoint that many peers connect to (a ZeroMQ ROUTER underneath). */
+export interface ServerEndpoint {
+  /** The resolved endpoint, e.g. tcp://127.0.0.1:41234 after binding tcp://127.0.0.1:*. */
+  readonly endpoint: string;
+  /** Queue frames for a peer. Never throws; a message for a vanished peer is dropped and counted. */
+  send(peer: Buffer, frames: Buffer[]): void;
+  /** Messages that could not be sent (peer gone or its pipe full). */
+  readonly dropped: number;
+  close(): Promise<void>;
+}
+
+export type PeerMessageHandler = (peer: Buffer, frames: Buffer[]) => void;
+
+/** A connection to one broker (a ZeroMQ DEALER underneath). */
+export interface ClientConnection {
+  readonly endpoint: string;
+  send(frames: Buffer[]): void;
+  close(): Promise<void>;
+}
+
+export interface ClientConnectionEvents {
+  onMessage(frames: Buffer[]): void;
+  /** The TCP connection dropped (ZeroMQ will reconnect by itself). */
+  onDisconnect?(): void;
+  /** The TCP connection was (re)established. */
+  onConnect?(): void;
+}

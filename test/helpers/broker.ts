@@ -1,0 +1,106 @@
+/** Test helpers: a real broker on tcp://127.0.0.1:* with a fresh data folder; waiting for conditions. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  loadConfig,
+  startServer,
+  type FerryConfig,
+  type RunningServer,
+} from '../../src/server/index.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+export function tmpDir(prefix = 'ferry-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestBroker {
+  server: RunningServer;
+  endpoint: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a broker in this process. `flags` are CLI flag names → values (e.g. {'ack-timeout': '200'}). */
+export async function startBroker(
+  flags: Record<string, string> = {},
+  extra: Partial<FerryConfig> = {},
+): Promise<TestBroker> {
+  const dataDir = flags['data'] ?? tmpDir();
+  const config = {
+    ...loadConfig({
+      flags: { bind: 'tcp://127.0.0.1:*', 'log-level': 'silent', ...flags, data: dataDir },
+    }),
+    ...extra,
+  };
+  const server = await startServer(config);
+  return {
+    server,
+    endpoint: server.endpoint,
+    dataDir,
+    stop: () => server.close(),
+  };
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+}
+
+/** Polls until `cond` holds; throws with `what` after the timeout. Never a fixed sleep. */
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  options: WaitOptions = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const intervalMs = options.intervalMs ?? 5;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface ChildBroker {
+  child: ChildProcess;
+  endpoint: string;
+  /** Everything the broker wrote to stderr so far. */
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs `ferry start` as a child process; resolves once it printed its endpoint. */
+export async function spawnBroker(args: string[], timeoutMs = 20_000): Promise<ChildBroker> {
+  const child = spawn(process.execPath, [CLI_PATH, 'start', '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not start: ${err}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited with ${code} before starting: ${err}`));
+    });
+  });
+  return { child, endpoint, stderr: () => err, exited };
+}
