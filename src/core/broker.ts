@@ -165,6 +165,8 @@ interface QueueState {
   rr: number;
   leasing: boolean;
   probe: boolean;
+  /** Ready increments ever made: a lease compares before/after to never under-count. */
+  readyAdds: number;
   enqueued: RateMeter;
   acked: RateMeter;
   expired: number;
@@ -307,11 +309,18 @@ export class Broker {
       rr: 0,
       leasing: false,
       probe: false,
+      readyAdds: 0,
       enqueued: new RateMeter(),
       acked: new RateMeter(),
       expired: 0,
       deadLettered: 0,
     };
+  }
+
+  /** Counts messages that became ready (so a lease in flight can tell what it may have missed). */
+  private addReady(q: QueueState, n: number): void {
+    q.counts.ready += n;
+    q.readyAdds += n;
   }
 
   private queueFor(name: string, create: boolean): QueueState | undefined {
@@ -426,7 +435,7 @@ export class Broker {
                 q.counts.scheduled++;
                 this.scheduleDue(it.notBefore);
               } else {
-                q.counts.ready++;
+                this.addReady(q, 1);
               }
             }
             q.enqueued.mark(this.clock.now(), stored);
@@ -557,11 +566,14 @@ export class Broker {
     q.probe = false;
     q.leasing = true;
     const now = this.clock.now();
+    const addsBefore = q.readyAdds;
     this.track(this.storage.lease(q.name, max, now)).then(
       (outcome) => {
         q.leasing = false;
         const got = outcome.messages.length + outcome.expired.count;
-        q.counts.ready = got < max ? 0 : Math.max(0, q.counts.ready - got);
+        // Fewer than asked: the store had no more ready then. Whatever became ready since the
+        // lease was issued may not have been seen by it, so count exactly that as ready.
+        q.counts.ready = got < max ? q.readyAdds - addsBefore : Math.max(0, q.counts.ready - got);
         q.counts.bytes -= outcome.expired.bytes;
         q.expired += outcome.expired.count;
         q.counts.leased += outcome.messages.length;
@@ -625,7 +637,7 @@ export class Broker {
     }
     if (orphans.length > 0) {
       q.counts.leased -= orphans.length;
-      q.counts.ready += orphans.length;
+      this.addReady(q, orphans.length);
       this.track(this.storage.release(orphans, now)).catch((err: unknown) =>
         this.log.error('release failed', { err: String(err) }),
       );
@@ -686,7 +698,7 @@ export class Broker {
         for (const t of taken) {
           results[t.index] = code;
           const q = t.lease.consumer.queue;
-          q.counts.ready++;
+          this.addReady(q, 1);
           q.counts.bytes += t.lease.size;
           back.push({ id: t.lease.id, attempts: t.lease.attempt, notBefore: this.clock.now() });
         }
@@ -759,7 +771,7 @@ export class Broker {
         q.counts.scheduled++;
         this.scheduleDue(notBefore);
       } else {
-        q.counts.ready++;
+        this.addReady(q, 1);
         touched.add(q);
       }
       items.push({ id: lease.id, attempts: lease.attempt, notBefore });
@@ -868,7 +880,7 @@ export class Broker {
           const q = this.queues.get(d.queue);
           if (!q) continue;
           q.counts.scheduled = Math.max(0, q.counts.scheduled - d.count);
-          q.counts.ready += d.count;
+          this.addReady(q, d.count);
           this.pump(q);
         }
       },
@@ -971,7 +983,7 @@ export class Broker {
     }
     const out = await this.track(this.storage.redrive(name, options));
     q.counts.dead = Math.max(0, q.counts.dead - out.count);
-    q.counts.ready += out.count;
+    this.addReady(q, out.count);
     q.counts.bytes += out.bytes;
     this.pump(q);
     return out.count;

@@ -47,8 +47,11 @@ const STATE_CODES: Record<MessageState, number> = {
 };
 const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
 
+/** Pass as dataDir for a store that lives in memory only (unit tests of the core). */
+export const IN_MEMORY = ':memory:';
+
 export interface SqliteStorageOptions {
-  /** Folder holding ferry.db and its WAL. */
+  /** Folder holding ferry.db and its WAL, or IN_MEMORY. */
   dataDir: string;
   sync: SyncPolicy;
 }
@@ -192,7 +195,8 @@ export class SqliteStorage implements Storage {
   };
 
   constructor(options: SqliteStorageOptions) {
-    this.dbPath = path.join(options.dataDir, SQLITE_DB_FILE);
+    this.dbPath =
+      options.dataDir === IN_MEMORY ? IN_MEMORY : path.join(options.dataDir, SQLITE_DB_FILE);
     this.sync = options.sync;
   }
 

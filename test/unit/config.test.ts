@@ -1,0 +1,76 @@
+/** Configuration: defaults < file < environment < flags; unknown keys and bad values refused. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { FerryError } from '../../src/errors.js';
+import { DEFAULT_CONFIG, loadConfig, parseSync } from '../../src/server/config.js';
+import { tmpDir } from '../helpers/broker.js';
+
+function configFile(obj: unknown): string {
+  const f = path.join(tmpDir(), 'ferry.json');
+  fs.writeFileSync(f, typeof obj === 'string' ? obj : JSON.stringify(obj));
+  return f;
+}
+
+function invalid(fn: () => unknown, mentions: string): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof FerryError);
+    assert.equal(err.code, 'CONFIG_INVALID');
+    assert.ok(err.message.includes(mentions), `"${err.message}" should mention ${mentions}`);
+    return true;
+  });
+}
+
+describe('config', () => {
+  it('has documented defaults: loopback port 7400, ./data, sync always, 30 s ack timeout', () => {
+    const c = loadConfig();
+    assert.equal(c.bind, 'tcp://127.0.0.1:7400');
+    assert.equal(c.dataDir, './data');
+    assert.deepEqual(c.sync, { mode: 'always' });
+    assert.equal(c.ackTimeoutMs, 30_000);
+    assert.equal(c.maxAttempts, 10);
+    assert.equal(c.dedupWindowMs, 600_000);
+    assert.deepEqual(c, { ...DEFAULT_CONFIG });
+  });
+
+  it('layers defaults < file < environment < flags', () => {
+    const file = configFile({ ackTimeoutMs: 1000, maxAttempts: 4, bind: 'tcp://127.0.0.1:1' });
+    const c = loadConfig({
+      file,
+      env: { FERRY_ACK_TIMEOUT_MS: '2000', FERRY_SYNC: 'batch:10', PATH: '/bin' },
+      flags: { 'ack-timeout': '3000' },
+    });
+    assert.equal(c.ackTimeoutMs, 3000, 'flag wins');
+    assert.deepEqual(c.sync, { mode: 'batch', intervalMs: 10 }, 'env over default');
+    assert.equal(c.maxAttempts, 4, 'file over default');
+    assert.equal(c.bind, 'tcp://127.0.0.1:1');
+  });
+
+  it('takes per-queue policies from the file', () => {
+    const c = loadConfig({
+      file: configFile({ queues: { orders: { maxDepth: 5, ackTimeoutMs: 100 } } }),
+    });
+    assert.deepEqual(c.queues, { orders: { maxDepth: 5, ackTimeoutMs: 100 } });
+  });
+
+  it('refuses unknown keys, bad values and bad files, naming the culprit', () => {
+    invalid(() => loadConfig({ file: configFile({ ackTimeout: 5 }) }), 'ackTimeout');
+    invalid(() => loadConfig({ file: configFile('{not json') }), 'not valid JSON');
+    invalid(() => loadConfig({ file: configFile([1]) }), 'JSON object');
+    invalid(() => loadConfig({ file: '/nonexistent/ferry.json' }), 'cannot read');
+    invalid(() => loadConfig({ file: configFile({ maxAttempts: 0 }) }), 'maxAttempts');
+    invalid(() => loadConfig({ file: configFile({ maxAttempts: '3' }) }), 'maxAttempts');
+    invalid(() => loadConfig({ file: configFile({ queues: { 'bad name': {} } }) }), 'bad name');
+    invalid(() => loadConfig({ file: configFile({ queues: { q: { nope: 1 } } }) }), 'nope');
+    invalid(() => loadConfig({ env: { FERRY_BOGUS: '1' } }), 'FERRY_BOGUS');
+    invalid(() => loadConfig({ env: { FERRY_MAX_DEPTH: 'ten' } }), 'FERRY_MAX_DEPTH');
+    invalid(() => loadConfig({ flags: { 'ack-timeout': '-1' } }), '--ack-timeout');
+    invalid(() => loadConfig({ flags: { 'ack-timeout': '1.5' } }), '--ack-timeout');
+    invalid(() => loadConfig({ flags: { heartbeat: '5' } }), '--heartbeat');
+    invalid(() => loadConfig({ flags: { 'log-level': 'loud' } }), '--log-level');
+    invalid(() => parseSync('sometimes'), 'sync');
+    invalid(() => parseSync('batch:0'), 'sync');
+    invalid(() => parseSync('batch:abc'), 'sync');
+  });
+});
