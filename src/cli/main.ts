@@ -27,7 +27,8 @@ Usage:
   ferry dlq redrive <queue> [--limit n] [--id id …]
   ferry purge <queue> [--dead]
 
-Client commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT}).
+Client commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT})
+and --timeout <ms> (default 10000).
 Run 'ferry start --help' for every broker option.`;
 
 function fail(message: string, code = 2): never {
@@ -109,12 +110,18 @@ async function cmdStart(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** How long client commands wait for the broker by default. */
+export const DEFAULT_CLI_TIMEOUT_MS = 10_000;
+const CLIENT_FLAGS = { broker: { type: 'string' }, timeout: { type: 'string' } } as const;
+
 async function withClient<T>(
-  broker: string | undefined,
+  values: Record<string, unknown>,
   fn: (c: FerryClient) => Promise<T>,
 ): Promise<T> {
-  const endpoint = broker ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
-  const client = await connect(endpoint, { requestTimeoutMs: 10_000 });
+  const endpoint =
+    (values['broker'] as string | undefined) ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
+  const timeout = intFlag(values['timeout'], 'timeout') ?? DEFAULT_CLI_TIMEOUT_MS;
+  const client = await connect(endpoint, { requestTimeoutMs: timeout });
   try {
     return await fn(client);
   } finally {
@@ -136,7 +143,7 @@ function printable(b: Buffer): string {
 
 async function cmdSend(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    broker: { type: 'string' },
+    ...CLIENT_FLAGS,
     priority: { type: 'string' },
     delay: { type: 'string' },
     ttl: { type: 'string' },
@@ -151,7 +158,7 @@ async function cmdSend(argv: string[]): Promise<void> {
     if (i <= 0) fail(`CONFIG_INVALID: --header must be key=value; got ${h}`);
     headers[h.slice(0, i)] = h.slice(i + 1);
   }
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  await withClient(values, async (c) => {
     const id = await c.send(queue, bodies.length === 1 ? bodies[0]! : bodies, {
       ...(Object.keys(headers).length > 0 ? { headers } : {}),
       ...(values['priority'] !== undefined
@@ -167,7 +174,7 @@ async function cmdSend(argv: string[]): Promise<void> {
 
 async function cmdConsume(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    broker: { type: 'string' },
+    ...CLIENT_FLAGS,
     count: { type: 'string' },
     prefetch: { type: 'string' },
     'no-ack': { type: 'boolean' },
@@ -176,8 +183,11 @@ async function cmdConsume(argv: string[]): Promise<void> {
   const queue = positionals[0];
   if (!queue) fail('usage: ferry consume <queue>');
   const count = intFlag(values['count'], 'count') ?? Infinity;
-  const prefetch = intFlag(values['prefetch'], 'prefetch');
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  // Never hold more than will be handled: at most --count messages prefetched.
+  const prefetch =
+    intFlag(values['prefetch'], 'prefetch') ??
+    (Number.isFinite(count) ? Math.min(count, 100) : undefined);
+  await withClient(values, async (c) => {
     let n = 0;
     if (n >= count) return;
     const consumer = c.consume(queue, prefetch !== undefined ? { prefetch } : {});
@@ -200,10 +210,10 @@ async function cmdConsume(argv: string[]): Promise<void> {
 
 async function cmdStats(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    broker: { type: 'string' },
+    ...CLIENT_FLAGS,
     json: { type: 'boolean' },
   });
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  await withClient(values, async (c) => {
     const s = await c.stats(positionals[0]);
     if (values['json']) {
       process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
@@ -255,15 +265,15 @@ function printTable(head: string[], rows: string[][]): void {
 }
 
 async function cmdQueues(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { broker: { type: 'string' } });
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  const { values } = parse(argv, { ...CLIENT_FLAGS });
+  await withClient(values, async (c) => {
     for (const q of await c.queues()) process.stdout.write(`${q}\n`);
   });
 }
 
 async function cmdPeek(argv: string[], dead = false): Promise<void> {
   const { values, positionals } = parse(argv, {
-    broker: { type: 'string' },
+    ...CLIENT_FLAGS,
     limit: { type: 'string' },
     state: { type: 'string' },
     json: { type: 'boolean' },
@@ -271,7 +281,7 @@ async function cmdPeek(argv: string[], dead = false): Promise<void> {
   const queue = positionals[0];
   if (!queue) fail(`usage: ferry ${dead ? 'dlq list' : 'peek'} <queue>`);
   const limit = intFlag(values['limit'], 'limit');
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  await withClient(values, async (c) => {
     const state = values['state'] as 'ready' | 'leased' | 'scheduled' | 'dead' | undefined;
     const opts = {
       ...(limit !== undefined ? { limit } : {}),
@@ -297,7 +307,7 @@ async function cmdDlq(argv: string[]): Promise<void> {
   if (sub === 'list') return cmdPeek(rest, true);
   if (sub === 'redrive') {
     const { values, positionals } = parse(rest, {
-      broker: { type: 'string' },
+      ...CLIENT_FLAGS,
       limit: { type: 'string' },
       id: { type: 'string', multiple: true },
     });
@@ -305,7 +315,7 @@ async function cmdDlq(argv: string[]): Promise<void> {
     if (!queue) fail('usage: ferry dlq redrive <queue>');
     const limit = intFlag(values['limit'], 'limit');
     const ids = values['id'] as string[] | undefined;
-    await withClient(values['broker'] as string | undefined, async (c) => {
+    await withClient(values, async (c) => {
       const n = await c.redrive(queue, {
         ...(ids ? { ids } : {}),
         ...(limit !== undefined ? { limit } : {}),
@@ -319,12 +329,12 @@ async function cmdDlq(argv: string[]): Promise<void> {
 
 async function cmdPurge(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    broker: { type: 'string' },
+    ...CLIENT_FLAGS,
     dead: { type: 'boolean' },
   });
   const queue = positionals[0];
   if (!queue) fail('usage: ferry purge <queue> [--dead]');
-  await withClient(values['broker'] as string | undefined, async (c) => {
+  await withClient(values, async (c) => {
     const n = await c.purge(queue, { dead: values['dead'] === true });
     process.stdout.write(
       `purged ${n} message(s) from ${queue}${values['dead'] ? ' (dead letters)' : ''}\n`,

@@ -31,6 +31,7 @@ export const CLIENT_LIVENESS = 3;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLIENT_BATCH = 1_000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const BYE_TIMEOUT_MS = 1_000;
 
 export type Body = string | Buffer | Uint8Array;
 
@@ -613,7 +614,7 @@ export class FerryClient {
     }
     if (ids.length > 0) {
       // Delivered to a consumer we no longer have: give them straight back.
-      this.request('NACK', { ids, delayMs: 0 }).catch(() => {});
+      this.request('NACK', { ids, requeue: true }).catch(() => {});
     }
   }
 
@@ -684,7 +685,7 @@ export class FerryClient {
       if (!(err instanceof FerryError && err.code === 'CONSUMER_NOT_FOUND')) throw err;
     }
     if (unhanded.length > 0) {
-      await this.request('NACK', { ids: unhanded.map((m) => m.id), delayMs: 0 }).catch(() => {});
+      await this.request('NACK', { ids: unhanded.map((m) => m.id), requeue: true }).catch(() => {});
     }
   }
 
@@ -756,10 +757,8 @@ export class FerryClient {
       else c.channel.end();
     }
     if (this.session !== undefined && timeoutMs > 0) {
-      await Promise.race([
-        this.rawRequest('BYE', {}, [], 1000).catch(() => {}),
-        new Promise((r) => setTimeout(r, 1000)),
-      ]);
+      // BYE has its own 1 s timeout; the broker releases our leases either way.
+      await this.rawRequest('BYE', {}, [], BYE_TIMEOUT_MS).catch(() => {});
     }
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);

@@ -123,6 +123,11 @@ export interface NackOptions {
   delayMs?: number | undefined;
   /** Send straight to the dead letters. */
   dead?: boolean | undefined;
+  /**
+   * The message never reached the application (it was prefetched, then the consumer stopped):
+   * back to the queue at once, and this delivery does not count toward max attempts.
+   */
+  requeue?: boolean | undefined;
 }
 
 export interface QueueStats extends QueueCounts {
@@ -729,7 +734,13 @@ export class Broker {
       leases.push(lease);
     }
     if (leases.length === 0) return Promise.resolve(results);
-    return this.releaseLeases(leases, options.dead ? 'rejected' : undefined, options.delayMs).then(
+    if (options.requeue && options.dead) {
+      return Promise.reject(new FerryError('BAD_ARGUMENTS', 'requeue and dead exclude each other'));
+    }
+    const released = options.requeue
+      ? this.releaseLeases(leases, undefined, 0, false, true)
+      : this.releaseLeases(leases, options.dead ? 'rejected' : undefined, options.delayMs);
+    return released.then(
       () => results,
       (err: unknown) => {
         const code = toFerryError(err).code;
@@ -747,6 +758,7 @@ export class Broker {
     deadReason: string | undefined,
     delayMs: number | undefined,
     backoff = true,
+    uncount = false,
   ): Promise<unknown> {
     const now = this.clock.now();
     const items: ReleaseItem[] = [];
@@ -755,7 +767,8 @@ export class Broker {
       const q = lease.consumer.queue;
       const p = q.policy;
       let reason = deadReason;
-      if (reason === undefined && lease.attempt >= p.maxAttempts) reason = 'max-attempts';
+      if (reason === undefined && !uncount && lease.attempt >= p.maxAttempts)
+        reason = 'max-attempts';
       if (reason !== undefined) {
         q.counts.dead++;
         q.counts.bytes -= lease.size;
@@ -774,7 +787,7 @@ export class Broker {
         this.addReady(q, 1);
         touched.add(q);
       }
-      items.push({ id: lease.id, attempts: lease.attempt, notBefore });
+      items.push({ id: lease.id, attempts: lease.attempt, notBefore, uncount });
     }
     const p = this.track(this.storage.release(items, now));
     for (const q of touched) this.pump(q);

@@ -37,6 +37,25 @@ export const COMMANDS = [
 export type Command = (typeof COMMANDS)[number];
 const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
 
+/** The arguments each command accepts; any other key is refused with BAD_ARGUMENTS. */
+export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
+  HELLO: ['heartbeatMs', 'client'],
+  PING: [],
+  SEND: ['queue', 'messages', 'requestKey'],
+  CONSUME: ['queue', 'prefetch', 'ackTimeoutMs', 'consumer'],
+  CANCEL: ['consumer'],
+  ACK: ['ids'],
+  NACK: ['ids', 'delayMs', 'dead', 'requeue'],
+  EXTEND: ['ids', 'ms'],
+  STATS: ['queue'],
+  QUEUES: [],
+  PEEK: ['queue', 'limit', 'state', 'afterId'],
+  PURGE: ['queue', 'dead'],
+  DLQ_LIST: ['queue', 'limit', 'afterId'],
+  DLQ_REDRIVE: ['queue', 'ids', 'limit'],
+  BYE: [],
+};
+
 export const REPLY_KINDS = ['OK', 'ERROR', 'PONG', 'DELIVER'] as const;
 export type ReplyKind = (typeof REPLY_KINDS)[number];
 const REPLY_SET: ReadonlySet<string> = new Set(REPLY_KINDS);
@@ -147,12 +166,19 @@ export function decodeRequest(frames: readonly Buffer[]): Request {
       requestId,
     );
   }
-  return {
-    command: command as Command,
-    requestId,
-    args: decodeJson(frames[3]!, requestId),
-    payload: frames.slice(4),
-  };
+  const args = decodeJson(frames[3]!, requestId);
+  const allowed = COMMAND_ARGUMENTS[command as Command];
+  for (const key of Object.keys(args)) {
+    if (!allowed.includes(key)) {
+      throw new ProtocolError(
+        'BAD_ARGUMENTS',
+        `${command} takes no argument ${JSON.stringify(key.slice(0, 40))}` +
+          (allowed.length > 0 ? ` (it takes ${allowed.join(', ')})` : ''),
+        requestId,
+      );
+    }
+  }
+  return { command: command as Command, requestId, args, payload: frames.slice(4) };
 }
 
 export function encodeReply(

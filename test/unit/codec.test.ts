@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { FerryError } from '../../src/errors.js';
 import {
   COMMANDS,
+  COMMAND_ARGUMENTS,
   PROTOCOL_ID,
   ProtocolError,
   decodeReply,
@@ -31,11 +32,12 @@ function codeOf(fn: () => unknown): string {
 describe('FERRY01 codec', () => {
   it('round-trips requests and replies', () => {
     for (const cmd of COMMANDS) {
-      const frames = encodeRequest(cmd, rid, { a: 1 }, [B('x'), Buffer.alloc(0)]);
+      const args = Object.fromEntries(COMMAND_ARGUMENTS[cmd].map((k) => [k, 1]));
+      const frames = encodeRequest(cmd, rid, args, [B('x'), Buffer.alloc(0)]);
       const req = decodeRequest(frames);
       assert.equal(req.command, cmd);
       assert.deepEqual(req.requestId, rid);
-      assert.deepEqual(req.args, { a: 1 });
+      assert.deepEqual(req.args, args);
       assert.equal(req.payload.length, 2);
     }
     const r = decodeReply(encodeReply('OK', rid, { ids: ['1'] }));

@@ -229,8 +229,8 @@ export class FerryDialect {
         this.answer(peer, requestId, async () => {
           const out = await s.send(queue, messages, { requestKey });
           const reply: Json = { ids: out.ids };
-          if (out.duplicates.length > 0) reply['duplicates'] = out.duplicates;
           if (out.replayed) reply['replayed'] = true;
+          else if (out.duplicates.length > 0) reply['duplicates'] = out.duplicates;
           return reply;
         });
         return;
@@ -258,8 +258,9 @@ export class FerryDialect {
         const ids = reqIds(args);
         const delayMs = optNumber(args, 'delayMs');
         const dead = optBool(args, 'dead');
+        const requeue = optBool(args, 'requeue');
         this.answer(peer, requestId, async () =>
-          settled(ids, await s.nack(ids, { delayMs, dead })),
+          settled(ids, await s.nack(ids, { delayMs, dead, requeue })),
         );
         return;
       }

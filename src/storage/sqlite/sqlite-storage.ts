@@ -300,6 +300,7 @@ export class SqliteStorage implements Storage {
             // A nested transaction is a savepoint: a failing call rolls back alone.
             outcomes[i] = { ok: true, value: db.transaction(calls[i]!.run)() };
           } catch (err) {
+            this.queueIds.clear(); // the rollback may have undone a queue this call created
             outcomes[i] = { ok: false, value: err };
           }
         }

@@ -1,0 +1,197 @@
+/**
+ * The storage contract against the SQLite backend (a fresh data folder per case), and the
+ * promises only SQLite makes: WAL, its migrations table, and its sync policies.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { FerryError } from '../../src/errors.js';
+import { SQLITE_DB_FILE, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import type { EnqueueItem, Storage, SyncPolicy } from '../../src/storage/types.js';
+import { tmpDir } from '../helpers/broker.js';
+import { runStorageContract } from './contract.js';
+
+const ALWAYS: SyncPolicy = { mode: 'always' };
+
+runStorageContract('sqlite', async () => {
+  const dataDir = tmpDir('ferry-storage-');
+  const make = (): SqliteStorage => new SqliteStorage({ dataDir, sync: ALWAYS });
+  return {
+    storage: make(),
+    reopen: async () => make(),
+    cleanup: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
+  };
+});
+
+const T0 = Date.UTC(2030, 0, 1);
+
+function item(queue: string, body: string): EnqueueItem {
+  return {
+    queue,
+    frames: [Buffer.from(body)],
+    headers: undefined,
+    priority: 0,
+    enqueuedAt: T0,
+    notBefore: T0,
+    expiresAt: null,
+    dedupKey: null,
+    dedupUntil: 0,
+  };
+}
+
+describe('sqlite storage (SQLite only)', () => {
+  const dirs: string[] = [];
+  const stores: Storage[] = [];
+
+  function newDir(): string {
+    const dir = tmpDir('ferry-sqlite-');
+    dirs.push(dir);
+    return dir;
+  }
+
+  function store(dataDir: string, sync: SyncPolicy = ALWAYS): SqliteStorage {
+    const s = new SqliteStorage({ dataDir, sync });
+    stores.push(s);
+    return s;
+  }
+
+  /** Runs `fn` over a second, read-only connection to the database file. */
+  function inspect<T>(dataDir: string, fn: (db: Database.Database) => T): T {
+    const db = new Database(path.join(dataDir, SQLITE_DB_FILE), { readonly: true });
+    try {
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  }
+
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('SQLite: keeps its data in <dataDir>/ferry.db in WAL mode', async () => {
+    const dir = newDir();
+    const s = store(dir);
+    await s.open();
+    await s.enqueue([item('q', 'a')]);
+    assert.equal(s.metrics().backend, 'sqlite');
+    assert.equal(s.metrics().path, path.join(dir, 'ferry.db'));
+    assert.ok(fs.existsSync(path.join(dir, 'ferry.db')));
+    assert.equal(
+      inspect(dir, (db) => db.pragma('journal_mode', { simple: true })),
+      'wal',
+    );
+    assert.ok(s.metrics().sizeBytes > 0);
+  });
+
+  it('SQLite: the migrations table records schema version 1', async () => {
+    const dir = newDir();
+    await store(dir).open();
+    const versions = inspect(dir, (db) =>
+      db
+        .prepare<[], { version: number }>('SELECT version FROM migrations ORDER BY version')
+        .all()
+        .map((r) => r.version),
+    );
+    assert.deepEqual(versions, [1]);
+  });
+
+  it('SQLite: reopening applies no migration twice', async () => {
+    const dir = newDir();
+    const first = store(dir);
+    await first.open();
+    await first.close();
+    await store(dir).open();
+    const n = inspect(
+      dir,
+      (db) => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM migrations').get()?.n,
+    );
+    assert.equal(n, 1);
+  });
+
+  it('SQLite: a data folder written by a newer schema is refused on open with STORAGE_ERROR', async () => {
+    const dir = newDir();
+    const first = store(dir);
+    await first.open();
+    await first.enqueue([item('q', 'kept')]);
+    await first.close();
+    const db = new Database(path.join(dir, SQLITE_DB_FILE));
+    db.prepare('INSERT INTO migrations(version, name, applied_at) VALUES (?, ?, ?)').run(
+      999,
+      'from-the-future',
+      T0,
+    );
+    db.close();
+
+    await assert.rejects(store(dir).open(), (err: unknown) => {
+      assert.ok(err instanceof FerryError, `expected a FerryError, got ${String(err)}`);
+      assert.equal(err.code, 'STORAGE_ERROR');
+      return true;
+    });
+    // Refusing touched nothing.
+    const rows = inspect(dir, (d) =>
+      d.prepare<[], { n: number }>('SELECT count(*) AS n FROM messages').get(),
+    );
+    assert.equal(rows?.n, 1);
+  });
+
+  const policies: [string, SyncPolicy][] = [
+    ['always', { mode: 'always' }],
+    ['batch:20', { mode: 'batch', intervalMs: 20 }],
+    ['off', { mode: 'off' }],
+  ];
+  for (const [label, sync] of policies) {
+    it(`SQLite: sync policy ${label} opens, round-trips and survives a reopen`, async () => {
+      const dir = newDir();
+      const s = store(dir, sync);
+      await s.open();
+      assert.equal(s.metrics().sync, label);
+      const { ids } = await s.enqueue([item('q', 'a'), item('q', 'b')]);
+      const { messages } = await s.lease('q', 1, T0);
+      assert.deepEqual(
+        messages.map((m) => [m.id, m.frames[0]!.toString()]),
+        [[ids[0], 'a']],
+      );
+      assert.deepEqual(await s.ack([{ id: ids[0]!, attempts: 1 }]), [true]);
+      await s.close();
+
+      const again = store(dir, sync);
+      const rec = await again.open();
+      assert.deepEqual(rec.queues.get('q'), {
+        ready: 1,
+        leased: 0,
+        scheduled: 0,
+        dead: 0,
+        bytes: 1,
+      });
+      const rows = await again.browse('q', { limit: 10 });
+      assert.deepEqual(
+        rows.map((m) => [m.id, m.frames[0]!.toString()]),
+        [[ids[1], 'b']],
+      );
+    });
+  }
+
+  it('SQLite: under sync always, every commit is one fsync', async () => {
+    const s = store(newDir(), { mode: 'always' });
+    await s.open();
+    await s.enqueue([item('q', 'a')]);
+    await Promise.all([s.enqueue([item('q', 'b')]), s.lease('q', 2, T0)]);
+    await s.counts();
+    const m = s.metrics();
+    assert.equal(m.commits, 3);
+    assert.equal(m.fsyncs, m.commits);
+  });
+
+  it('SQLite: under sync off, commits never fsync', async () => {
+    const s = store(newDir(), { mode: 'off' });
+    await s.open();
+    await s.enqueue([item('q', 'a')]);
+    await s.lease('q', 1, T0);
+    assert.equal(s.metrics().commits, 2);
+    assert.equal(s.metrics().fsyncs, 0);
+  });
+});
