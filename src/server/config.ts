@@ -53,6 +53,7 @@ export interface FerryConfig {
   maxQueues: number;
   maxPrefetch: number;
   minFreeDiskBytes: number;
+  maxStoreBytes: number;
   logLevel: LogLevel;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
@@ -188,6 +189,14 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: INT_MAX,
     help: 'refuse sends below this free disk, bytes',
   },
+  maxStoreBytes: {
+    kind: 'int',
+    flag: 'max-store-bytes',
+    env: 'FERRY_MAX_STORE_BYTES',
+    min: 0,
+    max: INT_MAX,
+    help: 'cap on the store size; past it sends get STORAGE_FULL (0 = none), bytes',
+  },
   logLevel: {
     kind: 'level',
     flag: 'log-level',
@@ -215,6 +224,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   maxQueues: DEFAULT_MAX_QUEUES,
   maxPrefetch: DEFAULT_MAX_PREFETCH,
   minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
+  maxStoreBytes: 0,
   logLevel: 'info',
   queues: {},
 }) as FerryConfig;

@@ -69,7 +69,11 @@ export async function startServer(
   let endpoint: ServerEndpoint | undefined;
   let dialect: FerryDialect | undefined;
   try {
-    const storage = new SqliteStorage({ dataDir: config.dataDir, sync: config.sync });
+    const storage = new SqliteStorage({
+      dataDir: config.dataDir,
+      sync: config.sync,
+      maxStoreBytes: config.maxStoreBytes,
+    });
     broker = await Broker.open({
       storage,
       logger: log,

@@ -373,3 +373,33 @@ describe('semantics (real broker, real sockets)', () => {
     assert.equal((await b2.server.broker.queueStats('restart')).depth, 500);
   });
 });
+
+describe('a store that fills up (real SQLITE_FULL)', () => {
+  it('refuses sends with STORAGE_FULL, loses nothing acknowledged, keeps acking, and recovers', async () => {
+    const { b, c } = await setup({ 'max-store-bytes': String(1024 * 1024) });
+    const body = Buffer.alloc(16 * 1024, 7);
+    const stored: string[] = [];
+    let refusal: unknown;
+    for (let i = 0; i < 200 && refusal === undefined; i++) {
+      try {
+        stored.push(await c.send('filling', [Buffer.from(`m${i}`), body]));
+      } catch (err) {
+        refusal = err;
+      }
+    }
+    assert.ok(refusal instanceof FerryError, `the store never filled (${stored.length} stored)`);
+    assert.equal(refusal.code, 'STORAGE_FULL');
+    assert.ok(stored.length > 10, `only ${stored.length} stored before full`);
+    // The broker still serves: everything acknowledged is delivered, and acks (deletes) work.
+    const { got } = collect(c, 'filling', { prefetch: 1000 });
+    await waitFor(() => got.length === stored.length, 'every acknowledged message delivered');
+    assert.deepEqual(got.map((m) => m.id).sort(), [...stored].sort());
+    for (const m of got) await m.ack();
+    await waitFor(
+      async () => (await b.server.broker.queueStats('filling')).depth === 0,
+      'all acked',
+    );
+    // Space freed by the acks is reused: sends work again.
+    assert.ok(await c.send('filling', [Buffer.from('after'), body]));
+  });
+});

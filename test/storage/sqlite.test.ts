@@ -194,4 +194,26 @@ describe('sqlite storage (SQLite only)', () => {
     assert.equal(s.metrics().commits, 2);
     assert.equal(s.metrics().fsyncs, 0);
   });
+  it('SQLite: a call that fills the store fails alone with STORAGE_FULL; the rest of its turn commits', async () => {
+    const dir = newDir();
+    const s = new SqliteStorage({ dataDir: dir, sync: ALWAYS, maxStoreBytes: 256 * 1024 });
+    stores.push(s);
+    await s.open();
+    const first = await s.enqueue([item('q', 'first')]);
+    const leased = await s.lease('q', 1, T0);
+    const big: EnqueueItem = { ...item('q', 'big'), frames: [Buffer.alloc(1024 * 1024, 1)] };
+    // One turn: an ack, a send that cannot fit, and a small send.
+    const [ack, tooBig, small] = await Promise.allSettled([
+      s.ack([{ id: first.ids[0]!, attempts: leased.messages[0]!.attempts }]),
+      s.enqueue([big]),
+      s.enqueue([item('q', 'small')]),
+    ]);
+    assert.deepEqual(ack, { status: 'fulfilled', value: [true] });
+    assert.equal(tooBig.status, 'rejected');
+    assert.ok(tooBig.status === 'rejected' && tooBig.reason instanceof FerryError);
+    assert.equal((tooBig as PromiseRejectedResult).reason.code, 'STORAGE_FULL');
+    assert.equal(small.status, 'fulfilled');
+    const bodies = (await s.browse('q', { limit: 10 })).map((m) => m.frames[0]!.toString());
+    assert.deepEqual(bodies, ['small']);
+  });
 });

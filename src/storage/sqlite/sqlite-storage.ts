@@ -54,6 +54,8 @@ export interface SqliteStorageOptions {
   /** Folder holding ferry.db and its WAL, or IN_MEMORY. */
   dataDir: string;
   sync: SyncPolicy;
+  /** Cap on the database size in bytes (0 = none): past it, writes fail with STORAGE_FULL. */
+  maxStoreBytes?: number;
 }
 
 interface PendingCall {
@@ -176,6 +178,7 @@ function mapSqliteError(err: unknown): FerryError {
 export class SqliteStorage implements Storage {
   readonly dbPath: string;
   private readonly sync: SyncPolicy;
+  private readonly maxStoreBytes: number;
   private db: Database.Database | undefined;
   private st!: Statements;
   private readonly queueIds = new Map<string, number>();
@@ -198,6 +201,7 @@ export class SqliteStorage implements Storage {
     this.dbPath =
       options.dataDir === IN_MEMORY ? IN_MEMORY : path.join(options.dataDir, SQLITE_DB_FILE);
     this.sync = options.sync;
+    this.maxStoreBytes = options.maxStoreBytes ?? 0;
   }
 
   async open(): Promise<StorageRecovery> {
@@ -212,6 +216,10 @@ export class SqliteStorage implements Storage {
     db.pragma('foreign_keys = OFF');
     db.pragma('busy_timeout = 5000');
     this.migrate(db);
+    if (this.maxStoreBytes > 0) {
+      const pageSize = Number(db.pragma('page_size', { simple: true }));
+      db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxStoreBytes / pageSize))}`);
+    }
     this.st = prepareStatements(db);
     const releasedLeases = this.st.releaseAllLeases.run().changes;
     if (this.sync.mode === 'batch') {
@@ -287,41 +295,58 @@ export class SqliteStorage implements Storage {
 
   private flush(): void {
     this.flushScheduled = false;
-    const calls = this.pending;
+    let calls = this.pending;
     this.pending = [];
     const db = this.db;
     if (calls.length === 0 || !db) return;
-    const outcomes: { ok: boolean; value: unknown }[] = new Array(calls.length);
-    const started = performance.now();
-    try {
-      db.transaction(() => {
-        for (let i = 0; i < calls.length; i++) {
-          try {
-            // A nested transaction is a savepoint: a failing call rolls back alone.
-            outcomes[i] = { ok: true, value: db.transaction(calls[i]!.run)() };
-          } catch (err) {
-            this.queueIds.clear(); // the rollback may have undone a queue this call created
-            outcomes[i] = { ok: false, value: err };
+    // Usually one pass. If a call makes SQLite abandon the whole transaction (SQLITE_FULL,
+    // I/O errors), that call fails alone and the rest of the turn runs again in a new one.
+    for (;;) {
+      const outcomes: { ok: boolean; value: unknown }[] = new Array(calls.length);
+      let culprit = -1;
+      const started = performance.now();
+      try {
+        db.transaction(() => {
+          for (let i = 0; i < calls.length; i++) {
+            try {
+              // A nested transaction is a savepoint: a failing call rolls back alone.
+              outcomes[i] = { ok: true, value: db.transaction(calls[i]!.run)() };
+            } catch (err) {
+              outcomes[i] = { ok: false, value: err };
+              // The rollback may have undone a queue this call created.
+              this.queueIds.clear();
+              if (!db.inTransaction) {
+                culprit = i;
+                throw err;
+              }
+            }
           }
+        }).immediate();
+      } catch (err) {
+        this.queueIds.clear();
+        if (culprit >= 0) {
+          calls[culprit]!.reject(mapSqliteError(outcomes[culprit]!.value));
+          calls = calls.filter((_, i) => i !== culprit);
+          if (calls.length === 0) return;
+          continue;
         }
-      }).immediate();
-    } catch (err) {
-      this.queueIds.clear();
-      const mapped = mapSqliteError(err);
-      for (const c of calls) c.reject(mapped);
+        const mapped = mapSqliteError(err);
+        for (const c of calls) c.reject(mapped);
+        return;
+      }
+      const elapsed = performance.now() - started;
+      this.m.commits++;
+      this.m.operations += calls.length;
+      this.m.commitMsTotal += elapsed;
+      if (elapsed > this.m.commitMsMax) this.m.commitMsMax = elapsed;
+      if (this.sync.mode === 'always') this.m.fsyncs++;
+      else this.dirtySinceSync = true;
+      for (let i = 0; i < calls.length; i++) {
+        const o = outcomes[i]!;
+        if (o.ok) calls[i]!.resolve(o.value);
+        else calls[i]!.reject(mapSqliteError(o.value));
+      }
       return;
-    }
-    const elapsed = performance.now() - started;
-    this.m.commits++;
-    this.m.operations += calls.length;
-    this.m.commitMsTotal += elapsed;
-    if (elapsed > this.m.commitMsMax) this.m.commitMsMax = elapsed;
-    if (this.sync.mode === 'always') this.m.fsyncs++;
-    else this.dirtySinceSync = true;
-    for (let i = 0; i < calls.length; i++) {
-      const o = outcomes[i]!;
-      if (o.ok) calls[i]!.resolve(o.value);
-      else calls[i]!.reject(mapSqliteError(o.value));
     }
   }
 
