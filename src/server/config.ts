@@ -76,7 +76,7 @@ const INT_MAX = Number.MAX_SAFE_INTEGER;
 export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
   dataDir: { kind: 'string', flag: 'data', env: 'FERRY_DATA_DIR', help: 'data folder' },
   bind: { kind: 'string', flag: 'bind', env: 'FERRY_BIND', help: 'ZeroMQ endpoint to bind' },
-  sync: { kind: 'sync', flag: 'sync', env: 'FERRY_SYNC', help: 'always | batch:<ms> | off' },
+  sync: { kind: 'sync', flag: 'sync', env: 'FERRY_SYNC', help: 'always, batch:<ms> or off' },
   ackTimeoutMs: {
     kind: 'int',
     flag: 'ack-timeout',
@@ -201,7 +201,7 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     kind: 'level',
     flag: 'log-level',
     env: 'FERRY_LOG_LEVEL',
-    help: LOG_LEVELS.join(' | '),
+    help: LOG_LEVELS.join(', '),
   },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
