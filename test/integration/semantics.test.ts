@@ -343,6 +343,10 @@ describe('semantics (real broker, real sockets)', () => {
     const b1 = await startBroker({ heartbeat: '200' });
     const c = await connect(b1.endpoint, { heartbeatMs: 100 });
     cleanups.push(() => c.close({ timeoutMs: 0 }));
+    const events: string[] = [];
+    void (async () => {
+      for await (const e of c.status()) events.push(e.type);
+    })();
     const { got } = collect(c, 'restart', { prefetch: 1000 });
     const sends: Promise<string>[] = [];
     for (let i = 0; i < 300; i++) sends.push(c.send('restart', `before-${i}`));
@@ -371,6 +375,7 @@ describe('semantics (real broker, real sockets)', () => {
     for (const [body, set] of idsOf)
       assert.equal(set.size, 1, `${body} was stored ${set.size} times`);
     assert.equal((await b2.server.broker.queueStats('restart')).depth, 500);
+    assert.ok(events.includes('reconnected'), `status events: ${events.join(', ')}`);
   });
 });
 
