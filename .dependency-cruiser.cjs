@@ -45,7 +45,9 @@ module.exports = {
       comment: 'protocol/ is a pure codec: no I/O, no core, no transport',
       severity: 'error',
       from: { path: '^src/protocol/' },
-      to: { path: '^src/(core|storage|transport|dialects|server|client|cli)/|node_modules/(zeromq|better-sqlite3)/' },
+      to: {
+        path: '^src/(core|storage|transport|dialects|server|client|cli)/|node_modules/(zeromq|better-sqlite3)/',
+      },
     },
     {
       name: 'dialects-go-through-core',
@@ -72,6 +74,9 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsConfig: { fileName: 'tsconfig.json' },
     tsPreCompilationDeps: true,
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+    },
   },
 };
