@@ -25,6 +25,11 @@ export interface EnqueueItem {
   dedupKey: string | null;
   /** Until when the dedup key holds (ignored without a key). */
   dedupUntil: number;
+  /**
+   * Store it already leased (attempt 1) instead of ready: the core hands it straight to a
+   * waiting consumer after the commit. Ignored for scheduled messages.
+   */
+  leased?: boolean | undefined;
 }
 
 export interface EnqueueRequestKey {

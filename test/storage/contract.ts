@@ -400,6 +400,32 @@ export function runStorageContract(name: string, makeStorage: StorageFactory): v
       });
     });
 
+    describe('enqueue already leased (the direct path)', () => {
+      it('stores a leased: true message as leased at attempt 1, never handed out by lease()', async () => {
+        const out = await s.enqueue([item('q', 'direct', { leased: true }), item('q', 'queued')]);
+        assert.deepEqual(await countsOf(s, 'q'), counts({ ready: 1, leased: 1, bytes: 12 }));
+        const leased = await s.lease('q', 10, T0);
+        assert.deepEqual(
+          leased.messages.map((m) => m.frames[0]!.toString()),
+          ['queued'],
+          'the directly leased message is not leased again',
+        );
+        assert.deepEqual(await s.ack([{ id: out.ids[0]!, attempts: 1 }]), [true]);
+      });
+
+      it('ignores leased: true for a scheduled message', async () => {
+        await s.enqueue([item('q', 'later', { leased: true, notBefore: T0 + 1000 })]);
+        assert.deepEqual(await countsOf(s, 'q'), counts({ scheduled: 1, bytes: 5 }));
+      });
+
+      it('releases a directly leased message on reopen, like any lease', async () => {
+        await s.enqueue([item('q', 'direct', { leased: true })]);
+        const r = await closeAndReopen();
+        assert.equal(r.releasedLeases, 1);
+        assert.deepEqual(await countsOf(s, 'q'), counts({ ready: 1, bytes: 6 }));
+      });
+    });
+
     describe('ack', () => {
       it('ack at the leased attempt deletes the message and returns true; a second ack returns false', async () => {
         await s.enqueue([item('q', 'x'), item('q', 'keep')]);

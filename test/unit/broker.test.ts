@@ -361,4 +361,69 @@ describe('core broker', () => {
     assert.equal(a.length, 2);
     assert.equal(b.length, 2);
   });
+  describe('direct path (store leased, deliver from memory)', () => {
+    it('delivers a message sent while a consumer waits in the same commit as its store', async () => {
+      const h = await harness();
+      h.session.consume('d', { prefetch: 10 });
+      await waitFor(async () => (await h.broker.queueStats('d')).consumers === 1, 'consumer');
+      const out = await h.session.send('d', [{ frames: body('fast') }]);
+      // No second round trip to the store: the delivery is made as the send commits.
+      assert.equal(h.deliveries.length, 1);
+      assert.equal(h.deliveries[0]!.id, out.ids[0]);
+      assert.equal(h.deliveries[0]!.attempt, 1);
+      const stored = await h.broker.peek('d', { state: 'leased' });
+      assert.equal(stored.length, 1, 'stored as leased');
+      assert.deepEqual(await h.session.ack(out.ids), [null]);
+      assert.equal((await h.broker.queueStats('d')).depth, 0);
+    });
+
+    it('keeps FIFO: a backlog is delivered before anything new', async () => {
+      const h = await harness();
+      await h.session.send('f', [{ frames: body('old-1') }, { frames: body('old-2') }]);
+      h.session.consume('f', { prefetch: 1 });
+      await waitFor(() => h.deliveries.length === 1, 'first of the backlog');
+      await h.session.send('f', [{ frames: body('new') }]);
+      for (let n = 1; n <= 3; n++) {
+        await waitFor(() => h.deliveries.length === n, `delivery ${n}`);
+        await h.session.ack([h.deliveries[n - 1]!.id]);
+      }
+      assert.deepEqual(h.deliveries.map(text), ['old-1', 'old-2', 'new']);
+    });
+
+    it('goes through the queue when one request mixes priorities, keeping priority order', async () => {
+      const h = await harness();
+      h.session.consume('p', { prefetch: 1 });
+      await waitFor(async () => (await h.broker.queueStats('p')).consumers === 1, 'consumer');
+      await h.session.send('p', [{ frames: body('low') }, { frames: body('high'), priority: 7 }]);
+      await waitFor(() => h.deliveries.length === 1, 'first');
+      assert.equal(text(h.deliveries[0]!), 'high');
+    });
+
+    it('does not leak credit when a directly leased message turns out to be a duplicate', async () => {
+      const h = await harness();
+      h.session.consume('dup', { prefetch: 1 });
+      await waitFor(async () => (await h.broker.queueStats('dup')).consumers === 1, 'consumer');
+      const a = await h.session.send('dup', [{ frames: body('a'), dedupKey: 'k' }]);
+      assert.equal(h.deliveries.length, 1);
+      await h.session.ack(a.ids);
+      const again = await h.session.send('dup', [{ frames: body('a'), dedupKey: 'k' }]);
+      assert.deepEqual(again.duplicates, [0]);
+      await h.session.send('dup', [{ frames: body('b') }]);
+      await waitFor(() => h.deliveries.length === 2, 'the next message still gets through');
+      assert.equal(text(h.deliveries[1]!), 'b');
+    });
+
+    it('returns a direct message to the queue, uncounted, when its consumer left before the commit', async () => {
+      const h = await harness();
+      const s2 = h.broker.openSession({ deliver: () => {} });
+      s2.consume('gone', { prefetch: 5 });
+      await waitFor(async () => (await h.broker.queueStats('gone')).consumers === 1, 'consumer');
+      const sending = h.session.send('gone', [{ frames: body('x') }]);
+      s2.close(); // before the commit
+      await sending;
+      h.session.consume('gone', { prefetch: 5 });
+      await waitFor(() => h.deliveries.length === 1, 'delivered to the remaining consumer');
+      assert.equal(h.deliveries[0]!.attempt, 1, 'the undelivered lease did not count');
+    });
+  });
 });

@@ -92,7 +92,7 @@ function prepareStatements(db: Database.Database) {
     insertMessage: db.prepare(
       `INSERT INTO messages(queue_id, state, priority, not_before, expires_at, attempts, enqueued_at,
          size, nframes, headers, dedup_key, body)
-       VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getIdem: db.prepare<[string, string, number], { ids: string }>(
       'SELECT ids FROM idempotency WHERE scope = ? AND key = ? AND expires_at > ?',
@@ -408,12 +408,15 @@ export class SqliteStorage implements Storage {
         }
         let size = 0;
         for (const f of item.frames) size += f.length;
+        const scheduled = item.notBefore > item.enqueuedAt;
+        const leased = item.leased === true && !scheduled;
         const info = this.st.insertMessage.run(
           qid,
-          item.notBefore > item.enqueuedAt ? STATE_SCHEDULED : STATE_READY,
+          scheduled ? STATE_SCHEDULED : leased ? STATE_LEASED : STATE_READY,
           item.priority,
           item.notBefore,
           item.expiresAt,
+          leased ? 1 : 0,
           item.enqueuedAt,
           size,
           item.frames.length,
