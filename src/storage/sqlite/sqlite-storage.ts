@@ -31,7 +31,7 @@ import { SQLITE_MIGRATIONS } from './migrations/index.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
-const CACHE_SIZE_KIB = 32 * 1024;
+const CACHE_SIZE_KIB = 8 * 1024;
 /** Keep the WAL file from growing past this after a checkpoint. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
