@@ -196,7 +196,7 @@ async function cmdConsume(argv: string[]): Promise<void> {
     for await (const m of consumer) {
       if (values['json']) {
         process.stdout.write(
-          `${JSON.stringify({ id: m.id, attempt: m.attempt, headers: m.headers, frames: m.frames.map(printable) })}\n`,
+          `${JSON.stringify({ id: m.id, attempts: m.attempts, headers: m.headers, frames: m.frames.map(printable) })}\n`,
         );
       } else {
         process.stdout.write(`${m.id}\t${m.frames.map(printable).join('\t')}\n`);

@@ -84,8 +84,8 @@ export interface Message {
   /** All frames. */
   readonly frames: Buffer[];
   readonly headers: Record<string, string>;
-  /** 1 on the first delivery. */
-  readonly attempt: number;
+  /** Deliveries of this message so far, this one included: 1 the first time. */
+  readonly attempts: number;
   readonly priority: number;
   readonly enqueuedAt: Date;
   ack(): Promise<void>;
@@ -626,7 +626,7 @@ export class FerryClient {
       body: frames[0] ?? Buffer.alloc(0),
       frames,
       headers: spec.headers ?? {},
-      attempt: spec.attempt ?? 1,
+      attempts: spec.attempt ?? 1,
       priority: spec.priority ?? 0,
       enqueuedAt: new Date(spec.enqueuedAt ?? 0),
       ack: () => this.queueAck(id),

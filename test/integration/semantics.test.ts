@@ -134,7 +134,7 @@ describe('semantics (real broker, real sockets)', () => {
     const { got } = collect(c, 'at-least-once', { ackTimeoutMs: 150 });
     await waitFor(() => got.length >= 2, 'redelivery after the ack timeout');
     assert.equal(got[1]!.id, got[0]!.id);
-    assert.equal(got[1]!.attempt, 2);
+    assert.equal(got[1]!.attempts, 2);
     // Acks name the message: the redelivered copy is acked once; acking it again is LEASE_LOST.
     await got[1]!.ack();
     await assert.rejects(
@@ -163,7 +163,7 @@ describe('semantics (real broker, real sockets)', () => {
     await waitFor(() => got.length === 1, 'redelivery after missed heartbeats', {
       timeoutMs: 5_000,
     });
-    assert.equal(got[0]!.attempt, 2);
+    assert.equal(got[0]!.attempts, 2);
     await got[0]!.ack();
   });
 
@@ -175,7 +175,7 @@ describe('semantics (real broker, real sockets)', () => {
     for (let n = 1; n <= 3; n++) {
       await waitFor(() => got.length === n, `delivery ${n}`);
       times.push(Date.now());
-      assert.equal(got[n - 1]!.attempt, n);
+      assert.equal(got[n - 1]!.attempts, n);
       await got[n - 1]!.nack();
     }
     // Backoff with jitter waits at least half the nominal delay: 50 ms, then 100 ms.
@@ -191,7 +191,7 @@ describe('semantics (real broker, real sockets)', () => {
     assert.equal(dead[0]!.body.toString(), 'poison');
     assert.equal(await c.redrive('retry'), 1);
     await waitFor(() => got.length === 4, 'redriven delivery');
-    assert.equal(got[3]!.attempt, 1);
+    assert.equal(got[3]!.attempts, 1);
     await got[3]!.ack();
   });
 

@@ -1,0 +1,409 @@
+/**
+ * The workloads. Each `run` is one repetition with a fresh broker child and data dir; it
+ * returns the metrics of that run (the keys of its workload's metric list) and details for the
+ * JSON lines. Everything a run opens is registered on its Scope, which run.ts closes afterwards
+ * (also after a timeout or an error).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { connect, type FerryClient } from '../src/client/client.js';
+import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.js';
+import { dealerRouterRtt, fdatasyncRate, pushPull } from './ceilings.js';
+import type { BenchConfig, WorkloadId } from './config.js';
+import { consume, newCounters, produce, type LoadCounters } from './ferry-load.js';
+import { Progress } from './progress.js';
+import { summarizeLatency } from './stats.js';
+
+const CLIENT_OPTIONS = { requestTimeoutMs: 120_000, name: 'ferry-bench' };
+const MB = 1024 * 1024;
+
+/** Cleanup actions of one run, undone in reverse order. */
+export class Scope {
+  private readonly actions: (() => unknown)[] = [];
+  add(action: () => unknown): void {
+    this.actions.push(action);
+  }
+  async close(): Promise<void> {
+    while (this.actions.length > 0) {
+      const a = this.actions.pop()!;
+      try {
+        await a();
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
+
+/** Temp dirs not yet removed: removed synchronously if the bench is interrupted. */
+export const liveTempDirs = new Set<string>();
+
+export function makeTempDir(cfg: BenchConfig, scope: Scope, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(cfg.dir, prefix));
+  liveTempDirs.add(dir);
+  scope.add(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    liveTempDirs.delete(dir);
+  });
+  return dir;
+}
+
+export interface RunContext {
+  cfg: BenchConfig;
+  scope: Scope;
+  /** Names the run on its progress line. */
+  label: string;
+}
+
+export interface RunOutput {
+  metrics: Record<string, number>;
+  details: Record<string, unknown>;
+}
+
+export interface MetricDef {
+  key: string;
+  label: string;
+  unit: string;
+  /** The goal from the issue, checked against the median. */
+  target?: { op: '>=' | '<='; value: number };
+}
+
+export interface Workload {
+  id: WorkloadId;
+  /** Sub-measurement name within the workload id (ceilings have three). */
+  name: string;
+  title: string;
+  metrics: MetricDef[];
+  timeoutMs(cfg: BenchConfig): number;
+  /** What the count / size mean for this measurement (for the JSON lines). */
+  shape(cfg: BenchConfig): Record<string, unknown>;
+  run(ctx: RunContext): Promise<RunOutput>;
+}
+
+/** Starts a progress line, stopped when the scope closes. */
+export function startProgress(scope: Scope, label: string, status: () => string): void {
+  const p = new Progress(label, status);
+  p.start();
+  scope.add(() => p.stop());
+}
+
+async function brokerFor(ctx: RunContext, tag: string): Promise<BrokerChild> {
+  const dataDir = makeTempDir(ctx.cfg, ctx.scope, `ferry-bench-${tag}-`);
+  const broker = await startBroker({
+    dataDir,
+    sync: ctx.cfg.sync,
+    nodeArgs: ctx.cfg.brokerNodeArgs,
+  });
+  ctx.scope.add(() => broker.stop());
+  return broker;
+}
+
+async function clientFor(ctx: RunContext, broker: BrokerChild): Promise<FerryClient> {
+  const client = await connect(broker.endpoint, CLIENT_OPTIONS);
+  ctx.scope.add(() => client.close({ timeoutMs: 0 }));
+  return client;
+}
+
+/** The broker's largest RSS sample, split into anonymous / file-backed / shared memory, MB. */
+function peakSplit(broker: BrokerChild): Record<string, number> | null {
+  const p = broker.mem.peakSample;
+  if (!p) return null;
+  return {
+    rssMB: p.rssKiB / 1024,
+    anonMB: p.anonKiB / 1024,
+    fileMB: p.fileKiB / 1024,
+    shmemMB: p.shmemKiB / 1024,
+  };
+}
+
+function memText(broker: BrokerChild): string {
+  return `broker RSS ${(broker.mem.lastRssKiB / 1024).toFixed(0)} MB`;
+}
+
+function loadText(c: LoadCounters, total: number): string {
+  return (
+    `confirmed ${c.confirmed.toLocaleString('en-US')}/${total.toLocaleString('en-US')}, ` +
+    `received ${c.received.toLocaleString('en-US')}, acked ${c.acked.toLocaleString('en-US')}`
+  );
+}
+
+/** The broker's own view: commit count, ops per commit, commit time, fsyncs. */
+async function brokerStorageStats(client: FerryClient): Promise<Record<string, unknown>> {
+  try {
+    const s = await client.stats();
+    return (s.broker['storage'] as Record<string, unknown> | undefined) ?? {};
+  } catch (err) {
+    return { error: String(err) };
+  }
+}
+
+// ------------------------------------------------------------------ W1 and W1-paced
+
+async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, paced ? 'w1p' : 'w1');
+  const producer = await clientFor(ctx, broker);
+  const consumer = await clientFor(ctx, broker);
+  const queue = paced ? 'bench-w1-paced' : 'bench-w1';
+  const warmupCount = paced ? Math.round((cfg.rate * cfg.warmupMs) / 1000) : 0;
+  const measured = paced ? cfg.pacedCount : cfg.count;
+  const total = measured + warmupCount;
+  const counters = newCounters();
+  startProgress(ctx.scope, ctx.label, () => `${loadText(counters, total)}, ${memText(broker)}`);
+  const cpu0 = cpuSeconds(broker.pid);
+  const benchCpu0 = process.cpuUsage();
+  const consuming = consume(consumer, {
+    queue,
+    count: total,
+    prefetch: cfg.prefetch,
+    recordLatency: true,
+    counters,
+  });
+  const producing = produce(producer, {
+    queue,
+    count: total,
+    size: cfg.size,
+    window: cfg.window,
+    ...(paced ? { ratePerSec: cfg.rate, tickMs: cfg.tickMs, warmupCount } : {}),
+    counters,
+  });
+  const [p, r] = await Promise.all([producing, consuming]);
+  const elapsedMs = r.lastAckAt - p.firstSendAt;
+  const brokerCpu = cpuSeconds(broker.pid) - cpu0;
+  const benchCpu = process.cpuUsage(benchCpu0);
+  const storage = await brokerStorageStats(producer);
+  broker.mem.sample();
+  const lat = summarizeLatency(r.latencyMs);
+  const latSched = summarizeLatency(r.latencyFromScheduleMs);
+  const metrics: Record<string, number> = {
+    msgsPerSec: (total * 1000) / elapsedMs,
+    p50Ms: lat.p50,
+    p99Ms: lat.p99,
+    maxMs: lat.max,
+    peakRssMB: broker.mem.peakRssKiB / 1024,
+  };
+  const details: Record<string, unknown> = {
+    messages: total,
+    measuredLatencySamples: lat.count,
+    warmupMessages: warmupCount,
+    elapsedMs,
+    produceConfirmedPerSec: (total * 1000) / (p.lastConfirmAt - p.firstSendAt),
+    latencyMs: lat,
+    duplicates: r.duplicates,
+    brokerHwmMB: broker.mem.hwmKiB / 1024,
+    brokerPeakRssSplit: peakSplit(broker),
+    brokerCpuSeconds: brokerCpu,
+    brokerCpuPercent: (brokerCpu * 100_000) / elapsedMs,
+    benchCpuPercent: ((benchCpu.user + benchCpu.system) / 1000 / elapsedMs) * 100,
+    brokerStorage: storage,
+  };
+  if (paced) {
+    details['offeredRate'] = cfg.rate;
+    details['windowStalls'] = p.windowStalls;
+    details['latencyFromScheduleMs'] = latSched;
+  }
+  return { metrics, details };
+}
+
+// ------------------------------------------------------------------ W2 backlog
+
+async function runW2(ctx: RunContext): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, 'w2');
+  const producer = await clientFor(ctx, broker);
+  const queue = 'bench-w2';
+  const n = cfg.w2Count;
+  const counters = newCounters();
+  let phase = 'produce';
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () => `${phase}: ${loadText(counters, n)}, ${memText(broker)}`,
+  );
+  broker.mem.takePhasePeak();
+  const cpu0 = cpuSeconds(broker.pid);
+  const p = await produce(producer, {
+    queue,
+    count: n,
+    size: cfg.size,
+    window: cfg.w2Window,
+    counters,
+  });
+  const produceMs = p.lastConfirmAt - p.firstSendAt;
+  const cpu1 = cpuSeconds(broker.pid);
+  const producePeakKiB = broker.mem.takePhasePeak();
+  const disk = diskUsage(broker.dataDir);
+  const produceStorage = await brokerStorageStats(producer);
+
+  phase = 'drain';
+  const consumer = await clientFor(ctx, broker);
+  const r = await consume(consumer, {
+    queue,
+    count: n,
+    prefetch: cfg.prefetch,
+    recordLatency: false,
+    counters,
+  });
+  const drainMs = r.lastAckAt - r.startedAt;
+  const cpu2 = cpuSeconds(broker.pid);
+  const drainPeakKiB = broker.mem.takePhasePeak();
+  const storage = await brokerStorageStats(producer);
+  return {
+    metrics: {
+      produceMsgsPerSec: (n * 1000) / produceMs,
+      drainMsgsPerSec: (n * 1000) / drainMs,
+      peakRssMB: Math.max(producePeakKiB, drainPeakKiB) / 1024,
+      diskMB: disk.allocated / MB,
+    },
+    details: {
+      messages: n,
+      produceSeconds: produceMs / 1000,
+      drainSeconds: drainMs / 1000,
+      firstDeliveryAfterMs: r.firstReceiveAt - r.startedAt,
+      producePeakRssMB: producePeakKiB / 1024,
+      drainPeakRssMB: drainPeakKiB / 1024,
+      brokerHwmMB: broker.mem.hwmKiB / 1024,
+      brokerPeakRssSplit: peakSplit(broker),
+      diskAllocatedBytes: disk.allocated,
+      diskApparentBytes: disk.apparent,
+      duplicates: r.duplicates,
+      produceBrokerCpuPercent: ((cpu1 - cpu0) * 100_000) / produceMs,
+      drainBrokerCpuPercent: ((cpu2 - cpu1) * 100_000) / drainMs,
+      brokerStorageAfterProduce: produceStorage,
+      brokerStorage: storage,
+    },
+  };
+}
+
+// ------------------------------------------------------------------ the list
+
+export const WORKLOADS: Workload[] = [
+  {
+    id: 'ceilings',
+    name: 'push-pull',
+    title: 'Ceiling: raw zeromq.js PUSH/PULL (in-process, tcp loopback)',
+    metrics: [{ key: 'msgsPerSec', label: 'throughput', unit: 'msgs/s' }],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ messages: cfg.count, size: cfg.size }),
+    async run(ctx) {
+      let done = 0;
+      startProgress(ctx.scope, ctx.label, () => `received ${done.toLocaleString('en-US')}`);
+      const r = await pushPull(ctx.cfg.count, ctx.cfg.size, (n) => (done = n));
+      return { metrics: { msgsPerSec: r.msgsPerSec }, details: { ...r } };
+    },
+  },
+  {
+    id: 'ceilings',
+    name: 'dealer-router-rtt',
+    title: 'Ceiling: raw zeromq.js DEALER/ROUTER round trip (in-process, tcp loopback)',
+    metrics: [
+      { key: 'p50Us', label: 'RTT p50', unit: 'µs' },
+      { key: 'p99Us', label: 'RTT p99', unit: 'µs' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ roundTrips: cfg.rttCount, warmup: 1000, size: cfg.size }),
+    async run(ctx) {
+      let done = 0;
+      startProgress(ctx.scope, ctx.label, () => `round trips ${done.toLocaleString('en-US')}`);
+      const r = await dealerRouterRtt(ctx.cfg.rttCount, ctx.cfg.size, 1000, (n) => (done = n));
+      return { metrics: { p50Us: r.p50, p99Us: r.p99 }, details: { latencyUs: r } };
+    },
+  },
+  {
+    id: 'ceilings',
+    name: 'fdatasync',
+    title: 'Ceiling: disk, append 4 KiB + fdatasync (same file system as the data dirs)',
+    metrics: [
+      { key: 'opsPerSec', label: 'fdatasync rate', unit: 'ops/s' },
+      { key: 'p99Ms', label: 'fdatasync p99', unit: 'ms' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ operations: cfg.fsyncCount, blockBytes: 4096 }),
+    async run(ctx) {
+      const dir = makeTempDir(ctx.cfg, ctx.scope, 'ferry-bench-fsync-');
+      const r = fdatasyncRate(dir, ctx.cfg.fsyncCount, () => {});
+      return { metrics: { opsPerSec: r.opsPerSec, p99Ms: r.p99 }, details: { latencyMs: r } };
+    },
+  },
+  {
+    id: 'w1',
+    name: 'w1',
+    title: 'W1 durable queue: 1 producer + 1 consumer at once, every message acked',
+    metrics: [
+      {
+        key: 'msgsPerSec',
+        label: 'end to end',
+        unit: 'msgs/s',
+        target: { op: '>=', value: 100_000 },
+      },
+      { key: 'p50Ms', label: 'latency p50', unit: 'ms' },
+      { key: 'p99Ms', label: 'latency p99', unit: 'ms' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({
+      messages: cfg.count,
+      size: cfg.size,
+      window: cfg.window,
+      prefetch: cfg.prefetch,
+    }),
+    run: (ctx) => runW1(ctx, false),
+  },
+  {
+    id: 'w1-paced',
+    name: 'w1-paced',
+    title: 'W1-paced: W1 at a steady offered rate',
+    metrics: [
+      { key: 'msgsPerSec', label: 'achieved rate', unit: 'msgs/s' },
+      { key: 'p50Ms', label: 'latency p50', unit: 'ms' },
+      { key: 'p99Ms', label: 'latency p99', unit: 'ms', target: { op: '<=', value: 5 } },
+      { key: 'maxMs', label: 'latency max', unit: 'ms' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({
+      messages: cfg.pacedCount,
+      warmupMs: cfg.warmupMs,
+      rate: cfg.rate,
+      tickMs: cfg.tickMs,
+      size: cfg.size,
+      window: cfg.window,
+      prefetch: cfg.prefetch,
+    }),
+    run: (ctx) => runW1(ctx, true),
+  },
+  {
+    id: 'w2',
+    name: 'w2',
+    title: 'W2 backlog: produce with no consumer, then one consumer drains',
+    metrics: [
+      {
+        key: 'produceMsgsPerSec',
+        label: 'produce',
+        unit: 'msgs/s',
+        target: { op: '>=', value: 100_000 },
+      },
+      {
+        key: 'drainMsgsPerSec',
+        label: 'drain',
+        unit: 'msgs/s',
+        target: { op: '>=', value: 100_000 },
+      },
+      {
+        key: 'peakRssMB',
+        label: 'broker peak RSS',
+        unit: 'MB',
+        target: { op: '<=', value: 150 },
+      },
+      { key: 'diskMB', label: 'data dir after produce', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.w2TimeoutMs,
+    shape: (cfg) => ({
+      messages: cfg.w2Count,
+      size: cfg.size,
+      window: cfg.w2Window,
+      prefetch: cfg.prefetch,
+    }),
+    run: runW2,
+  },
+];
