@@ -267,6 +267,8 @@ export class FerryClient {
   private ready: Promise<void>;
   private readyResolve!: () => void;
   private handshaking = false;
+  private helloSentAt = 0;
+  private handshakeGeneration = 0;
   private lastHeard = Date.now();
   private connected = false;
   private closed = false;
@@ -398,13 +400,28 @@ export class FerryClient {
     p.resolve(reply);
   }
 
+  /** Drops the HELLO (and PINGs) waiting for an answer, so a new handshake can start. */
+  private abandonHandshake(): void {
+    for (const [key, p] of this.pending) {
+      if (p.command === 'HELLO' || p.command === 'PING') {
+        this.pending.delete(key);
+        if (p.timer) clearTimeout(p.timer);
+        p.reject(new FerryError('TIMEOUT', `${p.command}: no answer`));
+      }
+    }
+    this.handshaking = false;
+  }
+
   private handshake(): void {
     if (this.handshaking || this.closed) return;
     this.handshaking = true;
+    this.helloSentAt = Date.now();
     this.session = undefined;
     const wasConnected = this.everConnected;
+    const generation = ++this.handshakeGeneration;
     this.rawRequest('HELLO', { heartbeatMs: this.heartbeatMs, client: this.name }, [], 0).then(
       (reply) => {
+        if (generation !== this.handshakeGeneration) return; // superseded
         this.handshaking = false;
         if (reply.kind === 'ERROR') {
           this.emit({ type: 'disconnected', endpoint: this.endpoint });
@@ -433,7 +450,7 @@ export class FerryClient {
         this.readyResolve();
       },
       () => {
-        this.handshaking = false;
+        if (generation === this.handshakeGeneration) this.handshaking = false;
       },
     );
   }
@@ -447,9 +464,17 @@ export class FerryClient {
       if (this.endpoints.length > 1) this.failover();
     }
     if (this.session === undefined) {
-      if (!this.handshaking) this.handshake();
-      else if (silentFor > this.heartbeatMs * CLIENT_LIVENESS && this.endpoints.length > 1)
-        this.failover();
+      if (!this.handshaking) {
+        this.handshake();
+      } else if (Date.now() - this.helloSentAt > this.heartbeatMs * CLIENT_LIVENESS) {
+        // No answer to HELLO (the broker may have died holding it): try again, or elsewhere.
+        if (this.endpoints.length > 1) {
+          this.failover();
+        } else {
+          this.abandonHandshake();
+          this.handshake();
+        }
+      }
       return;
     }
     this.rawRequest('PING', {}, [], this.heartbeatMs * CLIENT_LIVENESS).catch(() => {});
@@ -467,13 +492,7 @@ export class FerryClient {
     this.conn = this.open(this.endpoints[this.endpointIndex]!);
     void old.close();
     this.session = undefined;
-    this.handshaking = false;
-    for (const [key, p] of this.pending) {
-      if (p.command === 'HELLO' || p.command === 'PING') {
-        this.pending.delete(key);
-        if (p.timer) clearTimeout(p.timer);
-      }
-    }
+    this.abandonHandshake();
     this.lastHeard = Date.now();
     this.handshake();
   }

@@ -408,3 +408,21 @@ describe('a store that fills up (real SQLITE_FULL)', () => {
     assert.ok(await c.send('filling', [Buffer.from('after'), body]));
   });
 });
+
+describe('SDK handshake', () => {
+  it('says HELLO again when a broker died holding the first one unanswered', async () => {
+    // A "broker" that takes the HELLO and dies without answering.
+    const fake = new zmq.Router({ linger: 0 });
+    await fake.bind('tcp://127.0.0.1:*');
+    const endpoint = fake.lastEndpoint!;
+    const connecting = connect(endpoint, { heartbeatMs: 100, requestTimeoutMs: 15_000 });
+    const [, , command] = (await fake.receive()).map(String);
+    assert.equal(command, 'HELLO');
+    fake.close();
+    const b = await startBroker({ bind: endpoint });
+    cleanups.push(() => b.stop());
+    const c = await connecting;
+    cleanups.push(() => c.close({ timeoutMs: 0 }));
+    assert.ok(await c.send('after-lost-hello', 'x'));
+  });
+});
