@@ -512,19 +512,10 @@ export class Broker {
     // when the request is uniform in priority (the common case).
     const prio = items[0]!.priority;
     if (!items.every((it) => it.priority === prio)) return out;
-    const n = q.consumers.length;
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       if (it.notBefore > it.enqueuedAt) continue;
-      let chosen: Consumer | undefined;
-      for (let k = 0; k < n; k++) {
-        const c = q.consumers[(q.rr + k) % n]!;
-        if (c.active && c.inflight < c.prefetch) {
-          chosen = c;
-          q.rr = (q.rr + k + 1) % n;
-          break;
-        }
-      }
+      const chosen = this.nextWithCredit(q);
       // Out of credit: this and every later item go through the queue, in order.
       if (!chosen) break;
       chosen.inflight++;
@@ -666,22 +657,26 @@ export class Broker {
     );
   }
 
+  /** Round robin: the next consumer of the queue with spare credit, or none. */
+  private nextWithCredit(q: QueueState): Consumer | undefined {
+    const n = q.consumers.length;
+    for (let k = 0; k < n; k++) {
+      const c = q.consumers[(q.rr + k) % n]!;
+      if (c.active && c.inflight < c.prefetch) {
+        q.rr = (q.rr + k + 1) % n;
+        return c;
+      }
+    }
+    return undefined;
+  }
+
   private distribute(q: QueueState, messages: LeasedMessage[]): void {
     if (messages.length === 0) return;
     const now = this.clock.now();
     const batches = new Map<Consumer, LeasedMessage[]>();
     const orphans: ReleaseItem[] = [];
-    const n = q.consumers.length;
     for (const m of messages) {
-      let chosen: Consumer | undefined;
-      for (let k = 0; k < n; k++) {
-        const c = q.consumers[(q.rr + k) % n]!;
-        if (c.active && c.inflight < c.prefetch) {
-          chosen = c;
-          q.rr = (q.rr + k + 1) % n;
-          break;
-        }
-      }
+      const chosen = this.nextWithCredit(q);
       if (!chosen) {
         // Every consumer left while the lease was in flight: give it back, uncounted.
         orphans.push({ id: m.id, attempts: m.attempts, notBefore: now, uncount: true });
