@@ -30,6 +30,12 @@ export const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
 export const CLIENT_LIVENESS = 3;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CLIENT_BATCH = 1_000;
+/**
+ * Acks queued in one tick go out together, but never more than this many at once: a consumer
+ * working through a large prefetched batch returns credit as it goes, so the broker can lease
+ * and deliver the next messages while this batch is still being handled.
+ */
+export const DEFAULT_ACK_FLUSH_AT = 128;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const BYE_TIMEOUT_MS = 1_000;
 
@@ -42,6 +48,8 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Most messages per SEND request when batching. */
   maxBatchMessages?: number;
+  /** Send queued acks as soon as this many are waiting, without waiting for the tick to end. */
+  ackFlushAt?: number;
   /** Name shown in broker logs. */
   name?: string;
 }
@@ -262,6 +270,7 @@ export class FerryClient {
   private readonly heartbeatMs: number;
   private readonly requestTimeoutMs: number;
   private readonly maxBatch: number;
+  private readonly ackFlushAt: number;
   private readonly name: string;
   private session: string | undefined;
   private ready: Promise<void>;
@@ -283,6 +292,7 @@ export class FerryClient {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxBatch = options.maxBatchMessages ?? DEFAULT_CLIENT_BATCH;
+    this.ackFlushAt = options.ackFlushAt ?? DEFAULT_ACK_FLUSH_AT;
     this.name = options.name ?? 'ferry-js';
     this.ready = new Promise((r) => (this.readyResolve = r));
     this.conn = this.open(this.endpoints[0]!);
@@ -545,11 +555,7 @@ export class FerryClient {
         );
       }
     }
-    if (this.acks.length > 0) {
-      const acks = this.acks;
-      this.acks = [];
-      this.settleRequest('ACK', acks, {});
-    }
+    this.flushAcks();
   }
 
   private async sendRequest(queue: string, messages: OutgoingMessage[]): Promise<string[]> {
@@ -658,8 +664,17 @@ export class FerryClient {
     if (this.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
     return new Promise<void>((resolve, reject) => {
       this.acks.push({ id, resolve, reject });
-      this.scheduleFlush();
+      if (this.acks.length >= this.ackFlushAt) this.flushAcks();
+      else this.scheduleFlush();
     });
+  }
+
+  /** Sends the queued acks now, as one ACK request. */
+  private flushAcks(): void {
+    if (this.acks.length === 0) return;
+    const acks = this.acks;
+    this.acks = [];
+    this.settleRequest('ACK', acks, {});
   }
 
   private settleOne(command: 'NACK' | 'EXTEND', id: string, args: Json): Promise<void> {
