@@ -83,6 +83,28 @@ export const ERROR_REGISTRY = {
     description: 'The data folder cannot be created or written.',
   },
   ADDRESS_IN_USE: { status: 409, description: 'The endpoint to bind is already in use.' },
+  INVALID_SERVICE_NAME: {
+    status: 400,
+    description: 'A service name was empty, too long, or used characters outside [A-Za-z0-9._:-].',
+  },
+  JOB_NOT_FOUND: {
+    status: 404,
+    description: 'No job with that id (never submitted, or forgotten after its retention).',
+  },
+  JOB_FAILED: {
+    status: 502,
+    description: 'The job failed: its worker reported an error on its last attempt.',
+  },
+  JOB_CANCELLED: { status: 409, description: 'The job was cancelled before it finished.' },
+  JOB_EXPIRED: {
+    status: 504,
+    description: 'The job expired: no worker started it within its time to live.',
+  },
+  WORKER_EXISTS: {
+    status: 409,
+    description: 'A worker with that tag already exists in the session.',
+  },
+  WORKER_NOT_FOUND: { status: 404, description: 'No worker with that tag exists in the session.' },
   INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 
