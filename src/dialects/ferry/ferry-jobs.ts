@@ -1,5 +1,5 @@
 /**
- * The job commands of FERRY01 (docs/protocol.md §9) mapped onto the job server: callers
+ * The job commands of FERRY01 (docs/protocol.md §8) mapped onto the job server: callers
  * (SUBMIT, CALL, MULTICAST, JOB, JOBS, WATCH, JOB_CANCEL), workers (WORKER, COMPLETE, FAIL,
  * PROGRESS, JOB_EXTEND, WORKER_STOP) and listings (SERVICES, WORKERS). A peer's workers and
  * watches end with its session.
