@@ -55,6 +55,8 @@ export interface FerryConfig {
   minFreeDiskBytes: number;
   maxStoreBytes: number;
   logLevel: LogLevel;
+  /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
+  mdp: string | undefined;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
@@ -203,6 +205,12 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_LOG_LEVEL',
     help: LOG_LEVELS.join(', '),
   },
+  mdp: {
+    kind: 'string',
+    flag: 'mdp',
+    env: 'FERRY_MDP',
+    help: 'Majordomo endpoint to bind (MDP/0.1 + MMI, MDP/0.2, Titanic); off when unset',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -226,6 +234,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
   maxStoreBytes: 0,
   logLevel: 'info',
+  mdp: undefined,
   queues: {},
 }) as FerryConfig;
 
