@@ -1104,7 +1104,7 @@ export class Broker {
   }
 }
 
-function checkKey(key: unknown, what: string): void {
+export function checkKey(key: unknown, what: string): void {
   if (typeof key !== 'string' || key.length === 0 || key.length > DEDUP_KEY_MAX_LENGTH) {
     throw new FerryError(
       'BAD_ARGUMENTS',
@@ -1113,7 +1113,7 @@ function checkKey(key: unknown, what: string): void {
   }
 }
 
-function checkHeaders(headers: unknown, where: string): void {
+export function checkHeaders(headers: unknown, where: string): void {
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw new FerryError('BAD_ARGUMENTS', `${where}: headers must be an object of strings`);
   }

@@ -240,6 +240,10 @@ export interface JobApi {
   hasWorkers(service: string): boolean;
   services(): Promise<ServiceInfo[]>;
   workers(): WorkerInfo[];
+  /** Recent durable jobs, newest first. */
+  list(options?: { service?: string; status?: JobStatus; limit?: number }): Promise<JobInfo[]>;
+  /** Forgets a job at once (cancelling it first if it is not final): true if there was one. */
+  forget(id: string): Promise<boolean>;
 }
 
 export interface CallOptions {
@@ -247,4 +251,6 @@ export interface CallOptions {
   timeoutMs?: number | undefined;
   /** Every event of the job as it happens (progress, partials), before the final result. */
   onEvent?: ((event: JobEvent) => void) | undefined;
+  /** Called once the job is accepted, before any event: its id, for the caller's records. */
+  onSubmitted?: ((job: JobInfo) => void) | undefined;
 }

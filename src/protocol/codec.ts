@@ -33,6 +33,23 @@ export const COMMANDS = [
   'DLQ_LIST',
   'DLQ_REDRIVE',
   'BYE',
+  // jobs (docs/protocol.md §9)
+  'SUBMIT',
+  'CALL',
+  'MULTICAST',
+  'JOB',
+  'JOBS',
+  'WATCH',
+  'UNWATCH',
+  'JOB_CANCEL',
+  'WORKER',
+  'WORKER_STOP',
+  'COMPLETE',
+  'FAIL',
+  'PROGRESS',
+  'JOB_EXTEND',
+  'SERVICES',
+  'WORKERS',
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
@@ -54,9 +71,43 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   DLQ_LIST: ['queue', 'limit', 'afterId'],
   DLQ_REDRIVE: ['queue', 'ids', 'limit'],
   BYE: [],
+  SUBMIT: [
+    'service',
+    'priority',
+    'delayMs',
+    'ttlMs',
+    'maxAttempts',
+    'dedupKey',
+    'headers',
+    'durable',
+  ],
+  CALL: [
+    'service',
+    'priority',
+    'ttlMs',
+    'maxAttempts',
+    'headers',
+    'durable',
+    'timeoutMs',
+    'stream',
+  ],
+  MULTICAST: ['services', 'priority', 'ttlMs', 'maxAttempts', 'headers', 'durable'],
+  JOB: ['id'],
+  JOBS: ['service', 'status', 'limit'],
+  WATCH: ['id'],
+  UNWATCH: ['id'],
+  JOB_CANCEL: ['id'],
+  WORKER: ['worker', 'services', 'concurrency', 'name'],
+  WORKER_STOP: ['worker', 'drain'],
+  COMPLETE: ['id'],
+  FAIL: ['id', 'code', 'message', 'retry'],
+  PROGRESS: ['id', 'progress', 'partial'],
+  JOB_EXTEND: ['id', 'ms'],
+  SERVICES: [],
+  WORKERS: [],
 };
 
-export const REPLY_KINDS = ['OK', 'ERROR', 'PONG', 'DELIVER'] as const;
+export const REPLY_KINDS = ['OK', 'ERROR', 'PONG', 'DELIVER', 'ASSIGN', 'REVOKE', 'EVENT'] as const;
 export type ReplyKind = (typeof REPLY_KINDS)[number];
 const REPLY_SET: ReadonlySet<string> = new Set(REPLY_KINDS);
 

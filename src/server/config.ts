@@ -21,6 +21,13 @@ import {
 } from '../core/broker.js';
 import type { SyncPolicy } from '../storage/types.js';
 import {
+  DEFAULT_JOB_MAX_ATTEMPTS,
+  DEFAULT_JOB_MAX_QUEUED,
+  DEFAULT_JOB_RETENTION_MS,
+  DEFAULT_JOB_RUN_TIMEOUT_MS,
+  type JobPolicy,
+} from '../core/job-types.js';
+import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_BATCH_MESSAGES,
   DEFAULT_MAX_REQUEST_BYTES,
@@ -54,6 +61,10 @@ export interface FerryConfig {
   maxPrefetch: number;
   minFreeDiskBytes: number;
   maxStoreBytes: number;
+  jobTimeoutMs: number;
+  jobMaxAttempts: number;
+  jobRetentionMs: number;
+  jobMaxQueued: number;
   logLevel: LogLevel;
   /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
   mdp: string | undefined;
@@ -199,6 +210,38 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: INT_MAX,
     help: 'cap on the store size; past it sends get STORAGE_FULL (0 = none), bytes',
   },
+  jobTimeoutMs: {
+    kind: 'int',
+    flag: 'job-timeout',
+    env: 'FERRY_JOB_TIMEOUT_MS',
+    min: 1,
+    max: INT_MAX,
+    help: 'a running job not finished or extended within this is requeued, ms',
+  },
+  jobMaxAttempts: {
+    kind: 'int',
+    flag: 'job-max-attempts',
+    env: 'FERRY_JOB_MAX_ATTEMPTS',
+    min: 1,
+    max: 1000,
+    help: 'runs of a job before it is failed',
+  },
+  jobRetentionMs: {
+    kind: 'int',
+    flag: 'job-retention',
+    env: 'FERRY_JOB_RETENTION_MS',
+    min: 1,
+    max: INT_MAX,
+    help: 'how long finished jobs (results, failures) are kept, ms',
+  },
+  jobMaxQueued: {
+    kind: 'int',
+    flag: 'job-max-queued',
+    env: 'FERRY_JOB_MAX_QUEUED',
+    min: 1,
+    max: INT_MAX,
+    help: 'most queued jobs per service; more are refused with QUEUE_FULL',
+  },
   logLevel: {
     kind: 'level',
     flag: 'log-level',
@@ -233,6 +276,10 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   maxPrefetch: DEFAULT_MAX_PREFETCH,
   minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
   maxStoreBytes: 0,
+  jobTimeoutMs: DEFAULT_JOB_RUN_TIMEOUT_MS,
+  jobMaxAttempts: DEFAULT_JOB_MAX_ATTEMPTS,
+  jobRetentionMs: DEFAULT_JOB_RETENTION_MS,
+  jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
   mdp: undefined,
   queues: {},
@@ -400,6 +447,18 @@ export function defaultPolicyOf(cfg: FerryConfig): QueuePolicy {
     maxDepth: cfg.maxDepth,
     maxBytes: cfg.maxBytes,
     dedupWindowMs: cfg.dedupWindowMs,
+    retryBaseMs: cfg.retryBaseMs,
+    retryMaxMs: cfg.retryMaxMs,
+  };
+}
+
+/** The job policy defaults that the broker-wide keys set. */
+export function jobPolicyOf(cfg: FerryConfig): Partial<JobPolicy> {
+  return {
+    runTimeoutMs: cfg.jobTimeoutMs,
+    maxAttempts: cfg.jobMaxAttempts,
+    retentionMs: cfg.jobRetentionMs,
+    maxQueued: cfg.jobMaxQueued,
     retryBaseMs: cfg.retryBaseMs,
     retryMaxMs: cfg.retryMaxMs,
   };

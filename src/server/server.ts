@@ -4,12 +4,13 @@
  */
 import fs from 'node:fs';
 import { Broker } from '../core/broker.js';
+import { JobServer } from '../core/jobs.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
 import type { ServerEndpoint } from '../transport/types.js';
-import { defaultPolicyOf, formatSync, type FerryConfig } from './config.js';
+import { defaultPolicyOf, formatSync, jobPolicyOf, type FerryConfig } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 /** How often free disk space in the data folder is checked. */
@@ -21,6 +22,7 @@ export interface RunningServer {
   /** The bound endpoint, resolved (a `*` port becomes the real one). */
   readonly endpoint: string;
   readonly broker: Broker;
+  readonly jobs: JobServer;
   readonly config: FerryConfig;
   close(): Promise<void>;
 }
@@ -66,6 +68,7 @@ export async function startServer(
   const unlock = lockDataDir(config.dataDir);
   const disk = watchDisk(config.dataDir, config.minFreeDiskBytes, log);
   let broker: Broker | undefined;
+  let jobs: JobServer | undefined;
   let endpoint: ServerEndpoint | undefined;
   let dialect: FerryDialect | undefined;
   try {
@@ -86,8 +89,16 @@ export async function startServer(
       },
       isStorageLow: disk.isLow,
     });
+    jobs = await JobServer.open({
+      storage: storage.jobs,
+      logger: log,
+      defaultPolicy: jobPolicyOf(config),
+      maxParamsBytes: config.maxMessageBytes,
+      isStorageLow: disk.isLow,
+    });
     const b = broker;
     const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
+      jobs,
       logger: log,
       heartbeatMs: config.heartbeatMs,
       maxBatchMessages: config.maxBatchMessages,
@@ -99,12 +110,14 @@ export async function startServer(
     });
   } catch (err) {
     dialect?.close();
+    await jobs?.close().catch(() => {});
     await broker?.close().catch(() => {});
     disk.stop();
     unlock();
     throw err;
   }
   const b = broker;
+  const j = jobs;
   const ep = endpoint;
   const d = dialect;
   log.info('ferry broker started', {
@@ -116,10 +129,12 @@ export async function startServer(
   return {
     endpoint: ep.endpoint,
     broker: b,
+    jobs: j,
     config,
     close() {
       closing ??= (async () => {
         d.close();
+        await j.close();
         await b.close();
         await ep.close();
         disk.stop();

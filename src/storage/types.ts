@@ -7,6 +7,7 @@
  * transaction is committed under the backend's sync policy. A failing call rejects alone; the
  * others in the same turn still commit. A failed commit rejects every call of the turn.
  */
+import type { JobError, JobStatus } from '../core/job-types.js';
 import type { Headers, MessageState, QueueCounts, StoredMessage } from '../core/types.js';
 
 /** How hard a commit is pushed to disk before it counts as done. */
@@ -119,6 +120,8 @@ export interface StorageRecovery {
   releasedLeases: number;
   /** Earliest time a scheduled message becomes due, if any. */
   nextDueAt: number | null;
+  /** Running jobs of the previous run put back to queued (their workers are gone). */
+  requeuedJobs: number;
 }
 
 export interface StorageMetrics {
@@ -173,4 +176,112 @@ export interface Storage {
   redrive(queue: string, options: RedriveOptions): Promise<{ count: number; bytes: number }>;
 
   metrics(): StorageMetrics;
+
+  /** The job server's part of the store; its calls share the same group commit. */
+  readonly jobs: JobStorage;
+}
+
+// ------------------------------------------------------------------------------ jobs
+
+/** A job as the store holds it. */
+export interface JobRow {
+  id: string;
+  service: string;
+  status: JobStatus;
+  priority: number;
+  /** Runs started so far (a lease counts one). */
+  attempts: number;
+  maxAttempts: number;
+  params: Buffer[];
+  headers: Headers | undefined;
+  createdAt: number;
+  /** Not started before this time (delays and retry backoff). */
+  notBefore: number;
+  /** Expires if still queued at this time. */
+  expiresAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** A final job is deleted at this time. */
+  retainUntil: number | null;
+  /** Latest progress, as JSON text. */
+  progress: string | null;
+  partials: number;
+  result: Buffer[] | null;
+  error: JobError | null;
+  dedupKey: string | null;
+  parentId: string | null;
+  children: string[] | null;
+}
+
+/** A job to store: status `queued` (or `running` for a multicast parent). */
+export interface NewJobRow {
+  id: string;
+  service: string;
+  status: 'queued' | 'running';
+  priority: number;
+  maxAttempts: number;
+  params: Buffer[];
+  headers: Headers | undefined;
+  createdAt: number;
+  notBefore: number;
+  expiresAt: number | null;
+  dedupKey: string | null;
+  /** Until when the dedup key holds (ignored without a key). */
+  dedupUntil: number;
+  parentId: string | null;
+  children: string[] | null;
+}
+
+export interface InsertJobsOutcome {
+  /** Per job: its id, or the earlier job's id when its dedup key matched. */
+  ids: string[];
+  duplicate: boolean[];
+}
+
+/** How a run ends: a final status with its result or error. */
+export interface JobFinish {
+  status: 'done' | 'failed' | 'cancelled' | 'expired';
+  finishedAt: number;
+  retainUntil: number;
+  result?: Buffer[] | undefined;
+  error?: JobError | undefined;
+}
+
+export interface JobSweepOutcome {
+  /** Queued jobs past their time to live (unchanged: the core settles them as `expired`). */
+  pastTtl: JobRow[];
+  /** Final jobs deleted after their retention. */
+  forgotten: number;
+}
+
+/** Counters of one service's durable jobs, by status. */
+export type JobCounts = Record<JobStatus, number>;
+
+export interface JobStorage {
+  /** Stores new jobs, honouring dedup keys (scope: the service). */
+  insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome>;
+  /** Starts up to `max` queued jobs of a service due by `now`: highest priority, then oldest. */
+  lease(service: string, max: number, now: number): Promise<JobRow[]>;
+  /** Ends a running job's attempt with a final status; false if it is not running at that attempt. */
+  finish(id: string, attempt: number, finish: JobFinish): Promise<boolean>;
+  /**
+   * Puts a running job back to queued, due at `notBefore`; false if it is not running at that
+   * attempt. `uncount` undoes the attempt (it never reached a worker).
+   */
+  requeue(id: string, attempt: number, notBefore: number, uncount?: boolean): Promise<boolean>;
+  /** Ends a job that is not final (queued or running) with `finish`; the row after, or null. */
+  settle(id: string, finish: JobFinish): Promise<JobRow | null>;
+  setProgress(id: string, progress: string): Promise<void>;
+  /** Appends a partial result (sequence numbers from 1). */
+  addPartial(id: string, seq: number, frames: Buffer[]): Promise<void>;
+  partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]>;
+  get(id: string): Promise<JobRow | null>;
+  /** Deletes a job and its partials; false if there was none. */
+  remove(id: string): Promise<boolean>;
+  /** Per service, jobs by status. */
+  counts(): Promise<Map<string, JobCounts>>;
+  /** Finds queued jobs past their TTL and deletes final jobs past their retention. */
+  sweep(now: number, max: number): Promise<JobSweepOutcome>;
+  /** Most recently created jobs, newest first (optionally of one service / status). */
+  list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]>;
 }

@@ -9,6 +9,8 @@ import { afterEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { FerryError } from '../../src/errors.js';
 import { SQLITE_DB_FILE, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations/index.js';
+import { MIGRATION_0001_INIT } from '../../src/storage/sqlite/migrations/0001-init.js';
 import type { EnqueueItem, Storage, SyncPolicy } from '../../src/storage/types.js';
 import { tmpDir } from '../helpers/broker.js';
 import { runStorageContract } from './contract.js';
@@ -87,7 +89,7 @@ describe('sqlite storage (SQLite only)', () => {
     assert.ok(s.metrics().sizeBytes > 0);
   });
 
-  it('SQLite: the migrations table records schema version 1', async () => {
+  it('SQLite: the migrations table records every schema version, in order', async () => {
     const dir = newDir();
     await store(dir).open();
     const versions = inspect(dir, (db) =>
@@ -96,7 +98,33 @@ describe('sqlite storage (SQLite only)', () => {
         .all()
         .map((r) => r.version),
     );
-    assert.deepEqual(versions, [1]);
+    assert.deepEqual(
+      versions,
+      SQLITE_MIGRATIONS.map((m) => m.version),
+    );
+    assert.deepEqual(versions, [1, 2]);
+  });
+
+  it('SQLite: a store at schema 1 (an older Ferry) is upgraded on open and keeps its messages', async () => {
+    const dir = newDir();
+    const db = new Database(path.join(dir, SQLITE_DB_FILE));
+    db.exec(MIGRATION_0001_INIT);
+    db.exec(
+      'CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+    );
+    db.prepare('INSERT INTO migrations VALUES (1, ?, ?)').run('init', Date.now());
+    db.prepare('INSERT INTO queues(name, created_at) VALUES (?, ?)').run('old', Date.now());
+    db.prepare(
+      `INSERT INTO messages(queue_id, state, priority, not_before, attempts, enqueued_at, size,
+         nframes, body) VALUES (1, 0, 0, 0, 0, 0, 3, 1, ?)`,
+    ).run(Buffer.from('old'));
+    db.close();
+    const s2 = store(dir);
+    const recovery = await s2.open();
+    assert.equal(recovery.queues.get('old')?.ready, 1);
+    const counts = await s2.jobs.counts();
+    assert.equal(counts.size, 0, 'the jobs table exists and is empty');
+    await s2.close();
   });
 
   it('SQLite: reopening applies no migration twice', async () => {
@@ -109,7 +137,7 @@ describe('sqlite storage (SQLite only)', () => {
       dir,
       (db) => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM migrations').get()?.n,
     );
-    assert.equal(n, 1);
+    assert.equal(n, SQLITE_MIGRATIONS.length);
   });
 
   it('SQLite: a data folder written by a newer schema is refused on open with STORAGE_ERROR', async () => {

@@ -4,6 +4,7 @@
  * silence longer than heartbeat × liveness (its leases are then redelivered at once).
  */
 import type { Broker, Delivery, Session } from '../../core/broker.js';
+import type { JobApi } from '../../core/job-types.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { MessageState, NewMessage } from '../../core/types.js';
@@ -20,6 +21,28 @@ import {
   type Json,
   type Request,
 } from '../../protocol/codec.js';
+import { optBool, optInt, optNumber, optString, reqIds, reqString, settled } from './args.js';
+import { FerryJobCommands } from './ferry-jobs.js';
+
+/** Commands handled by the job part of the dialect (ferry-jobs.ts). */
+const JOB_COMMANDS: ReadonlySet<string> = new Set([
+  'SUBMIT',
+  'CALL',
+  'MULTICAST',
+  'JOB',
+  'JOBS',
+  'WATCH',
+  'UNWATCH',
+  'JOB_CANCEL',
+  'WORKER',
+  'WORKER_STOP',
+  'COMPLETE',
+  'FAIL',
+  'PROGRESS',
+  'JOB_EXTEND',
+  'SERVICES',
+  'WORKERS',
+]);
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 export const MIN_HEARTBEAT_MS = 100;
@@ -36,6 +59,8 @@ export interface FerryDialectOptions {
   heartbeatMs?: number;
   maxBatchMessages?: number;
   maxRequestBytes?: number;
+  /** The job server; without it the job commands answer UNKNOWN_COMMAND. */
+  jobs?: JobApi;
 }
 
 /** Sends frames to one peer. */
@@ -57,6 +82,7 @@ export class FerryDialect {
   private readonly maxRequestBytes: number;
   private cancelLiveness: (() => void) | undefined;
   private closed = false;
+  private readonly jobCommands: FerryJobCommands | undefined;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -70,6 +96,9 @@ export class FerryDialect {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.jobCommands = options.jobs
+      ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
+      : undefined;
     this.armLiveness();
   }
 
@@ -91,6 +120,7 @@ export class FerryDialect {
       if (now - p.lastSeen > p.heartbeatMs * HEARTBEAT_LIVENESS) {
         this.log.info('peer went silent; closing its session', { session: p.session.id });
         p.session.close();
+        this.jobCommands?.closePeer(key);
         this.peers.delete(key);
       }
     }
@@ -158,7 +188,10 @@ export class FerryDialect {
       );
     }
     const old = this.peers.get(key);
-    if (old) old.session.close();
+    if (old) {
+      old.session.close();
+      this.jobCommands?.closePeer(key);
+    }
     const session = this.broker.openSession({
       deliver: (tag, messages) => this.deliver(peerId, tag, messages),
     });
@@ -194,6 +227,13 @@ export class FerryDialect {
 
   private dispatch(peer: Peer, key: string, req: Request): void {
     const { args, requestId } = req;
+    if (JOB_COMMANDS.has(req.command)) {
+      if (!this.jobCommands) {
+        throw new FerryError('UNKNOWN_COMMAND', `${req.command}: this broker runs no job server`);
+      }
+      this.jobCommands.handle(peer.id, key, req);
+      return;
+    }
     const s = peer.session;
     switch (req.command) {
       case 'PING':
@@ -201,6 +241,7 @@ export class FerryDialect {
         return;
       case 'BYE':
         s.close();
+        this.jobCommands?.closePeer(key);
         this.peers.delete(key);
         this.ok(peer, requestId);
         return;
@@ -349,66 +390,7 @@ export class FerryDialect {
     this.closed = true;
     this.cancelLiveness?.();
     for (const p of this.peers.values()) p.session.close();
+    this.jobCommands?.close();
     this.peers.clear();
   }
-}
-
-function settled(ids: string[], results: (string | null)[]): Json {
-  const failed: Json[] = [];
-  for (let i = 0; i < ids.length; i++) {
-    const code = results[i];
-    if (code !== null && code !== undefined) failed.push({ id: ids[i], code });
-  }
-  return { done: ids.length - failed.length, failed };
-}
-
-function reqString(args: Json, key: string): string {
-  const v = args[key];
-  if (typeof v !== 'string') throw new FerryError('BAD_ARGUMENTS', `${key} must be a string`);
-  return v;
-}
-
-function optString(args: Json, key: string): string | undefined {
-  const v = args[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new FerryError('BAD_ARGUMENTS', `${key} must be a string`);
-  return v;
-}
-
-function optNumber(args: Json, key: string): number | undefined {
-  const v = args[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new FerryError('BAD_ARGUMENTS', `${key} must be a number`);
-  }
-  return v;
-}
-
-function optInt(args: Json, key: string): number | undefined {
-  const v = optNumber(args, key);
-  if (v !== undefined && !Number.isInteger(v)) {
-    throw new FerryError('BAD_ARGUMENTS', `${key} must be an integer`);
-  }
-  return v;
-}
-
-function optBool(args: Json, key: string): boolean | undefined {
-  const v = args[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw new FerryError('BAD_ARGUMENTS', `${key} must be true or false`);
-  return v;
-}
-
-const MAX_IDS_PER_REQUEST = 100_000;
-
-function reqIds(args: Json): string[] {
-  const v = args['ids'];
-  if (
-    !Array.isArray(v) ||
-    v.length > MAX_IDS_PER_REQUEST ||
-    !v.every((x) => typeof x === 'string')
-  ) {
-    throw new FerryError('BAD_ARGUMENTS', 'ids must be an array of message id strings');
-  }
-  return v as string[];
 }

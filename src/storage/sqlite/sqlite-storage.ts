@@ -27,6 +27,7 @@ import type {
   SyncPolicy,
 } from '../types.js';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
+import { SqliteJobStorage } from './sqlite-jobs.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
@@ -198,6 +199,7 @@ export class SqliteStorage implements Storage {
   private st!: Statements;
   private readonly queueIds = new Map<string, number>();
   private pending: PendingCall[] = [];
+  readonly jobs = new SqliteJobStorage(<T>(fn: () => T) => this.call(fn));
   private flushScheduled = false;
   private closed = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -237,6 +239,7 @@ export class SqliteStorage implements Storage {
     }
     this.st = prepareStatements(db);
     const releasedLeases = this.st.releaseAllLeases.run().changes;
+    const requeuedJobs = this.jobs.open(db);
     if (this.sync.mode === 'batch') {
       const interval = this.sync.intervalMs;
       this.syncTimer = setInterval(() => this.syncWal(), interval);
@@ -244,7 +247,7 @@ export class SqliteStorage implements Storage {
     }
     const queues = this.readCounts();
     const nextDueAt = this.st.nextDue.get()?.t ?? null;
-    return { queues, releasedLeases, nextDueAt };
+    return { queues, releasedLeases, nextDueAt, requeuedJobs };
   }
 
   private migrate(db: Database.Database): void {

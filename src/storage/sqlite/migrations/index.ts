@@ -3,6 +3,7 @@
  * Append a new entry for every change; never edit or reorder an existing one.
  */
 import { MIGRATION_0001_INIT } from './0001-init.js';
+import { MIGRATION_0002_JOBS } from './0002-jobs.js';
 
 export interface Migration {
   version: number;
@@ -12,4 +13,5 @@ export interface Migration {
 
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: MIGRATION_0001_INIT },
+  { version: 2, name: 'jobs', sql: MIGRATION_0002_JOBS },
 ];
