@@ -171,6 +171,18 @@ export class FakeJobs implements JobApi {
     return Promise.resolve({ ...j.info });
   }
 
+  list(): Promise<JobInfo[]> {
+    return Promise.resolve([...this.jobs.values()].map((j) => ({ ...j.info })));
+  }
+
+  async forget(id: string): Promise<boolean> {
+    const j = this.jobs.get(id);
+    if (!j) return false;
+    if (!isFinalStatus(j.info.status)) await this.cancel(id);
+    this.jobs.delete(id);
+    return true;
+  }
+
   multicast(): Promise<JobInfo> {
     return Promise.reject(new Error('not in the fake'));
   }

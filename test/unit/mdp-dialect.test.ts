@@ -390,9 +390,12 @@ describe('Titanic (9/TSP) over MDP', () => {
     const failed = await ask('titanic.reply', id!);
     assert.equal(failed[0], '500');
     assert.match(failed[1]!, /failed/);
-    // A pending job closed is cancelled.
+    // A pending job closed is cancelled and forgotten.
     const [, id2] = await ask('titanic.request', 'echo', 'y');
+    const pending = jobs.jobs.get(id2!)!;
     assert.deepEqual(await ask('titanic.close', id2!), ['200']);
-    assert.equal(jobs.jobs.get(id2!)?.info.status, 'cancelled');
+    assert.equal(pending.info.status, 'cancelled');
+    assert.equal(jobs.jobs.has(id2!), false);
+    assert.deepEqual(await ask('titanic.reply', id2!), ['400']);
   });
 });

@@ -69,6 +69,8 @@ interface MdpWorker {
   lastSeen: number;
   /** Jobs sent to this worker and not yet answered. */
   running: Set<string>;
+  /** Of those, the ones the core took back: the worker is busy until it answers them. */
+  abandoned: Set<string>;
   gone: boolean;
 }
 
@@ -298,6 +300,13 @@ export class MdpDialect {
     }
     // REPLY (0.1) or FINAL (0.2): the worker is free again once the core hears of it.
     worker.running.delete(jobId);
+    if (worker.abandoned.delete(jobId)) {
+      if (worker.abandoned.size === 0) worker.handle.resume();
+      this.log.info('mdp: late reply for a job taken back from the worker; dropped', {
+        job: jobId,
+      });
+      return;
+    }
     worker.handle.complete(jobId, cmd.body).then(
       (r) => {
         if (r !== null) this.log.info('mdp: reply not taken', { job: jobId, reason: r });
@@ -320,16 +329,14 @@ export class MdpDialect {
       handle: undefined as unknown as WorkerHandle,
       lastSeen: this.clock.now(),
       running: new Set(),
+      abandoned: new Set(),
       gone: false,
     };
     try {
       worker.handle = this.jobs.registerWorker(
         {
           assign: (job) => this.assign(worker, job),
-          cancel: (jobId) => {
-            // MDP cannot cancel a request; its late reply is refused by the core.
-            this.log.debug('mdp: job cancelled while a worker runs it', { job: jobId });
-          },
+          cancel: (jobId) => this.cancelled(worker, jobId),
         },
         {
           services: [service],
@@ -357,6 +364,21 @@ export class MdpDialect {
       worker.peer,
       encodeWorkerRequest(worker.version, Buffer.from(job.id, 'latin1'), job.params),
     );
+  }
+
+  /**
+   * The core took a job back from a worker (cancelled, or past its run timeout). MDP cannot
+   * tell a worker to stop, so the worker is still busy with it: it takes no new request until
+   * its late answer arrives (which the core then refuses).
+   */
+  private cancelled(worker: MdpWorker, jobId: string): void {
+    if (!worker.running.has(jobId) || worker.gone) return;
+    worker.abandoned.add(jobId);
+    worker.handle.pause();
+    this.log.info('mdp: a job was taken back from its worker; the worker waits for its reply', {
+      job: jobId,
+      service: worker.service,
+    });
   }
 
   /** A worker broke the protocol: DISCONNECT, then nothing more to it. */

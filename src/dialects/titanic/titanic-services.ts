@@ -7,7 +7,7 @@
  * - `titanic.reply` [id] → `200` + the result once done, `300` while queued or running,
  *   `400` for an id that is unknown or closed, `500` + a reason frame when the job failed,
  *   expired or was cancelled (the request will not be run again).
- * - `titanic.close` [id] → `200`, always; a job still pending is cancelled.
+ * - `titanic.close` [id] → `200`, always; the job is forgotten (cancelled first if pending).
  *
  * Ids are Ferry job ids: 32 lower-case hex digits. Status frames are exactly three digits;
  * any explanation travels in a separate frame after them.
@@ -28,12 +28,6 @@ export const TITANIC_UNKNOWN = '400';
 export const TITANIC_ERROR = '500';
 /** Answer to a `titanic.*` service 9/TSP does not define. */
 export const TITANIC_NOT_IMPLEMENTED = '501';
-
-/**
- * How many closed ids are remembered (so `titanic.reply` answers 400 for them) until the
- * core can forget a job; the oldest are dropped first.
- */
-export const TITANIC_CLOSED_IDS_REMEMBERED = 100_000;
 
 export interface TitanicOptions {
   logger?: Logger;
@@ -56,7 +50,6 @@ function reasonOf(err: unknown): string {
 export class TitanicServices implements InternalServices {
   private readonly log: Logger;
   private readonly isReserved: (service: string) => boolean;
-  private readonly closed = new Set<string>();
 
   constructor(
     private readonly jobs: JobApi,
@@ -105,7 +98,7 @@ export class TitanicServices implements InternalServices {
 
   private async reply(body: Buffer[]): Promise<Buffer[]> {
     const id = this.idOf(body);
-    if (id === undefined || this.closed.has(id)) return status(TITANIC_UNKNOWN);
+    if (id === undefined) return status(TITANIC_UNKNOWN);
     const job = await this.jobs.get(id);
     if (!job) return status(TITANIC_UNKNOWN);
     if (!isFinalStatus(job.status)) return status(TITANIC_PENDING);
@@ -115,28 +108,14 @@ export class TitanicServices implements InternalServices {
 
   private async close(body: Buffer[]): Promise<Buffer[]> {
     const id = this.idOf(body);
-    if (id === undefined || this.closed.has(id)) return status(TITANIC_OK);
-    const job = await this.jobs.get(id);
-    if (job && !isFinalStatus(job.status)) {
-      await this.jobs.cancel(id).catch((err: unknown) => {
-        this.log.debug('titanic: cancel on close failed', { job: id, err: reasonOf(err) });
-      });
-    }
-    if (job) this.remember(id);
+    // Forgetting cancels a job still pending; an unknown id is fine (idempotent).
+    if (id !== undefined) await this.jobs.forget(id);
     return status(TITANIC_OK);
   }
 
   private idOf(body: Buffer[]): string | undefined {
     const id = body[0]?.toString('latin1').toLowerCase();
     return isJobId(id) ? id : undefined;
-  }
-
-  private remember(id: string): void {
-    this.closed.add(id);
-    if (this.closed.size > TITANIC_CLOSED_IDS_REMEMBERED) {
-      const oldest = this.closed.values().next();
-      if (!oldest.done) this.closed.delete(oldest.value);
-    }
   }
 }
 
