@@ -130,6 +130,58 @@ describe('MDP/0.1 + MMI (7/MDP, 8/MMI)', { timeout: 120_000 }, () => {
     assert.equal(w.served, 2);
   });
 
+  test('an MDP worker serves a job-server call, and a job-server worker serves an MDP client', async () => {
+    // The path of the SDK's `call` and `worker`: the Ferry dialect maps them onto these.
+    await worker('mdp-served', {
+      handler: (body) => [Buffer.from(`mdp says ${body[0]!.toString()}`), body[1] ?? E],
+    });
+    const job = await broker.server.jobs.call(
+      { service: 'mdp-served', params: [Buffer.from('hi'), Buffer.from('frame 2')] },
+      { timeoutMs: 5_000 },
+    );
+    assert.equal(job.status, 'done');
+    assert.deepEqual(texts(job.result ?? []), ['mdp says hi', 'frame 2']);
+
+    const handle = broker.server.jobs.registerWorker(
+      {
+        assign: (a) => {
+          const reply = a.params.map((f) => Buffer.from(f.toString().split('').reverse().join('')));
+          void handle.complete(a.id, reply);
+        },
+        cancel: () => {},
+      },
+      { services: ['core-served'], name: 'in-process', protocol: 'test' },
+    );
+    cleanup.push(() => handle.close());
+    const c = await client();
+    assert.deepEqual(await call1(c, 'core-served', ['abc', 'xyz']), ['cba', 'zyx']);
+    assert.deepEqual(await call1(c, 'mmi.service', ['core-served']), ['200']);
+  });
+
+  test('a request whose job fails gets no reply; the next one is served', async () => {
+    const handle = broker.server.jobs.registerWorker(
+      {
+        assign: (a) => {
+          if (a.params[0]!.toString() === 'fail') {
+            void handle.fail(a.id, { code: 'NOPE', message: 'refused' }, { retry: false });
+          } else {
+            void handle.complete(a.id, [Buffer.from('fine')]);
+          }
+        },
+        cancel: () => {},
+      },
+      { services: ['sometimes-fails'] },
+    );
+    cleanup.push(() => handle.close());
+    const mdp = broker.server.mdp!;
+    const unanswered = mdp.counters.unanswered;
+    const c = await client();
+    await c.send(clientRequestV1('sometimes-fails', 'fail'));
+    await waitFor(() => mdp.counters.unanswered > unanswered, 'the failure to be noted');
+    // The first message the client gets is the answer to its second request.
+    assert.deepEqual(await call1(c, 'sometimes-fails', ['ok']), ['fine']);
+  });
+
   test('protocol violations get DISCONNECT and the broker keeps serving', async () => {
     const violators: [string, Frame[][]][] = [
       ['HEARTBEAT before READY', [[E, 'MDPW01', 0x04]]],

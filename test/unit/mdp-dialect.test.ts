@@ -323,6 +323,31 @@ describe('MDP dialect', () => {
     assert.equal(mdp.counters.unanswered, 2);
   });
 
+  it('a job taken back from a worker keeps it busy until its late reply, which is dropped', async () => {
+    const { mdp, take, jobs } = setup();
+    mdp.handle(b('W'), ready1('echo'));
+    mdp.handle(b('C'), request1('echo', 'first'));
+    mdp.handle(b('C'), request1('echo', 'second'));
+    await settle();
+    const first = take('W');
+    assert.equal(first.length, 1);
+    const firstId = first[0]![3]!.toString();
+    await jobs.cancel(firstId);
+    await settle();
+    assert.equal(take('W').length, 0, 'no second request while the worker is still busy');
+    mdp.handle(b('W'), [E, b('MDPW01'), byte(3), first[0]![3]!, E, b('late')]);
+    await settle();
+    const second = take('W');
+    assert.equal(second.length, 1);
+    assert.equal(second[0]![5]!.toString(), 'second');
+    mdp.handle(b('W'), [E, b('MDPW01'), byte(3), second[0]![3]!, E, b('answer')]);
+    await settle();
+    assert.deepEqual(
+      take('C').map((m) => m[3]!.toString()),
+      ['answer'],
+    );
+  });
+
   it('close() tells workers to reconnect and requeues what they ran', async () => {
     const { mdp, take, jobs } = setup();
     mdp.handle(b('W'), ready1('echo'));
