@@ -3,9 +3,11 @@
  * sockets, with raw peers written from the RFCs (test/helpers/mdp-peers.ts).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as zmq from 'zeromq';
-import { startBroker, tmpDir, waitFor, type TestBroker } from '../helpers/broker.js';
+import { REPO_ROOT, startBroker, tmpDir, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
   E,
   RawPeer,
@@ -17,6 +19,10 @@ import {
 } from '../helpers/mdp-peers.js';
 
 const MDP_FLAGS = { mdp: 'tcp://127.0.0.1:*' };
+const PYTHON = '/usr/bin/python3';
+const PY_ROUNDTRIP = path.join(REPO_ROOT, 'test', 'fixtures', 'mdp_roundtrip.py');
+const PY_ROUND_TRIPS = 2_000;
+const PY_TIMEOUT_MS = 60_000;
 const ROUND_TRIPS = 10_000;
 const WINDOW = 100;
 
@@ -182,6 +188,35 @@ describe('MDP/0.1 + MMI (7/MDP, 8/MMI)', { timeout: 120_000 }, () => {
     assert.deepEqual(await call1(c, 'sometimes-fails', ['ok']), ['fine']);
   });
 
+  test(
+    'a worker silent for 2.5 s × 3 is dropped and its request is served by another',
+    { timeout: 30_000 },
+    async () => {
+      const mdp = broker.server.mdp!;
+      const expired = mdp.counters.expired;
+      const silent = await client();
+      await silent.send([E, 'MDPW01', 0x01, 'fragile']);
+      await waitFor(() => broker.server.jobs.hasWorkers('fragile'), 'the silent worker');
+      const c = await client();
+      const started = Date.now();
+      await c.send(clientRequestV1('fragile', 'survive'));
+      const req = texts(await silent.receive('the REQUEST to the silent worker'));
+      assert.equal(req[2], '\x02');
+      // A live worker joins; the request stays with the silent one until it is declared dead.
+      const good = await worker('fragile');
+      const reply = texts(await c.receive('the reply from the live worker', 20_000));
+      const waited = Date.now() - started;
+      assert.deepEqual(reply, ['', 'MDPC01', 'fragile', 'survive']);
+      assert.equal(mdp.counters.expired, expired + 1);
+      assert.ok(waited >= 7_000, `the silent worker was dropped after ${waited} ms, before 7.5 s`);
+      assert.ok(waited < 12_000, `the silent worker was dropped only after ${waited} ms`);
+      assert.ok(good.heartbeatsReceived > 0, 'the broker heartbeats its workers');
+      // The silent worker got heartbeats too, then nothing more once it was dead.
+      let m: Buffer[] | undefined;
+      while ((m = await silent.tryReceive(0))) assert.equal(m[2]![0], 0x04);
+    },
+  );
+
   test('protocol violations get DISCONNECT and the broker keeps serving', async () => {
     const violators: [string, Frame[][]][] = [
       ['HEARTBEAT before READY', [[E, 'MDPW01', 0x04]]],
@@ -344,4 +379,53 @@ describe('Titanic (9/TSP)', { timeout: 60_000 }, () => {
       await second.stop();
     }
   });
+});
+
+/** Runs the pyzmq MDP/0.1 peers (test/fixtures/mdp_roundtrip.py) asynchronously. */
+function runPython(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      PYTHON,
+      [PY_ROUNDTRIP, ...args],
+      { timeout: PY_TIMEOUT_MS, killSignal: 'SIGKILL' },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('MDP/0.1 from Python (pyzmq REQ client, DEALER worker)', { timeout: 120_000 }, () => {
+  let broker: TestBroker;
+
+  before(async () => {
+    broker = await startBroker(MDP_FLAGS);
+  });
+
+  after(async () => {
+    await broker.stop();
+  });
+
+  for (const delimiter of [true, false]) {
+    test(`${PY_ROUND_TRIPS} round trips and MMI, worker ${delimiter ? 'with' : 'without'} the REPLY delimiter`, async () => {
+      const service = delimiter ? 'py-echo' : 'py-echo-nodelim';
+      const run = await runPython([
+        mdpEndpointOf(broker),
+        service,
+        String(PY_ROUND_TRIPS),
+        ...(delimiter ? [] : ['--no-delimiter']),
+      ]);
+      assert.equal(run.code, 0, `mdp_roundtrip.py failed (exit ${run.code}): ${run.stderr}`);
+      const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+      assert.deepEqual(summary, {
+        replies: PY_ROUND_TRIPS,
+        served: PY_ROUND_TRIPS,
+        mmi_found: '200',
+        mmi_missing: '404',
+      });
+    });
+  }
 });

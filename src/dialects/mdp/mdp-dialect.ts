@@ -38,8 +38,10 @@ import {
 } from './mdp-frames.js';
 import { MmiServices } from './mmi.js';
 
-/** Broker heartbeat to workers, and how often silence is checked (zguide defaults). */
+/** Broker heartbeat to workers (the zguide default). */
 export const MDP_HEARTBEAT_INTERVAL_MS = 2_500;
+/** Silence is checked this many times per heartbeat interval (dead workers found sooner). */
+export const MDP_LIVENESS_CHECKS_PER_INTERVAL = 5;
 /** A worker silent for this many intervals is dead (7.5 s at the defaults). */
 export const MDP_HEARTBEAT_LIVENESS = 3;
 /** A client request no worker has started within this is expired (7/MDP: SHOULD expire). */
@@ -99,6 +101,7 @@ export class MdpDialect {
   private readonly requestTtlMs: number;
   private readonly internal: InternalServices[];
   private cancelTick: (() => void) | undefined;
+  private lastHeartbeatAt: number;
   private closed = false;
   readonly counters: MdpCounters = {
     requests: 0,
@@ -125,6 +128,7 @@ export class MdpDialect {
       (service) => this.jobs.hasWorkers(service) || others.some((s) => s.provides(service)),
     );
     this.internal = [mmi, ...others];
+    this.lastHeartbeatAt = this.clock.now();
     this.armTick();
   }
 
@@ -414,17 +418,22 @@ export class MdpDialect {
   // ---- heartbeats ----------------------------------------------------------------------
 
   private armTick(): void {
-    this.cancelTick = this.clock.setTimer(() => {
-      if (this.closed) return;
-      this.tick();
-      this.armTick();
-    }, this.heartbeatIntervalMs);
+    this.cancelTick = this.clock.setTimer(
+      () => {
+        if (this.closed) return;
+        this.tick();
+        this.armTick();
+      },
+      Math.max(1, Math.floor(this.heartbeatIntervalMs / MDP_LIVENESS_CHECKS_PER_INTERVAL)),
+    );
   }
 
-  /** Expires silent workers and sends a heartbeat to the rest. */
+  /** Expires silent workers; once per interval, sends a heartbeat to the rest. */
   private tick(): void {
     const now = this.clock.now();
     const deadAfter = this.heartbeatIntervalMs * this.heartbeatLiveness;
+    const beat = now - this.lastHeartbeatAt >= this.heartbeatIntervalMs;
+    if (beat) this.lastHeartbeatAt = now;
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > deadAfter) {
         this.counters.expired++;
@@ -435,7 +444,7 @@ export class MdpDialect {
         this.dropWorker(w, false);
         continue;
       }
-      this.sendTo(w.peer, encodeWorkerHeartbeat(w.version));
+      if (beat) this.sendTo(w.peer, encodeWorkerHeartbeat(w.version));
     }
   }
 }
