@@ -14,6 +14,22 @@ export {
   type PeekedMessage,
   type QueueStats,
   type SendOptions,
+  type ServiceStats,
   type Stats,
+  type WorkerStats,
 } from './client/client.js';
+export {
+  JobFailure,
+  JobHandle,
+  type CallOptions,
+  type JobContext,
+  type JobHandler,
+  type JobInfo,
+  type JobOptions,
+  type JobStatus,
+  type JobUpdate,
+  type SubmitOptions,
+  type Worker,
+  type WorkerOptions,
+} from './client/job-client.js';
 export { FerryError, ERROR_REGISTRY, isErrorCode, type ErrorCode } from './errors.js';

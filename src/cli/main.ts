@@ -3,9 +3,19 @@
  * The `ferry` command. `ferry start` runs a broker; the other commands talk to one
  * (--broker, or FERRY_BROKER, default tcp://127.0.0.1:7400).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { connect, DEFAULT_ENDPOINT, type FerryClient } from '../client/client.js';
+import type { ParseArgsConfig } from 'node:util';
+import { DEFAULT_ENDPOINT } from '../client/client.js';
 import { FerryError } from '../errors.js';
+import {
+  CLIENT_FLAGS,
+  fail,
+  intFlag,
+  parse,
+  printable,
+  printTable,
+  withClient,
+} from './cli-support.js';
+import { cmdCall, cmdJob, cmdJobs, cmdServices, cmdSubmit, cmdWorkers } from './job-commands.js';
 import { CONFIG_SCHEMA, loadConfig, type FerryConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer } from '../server/server.js';
@@ -26,24 +36,17 @@ Usage:
   ferry dlq list <queue> [--limit n] [--json]
   ferry dlq redrive <queue> [--limit n] [--id id …]
   ferry purge <queue> [--dead]
+  ferry call <service> <params…> [--timeout ms] [--durable] [--progress] [--json]
+  ferry submit <service> <params…> [--priority n] [--delay ms] [--ttl ms] [--dedup key]
+               [--max-attempts n] [--wait]
+  ferry job <id> [--wait] [--follow] [--cancel] [--json]
+  ferry jobs [--service s] [--status st] [--limit n] [--json]
+  ferry services [--json]
+  ferry workers [--json]
 
 Client commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT})
 and --timeout <ms> (default 10000).
 Run 'ferry start --help' for every broker option.`;
-
-function fail(message: string, code = 2): never {
-  process.stderr.write(`ferry: ${message}\n`);
-  process.exit(code);
-}
-
-function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const e = new FerryError('CONFIG_INVALID', (err as Error).message);
-    fail(`${e.code}: ${e.message}`);
-  }
-}
 
 function startHelp(): string {
   const lines = Object.entries(CONFIG_SCHEMA)
@@ -111,37 +114,6 @@ async function cmdStart(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-/** How long client commands wait for the broker by default. */
-export const DEFAULT_CLI_TIMEOUT_MS = 10_000;
-const CLIENT_FLAGS = { broker: { type: 'string' }, timeout: { type: 'string' } } as const;
-
-async function withClient<T>(
-  values: Record<string, unknown>,
-  fn: (c: FerryClient) => Promise<T>,
-): Promise<T> {
-  const endpoint =
-    (values['broker'] as string | undefined) ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
-  const timeout = intFlag(values['timeout'], 'timeout') ?? DEFAULT_CLI_TIMEOUT_MS;
-  const client = await connect(endpoint, { requestTimeoutMs: timeout });
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
-
-function intFlag(v: unknown, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d+$/.test(v))
-    fail(`CONFIG_INVALID: --${name} must be a whole number`);
-  return Number(v);
-}
-
-function printable(b: Buffer): string {
-  const s = b.toString('utf8');
-  return Buffer.from(s, 'utf8').equals(b) ? s : `base64:${b.toString('base64')}`;
 }
 
 async function cmdSend(argv: string[]): Promise<void> {
@@ -257,16 +229,6 @@ async function cmdStats(argv: string[]): Promise<void> {
   });
 }
 
-function printTable(head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string =>
-    r
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  process.stdout.write(`${line(head)}\n${rows.map(line).join('\n')}${rows.length ? '\n' : ''}`);
-}
-
 async function cmdQueues(argv: string[]): Promise<void> {
   const { values } = parse(argv, { ...CLIENT_FLAGS });
   await withClient(values, async (c) => {
@@ -364,6 +326,18 @@ export async function main(argv: string[]): Promise<void> {
       return cmdDlq(rest);
     case 'purge':
       return cmdPurge(rest);
+    case 'call':
+      return cmdCall(rest);
+    case 'submit':
+      return cmdSubmit(rest);
+    case 'job':
+      return cmdJob(rest);
+    case 'jobs':
+      return cmdJobs(rest);
+    case 'services':
+      return cmdServices(rest);
+    case 'workers':
+      return cmdWorkers(rest);
     case undefined:
     case 'help':
     case '--help':

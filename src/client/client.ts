@@ -23,6 +23,22 @@ import {
   type Reply,
 } from '../protocol/codec.js';
 import { connectDealer } from '../transport/zmq-dealer.js';
+import {
+  JobHandle,
+  JobWorker,
+  jobInfoOf,
+  toFrames,
+  updateOf,
+  type CallOptions,
+  type JobHandler,
+  type JobInfo,
+  type JobOptions,
+  type JobStatus,
+  type JobWire,
+  type SubmitOptions,
+  type Worker,
+  type WorkerOptions,
+} from './job-client.js';
 import type { ClientConnection } from '../transport/types.js';
 
 export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
@@ -147,6 +163,31 @@ export interface QueueStats {
   oldestAgeMs: number | null;
 }
 
+export interface ServiceStats {
+  name: string;
+  workers: number;
+  idleSlots: number;
+  queued: number;
+  running: number;
+  done: number;
+  failed: number;
+  cancelled: number;
+  expired: number;
+}
+
+export interface WorkerStats {
+  id: string;
+  name: string;
+  protocol: string;
+  services: string[];
+  concurrency: number;
+  running: number;
+  completed: number;
+  failed: number;
+  connectedAt: number;
+  lastJobAt: number | null;
+}
+
 export interface Stats {
   broker: Record<string, unknown>;
   queues: QueueStats[];
@@ -165,6 +206,22 @@ interface Pending {
   reject: (err: FerryError) => void;
   timer: NodeJS.Timeout | undefined;
   sentAt: number;
+}
+
+interface Stream {
+  onEvent: (reply: Reply) => void;
+  frames: Buffer[];
+  answered: boolean;
+  /** Send again after a reconnect (watches). */
+  resend: boolean;
+}
+
+/** The FerryError of an ERROR reply, with the reply's extra fields (e.g. `job`) as details. */
+function errorWithDetails(reply: Reply): FerryError {
+  const base = errorFromReply(reply);
+  const { code: _c, message: _m, ...details } = reply.args;
+  if (Object.keys(details).length === 0) return base;
+  return new FerryError(base.code, base.message, { details });
 }
 
 interface QueuedSend {
@@ -264,6 +321,10 @@ export class FerryClient {
   private nextConsumer = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly consumers = new Map<string, ConsumerImpl>();
+  private readonly jobWorkers = new Map<string, JobWorker>();
+  private readonly streams = new Map<string, Stream>();
+  private nextWorker = 1;
+  private nextSubmitSeq = 1;
   private readonly sendQueues = new Map<string, QueuedSend[]>();
   private acks: QueuedSettle[] = [];
   private flushScheduled = false;
@@ -352,11 +413,10 @@ export class FerryClient {
     args: Json,
     payload: Buffer[] = [],
     timeoutMs = this.requestTimeoutMs,
+    rid: Buffer = this.newRequestId(),
   ): Promise<Reply> {
     if (this.closed && command !== 'BYE')
       return Promise.reject(new FerryError('CONNECTION_CLOSED'));
-    const rid = Buffer.allocUnsafe(4);
-    rid.writeUInt32BE(this.nextRequest++ >>> 0);
     const frames = encodeRequest(command, rid, args, payload);
     return new Promise<Reply>((resolve, reject) => {
       const key = rid.toString('latin1');
@@ -375,10 +435,49 @@ export class FerryClient {
     });
   }
 
-  private async request(command: Command, args: Json, payload: Buffer[] = []): Promise<Reply> {
-    const reply = await this.rawRequest(command, args, payload);
-    if (reply.kind === 'ERROR') throw errorFromReply(reply);
+  private newRequestId(): Buffer {
+    const rid = Buffer.allocUnsafe(4);
+    rid.writeUInt32BE(this.nextRequest++ >>> 0);
+    return rid;
+  }
+
+  private async request(
+    command: Command,
+    args: Json,
+    payload: Buffer[] = [],
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<Reply> {
+    const reply = await this.rawRequest(command, args, payload, timeoutMs);
+    if (reply.kind === 'ERROR') throw errorWithDetails(reply);
     return reply;
+  }
+
+  /** A request whose EVENT messages (same request id) go to onEvent until closed. */
+  private openStream(
+    command: Command,
+    args: Json,
+    payload: Buffer[],
+    onEvent: (reply: Reply) => void,
+    timeoutMs = this.requestTimeoutMs,
+  ): { reply: Promise<Reply>; close(): void } {
+    const rid = this.newRequestId();
+    const key = rid.toString('latin1');
+    const stream: Stream = {
+      onEvent,
+      frames: encodeRequest(command, rid, args, payload),
+      answered: false,
+      resend: command === 'WATCH',
+    };
+    this.streams.set(key, stream);
+    const reply = this.rawRequest(command, args, payload, timeoutMs, rid).then((r) => {
+      stream.answered = true;
+      if (r.kind === 'ERROR') {
+        this.streams.delete(key);
+        throw errorWithDetails(r);
+      }
+      return r;
+    });
+    return { reply, close: () => this.streams.delete(key) };
   }
 
   private onFrames(frames: Buffer[]): void {
@@ -394,6 +493,14 @@ export class FerryClient {
     }
     if (reply.kind === 'DELIVER') {
       this.onDeliver(reply);
+      return;
+    }
+    if (reply.kind === 'ASSIGN' || reply.kind === 'REVOKE') {
+      this.onWorkerMessage(reply);
+      return;
+    }
+    if (reply.kind === 'EVENT') {
+      this.streams.get(reply.requestId.toString('latin1'))?.onEvent(reply);
       return;
     }
     const key = reply.requestId.toString('latin1');
@@ -445,6 +552,14 @@ export class FerryClient {
           if (!c.established || c.cancelled) continue;
           c.channel.drain(); // their leases died with the old session
           this.rawRequest('CONSUME', this.consumeArgs(c)).catch(() => {});
+        }
+        for (const w of this.jobWorkers.values()) {
+          w.abortAll(); // the old session's jobs were requeued by the broker
+          if (w.established) this.rawRequest('WORKER', w.registerArgs()).catch(() => {});
+        }
+        for (const st of this.streams.values()) {
+          // A watch already answered is asked for again (its updates replay from the start).
+          if (st.resend && st.answered) this.conn.send(st.frames);
         }
         let resent = 0;
         for (const p of this.pending.values()) {
@@ -723,6 +838,189 @@ export class FerryClient {
     }
   }
 
+  // -------------------------------------------------------------- jobs
+
+  /** What job handles and workers use to reach the broker. */
+  private get wire(): JobWire {
+    return {
+      request: (command, args, payload, timeoutMs) =>
+        this.request(command, args, payload ?? [], timeoutMs ?? this.requestTimeoutMs),
+      stream: (command, args, payload, onEvent, timeoutMs) =>
+        this.openStream(command, args, payload, onEvent, timeoutMs),
+      isClosed: () => this.closed,
+    };
+  }
+
+  private jobArgs(service: string, options: JobOptions): Json {
+    const args: Json = { service };
+    if (options.priority !== undefined) args['priority'] = options.priority;
+    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+    if (options.maxAttempts !== undefined) args['maxAttempts'] = options.maxAttempts;
+    if (options.headers !== undefined) args['headers'] = options.headers;
+    return args;
+  }
+
+  /**
+   * Submits a job; resolves with its handle once the broker has stored it. It runs when a
+   * worker for the service is free — now, later, or after a broker restart.
+   */
+  async submit(
+    service: string,
+    params: Body | Body[],
+    options: SubmitOptions = {},
+  ): Promise<JobHandle> {
+    const args = this.jobArgs(service, options);
+    if (options.delayMs !== undefined) args['delayMs'] = options.delayMs;
+    if (options.durable !== undefined) args['durable'] = options.durable;
+    // A dedup key on every durable submit, so a re-send after a reconnect is stored once.
+    if (options.durable !== false) {
+      args['dedupKey'] = options.dedupKey ?? `~${this.clientId}:${this.nextSubmitSeq++}`;
+    }
+    const reply = await this.request('SUBMIT', args, toFrames(params));
+    return new JobHandle(this.wire, String(reply.args['id']));
+  }
+
+  /** Runs a job and resolves with its result (the first frame). */
+  async call(service: string, params: Body | Body[], options: CallOptions = {}): Promise<Buffer> {
+    const frames = await this.callFrames(service, params, options);
+    return frames[0] ?? Buffer.alloc(0);
+  }
+
+  /**
+   * Runs a job and resolves with every result frame. Rejects JOB_FAILED, JOB_CANCELLED,
+   * JOB_EXPIRED (with the job in `err.details.job`) or TIMEOUT.
+   */
+  async callFrames(
+    service: string,
+    params: Body | Body[],
+    options: CallOptions = {},
+  ): Promise<Buffer[]> {
+    const args = this.jobArgs(service, options);
+    if (options.durable !== undefined) args['durable'] = options.durable;
+    if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    const { signal, onProgress, onPartial } = options;
+    if (signal?.aborted) throw new FerryError('JOB_CANCELLED', 'aborted before the call');
+    // The broker enforces timeoutMs; the request itself waits a little longer for its answer.
+    const timeoutMs =
+      options.timeoutMs === undefined ? 0 : options.timeoutMs + this.requestTimeoutMs;
+    const streamed = onProgress !== undefined || onPartial !== undefined || signal !== undefined;
+    if (!streamed) {
+      const reply = await this.request('CALL', args, toFrames(params), timeoutMs);
+      return reply.payload;
+    }
+    args['stream'] = true;
+    let jobId: string | undefined;
+    let lastSeq = 0;
+    const s = this.openStream(
+      'CALL',
+      args,
+      toFrames(params),
+      (reply) => {
+        if (typeof reply.args['id'] === 'string' && reply.args['id'] !== '') {
+          jobId = reply.args['id'];
+          if (signal?.aborted) void this.request('JOB_CANCEL', { id: jobId }).catch(() => {});
+        }
+        const u = updateOf(reply);
+        if (u?.type === 'progress') onProgress?.(u.progress);
+        if (u?.type === 'partial' && u.seq > lastSeq) {
+          lastSeq = u.seq;
+          onPartial?.(u.frames, u.seq);
+        }
+      },
+      timeoutMs,
+    );
+    const onAbort = (): void => {
+      if (jobId !== undefined) void this.request('JOB_CANCEL', { id: jobId }).catch(() => {});
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const reply = await s.reply;
+      return reply.payload;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      s.close();
+    }
+  }
+
+  /** Runs one job on several services; the handle's job ends when every service's has. */
+  async multicast(
+    services: string[],
+    params: Body | Body[],
+    options: JobOptions & { durable?: boolean } = {},
+  ): Promise<JobHandle> {
+    const { service: _s, ...args } = this.jobArgs('', options);
+    if (options.durable !== undefined) args['durable'] = options.durable;
+    const reply = await this.request('MULTICAST', { ...args, services }, toFrames(params));
+    return new JobHandle(this.wire, String(reply.args['id']));
+  }
+
+  /** A handle on a job by id. */
+  job(id: string): JobHandle {
+    return new JobHandle(this.wire, id);
+  }
+
+  /**
+   * Serves a service (or several): the handler's return value is the result; a throw fails
+   * the attempt. Registration happens in the background; errors surface through onError.
+   */
+  worker(services: string | string[], handler: JobHandler, options: WorkerOptions = {}): Worker {
+    if (this.closed) throw new FerryError('CONNECTION_CLOSED');
+    const list = Array.isArray(services) ? services : [services];
+    const tag = `${this.clientId.slice(0, 6)}-w${this.nextWorker++}`;
+    const w = new JobWorker(this.wire, tag, list, handler, options, () =>
+      this.jobWorkers.delete(tag),
+    );
+    this.jobWorkers.set(tag, w);
+    w.ready = this.request('WORKER', w.registerArgs()).then(
+      () => {
+        w.established = true;
+      },
+      (err: unknown) => {
+        this.jobWorkers.delete(tag);
+        throw err;
+      },
+    );
+    w.ready.catch(() => {});
+    return w;
+  }
+
+  private onWorkerMessage(reply: Reply): void {
+    const tag = reply.args['worker'];
+    const w = typeof tag === 'string' ? this.jobWorkers.get(tag) : undefined;
+    const id = reply.args['id'];
+    if (typeof id !== 'string') return;
+    if (reply.kind === 'REVOKE') {
+      w?.onRevoke(id);
+      return;
+    }
+    if (!w) {
+      // Assigned to a worker we no longer have: give it back.
+      this.request('FAIL', { id, code: 'WORKER_GONE', message: 'worker closed' }).catch(() => {});
+      return;
+    }
+    w.onAssign(reply.args, reply.payload);
+  }
+
+  /** Services the broker knows, with their workers and job counts. */
+  async services(): Promise<ServiceStats[]> {
+    const reply = await this.request('SERVICES', {});
+    return reply.args['services'] as ServiceStats[];
+  }
+
+  /** Workers connected to the broker, over every protocol. */
+  async workers(): Promise<WorkerStats[]> {
+    const reply = await this.request('WORKERS', {});
+    return reply.args['workers'] as WorkerStats[];
+  }
+
+  /** Recent durable jobs, newest first. */
+  async jobs(
+    options: { service?: string; status?: JobStatus; limit?: number } = {},
+  ): Promise<JobInfo[]> {
+    const reply = await this.request('JOBS', { ...options });
+    return (reply.args['jobs'] as Json[]).map((j) => jobInfoOf(j, []));
+  }
+
   // -------------------------------------------------------------- admin
 
   async stats(queue?: string): Promise<Stats> {
@@ -786,6 +1084,13 @@ export class FerryClient {
       if (inflight.length === 0) break;
       await new Promise((r) => setTimeout(r, 5));
     }
+    for (const w of [...this.jobWorkers.values()]) {
+      if (timeoutMs > 0 && this.session !== undefined) {
+        await w.close({ timeoutMs: Math.max(0, deadline - Date.now()) }).catch(() => {});
+      }
+    }
+    this.jobWorkers.clear();
+    this.streams.clear();
     for (const c of [...this.consumers.values()]) {
       if (timeoutMs > 0 && this.session !== undefined) await c.cancel().catch(() => {});
       else c.channel.end();

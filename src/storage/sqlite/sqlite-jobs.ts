@@ -109,10 +109,10 @@ function prepareJobStatements(db: Database.Database) {
     pastRetention: db.prepare<[number, number], { id: string }>(
       `SELECT id FROM jobs WHERE retain_until IS NOT NULL AND retain_until <= ? LIMIT ?`,
     ),
-    list: db.prepare<[string | null, string | null, number], JobDbRow>(
+    list: db.prepare<[{ service: string | null; status: string | null; limit: number }], JobDbRow>(
       `SELECT ${JOB_COLUMNS} FROM jobs
-       WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR status = ?2)
-       ORDER BY seq DESC LIMIT ?3`,
+       WHERE (@service IS NULL OR service = @service) AND (@status IS NULL OR status = @status)
+       ORDER BY seq DESC LIMIT @limit`,
     ),
     releaseRunning: db.prepare(`UPDATE jobs SET status = 'queued' WHERE status = 'running'`),
   };
@@ -312,7 +312,13 @@ export class SqliteJobStorage implements JobStorage {
 
   list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]> {
     return this.run(() =>
-      this.s.list.all(options.service ?? null, options.status ?? null, options.limit).map(toJobRow),
+      this.s.list
+        .all({
+          service: options.service ?? null,
+          status: options.status ?? null,
+          limit: options.limit,
+        })
+        .map(toJobRow),
     );
   }
 }
