@@ -363,6 +363,46 @@ describe('MDP dialect', () => {
   });
 });
 
+describe('MDP robustness', () => {
+  it('survives 20,000 random messages (valid headers, random frames) and still serves', async () => {
+    const { mdp, take } = setup();
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+      return seed % n;
+    };
+    const pieces = [
+      E,
+      b('MDPC01'),
+      b('MDPW01'),
+      b('MDPC02'),
+      b('MDPW02'),
+      b('echo'),
+      b('mmi.service'),
+    ];
+    const frame = (): Buffer =>
+      rand(3) === 0
+        ? Buffer.from(Array.from({ length: rand(40) }, () => rand(256)))
+        : rand(4) === 0
+          ? byte(rand(8))
+          : pieces[rand(pieces.length)]!;
+    for (let i = 0; i < 20_000; i++) {
+      const msg = Array.from({ length: rand(8) }, frame);
+      assert.doesNotThrow(() => mdp.handle(b(`p${rand(50)}`), msg));
+    }
+    await settle();
+    take('W');
+    take('C');
+    mdp.handle(b('W'), ready1('echo-fuzz'));
+    mdp.handle(b('C'), request1('echo-fuzz', 'still'));
+    await settle();
+    const req = take('W').find((m) => m[2]?.[0] === 2)!;
+    mdp.handle(b('W'), [E, b('MDPW01'), byte(3), req[3]!, E, b('here')]);
+    await settle();
+    assert.deepEqual(text(take('C').at(-1)!), ['', 'MDPC01', 'echo-fuzz', 'here']);
+  });
+});
+
 describe('Titanic (9/TSP) over MDP', () => {
   it('request → 200 + id; reply 300 while pending, 200 + body when done; close; 400 after', async () => {
     const { mdp, take } = setup();
