@@ -88,6 +88,9 @@ async function cmdStart(argv: string[]): Promise<void> {
     fail(`${e.code}: ${e.message}`, 1);
   }
   process.stdout.write(`ferry listening on ${server.endpoint} (data ${config.dataDir})\n`);
+  if (server.mdpEndpoint !== undefined) {
+    process.stdout.write(`ferry mdp (Majordomo, MMI, Titanic) on ${server.mdpEndpoint}\n`);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {

@@ -66,6 +66,8 @@ export interface FerryConfig {
   jobRetentionMs: number;
   jobMaxQueued: number;
   logLevel: LogLevel;
+  /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
+  mdp: string | undefined;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
@@ -246,6 +248,12 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_LOG_LEVEL',
     help: LOG_LEVELS.join(', '),
   },
+  mdp: {
+    kind: 'string',
+    flag: 'mdp',
+    env: 'FERRY_MDP',
+    help: 'Majordomo endpoint to bind (MDP/0.1 + MMI, MDP/0.2, Titanic); off when unset',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -273,6 +281,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   jobRetentionMs: DEFAULT_JOB_RETENTION_MS,
   jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
+  mdp: undefined,
   queues: {},
 }) as FerryConfig;
 

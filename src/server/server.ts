@@ -7,6 +7,9 @@ import { Broker } from '../core/broker.js';
 import { JobServer } from '../core/jobs.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
+import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
+import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
+import { TitanicServices } from '../dialects/titanic/titanic-services.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
 import type { ServerEndpoint } from '../transport/types.js';
@@ -23,6 +26,10 @@ export interface RunningServer {
   readonly endpoint: string;
   readonly broker: Broker;
   readonly jobs: JobServer;
+  /** The bound Majordomo endpoint (MDP, MMI, Titanic), when `mdp` is configured. */
+  readonly mdpEndpoint: string | undefined;
+  /** The Majordomo dialect, when `mdp` is configured (its counters: for stats and tests). */
+  readonly mdp: MdpDialect | undefined;
   readonly config: FerryConfig;
   close(): Promise<void>;
 }
@@ -71,6 +78,8 @@ export async function startServer(
   let jobs: JobServer | undefined;
   let endpoint: ServerEndpoint | undefined;
   let dialect: FerryDialect | undefined;
+  let mdp: MdpDialect | undefined;
+  let mdpEndpoint: ServerEndpoint | undefined;
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -108,7 +117,24 @@ export async function startServer(
     endpoint = await bindRouter(config.bind, (peer, frames) => d.handle(peer, frames), {
       maxFrameBytes: Math.max(config.maxMessageBytes, config.maxRequestBytes) + FRAME_SLACK_BYTES,
     });
+    if (config.mdp !== undefined) {
+      const titanic = new TitanicServices(jobs, {
+        logger: log,
+        isReserved: (service) => service.startsWith(MMI_PREFIX),
+      });
+      const m = new MdpDialect(jobs, (peer, frames) => mdpEndpoint?.send(peer, frames), {
+        logger: log,
+        internal: [titanic],
+      });
+      mdp = m;
+      mdpEndpoint = await bindRouter(config.mdp, (peer, frames) => m.handle(peer, frames), {
+        maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
+      });
+    }
   } catch (err) {
+    mdp?.close();
+    await mdpEndpoint?.close();
+    await endpoint?.close();
     dialect?.close();
     await jobs?.close().catch(() => {});
     await broker?.close().catch(() => {});
@@ -120,8 +146,11 @@ export async function startServer(
   const j = jobs;
   const ep = endpoint;
   const d = dialect;
+  const m = mdp;
+  const mep = mdpEndpoint;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
+    ...(mep ? { mdp: mep.endpoint } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -130,13 +159,17 @@ export async function startServer(
     endpoint: ep.endpoint,
     broker: b,
     jobs: j,
+    mdpEndpoint: mep?.endpoint,
+    mdp: m,
     config,
     close() {
       closing ??= (async () => {
         d.close();
+        m?.close();
         await j.close();
         await b.close();
         await ep.close();
+        await mep?.close();
         disk.stop();
         unlock();
         log.info('ferry broker stopped');
