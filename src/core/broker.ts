@@ -138,6 +138,8 @@ export interface QueueStats extends QueueCounts {
   acked: number;
   expired: number;
   deadLettered: number;
+  /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
+  redelivered: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
@@ -178,6 +180,7 @@ interface QueueState {
   acked: RateMeter;
   expired: number;
   deadLettered: number;
+  redelivered: number;
 }
 
 interface Consumer {
@@ -322,6 +325,7 @@ export class Broker {
       acked: new RateMeter(),
       expired: 0,
       deadLettered: 0,
+      redelivered: 0,
     };
   }
 
@@ -868,6 +872,7 @@ export class Broker {
         this.addReady(q, 1);
         touched.add(q);
       }
+      if (!uncount) q.redelivered++;
       items.push({ id: lease.id, attempts: lease.attempt, notBefore, uncount });
     }
     const p = this.track(this.storage.release(items, now));
@@ -1018,6 +1023,7 @@ export class Broker {
       acked: q.acked.total,
       expired: q.expired,
       deadLettered: q.deadLettered,
+      redelivered: q.redelivered,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),

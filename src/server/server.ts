@@ -10,10 +10,18 @@ import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
 import { TitanicServices } from '../dialects/titanic/titanic-services.js';
+import { startGateway, type HttpGateway } from '../http/gateway.js';
+import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
 import type { ServerEndpoint } from '../transport/types.js';
-import { defaultPolicyOf, formatSync, jobPolicyOf, type FerryConfig } from './config.js';
+import {
+  defaultPolicyOf,
+  formatSync,
+  jobPolicyOf,
+  splitHttpAddress,
+  type FerryConfig,
+} from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 /** How often free disk space in the data folder is checked. */
@@ -30,6 +38,12 @@ export interface RunningServer {
   readonly mdpEndpoint: string | undefined;
   /** The Majordomo dialect, when `mdp` is configured (its counters: for stats and tests). */
   readonly mdp: MdpDialect | undefined;
+  /** The HTTP gateway's URL (`http://host:port`, real port), when `http` is configured. */
+  readonly httpUrl: string | undefined;
+  /** The running HTTP gateway, when `http` is configured. */
+  readonly http: HttpGateway | undefined;
+  /** Every number of stats, /metrics and the dashboard (one source). */
+  readonly stats: StatsSource;
   readonly config: FerryConfig;
   close(): Promise<void>;
 }
@@ -80,6 +94,8 @@ export async function startServer(
   let dialect: FerryDialect | undefined;
   let mdp: MdpDialect | undefined;
   let mdpEndpoint: ServerEndpoint | undefined;
+  let gateway: HttpGateway | undefined;
+  let stats: StatsSource | undefined;
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -106,8 +122,18 @@ export async function startServer(
       isStorageLow: disk.isLow,
     });
     const b = broker;
+    stats = new StatsSource({
+      broker: b,
+      jobs,
+      connections: () => ({
+        ferry: dialect?.connections ?? 0,
+        ...(mdp ? { mdp: mdp.workerCount } : {}),
+        ...(gateway ? { http: gateway.connections } : {}),
+      }),
+    });
     const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
       jobs,
+      stats,
       logger: log,
       heartbeatMs: config.heartbeatMs,
       maxBatchMessages: config.maxBatchMessages,
@@ -131,7 +157,20 @@ export async function startServer(
         maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
       });
     }
+    if (config.http !== undefined) {
+      const { host, port } = splitHttpAddress(config.http);
+      gateway = await startGateway({
+        broker: b,
+        jobs,
+        stats,
+        host,
+        port,
+        bodyLimitBytes: config.httpBodyLimitBytes,
+        logger: log,
+      });
+    }
   } catch (err) {
+    await gateway?.close();
     mdp?.close();
     await mdpEndpoint?.close();
     await endpoint?.close();
@@ -148,9 +187,12 @@ export async function startServer(
   const d = dialect;
   const m = mdp;
   const mep = mdpEndpoint;
+  const gw = gateway;
+  const st = stats;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
+    ...(gw ? { http: gw.url } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -161,9 +203,13 @@ export async function startServer(
     jobs: j,
     mdpEndpoint: mep?.endpoint,
     mdp: m,
+    httpUrl: gw?.url,
+    http: gw,
+    stats: st,
     config,
     close() {
       closing ??= (async () => {
+        await gw?.close();
         d.close();
         m?.close();
         await j.close();
