@@ -19,6 +19,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import {
   isJobId,
   type Assignment,
+  type JobEvent,
   type JobInfo,
   type JobApi,
   type WorkerHandle,
@@ -195,8 +196,8 @@ export class MdpDialect {
     let finished = false;
     const onEvent =
       req.version === 2
-        ? (event: { type: string; frames?: Buffer[] }): void => {
-            if (finished || this.closed || event.type !== 'partial' || !event.frames) return;
+        ? (event: JobEvent): void => {
+            if (finished || this.closed || event.type !== 'partial') return;
             this.counters.partials++;
             this.sendTo(peer, encodeClientV2('PARTIAL', req.service, event.frames));
           }
@@ -208,7 +209,7 @@ export class MdpDialect {
         { onEvent },
       );
     } catch (err) {
-      pending = Promise.reject(err);
+      pending = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     pending.then(
       (job) => {
