@@ -487,8 +487,12 @@ export class JobServer implements JobApi {
         }, options.timeoutMs);
       }
       this.watch(id, (ev) => {
-        if (ev.type === 'final') finish(() => resolve(ev.job));
-        else if (!settled) options.onEvent?.(ev);
+        if (ev.type === 'final') {
+          finish(() => {
+            options.onFinal?.(ev.job);
+            resolve(ev.job);
+          });
+        } else if (!settled) options.onEvent?.(ev);
       }).then(
         (s) => {
           if (settled) s();
