@@ -1,7 +1,7 @@
 /** Bench settings: defaults, `--quick`, and BENCH_* environment variables (which win). */
 import os from 'node:os';
 
-export const WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2'] as const;
+export const WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w3-submit'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 export interface BenchConfig {
@@ -29,6 +29,12 @@ export interface BenchConfig {
   warmupMs: number;
   /** DEALER/ROUTER round trips measured (after 1,000 warm-up). */
   rttCount: number;
+  /** W3: sequential synchronous calls measured (after a warm-up of W3_WARMUP_CALLS). */
+  w3Count: number;
+  /** W3 and W3-submit: workers, each its own connection, one job at a time. */
+  w3Workers: number;
+  /** W3-submit: durable jobs submitted (at most `window` unconfirmed). */
+  submitCount: number;
   /** 4 KiB append + fdatasync operations. */
   fsyncCount: number;
   /** Hard limit per run of a workload, ms (W2 has its own setting, same default). */
@@ -57,6 +63,9 @@ export const ENV_HELP: [string, string][] = [
   ['BENCH_PACED_N', 'W1-paced measured messages (default BENCH_N; --quick 20000)'],
   ['BENCH_WARMUP_MS', 'W1-paced unmeasured warm-up at the same rate, ms (default 1000)'],
   ['BENCH_RTT_N', 'DEALER/ROUTER round trips (default 20000; --quick 2000)'],
+  ['BENCH_W3_N', 'W3 sequential synchronous calls (default 20000; --quick 2000)'],
+  ['BENCH_W3_WORKERS', 'W3 / W3-submit workers (default 4)'],
+  ['BENCH_SUBMIT_N', 'W3-submit durable jobs (default 20000; --quick 2000)'],
   ['BENCH_FSYNC_N', '4 KiB append + fdatasync operations (default 1000; --quick 200)'],
   ['BENCH_TIMEOUT_S', 'hard limit per run of a workload, s (default 300)'],
   ['BENCH_W2_TIMEOUT_S', 'hard limit per W2 run (produce + drain), s (default 300)'],
@@ -113,6 +122,9 @@ export function loadBenchConfig(argv: string[], env: NodeJS.ProcessEnv): BenchCo
     warmupMs: int(env, 'BENCH_WARMUP_MS', 1_000, 0),
     rttCount: int(env, 'BENCH_RTT_N', quick ? 2_000 : 20_000),
     fsyncCount: int(env, 'BENCH_FSYNC_N', quick ? 200 : 1_000),
+    w3Count: int(env, 'BENCH_W3_N', quick ? 2_000 : 20_000),
+    w3Workers: int(env, 'BENCH_W3_WORKERS', 4),
+    submitCount: int(env, 'BENCH_SUBMIT_N', quick ? 2_000 : 20_000),
     timeoutMs: int(env, 'BENCH_TIMEOUT_S', 300) * 1000,
     w2TimeoutMs: int(env, 'BENCH_W2_TIMEOUT_S', 300) * 1000,
     quietWaitMs: int(env, 'BENCH_QUIET_S', 60, 0) * 1000,

@@ -11,6 +11,7 @@ import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.j
 import { dealerRouterRtt, fdatasyncRate, pushPull } from './ceilings.js';
 import type { BenchConfig, WorkloadId } from './config.js';
 import { consume, newCounters, produce, type LoadCounters } from './ferry-load.js';
+import { sequentialCalls, startWorkers, submitAndDrain } from './jobs-load.js';
 import { Progress } from './progress.js';
 import { summarizeLatency } from './stats.js';
 
@@ -275,6 +276,93 @@ async function runW2(ctx: RunContext): Promise<RunOutput> {
   };
 }
 
+// ------------------------------------------------------------------ W3 jobs
+
+async function w3Clients(ctx: RunContext, broker: BrokerChild): Promise<FerryClient[]> {
+  const workers: FerryClient[] = [];
+  for (let i = 0; i < ctx.cfg.w3Workers; i++) workers.push(await clientFor(ctx, broker));
+  return workers;
+}
+
+async function runW3(ctx: RunContext): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, 'w3');
+  const caller = await clientFor(ctx, broker);
+  await startWorkers(await w3Clients(ctx, broker), 'bench-w3', cfg.size);
+  let done = 0;
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () => `calls ${done.toLocaleString('en-US')}/${cfg.w3Count.toLocaleString('en-US')}`,
+  );
+  const cpu0 = cpuSeconds(broker.pid);
+  const r = await sequentialCalls(caller, 'bench-w3', cfg.w3Count, cfg.size, (n) => (done = n));
+  const elapsedMs = r.endedAt - r.startedAt;
+  const brokerCpu = cpuSeconds(broker.pid) - cpu0;
+  const storage = await brokerStorageStats(caller);
+  const lat = summarizeLatency(r.latencyMs);
+  return {
+    metrics: {
+      callsPerSec: (cfg.w3Count * 1000) / elapsedMs,
+      p50Ms: lat.p50,
+      p99Ms: lat.p99,
+      peakRssMB: broker.mem.peakRssKiB / 1024,
+    },
+    details: {
+      calls: cfg.w3Count,
+      workers: cfg.w3Workers,
+      elapsedMs,
+      latencyMs: lat,
+      brokerCpuPercent: (brokerCpu * 100_000) / elapsedMs,
+      brokerStorage: storage,
+    },
+  };
+}
+
+async function runW3Submit(ctx: RunContext): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, 'w3s');
+  const submitter = await clientFor(ctx, broker);
+  await startWorkers(await w3Clients(ctx, broker), 'bench-w3-submit', cfg.size);
+  let submitted = 0;
+  let done = 0;
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () =>
+      `submitted ${submitted.toLocaleString('en-US')}, done ${done.toLocaleString('en-US')}/` +
+      `${cfg.submitCount.toLocaleString('en-US')}, ${memText(broker)}`,
+  );
+  const r = await submitAndDrain(
+    submitter,
+    'bench-w3-submit',
+    cfg.submitCount,
+    cfg.size,
+    cfg.window,
+    (s, d) => {
+      submitted = s;
+      done = d;
+    },
+    cfg.timeoutMs,
+  );
+  const storage = await brokerStorageStats(submitter);
+  return {
+    metrics: {
+      submitPerSec: (cfg.submitCount * 1000) / r.submitMs,
+      completedPerSec: (cfg.submitCount * 1000) / r.completeMs,
+      peakRssMB: broker.mem.peakRssKiB / 1024,
+    },
+    details: {
+      jobs: cfg.submitCount,
+      workers: cfg.w3Workers,
+      window: cfg.window,
+      submitMs: r.submitMs,
+      completeMs: r.completeMs,
+      brokerStorage: storage,
+    },
+  };
+}
+
 // ------------------------------------------------------------------ the list
 
 export const WORKLOADS: Workload[] = [
@@ -405,5 +493,42 @@ export const WORKLOADS: Workload[] = [
       prefetch: cfg.prefetch,
     }),
     run: runW2,
+  },
+  {
+    id: 'w3',
+    name: 'w3',
+    title: 'W3 sync jobs: 1 client, sequential calls through the broker to 4 workers',
+    metrics: [
+      {
+        key: 'callsPerSec',
+        label: 'calls',
+        unit: 'calls/s',
+        target: { op: '>=', value: 3_400 },
+      },
+      { key: 'p50Ms', label: 'latency p50', unit: 'ms', target: { op: '<=', value: 0.25 } },
+      { key: 'p99Ms', label: 'latency p99', unit: 'ms' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ calls: cfg.w3Count, workers: cfg.w3Workers, size: cfg.size }),
+    run: runW3,
+  },
+  {
+    id: 'w3-submit',
+    name: 'w3-submit',
+    title: 'W3-submit: durable jobs submitted (window of unconfirmed) and run by 4 workers',
+    metrics: [
+      { key: 'submitPerSec', label: 'submit (stored)', unit: 'jobs/s' },
+      { key: 'completedPerSec', label: 'submitted and done', unit: 'jobs/s' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({
+      jobs: cfg.submitCount,
+      workers: cfg.w3Workers,
+      size: cfg.size,
+      window: cfg.window,
+    }),
+    run: runW3Submit,
   },
 ];

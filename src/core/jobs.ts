@@ -130,7 +130,8 @@ interface ServiceState {
   maybeDue: boolean;
   /** Bumped whenever a durable job may have become due (a lease compares before/after). */
   dueMarks: number;
-  leasing: boolean;
+  /** Worker slots that leases in flight will fill (leases overlap, each for its own slots). */
+  leasingSlots: number;
   /** Transient jobs finished since start, by final status. */
   transientFinished: { done: number; failed: number; cancelled: number; expired: number };
 }
@@ -269,7 +270,7 @@ export class JobServer implements JobApi {
         running: 0,
         maybeDue: false,
         dueMarks: 0,
-        leasing: false,
+        leasingSlots: 0,
         transientFinished: { done: 0, failed: 0, cancelled: 0, expired: 0 },
       };
       this.svcs.set(name, s);
@@ -486,8 +487,12 @@ export class JobServer implements JobApi {
         }, options.timeoutMs);
       }
       this.watch(id, (ev) => {
-        if (ev.type === 'final') finish(() => resolve(ev.job));
-        else if (!settled) options.onEvent?.(ev);
+        if (ev.type === 'final') {
+          finish(() => {
+            options.onFinal?.(ev.job);
+            resolve(ev.job);
+          });
+        } else if (!settled) options.onEvent?.(ev);
       }).then(
         (s) => {
           if (settled) s();
@@ -827,15 +832,15 @@ export class JobServer implements JobApi {
       job.attempts++;
       this.assign(w, job, job.attempts);
     }
-    if (s.leasing || !s.maybeDue) return;
-    const free = this.freeSlots(s);
+    if (!s.maybeDue) return;
+    const free = this.freeSlots(s) - s.leasingSlots;
     if (free <= 0) return;
     const max = Math.min(free, JOB_LEASE_BATCH_MAX);
     const marks = s.dueMarks;
-    s.leasing = true;
+    s.leasingSlots += max;
     this.track(this.storage.lease(s.name, max, this.clock.now())).then(
       (rows) => {
-        s.leasing = false;
+        s.leasingSlots -= max;
         if (rows.length < max && s.dueMarks === marks) s.maybeDue = false;
         s.queuedDurable = Math.max(0, s.queuedDurable - rows.length);
         for (const row of rows) {
@@ -855,7 +860,7 @@ export class JobServer implements JobApi {
         if (rows.length > 0) this.pump(s);
       },
       (err: unknown) => {
-        s.leasing = false;
+        s.leasingSlots -= max;
         this.log.error('job lease failed', { service: s.name, err: String(err) });
       },
     );

@@ -17,23 +17,8 @@ const PROTOCOL_FAMILY = Buffer.from('FERRY', 'ascii');
 export const REQUEST_ID_MAX_BYTES = 64;
 const EMPTY = Buffer.alloc(0);
 
-export const COMMANDS = [
-  'HELLO',
-  'PING',
-  'SEND',
-  'CONSUME',
-  'CANCEL',
-  'ACK',
-  'NACK',
-  'EXTEND',
-  'STATS',
-  'QUEUES',
-  'PEEK',
-  'PURGE',
-  'DLQ_LIST',
-  'DLQ_REDRIVE',
-  'BYE',
-  // jobs (docs/protocol.md §9)
+/** The job server's commands (docs/protocol.md §8). */
+export const JOB_COMMAND_NAMES = [
   'SUBMIT',
   'CALL',
   'MULTICAST',
@@ -50,6 +35,25 @@ export const COMMANDS = [
   'JOB_EXTEND',
   'SERVICES',
   'WORKERS',
+] as const;
+
+export const COMMANDS = [
+  'HELLO',
+  'PING',
+  'SEND',
+  'CONSUME',
+  'CANCEL',
+  'ACK',
+  'NACK',
+  'EXTEND',
+  'STATS',
+  'QUEUES',
+  'PEEK',
+  'PURGE',
+  'DLQ_LIST',
+  'DLQ_REDRIVE',
+  'BYE',
+  ...JOB_COMMAND_NAMES,
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);

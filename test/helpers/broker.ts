@@ -1,9 +1,11 @@
 /** Test helpers: a real broker on tcp://127.0.0.1:* with a fresh data folder; waiting for conditions. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import {
   loadConfig,
   startServer,
@@ -13,6 +15,7 @@ import {
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+const execFileAsync = promisify(execFile);
 
 export function tmpDir(prefix = 'ferry-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -103,4 +106,40 @@ export async function spawnBroker(args: string[], timeoutMs = 20_000): Promise<C
     });
   });
   return { child, endpoint, stderr: () => err, exited };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for restarts on the same endpoint). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `ferry` command; never throws for a non-zero exit. */
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI_PATH, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === 'number' ? e.code : -1,
+      stdout: e.stdout ?? '',
+      stderr: e.stderr ?? '',
+    };
+  }
 }

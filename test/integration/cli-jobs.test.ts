@@ -1,28 +1,10 @@
 /** `ferry call|submit|job|jobs|services|workers` as a user runs them: a real child process. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { connect, type FerryClient } from '../../src/index.js';
-import { CLI_PATH, startBroker, type TestBroker } from '../helpers/broker.js';
+import { runCli, startBroker, type TestBroker } from '../helpers/broker.js';
 
-const run = promisify(execFile);
-
-async function ferry(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI_PATH, ...args], {
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === 'number' ? e.code : -1,
-      stdout: e.stdout ?? '',
-      stderr: e.stderr ?? '',
-    };
-  }
-}
+const ferry = runCli;
 
 describe('ferry job commands', () => {
   let broker: TestBroker;

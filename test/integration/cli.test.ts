@@ -1,37 +1,12 @@
 /** The `ferry` command as a user runs it: a real child process, real exit codes and output. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { connect } from '../../src/index.js';
-import { CLI_PATH, spawnBroker, tmpDir } from '../helpers/broker.js';
+import { runCli, spawnBroker, tmpDir } from '../helpers/broker.js';
 
-const run = promisify(execFile);
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function ferry(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI_PATH, ...args], {
-      env: { ...process.env, ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === 'number' ? e.code : -1,
-      stdout: e.stdout ?? '',
-      stderr: e.stderr ?? '',
-    };
-  }
-}
+const ferry = runCli;
 
 describe('ferry CLI', () => {
   it('refuses bad flags, bad values and bad config files with one coded line', async () => {

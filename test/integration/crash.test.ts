@@ -6,27 +6,15 @@
  * (delivery is at least once). Repeated several times with different kill points.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, it } from 'node:test';
 import { connect, type FerryClient } from '../../src/index.js';
-import { spawnBroker, tmpDir, waitFor, type ChildBroker } from '../helpers/broker.js';
+import { freePort, spawnBroker, tmpDir, waitFor, type ChildBroker } from '../helpers/broker.js';
 
 const ROUNDS = 3;
 /** Messages the producer confirms in total per round (before and after the kill). */
 const TARGET_ACKED = 3_000;
 /** Most unconfirmed sends in flight at once. */
 const WINDOW = 200;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function killHard(b: ChildBroker): Promise<void> {
   b.child.kill('SIGKILL');

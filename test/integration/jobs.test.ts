@@ -3,7 +3,6 @@
  * real sockets. Each test names the promise of docs/jobs.md it checks.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import {
   connect,
@@ -13,6 +12,7 @@ import {
   type JobUpdate,
 } from '../../src/index.js';
 import {
+  freePort,
   spawnBroker,
   startBroker,
   tmpDir,
@@ -48,17 +48,6 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryErro
     return err instanceof FerryError && err.code === code;
   });
   return caught as FerryError;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 describe('jobs over the wire', () => {

@@ -13,11 +13,12 @@ import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations/index.js'
 import { MIGRATION_0001_INIT } from '../../src/storage/sqlite/migrations/0001-init.js';
 import type { EnqueueItem, Storage, SyncPolicy } from '../../src/storage/types.js';
 import { tmpDir } from '../helpers/broker.js';
-import { runStorageContract } from './contract.js';
+import { runStorageContract, type StorageFactory } from './contract.js';
+import { runJobStorageContract } from './jobs-contract.js';
 
 const ALWAYS: SyncPolicy = { mode: 'always' };
 
-runStorageContract('sqlite', async () => {
+const sqliteFixture: StorageFactory = async () => {
   const dataDir = tmpDir('ferry-storage-');
   const make = (): SqliteStorage => new SqliteStorage({ dataDir, sync: ALWAYS });
   return {
@@ -25,7 +26,10 @@ runStorageContract('sqlite', async () => {
     reopen: async () => make(),
     cleanup: async () => fs.rmSync(dataDir, { recursive: true, force: true }),
   };
-});
+};
+
+runStorageContract('sqlite', sqliteFixture);
+runJobStorageContract('sqlite', sqliteFixture);
 
 const T0 = Date.UTC(2030, 0, 1);
 

@@ -11,6 +11,7 @@ import type { MessageState, NewMessage } from '../../core/types.js';
 import { MESSAGE_STATES } from '../../core/types.js';
 import { FerryError, toFerryError } from '../../errors.js';
 import {
+  JOB_COMMAND_NAMES,
   PROTOCOL_VERSION,
   ProtocolError,
   decodeRequest,
@@ -25,24 +26,7 @@ import { optBool, optInt, optNumber, optString, reqIds, reqString, settled } fro
 import { FerryJobCommands } from './ferry-jobs.js';
 
 /** Commands handled by the job part of the dialect (ferry-jobs.ts). */
-const JOB_COMMANDS: ReadonlySet<string> = new Set([
-  'SUBMIT',
-  'CALL',
-  'MULTICAST',
-  'JOB',
-  'JOBS',
-  'WATCH',
-  'UNWATCH',
-  'JOB_CANCEL',
-  'WORKER',
-  'WORKER_STOP',
-  'COMPLETE',
-  'FAIL',
-  'PROGRESS',
-  'JOB_EXTEND',
-  'SERVICES',
-  'WORKERS',
-]);
+const JOB_COMMANDS: ReadonlySet<string> = new Set(JOB_COMMAND_NAMES);
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 export const MIN_HEARTBEAT_MS = 100;

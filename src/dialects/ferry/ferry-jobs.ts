@@ -1,5 +1,5 @@
 /**
- * The job commands of FERRY01 (docs/protocol.md §9) mapped onto the job server: callers
+ * The job commands of FERRY01 (docs/protocol.md §8) mapped onto the job server: callers
  * (SUBMIT, CALL, MULTICAST, JOB, JOBS, WATCH, JOB_CANCEL), workers (WORKER, COMPLETE, FAIL,
  * PROGRESS, JOB_EXTEND, WORKER_STOP) and listings (SERVICES, WORKERS). A peer's workers and
  * watches end with its session.
@@ -109,16 +109,21 @@ export class FerryJobCommands {
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
         let jobId = '';
+        let answered = false;
         this.jobs
           .call(job, {
             timeoutMs,
             onSubmitted: (info) => (jobId = info.id),
             onEvent: stream ? (ev) => this.sendEvent(peerId, requestId, jobId, ev) : undefined,
+            // Answer the moment the job ends, ahead of the worker's own acknowledgement.
+            onFinal: (info) => {
+              answered = true;
+              this.final(peerId, requestId, info);
+            },
           })
-          .then(
-            (info) => this.final(peerId, requestId, info),
-            (err: unknown) => this.fail(peerId, requestId, err),
-          );
+          .catch((err: unknown) => {
+            if (!answered) this.fail(peerId, requestId, err);
+          });
         return;
       }
       case 'MULTICAST': {
