@@ -169,9 +169,15 @@ class WorkerImpl implements WorkerHandle {
     this.connectedAt = now;
   }
 
+  /**
+   * Jobs taken back past their deadline that the worker has not reported yet: they keep their
+   * slot, so a worker never holds more than `concurrency` jobs, even one it was told to drop.
+   */
+  readonly overdue = new Set<string>();
+
   get freeSlots(): number {
     if (this.paused || this.closed) return 0;
-    return Math.max(0, this.concurrency - this.running.size);
+    return Math.max(0, this.concurrency - this.running.size - this.overdue.size);
   }
 
   complete(jobId: string, result: Buffer[]): Promise<WorkerReportResult> {
@@ -928,7 +934,7 @@ export class JobServer implements JobApi {
     result: Buffer[],
   ): Promise<WorkerReportResult> {
     const r = this.takeRun(w, jobId);
-    if (typeof r === 'string') return r;
+    if (typeof r === 'string') return this.lateReport(w, jobId, r);
     w.completed++;
     this.pumpWorker(w);
     if (r.cancelled) return null;
@@ -944,12 +950,18 @@ export class JobServer implements JobApi {
     retry: boolean,
   ): Promise<WorkerReportResult> {
     const r = this.takeRun(w, jobId);
-    if (typeof r === 'string') return r;
+    if (typeof r === 'string') return this.lateReport(w, jobId, r);
     w.failed++;
     this.pumpWorker(w);
     if (r.cancelled) return null;
     await this.retryOrFail(r, normaliseError(error), retry);
     return null;
+  }
+
+  /** A report for a job the worker no longer holds: an overdue one frees its slot. */
+  private lateReport(w: WorkerImpl, jobId: string, code: 'LEASE_LOST'): 'LEASE_LOST' {
+    if (w.overdue.delete(jobId)) this.pumpWorker(w);
+    return code;
   }
 
   private async retryOrFail(r: Running, error: JobError, retry: boolean): Promise<void> {
@@ -1166,6 +1178,7 @@ export class JobServer implements JobApi {
   closeWorker(w: WorkerImpl): void {
     if (w.closed) return;
     w.closed = true;
+    w.overdue.clear();
     this.allWorkers.delete(w);
     for (const s of w.services) {
       const i = s.workers.indexOf(w);
@@ -1200,7 +1213,8 @@ export class JobServer implements JobApi {
       const w = r.worker;
       const taken = this.takeRun(w, r.job.id);
       if (typeof taken === 'string') continue;
-      this.pumpWorker(w);
+      // The slot stays taken until the worker reports the job (or goes away).
+      w.overdue.add(r.job.id);
       if (r.cancelled) continue;
       try {
         w.sink.cancel(r.job.id);

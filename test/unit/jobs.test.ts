@@ -217,6 +217,10 @@ describe('job server', () => {
     h.clock.advance(1300);
     await until(() => w.cancelled.includes(j1.id));
     assert.ok(!w.cancelled.includes(j2.id), 'the extended job keeps running');
+    // The overdue job keeps its slot until the worker reports it: never more than 2 at once.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(w.assigned.length, 2);
+    assert.equal(await w.handle.complete(j1.id, p('late')), 'LEASE_LOST');
     await until(() => w.assigned.length === 3);
     assert.equal(w.assigned[2]!.id, j1.id);
     assert.equal(w.assigned[2]!.attempt, 2);
