@@ -5,7 +5,7 @@
  * the store. docs/http.md describes every route.
  */
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import type { Broker } from '../core/broker.js';
 import type { JobApi } from '../core/job-types.js';
@@ -45,6 +45,12 @@ export interface HttpGateway {
   readonly routes: readonly { method: string; url: string }[];
   close(): Promise<void>;
 }
+
+/**
+ * On close, how long requests in flight (polls just answered, calls waiting for a job) get to
+ * finish before their connections are cut.
+ */
+export const CLOSE_GRACE_MS = 1_000;
 
 /** Longest path parameter the router takes (longer: 414 from Fastify itself). */
 const MAX_PARAM_LENGTH = 2048;
@@ -95,7 +101,6 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   });
   const consumers = new HttpConsumers(options.broker);
-  const streams = new SseStreams();
   const metrics = new GatewayMetrics(options.stats);
   const sockets = new Set<Socket>();
   const routes: { method: string; url: string }[] = [];
@@ -153,7 +158,22 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     });
   });
 
+  const inflight = new Set<FastifyRequest>();
+  let onIdle: (() => void) | undefined;
+  app.addHook('onRequest', (req, _reply, done) => {
+    inflight.add(req);
+    done();
+  });
+  const requestEnded = (req: FastifyRequest): void => {
+    if (inflight.delete(req) && inflight.size === 0) onIdle?.();
+  };
+  const streams = new SseStreams(requestEnded);
+  app.addHook('onRequestAbort', (req, done) => {
+    requestEnded(req);
+    done();
+  });
   app.addHook('onResponse', (req, reply, done) => {
+    requestEnded(req);
     metrics.observeRequest(
       req.method,
       req.routeOptions.url ?? 'unmatched',
@@ -218,8 +238,18 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     routes,
     close() {
       closing ??= (async () => {
+        // Answer the waiting polls, end the event streams, give answers a moment to go out.
         consumers.close();
         streams.closeAll();
+        if (inflight.size > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, CLOSE_GRACE_MS);
+            onIdle = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
         metrics.close();
         await app.close();
       })();

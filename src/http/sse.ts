@@ -66,11 +66,14 @@ export class SseStream {
 export class SseStreams {
   private readonly open = new Set<SseStream>();
 
+  /** `onEnd` is told when a stream's request is over (Fastify skips onResponse once hijacked). */
+  constructor(private readonly onEnd: (req: FastifyRequest) => void = () => {}) {}
+
   start(req: FastifyRequest, reply: FastifyReply): SseStream {
-    void req;
     reply.hijack();
     const s = new SseStream(reply.raw, this);
     this.open.add(s);
+    s.whenClosed(() => this.onEnd(req));
     return s;
   }
 

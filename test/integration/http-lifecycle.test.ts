@@ -37,19 +37,24 @@ describe('HTTP gateway life cycle', () => {
     const b = await startBroker({}, { http: '127.0.0.1:0' });
     const base = b.server.httpUrl!;
     const poll = fetch(`${base}/v1/queues/l.close/consume?wait=60000`, { method: 'POST' }).then(
-      (r) => r.status,
-      () => 'closed',
+      async (r) => ({ status: r.status, body: await r.text() }),
+      () => ({ status: 0, body: 'closed' }),
     );
-    const stream = fetch(`${base}/v1/events/stats`).then(async (r) => {
-      await r.text().catch(() => '');
-      return 'ended';
-    });
-    await waitFor(() => (b.server.http?.connections ?? 0) >= 2, 'both requests are connected');
+    const stream = await fetch(`${base}/v1/events/stats`);
+    assert.equal(stream.status, 200);
+    const streamEnd = stream.text().then(
+      () => 'ended',
+      () => 'cut',
+    );
+    await waitFor(
+      async () => (await req(base, 'GET', '/v1/queues/l.close')).body?.consumers === 1,
+      'the poll is waiting',
+    );
     const t0 = Date.now();
     await b.stop();
     assert.ok(Date.now() - t0 < 5_000, `closed in ${Date.now() - t0} ms`);
-    assert.ok([200, 'closed'].includes(await poll));
-    assert.equal(await stream, 'ended');
+    assert.deepEqual(await poll, { status: 200, body: '{"messages":[]}' }, 'the poll was answered');
+    assert.equal(await streamEnd, 'ended', 'the stream ended cleanly');
   });
 
   it('refuses a taken HTTP port with ADDRESS_IN_USE and frees the data folder', async () => {
