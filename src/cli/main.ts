@@ -61,7 +61,7 @@ async function cmdStart(argv: string[]): Promise<void> {
     help: { type: 'boolean' },
   };
   for (const s of Object.values(CONFIG_SCHEMA))
-    if (s.flag !== '') options[s.flag] = { type: 'string' };
+    if (s.flag !== '') options[s.flag] = { type: s.kind === 'bool' ? 'boolean' : 'string' };
   const { values, positionals } = parse(argv, options);
   if (values['help']) {
     process.stdout.write(startHelp());
@@ -73,7 +73,7 @@ async function cmdStart(argv: string[]): Promise<void> {
     config = loadConfig({
       file: (values['config'] as string | undefined) ?? process.env['FERRY_CONFIG'],
       env: process.env,
-      flags: values as Record<string, string | undefined>,
+      flags: values as Record<string, string | boolean | undefined>,
     });
   } catch (err) {
     const e = err as FerryError;
@@ -90,6 +90,12 @@ async function cmdStart(argv: string[]): Promise<void> {
   process.stdout.write(`ferry listening on ${server.endpoint} (data ${config.dataDir})\n`);
   if (server.mdpEndpoint !== undefined) {
     process.stdout.write(`ferry mdp (Majordomo, MMI, Titanic) on ${server.mdpEndpoint}\n`);
+  }
+  if (server.pzqEndpoints !== undefined) {
+    const p = server.pzqEndpoints;
+    process.stdout.write(
+      `ferry pzq producers on ${p.receive}, consumers on ${p.send}, monitor on ${p.monitor}\n`,
+    );
   }
   let stopping = false;
   const stop = (signal: string): void => {

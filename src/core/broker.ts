@@ -138,6 +138,10 @@ export interface QueueStats extends QueueCounts {
   acked: number;
   expired: number;
   deadLettered: number;
+  /** Bytes of the messages leased now. */
+  leasedBytes: number;
+  /** Leases released because their ack timeout passed, since the broker started. */
+  ackTimeouts: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
@@ -178,6 +182,8 @@ interface QueueState {
   acked: RateMeter;
   expired: number;
   deadLettered: number;
+  leasedBytes: number;
+  ackTimeouts: number;
 }
 
 interface Consumer {
@@ -322,6 +328,8 @@ export class Broker {
       acked: new RateMeter(),
       expired: 0,
       deadLettered: 0,
+      leasedBytes: 0,
+      ackTimeouts: 0,
     };
   }
 
@@ -712,6 +720,7 @@ export class Broker {
         size: m.size,
       };
       c.inflight++;
+      q.leasedBytes += m.size;
       this.leases.set(m.id, lease);
       c.session.leases.add(lease);
       batch.push({
@@ -752,6 +761,7 @@ export class Broker {
     lease.consumer.session.leases.delete(lease);
     lease.consumer.inflight--;
     lease.consumer.queue.counts.leased--;
+    lease.consumer.queue.leasedBytes -= lease.size;
   }
 
   ack(session: SessionImpl, ids: string[]): Promise<SettleResult[]> {
@@ -918,7 +928,10 @@ export class Broker {
     const expired: Lease[] = [];
     for (const lease of this.leases.values()) if (lease.deadline <= now) expired.push(lease);
     if (expired.length === 0) return;
-    for (const l of expired) this.dropLease(l);
+    for (const l of expired) {
+      this.dropLease(l);
+      l.consumer.queue.ackTimeouts++;
+    }
     this.log.debug('ack timeout expired', { count: expired.length });
     this.releaseLeases(expired, undefined, 0, false).catch((err: unknown) =>
       this.log.error('release failed', { err: String(err) }),
@@ -1018,6 +1031,8 @@ export class Broker {
       acked: q.acked.total,
       expired: q.expired,
       deadLettered: q.deadLettered,
+      leasedBytes: q.leasedBytes,
+      ackTimeouts: q.ackTimeouts,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),

@@ -39,6 +39,12 @@ export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
 export const DEFAULT_DATA_DIR = './data';
 /** Below this much free disk space in the data folder, sends are refused (STORAGE_FULL). */
 export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+/** PZQ's own default ports, bound on loopback. */
+export const DEFAULT_PZQ_RECEIVE = 'tcp://127.0.0.1:11131';
+export const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
+export const DEFAULT_PZQ_QUEUE = 'pzq';
+/** PZQ's own default: 5 s. */
+export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -68,11 +74,23 @@ export interface FerryConfig {
   logLevel: LogLevel;
   /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
   mdp: string | undefined;
+  /** PZQ dialect on (producers, consumers, monitor). */
+  pzq: boolean;
+  /** PZQ producer ROUTER endpoint. */
+  pzqReceive: string;
+  /** PZQ consumer DEALER endpoint (PZQ consumers are ROUTERs that connect to it). */
+  pzqSend: string;
+  /** PZQ monitor ROUTER endpoint; `ipc://<data folder>/pzq-monitor` when undefined. */
+  pzqMonitor: string | undefined;
+  /** The Ferry queue every PZQ producer feeds and every PZQ consumer drains. */
+  pzqQueue: string;
+  /** PZQ ack timeout, microseconds (as PZQ's own --ack-timeout). */
+  pzqAckTimeoutUs: number;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
 
-type Kind = 'string' | 'int' | 'sync' | 'level' | 'queues';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues';
 
 interface KeySpec {
   kind: Kind;
@@ -254,6 +272,44 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_MDP',
     help: 'Majordomo endpoint to bind (MDP/0.1 + MMI, MDP/0.2, Titanic); off when unset',
   },
+  pzq: {
+    kind: 'bool',
+    flag: 'pzq',
+    env: 'FERRY_PZQ',
+    help: 'serve PZQ producers, consumers and monitor',
+  },
+  pzqReceive: {
+    kind: 'string',
+    flag: 'pzq-receive',
+    env: 'FERRY_PZQ_RECEIVE',
+    help: 'PZQ producer endpoint (ROUTER bound)',
+  },
+  pzqSend: {
+    kind: 'string',
+    flag: 'pzq-send',
+    env: 'FERRY_PZQ_SEND',
+    help: 'PZQ consumer endpoint (DEALER bound; consumers connect ROUTERs)',
+  },
+  pzqMonitor: {
+    kind: 'string',
+    flag: 'pzq-monitor',
+    env: 'FERRY_PZQ_MONITOR',
+    help: 'PZQ monitor endpoint (ROUTER bound); default ipc://<data>/pzq-monitor',
+  },
+  pzqQueue: {
+    kind: 'queue',
+    flag: 'pzq-queue',
+    env: 'FERRY_PZQ_QUEUE',
+    help: 'the Ferry queue PZQ producers and consumers use',
+  },
+  pzqAckTimeoutUs: {
+    kind: 'int',
+    flag: 'pzq-ack-timeout',
+    env: 'FERRY_PZQ_ACK_TIMEOUT_US',
+    min: 1_000,
+    max: INT_MAX,
+    help: 'PZQ ack timeout, microseconds',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -282,6 +338,12 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
   mdp: undefined,
+  pzq: false,
+  pzqReceive: DEFAULT_PZQ_RECEIVE,
+  pzqSend: DEFAULT_PZQ_SEND,
+  pzqMonitor: undefined,
+  pzqQueue: DEFAULT_PZQ_QUEUE,
+  pzqAckTimeoutUs: DEFAULT_PZQ_ACK_TIMEOUT_US,
   queues: {},
 }) as FerryConfig;
 
@@ -336,6 +398,17 @@ function coerce(key: keyof FerryConfig, raw: unknown, where: string, fromText: b
       }
       return n;
     }
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && typeof raw === 'string') {
+        const t = raw.trim().toLowerCase();
+        if (t === 'true' || t === '1' || t === 'yes' || t === 'on') return true;
+        if (t === 'false' || t === '0' || t === 'no' || t === 'off') return false;
+      }
+      throw invalid(where, `expected true or false; got ${JSON.stringify(raw)}`);
+    case 'queue':
+      if (!isValidQueueName(raw)) throw invalid(where, `invalid queue name ${JSON.stringify(raw)}`);
+      return raw;
     case 'sync':
       if (typeof raw !== 'string') throw invalid(where, 'expected always, batch:<ms> or off');
       return parseSync(raw, where);
@@ -383,8 +456,8 @@ export interface ConfigSources {
   file?: string | undefined;
   /** Environment variables (FERRY_* are read). */
   env?: Record<string, string | undefined>;
-  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value. */
-  flags?: Record<string, string | undefined>;
+  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value (or true for a switch). */
+  flags?: Record<string, string | boolean | undefined>;
 }
 
 /** Builds the configuration from its layers. Throws CONFIG_INVALID naming the bad input. */

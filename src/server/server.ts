@@ -3,6 +3,7 @@
  * endpoint. `close()` stops accepting, answers what is in flight, flushes, closes, unlocks.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Broker } from '../core/broker.js';
 import { JobServer } from '../core/jobs.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -10,9 +11,11 @@ import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
 import { TitanicServices } from '../dialects/titanic/titanic-services.js';
+import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
+import { bindFanOut } from '../transport/zmq-fan-out.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
-import type { ServerEndpoint } from '../transport/types.js';
+import type { FanOutEndpoint, ServerEndpoint } from '../transport/types.js';
 import { defaultPolicyOf, formatSync, jobPolicyOf, type FerryConfig } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 
@@ -30,8 +33,36 @@ export interface RunningServer {
   readonly mdpEndpoint: string | undefined;
   /** The Majordomo dialect, when `mdp` is configured (its counters: for stats and tests). */
   readonly mdp: MdpDialect | undefined;
+  /** The PZQ endpoints (producers, consumers, monitor), when `pzq` is on. */
+  readonly pzqEndpoints: PzqEndpoints | undefined;
+  /** The PZQ dialect, when `pzq` is on (its counters: for stats and tests). */
+  readonly pzq: PzqDialect | undefined;
   readonly config: FerryConfig;
   close(): Promise<void>;
+}
+
+export interface PzqEndpoints {
+  receive: string;
+  send: string;
+  monitor: string;
+}
+
+/** Where the PZQ monitor binds when `pzqMonitor` is not set: an ipc socket in the data folder. */
+export function defaultPzqMonitor(dataDir: string): string {
+  return `ipc://${path.join(path.resolve(dataDir), 'pzq-monitor')}`;
+}
+
+/** The PZQ dialect's three sockets. */
+interface PzqSockets {
+  receive?: ServerEndpoint;
+  send?: FanOutEndpoint;
+  monitor?: ServerEndpoint;
+}
+
+async function closePzqSockets(s: PzqSockets): Promise<void> {
+  await s.receive?.close();
+  await s.send?.close();
+  await s.monitor?.close();
 }
 
 export interface StartOptions {
@@ -80,6 +111,8 @@ export async function startServer(
   let dialect: FerryDialect | undefined;
   let mdp: MdpDialect | undefined;
   let mdpEndpoint: ServerEndpoint | undefined;
+  let pzq: PzqDialect | undefined;
+  const pzqSockets: PzqSockets = {};
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -131,7 +164,44 @@ export async function startServer(
         maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
       });
     }
+    if (config.pzq) {
+      const s = pzqSockets;
+      const p = new PzqDialect(
+        b,
+        {
+          toProducer: (peer, frames) => s.receive?.send(peer, frames),
+          toConsumers: (frames) => s.send?.send(frames),
+          toMonitor: (peer, frames) => s.monitor?.send(peer, frames),
+        },
+        { queue: config.pzqQueue, ackTimeoutUs: config.pzqAckTimeoutUs, logger: log },
+      );
+      pzq = p;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.send = await bindFanOut(
+        config.pzqSend,
+        {
+          onMessage: (frames) => p.handleConsumer(frames),
+          onPeers: (count) => {
+            if (count === 0) p.takeBack(s.send?.takeQueued() ?? []);
+            p.consumersChanged(count);
+          },
+        },
+        { maxFrameBytes },
+      );
+      s.monitor = await bindRouter(
+        config.pzqMonitor ?? defaultPzqMonitor(config.dataDir),
+        (peer, frames) => p.handleMonitor(peer, frames),
+        { maxFrameBytes: FRAME_SLACK_BYTES },
+      );
+      s.receive = await bindRouter(
+        config.pzqReceive,
+        (peer, frames) => p.handleProducer(peer, frames),
+        { maxFrameBytes },
+      );
+    }
   } catch (err) {
+    pzq?.close();
+    await closePzqSockets(pzqSockets);
     mdp?.close();
     await mdpEndpoint?.close();
     await endpoint?.close();
@@ -148,9 +218,19 @@ export async function startServer(
   const d = dialect;
   const m = mdp;
   const mep = mdpEndpoint;
+  const pz = pzq;
+  const pzEndpoints: PzqEndpoints | undefined =
+    pz && pzqSockets.receive && pzqSockets.send && pzqSockets.monitor
+      ? {
+          receive: pzqSockets.receive.endpoint,
+          send: pzqSockets.send.endpoint,
+          monitor: pzqSockets.monitor.endpoint,
+        }
+      : undefined;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
+    ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -161,15 +241,19 @@ export async function startServer(
     jobs: j,
     mdpEndpoint: mep?.endpoint,
     mdp: m,
+    pzqEndpoints: pzEndpoints,
+    pzq: pz,
     config,
     close() {
       closing ??= (async () => {
         d.close();
         m?.close();
+        pz?.close();
         await j.close();
         await b.close();
         await ep.close();
         await mep?.close();
+        await closePzqSockets(pzqSockets);
         disk.stop();
         unlock();
         log.info('ferry broker stopped');
