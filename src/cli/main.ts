@@ -97,6 +97,10 @@ async function cmdStart(argv: string[]): Promise<void> {
       `ferry pzq producers on ${p.receive}, consumers on ${p.send}, monitor on ${p.monitor}\n`,
     );
   }
+  if (server.zmwsEndpoints !== undefined) {
+    const z = server.zmwsEndpoints;
+    process.stdout.write(`ferry zmws clients on ${z.client}, workers on ${z.worker}\n`);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {

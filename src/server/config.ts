@@ -34,6 +34,7 @@ import {
   MAX_HEARTBEAT_MS,
   MIN_HEARTBEAT_MS,
 } from '../dialects/ferry/ferry-dialect.js';
+import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
 export const DEFAULT_DATA_DIR = './data';
@@ -45,6 +46,9 @@ export const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
 export const DEFAULT_PZQ_QUEUE = 'pzq';
 /** PZQ's own default: 5 s. */
 export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
+/** ZMWS defaults moved off 5555/5556, which MDP and Clone use. */
+export const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
+export const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -86,6 +90,14 @@ export interface FerryConfig {
   pzqQueue: string;
   /** PZQ ack timeout, microseconds (as PZQ's own --ack-timeout). */
   pzqAckTimeoutUs: number;
+  /** ZMWS 1.0 dialect on (clients and workers). */
+  zmws: boolean;
+  /** ZMWS client ROUTER endpoint. */
+  zmwsClient: string;
+  /** ZMWS worker ROUTER endpoint. */
+  zmwsWorker: string;
+  /** ZMWS heartbeat interval, ms (a worker silent for 3 of them is purged). */
+  zmwsHeartbeatMs: number;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
@@ -310,6 +322,32 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: INT_MAX,
     help: 'PZQ ack timeout, microseconds',
   },
+  zmws: {
+    kind: 'bool',
+    flag: 'zmws',
+    env: 'FERRY_ZMWS',
+    help: 'serve ZMWS 1.0 clients and workers',
+  },
+  zmwsClient: {
+    kind: 'string',
+    flag: 'zmws-client',
+    env: 'FERRY_ZMWS_CLIENT',
+    help: 'ZMWS client endpoint (ROUTER bound)',
+  },
+  zmwsWorker: {
+    kind: 'string',
+    flag: 'zmws-worker',
+    env: 'FERRY_ZMWS_WORKER',
+    help: 'ZMWS worker endpoint (ROUTER bound)',
+  },
+  zmwsHeartbeatMs: {
+    kind: 'int',
+    flag: 'zmws-heartbeat',
+    env: 'FERRY_ZMWS_HEARTBEAT_MS',
+    min: 10,
+    max: 600_000,
+    help: 'ZMWS heartbeat interval, ms; a worker silent for 3 is purged',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -344,6 +382,10 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   pzqMonitor: undefined,
   pzqQueue: DEFAULT_PZQ_QUEUE,
   pzqAckTimeoutUs: DEFAULT_PZQ_ACK_TIMEOUT_US,
+  zmws: false,
+  zmwsClient: DEFAULT_ZMWS_CLIENT,
+  zmwsWorker: DEFAULT_ZMWS_WORKER,
+  zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
   queues: {},
 }) as FerryConfig;
 

@@ -12,6 +12,7 @@ import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
 import { TitanicServices } from '../dialects/titanic/titanic-services.js';
 import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
+import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
 import { bindFanOut } from '../transport/zmq-fan-out.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
@@ -37,6 +38,10 @@ export interface RunningServer {
   readonly pzqEndpoints: PzqEndpoints | undefined;
   /** The PZQ dialect, when `pzq` is on (its counters: for stats and tests). */
   readonly pzq: PzqDialect | undefined;
+  /** The ZMWS endpoints (clients, workers), when `zmws` is on. */
+  readonly zmwsEndpoints: { client: string; worker: string } | undefined;
+  /** The ZMWS dialect, when `zmws` is on. */
+  readonly zmws: ZmwsDialect | undefined;
   readonly config: FerryConfig;
   close(): Promise<void>;
 }
@@ -113,6 +118,8 @@ export async function startServer(
   let mdpEndpoint: ServerEndpoint | undefined;
   let pzq: PzqDialect | undefined;
   const pzqSockets: PzqSockets = {};
+  let zmws: ZmwsDialect | undefined;
+  const zmwsSockets: { client?: ServerEndpoint; worker?: ServerEndpoint } = {};
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -199,7 +206,37 @@ export async function startServer(
         { maxFrameBytes },
       );
     }
+    if (config.zmws) {
+      const s = zmwsSockets;
+      const z = new ZmwsDialect(
+        jobs,
+        {
+          toClient: (peer, frames) => s.client?.send(peer, frames),
+          toWorker: (peer, frames) => s.worker?.send(peer, frames),
+        },
+        { logger: log, heartbeatIntervalMs: config.zmwsHeartbeatMs },
+      );
+      zmws = z;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.worker = await bindRouter(
+        config.zmwsWorker,
+        (peer, frames) => z.handleWorker(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+      s.client = await bindRouter(
+        config.zmwsClient,
+        (peer, frames) => z.handleClient(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+    }
   } catch (err) {
+    zmws?.close();
+    await zmwsSockets.client?.close();
+    await zmwsSockets.worker?.close();
     pzq?.close();
     await closePzqSockets(pzqSockets);
     mdp?.close();
@@ -219,6 +256,11 @@ export async function startServer(
   const m = mdp;
   const mep = mdpEndpoint;
   const pz = pzq;
+  const zm = zmws;
+  const zmEndpoints =
+    zm && zmwsSockets.client && zmwsSockets.worker
+      ? { client: zmwsSockets.client.endpoint, worker: zmwsSockets.worker.endpoint }
+      : undefined;
   const pzEndpoints: PzqEndpoints | undefined =
     pz && pzqSockets.receive && pzqSockets.send && pzqSockets.monitor
       ? {
@@ -231,6 +273,7 @@ export async function startServer(
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
     ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
+    ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -243,17 +286,22 @@ export async function startServer(
     mdp: m,
     pzqEndpoints: pzEndpoints,
     pzq: pz,
+    zmwsEndpoints: zmEndpoints,
+    zmws: zm,
     config,
     close() {
       closing ??= (async () => {
         d.close();
         m?.close();
         pz?.close();
+        zm?.close();
         await j.close();
         await b.close();
         await ep.close();
         await mep?.close();
         await closePzqSockets(pzqSockets);
+        await zmwsSockets.client?.close();
+        await zmwsSockets.worker?.close();
         disk.stop();
         unlock();
         log.info('ferry broker stopped');
