@@ -2,6 +2,7 @@
 import * as zmq from 'zeromq';
 import { FerryError } from '../errors.js';
 import type { FanOutEndpoint, FanOutEvents } from './types.js';
+import { BIND_IN_USE_RETRY_INTERVAL_MS, BIND_IN_USE_RETRY_MS } from './zmq-router.js';
 
 /** Messages queued per peer inside ZeroMQ (credit in the core bounds what is in flight). */
 export const FAN_OUT_SEND_HWM = 1_000;
@@ -70,7 +71,17 @@ export async function bindFanOut(
   // Watch connections before binding, so no early peer is missed.
   const observer = sock.events;
   try {
-    await sock.bind(endpoint);
+    // As bindRouter: a port still held by a listener closed a moment ago is retried briefly.
+    const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
+    for (;;) {
+      try {
+        await sock.bind(endpoint);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
+        await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
+      }
+    }
   } catch (err) {
     sock.close();
     const code = (err as { code?: string }).code;
