@@ -63,7 +63,7 @@ async function cmdStart(argv: string[]): Promise<void> {
     'no-http': { type: 'boolean' },
   };
   for (const s of Object.values(CONFIG_SCHEMA))
-    if (s.flag !== '') options[s.flag] = { type: 'string' };
+    if (s.flag !== '') options[s.flag] = { type: s.kind === 'bool' ? 'boolean' : 'string' };
   const { values, positionals } = parse(argv, options);
   if (values['help']) {
     process.stdout.write(startHelp());
@@ -81,7 +81,7 @@ async function cmdStart(argv: string[]): Promise<void> {
     config = loadConfig({
       file: (values['config'] as string | undefined) ?? process.env['FERRY_CONFIG'],
       env: process.env,
-      flags: values as Record<string, string | undefined>,
+      flags: values as Record<string, string | boolean | undefined>,
     });
   } catch (err) {
     const e = err as FerryError;
@@ -101,6 +101,16 @@ async function cmdStart(argv: string[]): Promise<void> {
   }
   if (server.mdpEndpoint !== undefined) {
     process.stdout.write(`ferry mdp (Majordomo, MMI, Titanic) on ${server.mdpEndpoint}\n`);
+  }
+  if (server.pzqEndpoints !== undefined) {
+    const p = server.pzqEndpoints;
+    process.stdout.write(
+      `ferry pzq producers on ${p.receive}, consumers on ${p.send}, monitor on ${p.monitor}\n`,
+    );
+  }
+  if (server.zmwsEndpoints !== undefined) {
+    const z = server.zmwsEndpoints;
+    process.stdout.write(`ferry zmws clients on ${z.client}, workers on ${z.worker}\n`);
   }
   let stopping = false;
   const stop = (signal: string): void => {

@@ -138,6 +138,10 @@ export interface QueueStats extends QueueCounts {
   acked: number;
   expired: number;
   deadLettered: number;
+  /** Bytes of the messages leased now. */
+  leasedBytes: number;
+  /** Leases released because their ack timeout passed, since the broker started. */
+  ackTimeouts: number;
   /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
   redelivered: number;
   enqueueRate: number;
@@ -180,6 +184,8 @@ interface QueueState {
   acked: RateMeter;
   expired: number;
   deadLettered: number;
+  leasedBytes: number;
+  ackTimeouts: number;
   redelivered: number;
 }
 
@@ -325,6 +331,8 @@ export class Broker {
       acked: new RateMeter(),
       expired: 0,
       deadLettered: 0,
+      leasedBytes: 0,
+      ackTimeouts: 0,
       redelivered: 0,
     };
   }
@@ -716,6 +724,7 @@ export class Broker {
         size: m.size,
       };
       c.inflight++;
+      q.leasedBytes += m.size;
       this.leases.set(m.id, lease);
       c.session.leases.add(lease);
       batch.push({
@@ -756,6 +765,7 @@ export class Broker {
     lease.consumer.session.leases.delete(lease);
     lease.consumer.inflight--;
     lease.consumer.queue.counts.leased--;
+    lease.consumer.queue.leasedBytes -= lease.size;
   }
 
   ack(session: SessionImpl, ids: string[]): Promise<SettleResult[]> {
@@ -923,7 +933,10 @@ export class Broker {
     const expired: Lease[] = [];
     for (const lease of this.leases.values()) if (lease.deadline <= now) expired.push(lease);
     if (expired.length === 0) return;
-    for (const l of expired) this.dropLease(l);
+    for (const l of expired) {
+      this.dropLease(l);
+      l.consumer.queue.ackTimeouts++;
+    }
     this.log.debug('ack timeout expired', { count: expired.length });
     this.releaseLeases(expired, undefined, 0, false).catch((err: unknown) =>
       this.log.error('release failed', { err: String(err) }),
@@ -1023,6 +1036,8 @@ export class Broker {
       acked: q.acked.total,
       expired: q.expired,
       deadLettered: q.deadLettered,
+      leasedBytes: q.leasedBytes,
+      ackTimeouts: q.ackTimeouts,
       redelivered: q.redelivered,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),

@@ -34,11 +34,21 @@ import {
   MAX_HEARTBEAT_MS,
   MIN_HEARTBEAT_MS,
 } from '../dialects/ferry/ferry-dialect.js';
+import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
 export const DEFAULT_DATA_DIR = './data';
 /** Below this much free disk space in the data folder, sends are refused (STORAGE_FULL). */
 export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+/** PZQ's own default ports, bound on loopback. */
+export const DEFAULT_PZQ_RECEIVE = 'tcp://127.0.0.1:11131';
+export const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
+export const DEFAULT_PZQ_QUEUE = 'pzq';
+/** PZQ's own default: 5 s. */
+export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
+/** ZMWS defaults moved off 5555/5556, which MDP and Clone use. */
+export const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
+export const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
 /** Where the HTTP gateway (REST, dashboard, /metrics) listens unless told otherwise. */
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 7480;
@@ -76,6 +86,26 @@ export interface FerryConfig {
   logLevel: LogLevel;
   /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
   mdp: string | undefined;
+  /** PZQ dialect on (producers, consumers, monitor). */
+  pzq: boolean;
+  /** PZQ producer ROUTER endpoint. */
+  pzqReceive: string;
+  /** PZQ consumer DEALER endpoint (PZQ consumers are ROUTERs that connect to it). */
+  pzqSend: string;
+  /** PZQ monitor ROUTER endpoint; `ipc://<data folder>/pzq-monitor` when undefined. */
+  pzqMonitor: string | undefined;
+  /** The Ferry queue every PZQ producer feeds and every PZQ consumer drains. */
+  pzqQueue: string;
+  /** PZQ ack timeout, microseconds (as PZQ's own --ack-timeout). */
+  pzqAckTimeoutUs: number;
+  /** ZMWS 1.0 dialect on (clients and workers). */
+  zmws: boolean;
+  /** ZMWS client ROUTER endpoint. */
+  zmwsClient: string;
+  /** ZMWS worker ROUTER endpoint. */
+  zmwsWorker: string;
+  /** ZMWS heartbeat interval, ms (a worker silent for 3 of them is purged). */
+  zmwsHeartbeatMs: number;
   /** HTTP gateway `host:port` (REST, dashboard, /metrics); off when undefined. */
   http: string | undefined;
   /** Largest HTTP request body, bytes. */
@@ -84,7 +114,7 @@ export interface FerryConfig {
   queues: Record<string, Partial<QueuePolicy>>;
 }
 
-type Kind = 'string' | 'int' | 'sync' | 'level' | 'queues' | 'http';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
 
 interface KeySpec {
   kind: Kind;
@@ -266,6 +296,70 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_MDP',
     help: 'Majordomo endpoint to bind (MDP/0.1 + MMI, MDP/0.2, Titanic); off when unset',
   },
+  pzq: {
+    kind: 'bool',
+    flag: 'pzq',
+    env: 'FERRY_PZQ',
+    help: 'serve PZQ producers, consumers and monitor',
+  },
+  pzqReceive: {
+    kind: 'string',
+    flag: 'pzq-receive',
+    env: 'FERRY_PZQ_RECEIVE',
+    help: 'PZQ producer endpoint (ROUTER bound)',
+  },
+  pzqSend: {
+    kind: 'string',
+    flag: 'pzq-send',
+    env: 'FERRY_PZQ_SEND',
+    help: 'PZQ consumer endpoint (DEALER bound; consumers connect ROUTERs)',
+  },
+  pzqMonitor: {
+    kind: 'string',
+    flag: 'pzq-monitor',
+    env: 'FERRY_PZQ_MONITOR',
+    help: 'PZQ monitor endpoint (ROUTER bound); default ipc://<data>/pzq-monitor',
+  },
+  pzqQueue: {
+    kind: 'queue',
+    flag: 'pzq-queue',
+    env: 'FERRY_PZQ_QUEUE',
+    help: 'the Ferry queue PZQ producers and consumers use',
+  },
+  pzqAckTimeoutUs: {
+    kind: 'int',
+    flag: 'pzq-ack-timeout',
+    env: 'FERRY_PZQ_ACK_TIMEOUT_US',
+    min: 1_000,
+    max: INT_MAX,
+    help: 'PZQ ack timeout, microseconds',
+  },
+  zmws: {
+    kind: 'bool',
+    flag: 'zmws',
+    env: 'FERRY_ZMWS',
+    help: 'serve ZMWS 1.0 clients and workers',
+  },
+  zmwsClient: {
+    kind: 'string',
+    flag: 'zmws-client',
+    env: 'FERRY_ZMWS_CLIENT',
+    help: 'ZMWS client endpoint (ROUTER bound)',
+  },
+  zmwsWorker: {
+    kind: 'string',
+    flag: 'zmws-worker',
+    env: 'FERRY_ZMWS_WORKER',
+    help: 'ZMWS worker endpoint (ROUTER bound)',
+  },
+  zmwsHeartbeatMs: {
+    kind: 'int',
+    flag: 'zmws-heartbeat',
+    env: 'FERRY_ZMWS_HEARTBEAT_MS',
+    min: 10,
+    max: 600_000,
+    help: 'ZMWS heartbeat interval, ms; a worker silent for 3 is purged',
+  },
   http: {
     kind: 'http',
     flag: 'http',
@@ -308,6 +402,16 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
   mdp: undefined,
+  pzq: false,
+  pzqReceive: DEFAULT_PZQ_RECEIVE,
+  pzqSend: DEFAULT_PZQ_SEND,
+  pzqMonitor: undefined,
+  pzqQueue: DEFAULT_PZQ_QUEUE,
+  pzqAckTimeoutUs: DEFAULT_PZQ_ACK_TIMEOUT_US,
+  zmws: false,
+  zmwsClient: DEFAULT_ZMWS_CLIENT,
+  zmwsWorker: DEFAULT_ZMWS_WORKER,
+  zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
   http: DEFAULT_HTTP,
   httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
   queues: {},
@@ -384,6 +488,17 @@ function coerce(key: keyof FerryConfig, raw: unknown, where: string, fromText: b
       }
       return n;
     }
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && typeof raw === 'string') {
+        const t = raw.trim().toLowerCase();
+        if (t === 'true' || t === '1' || t === 'yes' || t === 'on') return true;
+        if (t === 'false' || t === '0' || t === 'no' || t === 'off') return false;
+      }
+      throw invalid(where, `expected true or false; got ${JSON.stringify(raw)}`);
+    case 'queue':
+      if (!isValidQueueName(raw)) throw invalid(where, `invalid queue name ${JSON.stringify(raw)}`);
+      return raw;
     case 'sync':
       if (typeof raw !== 'string') throw invalid(where, 'expected always, batch:<ms> or off');
       return parseSync(raw, where);
@@ -433,8 +548,8 @@ export interface ConfigSources {
   file?: string | undefined;
   /** Environment variables (FERRY_* are read). */
   env?: Record<string, string | undefined>;
-  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value. */
-  flags?: Record<string, string | undefined>;
+  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value (or true for a switch). */
+  flags?: Record<string, string | boolean | undefined>;
 }
 
 /** Builds the configuration from its layers. Throws CONFIG_INVALID naming the bad input. */

@@ -3,6 +3,7 @@
  * endpoint. `close()` stops accepting, answers what is in flight, flushes, closes, unlocks.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Broker } from '../core/broker.js';
 import { JobServer } from '../core/jobs.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -10,11 +11,14 @@ import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
 import { TitanicServices } from '../dialects/titanic/titanic-services.js';
+import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
+import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
+import { bindFanOut } from '../transport/zmq-fan-out.js';
 import { startGateway, type HttpGateway } from '../http/gateway.js';
 import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
-import type { ServerEndpoint } from '../transport/types.js';
+import type { FanOutEndpoint, ServerEndpoint } from '../transport/types.js';
 import {
   defaultPolicyOf,
   formatSync,
@@ -38,6 +42,14 @@ export interface RunningServer {
   readonly mdpEndpoint: string | undefined;
   /** The Majordomo dialect, when `mdp` is configured (its counters: for stats and tests). */
   readonly mdp: MdpDialect | undefined;
+  /** The PZQ endpoints (producers, consumers, monitor), when `pzq` is on. */
+  readonly pzqEndpoints: PzqEndpoints | undefined;
+  /** The PZQ dialect, when `pzq` is on (its counters: for stats and tests). */
+  readonly pzq: PzqDialect | undefined;
+  /** The ZMWS endpoints (clients, workers), when `zmws` is on. */
+  readonly zmwsEndpoints: { client: string; worker: string } | undefined;
+  /** The ZMWS dialect, when `zmws` is on. */
+  readonly zmws: ZmwsDialect | undefined;
   /** The HTTP gateway's URL (`http://host:port`, real port), when `http` is configured. */
   readonly httpUrl: string | undefined;
   /** The running HTTP gateway, when `http` is configured. */
@@ -46,6 +58,30 @@ export interface RunningServer {
   readonly stats: StatsSource;
   readonly config: FerryConfig;
   close(): Promise<void>;
+}
+
+export interface PzqEndpoints {
+  receive: string;
+  send: string;
+  monitor: string;
+}
+
+/** Where the PZQ monitor binds when `pzqMonitor` is not set: an ipc socket in the data folder. */
+export function defaultPzqMonitor(dataDir: string): string {
+  return `ipc://${path.join(path.resolve(dataDir), 'pzq-monitor')}`;
+}
+
+/** The PZQ dialect's three sockets. */
+interface PzqSockets {
+  receive?: ServerEndpoint;
+  send?: FanOutEndpoint;
+  monitor?: ServerEndpoint;
+}
+
+async function closePzqSockets(s: PzqSockets): Promise<void> {
+  await s.receive?.close();
+  await s.send?.close();
+  await s.monitor?.close();
 }
 
 export interface StartOptions {
@@ -94,6 +130,10 @@ export async function startServer(
   let dialect: FerryDialect | undefined;
   let mdp: MdpDialect | undefined;
   let mdpEndpoint: ServerEndpoint | undefined;
+  let pzq: PzqDialect | undefined;
+  const pzqSockets: PzqSockets = {};
+  let zmws: ZmwsDialect | undefined;
+  const zmwsSockets: { client?: ServerEndpoint; worker?: ServerEndpoint } = {};
   let gateway: HttpGateway | undefined;
   let stats: StatsSource | undefined;
   try {
@@ -157,6 +197,68 @@ export async function startServer(
         maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
       });
     }
+    if (config.pzq) {
+      const s = pzqSockets;
+      const p = new PzqDialect(
+        b,
+        {
+          toProducer: (peer, frames) => s.receive?.send(peer, frames),
+          toConsumers: (frames) => s.send?.send(frames),
+          toMonitor: (peer, frames) => s.monitor?.send(peer, frames),
+        },
+        { queue: config.pzqQueue, ackTimeoutUs: config.pzqAckTimeoutUs, logger: log },
+      );
+      pzq = p;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.send = await bindFanOut(
+        config.pzqSend,
+        {
+          onMessage: (frames) => p.handleConsumer(frames),
+          onPeers: (count) => {
+            if (count === 0) p.takeBack(s.send?.takeQueued() ?? []);
+            p.consumersChanged(count);
+          },
+        },
+        { maxFrameBytes },
+      );
+      s.monitor = await bindRouter(
+        config.pzqMonitor ?? defaultPzqMonitor(config.dataDir),
+        (peer, frames) => p.handleMonitor(peer, frames),
+        { maxFrameBytes: FRAME_SLACK_BYTES },
+      );
+      s.receive = await bindRouter(
+        config.pzqReceive,
+        (peer, frames) => p.handleProducer(peer, frames),
+        { maxFrameBytes },
+      );
+    }
+    if (config.zmws) {
+      const s = zmwsSockets;
+      const z = new ZmwsDialect(
+        jobs,
+        {
+          toClient: (peer, frames) => s.client?.send(peer, frames),
+          toWorker: (peer, frames) => s.worker?.send(peer, frames),
+        },
+        { logger: log, heartbeatIntervalMs: config.zmwsHeartbeatMs },
+      );
+      zmws = z;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.worker = await bindRouter(
+        config.zmwsWorker,
+        (peer, frames) => z.handleWorker(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+      s.client = await bindRouter(
+        config.zmwsClient,
+        (peer, frames) => z.handleClient(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+    }
     if (config.http !== undefined) {
       const { host, port } = splitHttpAddress(config.http);
       gateway = await startGateway({
@@ -171,6 +273,11 @@ export async function startServer(
     }
   } catch (err) {
     await gateway?.close();
+    zmws?.close();
+    await zmwsSockets.client?.close();
+    await zmwsSockets.worker?.close();
+    pzq?.close();
+    await closePzqSockets(pzqSockets);
     mdp?.close();
     await mdpEndpoint?.close();
     await endpoint?.close();
@@ -187,11 +294,27 @@ export async function startServer(
   const d = dialect;
   const m = mdp;
   const mep = mdpEndpoint;
+  const pz = pzq;
+  const zm = zmws;
+  const zmEndpoints =
+    zm && zmwsSockets.client && zmwsSockets.worker
+      ? { client: zmwsSockets.client.endpoint, worker: zmwsSockets.worker.endpoint }
+      : undefined;
+  const pzEndpoints: PzqEndpoints | undefined =
+    pz && pzqSockets.receive && pzqSockets.send && pzqSockets.monitor
+      ? {
+          receive: pzqSockets.receive.endpoint,
+          send: pzqSockets.send.endpoint,
+          monitor: pzqSockets.monitor.endpoint,
+        }
+      : undefined;
   const gw = gateway;
   const st = stats;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
+    ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
+    ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
     ...(gw ? { http: gw.url } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
@@ -203,6 +326,10 @@ export async function startServer(
     jobs: j,
     mdpEndpoint: mep?.endpoint,
     mdp: m,
+    pzqEndpoints: pzEndpoints,
+    pzq: pz,
+    zmwsEndpoints: zmEndpoints,
+    zmws: zm,
     httpUrl: gw?.url,
     http: gw,
     stats: st,
@@ -212,10 +339,15 @@ export async function startServer(
         await gw?.close();
         d.close();
         m?.close();
+        pz?.close();
+        zm?.close();
         await j.close();
         await b.close();
         await ep.close();
         await mep?.close();
+        await closePzqSockets(pzqSockets);
+        await zmwsSockets.client?.close();
+        await zmwsSockets.worker?.close();
         disk.stop();
         unlock();
         log.info('ferry broker stopped');
