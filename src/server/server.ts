@@ -268,6 +268,7 @@ export async function startServer(
         host,
         port,
         bodyLimitBytes: config.httpBodyLimitBytes,
+        zmwsListing: zmws ? (query) => zmws!.listing(query) : undefined,
         logger: log,
       });
     }

@@ -375,7 +375,13 @@ describe('HTTP gateway', () => {
       const workers = await req(base, 'GET', '/SERVER-WORKERS');
       const list = JSON.parse(workers.text) as Loose[];
       assert.ok(list.some((x) => x.service === 'STR-REV' && typeof x.workerid === 'string'));
-      assert.equal(typeof list[0].hb, 'number');
+      const mine = list.find((x) => x.service === 'STR-REV');
+      assert.deepEqual([mine.protocol, mine.running, mine.hb], ['test', 0, null]);
+      const hist = JSON.parse((await req(base, 'GET', '/SERVER-HIST')).text) as Loose[];
+      assert.ok(hist.some((j) => j.jobid === m[1] && j.status === 'done'));
+      assert.equal(typeof hist[0].completedat, 'number');
+      assert.deepEqual(JSON.parse((await req(base, 'GET', '/SERVER-ACTIVE')).text), []);
+      assert.ok(Array.isArray(JSON.parse((await req(base, 'GET', '/SERVER-JOBS')).text)));
 
       const jsonp = await req(base, 'GET', '/STR-REV?str=z&jsonp=cb');
       assert.match(jsonp.text, /^cb\("JOB: [0-9a-f]{32} STR-REV"\);$/);
@@ -384,8 +390,22 @@ describe('HTTP gateway', () => {
     } finally {
       w.close();
     }
-    assert.equal((await req(base, 'GET', '/NEVER-SEEN?x=1')).text, 'FAIL: NEVER-SEEN');
-    assert.equal((await req(base, 'GET', '/bad%20name')).body.code, 'INVALID_SERVICE_NAME');
+    assert.equal((await req(base, 'GET', '/SYNC-NEVER-SEEN?x=1')).text, 'FAIL: NEVER-SEEN');
+    assert.match(
+      (await req(base, 'GET', '/NEVER-SEEN?x=1')).text,
+      /^JOB: [0-9a-f]{32} NEVER-SEEN$/,
+    );
+    assert.equal((await req(base, 'GET', '/bad%20name')).text, 'FAIL: bad name');
+    // A worker's failure: FAIL with its reason.
+    const f = startWorker(b.server, 'h.zfail', () => {
+      throw new Error('no such file');
+    });
+    try {
+      const failed = await req(base, 'GET', '/SYNC-h.zfail?x=1');
+      assert.match(failed.text, /^PARAM-JSON: ".*no such file"\nFAIL: h\.zfail \[[0-9a-f]{32}\]$/);
+    } finally {
+      f.close();
+    }
     assert.equal(
       (await req(base, 'POST', '/X', { raw: '{nope', contentType: 'text/plain' })).body.code,
       'BAD_JSON',
