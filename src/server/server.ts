@@ -167,7 +167,10 @@ export async function startServer(
       jobs,
       connections: () => ({
         ferry: dialect?.connections ?? 0,
+        // Dialects without client sessions count what they track: workers, consumers.
         ...(mdp ? { mdp: mdp.workerCount } : {}),
+        ...(pzq ? { pzq: pzq.connectedConsumers } : {}),
+        ...(zmws ? { zmws: zmws.workerCount } : {}),
         ...(gateway ? { http: gateway.connections } : {}),
       }),
     });
