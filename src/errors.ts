@@ -105,6 +105,16 @@ export const ERROR_REGISTRY = {
     description: 'A worker with that tag already exists in the session.',
   },
   WORKER_NOT_FOUND: { status: 404, description: 'No worker with that tag exists in the session.' },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No HTTP route matches that method and path.' },
+  BAD_JSON: { status: 400, description: 'The HTTP request body was not valid JSON.' },
+  BODY_TOO_LARGE: {
+    status: 413,
+    description: 'The HTTP request body exceeded the gateway limit on bytes.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    description: 'The HTTP request body had a content type the route does not take.',
+  },
   INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

@@ -142,6 +142,8 @@ export interface QueueStats extends QueueCounts {
   leasedBytes: number;
   /** Leases released because their ack timeout passed, since the broker started. */
   ackTimeouts: number;
+  /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
+  redelivered: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
@@ -184,6 +186,7 @@ interface QueueState {
   deadLettered: number;
   leasedBytes: number;
   ackTimeouts: number;
+  redelivered: number;
 }
 
 interface Consumer {
@@ -330,6 +333,7 @@ export class Broker {
       deadLettered: 0,
       leasedBytes: 0,
       ackTimeouts: 0,
+      redelivered: 0,
     };
   }
 
@@ -878,6 +882,7 @@ export class Broker {
         this.addReady(q, 1);
         touched.add(q);
       }
+      if (!uncount) q.redelivered++;
       items.push({ id: lease.id, attempts: lease.attempt, notBefore, uncount });
     }
     const p = this.track(this.storage.release(items, now));
@@ -1033,6 +1038,7 @@ export class Broker {
       deadLettered: q.deadLettered,
       leasedBytes: q.leasedBytes,
       ackTimeouts: q.ackTimeouts,
+      redelivered: q.redelivered,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),

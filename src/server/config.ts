@@ -49,6 +49,14 @@ export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
 /** ZMWS defaults moved off 5555/5556, which MDP and Clone use. */
 export const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
 export const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
+/** Where the HTTP gateway (REST, dashboard, /metrics) listens unless told otherwise. */
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+export const DEFAULT_HTTP_PORT = 7480;
+export const DEFAULT_HTTP = `${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`;
+/** The value of `http` (and what `--no-http` sets) that turns the gateway off. */
+export const HTTP_OFF = 'off';
+/** Largest HTTP request body: room for a largest message in base64 plus its JSON. */
+export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -98,11 +106,15 @@ export interface FerryConfig {
   zmwsWorker: string;
   /** ZMWS heartbeat interval, ms (a worker silent for 3 of them is purged). */
   zmwsHeartbeatMs: number;
+  /** HTTP gateway `host:port` (REST, dashboard, /metrics); off when undefined. */
+  http: string | undefined;
+  /** Largest HTTP request body, bytes. */
+  httpBodyLimitBytes: number;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
 
-type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
 
 interface KeySpec {
   kind: Kind;
@@ -348,6 +360,20 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: 600_000,
     help: 'ZMWS heartbeat interval, ms; a worker silent for 3 is purged',
   },
+  http: {
+    kind: 'http',
+    flag: 'http',
+    env: 'FERRY_HTTP',
+    help: `HTTP gateway host:port (REST, dashboard, /metrics), or ${HTTP_OFF} (--no-http)`,
+  },
+  httpBodyLimitBytes: {
+    kind: 'int',
+    flag: 'http-body-limit',
+    env: 'FERRY_HTTP_BODY_LIMIT_BYTES',
+    min: 1024,
+    max: 1024 * 1024 * 1024,
+    help: 'largest HTTP request body, bytes',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -386,6 +412,8 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   zmwsClient: DEFAULT_ZMWS_CLIENT,
   zmwsWorker: DEFAULT_ZMWS_WORKER,
   zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
+  http: DEFAULT_HTTP,
+  httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
   queues: {},
 }) as FerryConfig;
 
@@ -414,6 +442,26 @@ export function parseSync(value: string, where = 'sync'): SyncPolicy {
     where,
     `expected always, batch:<ms> (1–60000) or off; got ${JSON.stringify(value)}`,
   );
+}
+
+/** `host:port` (port 0 = any free port) or `off`; returns undefined for off. */
+export function parseHttpAddress(raw: unknown, where = 'http'): string | undefined {
+  if (raw === null || raw === HTTP_OFF || raw === false) return undefined;
+  const m =
+    typeof raw === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw) : null;
+  if (!m || Number(m[2]) > 65_535) {
+    throw invalid(
+      where,
+      `expected host:port (e.g. ${DEFAULT_HTTP}) or ${HTTP_OFF}; got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw as string;
+}
+
+/** Splits a `host:port` checked by {@link parseHttpAddress}. */
+export function splitHttpAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
 export function formatSync(s: SyncPolicy): string {
@@ -461,6 +509,8 @@ function coerce(key: keyof FerryConfig, raw: unknown, where: string, fromText: b
       return raw;
     case 'queues':
       return coerceQueues(raw, where);
+    case 'http':
+      return parseHttpAddress(raw, where);
   }
 }
 

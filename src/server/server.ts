@@ -14,10 +14,18 @@ import { TitanicServices } from '../dialects/titanic/titanic-services.js';
 import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
 import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
 import { bindFanOut } from '../transport/zmq-fan-out.js';
+import { startGateway, type HttpGateway } from '../http/gateway.js';
+import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
 import type { FanOutEndpoint, ServerEndpoint } from '../transport/types.js';
-import { defaultPolicyOf, formatSync, jobPolicyOf, type FerryConfig } from './config.js';
+import {
+  defaultPolicyOf,
+  formatSync,
+  jobPolicyOf,
+  splitHttpAddress,
+  type FerryConfig,
+} from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 /** How often free disk space in the data folder is checked. */
@@ -42,6 +50,12 @@ export interface RunningServer {
   readonly zmwsEndpoints: { client: string; worker: string } | undefined;
   /** The ZMWS dialect, when `zmws` is on. */
   readonly zmws: ZmwsDialect | undefined;
+  /** The HTTP gateway's URL (`http://host:port`, real port), when `http` is configured. */
+  readonly httpUrl: string | undefined;
+  /** The running HTTP gateway, when `http` is configured. */
+  readonly http: HttpGateway | undefined;
+  /** Every number of stats, /metrics and the dashboard (one source). */
+  readonly stats: StatsSource;
   readonly config: FerryConfig;
   close(): Promise<void>;
 }
@@ -120,6 +134,8 @@ export async function startServer(
   const pzqSockets: PzqSockets = {};
   let zmws: ZmwsDialect | undefined;
   const zmwsSockets: { client?: ServerEndpoint; worker?: ServerEndpoint } = {};
+  let gateway: HttpGateway | undefined;
+  let stats: StatsSource | undefined;
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -146,8 +162,18 @@ export async function startServer(
       isStorageLow: disk.isLow,
     });
     const b = broker;
+    stats = new StatsSource({
+      broker: b,
+      jobs,
+      connections: () => ({
+        ferry: dialect?.connections ?? 0,
+        ...(mdp ? { mdp: mdp.workerCount } : {}),
+        ...(gateway ? { http: gateway.connections } : {}),
+      }),
+    });
     const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
       jobs,
+      stats,
       logger: log,
       heartbeatMs: config.heartbeatMs,
       maxBatchMessages: config.maxBatchMessages,
@@ -233,7 +259,20 @@ export async function startServer(
         },
       );
     }
+    if (config.http !== undefined) {
+      const { host, port } = splitHttpAddress(config.http);
+      gateway = await startGateway({
+        broker: b,
+        jobs,
+        stats,
+        host,
+        port,
+        bodyLimitBytes: config.httpBodyLimitBytes,
+        logger: log,
+      });
+    }
   } catch (err) {
+    await gateway?.close();
     zmws?.close();
     await zmwsSockets.client?.close();
     await zmwsSockets.worker?.close();
@@ -269,11 +308,14 @@ export async function startServer(
           monitor: pzqSockets.monitor.endpoint,
         }
       : undefined;
+  const gw = gateway;
+  const st = stats;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
     ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
     ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
+    ...(gw ? { http: gw.url } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -288,9 +330,13 @@ export async function startServer(
     pzq: pz,
     zmwsEndpoints: zmEndpoints,
     zmws: zm,
+    httpUrl: gw?.url,
+    http: gw,
+    stats: st,
     config,
     close() {
       closing ??= (async () => {
+        await gw?.close();
         d.close();
         m?.close();
         pz?.close();

@@ -90,4 +90,18 @@ describe('config', () => {
     invalid(() => parseSync('batch:0'), 'sync');
     invalid(() => parseSync('batch:abc'), 'sync');
   });
+
+  it('runs the HTTP gateway on 127.0.0.1:7480 unless moved or turned off', () => {
+    assert.equal(loadConfig().http, '127.0.0.1:7480');
+    assert.equal(loadConfig({ flags: { http: '0.0.0.0:8080' } }).http, '0.0.0.0:8080');
+    assert.equal(loadConfig({ flags: { http: '[::1]:0' } }).http, '[::1]:0');
+    assert.equal(loadConfig({ flags: { http: 'off' } }).http, undefined);
+    assert.equal(loadConfig({ env: { FERRY_HTTP: 'off' } }).http, undefined);
+    assert.equal(loadConfig({ file: configFile({ http: 'off' }) }).http, undefined);
+    assert.equal(loadConfig({ flags: { 'http-body-limit': '65536' } }).httpBodyLimitBytes, 65536);
+    invalid(() => loadConfig({ flags: { http: '7480' } }), '--http');
+    invalid(() => loadConfig({ flags: { http: 'localhost:99999' } }), '--http');
+    invalid(() => loadConfig({ env: { FERRY_HTTP: 'http://x:1' } }), 'FERRY_HTTP');
+    invalid(() => loadConfig({ flags: { 'http-body-limit': '10' } }), '--http-body-limit');
+  });
 });
