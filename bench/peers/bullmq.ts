@@ -18,6 +18,11 @@ interface BodyData {
   b: string;
 }
 const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: true };
+/**
+ * W3 keeps the last completed jobs: waitUntilFinished checks the job's state after it
+ * subscribed, and a job already completed and removed would be "Missing key".
+ */
+const W3_JOB_OPTIONS = { removeOnComplete: { count: 1_000 }, removeOnFail: { count: 1_000 } };
 
 function connectionFor(url: string): { url: string; maxRetriesPerRequest: null } {
   return { url, maxRetriesPerRequest: null };
@@ -108,7 +113,7 @@ export function bullmqPeer(url: string, concurrency: number): Peer {
       }
       return {
         async call(params) {
-          const job = await queue.add('call', { b: params.toString('latin1') }, JOB_OPTIONS);
+          const job = await queue.add('call', { b: params.toString('latin1') }, W3_JOB_OPTIONS);
           const result = (await job.waitUntilFinished(events, W3_CALL_TIMEOUT_MS)) as string;
           return Buffer.from(result, 'latin1');
         },

@@ -30,6 +30,13 @@ export const W3_CALL_TIMEOUT_MS = 10_000;
  * nothing on disk at all).
  */
 export const DEFAULT_FERRY_SYNCS = ['always', 'batch:1000', 'off'];
+/**
+ * W2 (the longest workload: 1,000,000 messages per Ferry run) runs Ferry with `always` and
+ * `off` only, the two ends; `batch:1000` lies between them (it is `off` plus a timer fsync).
+ */
+export const DEFAULT_W2_FERRY_SYNCS = ['always', 'off'];
+/** Before each run, wait up to this long for a quiet machine, s (`npm run bench`: 60). */
+export const DEFAULT_PEERS_QUIET_S = 20;
 /** BullMQ worker concurrency in W1/W2: jobs in progress at once, as close to prefetch as it gets. */
 export const DEFAULT_BULLMQ_CONCURRENCY = 1_000;
 
@@ -43,6 +50,8 @@ export interface PeersConfig {
   base: BenchConfig;
   sizes: number[];
   ferrySyncs: string[];
+  /** The subset of ferrySyncs W2 runs. */
+  w2FerrySyncs: string[];
   systems: SystemId[];
   only: PeerWorkloadId[];
   peerW2Count: number;
@@ -63,6 +72,10 @@ export const PEERS_ENV_HELP: [string, string][] = [
   ['BENCH_W3_N', `W3 sequential calls (default ${DEFAULT_W3_CALLS}; --quick 1000)`],
   ['BENCH_W3_WORKERS', `W3 workers (default ${DEFAULT_W3_WORKERS})`],
   ['BENCH_FERRY_SYNCS', `Ferry's sync policies (default ${DEFAULT_FERRY_SYNCS.join(',')})`],
+  [
+    'BENCH_W2_FERRY_SYNCS',
+    `Ferry's sync policies in W2 (default ${DEFAULT_W2_FERRY_SYNCS.join(',')}, those of BENCH_FERRY_SYNCS)`,
+  ],
   ['BENCH_SYSTEMS', `comma list of ${SYSTEM_IDS.join(', ')} (default all)`],
   ['BENCH_ONLY', `comma list of ${PEER_WORKLOAD_IDS.join(', ')} (default all)`],
   ['BENCH_BULLMQ_CONCURRENCY', `BullMQ worker concurrency in W1/W2 (default 1000)`],
@@ -70,7 +83,10 @@ export const PEERS_ENV_HELP: [string, string][] = [
   ['BENCH_PREFETCH', 'consumer prefetch (default 1000)'],
   ['BENCH_TIMEOUT_S', 'hard limit per run of W1 / W3 / a ceiling, s (default 300)'],
   ['BENCH_W2_TIMEOUT_S', 'hard limit per W2 run, s (default 300)'],
-  ['BENCH_QUIET_S', 'before each run, wait up to this long for a quiet machine (default 60)'],
+  [
+    'BENCH_QUIET_S',
+    `before each run, wait up to this long for other processes to use < 10 % of a core (default ${DEFAULT_PEERS_QUIET_S}; 0 = off)`,
+  ],
   ['BENCH_AMQP_URL', `RabbitMQ (default ${DEFAULT_AMQP_URL})`],
   ['BENCH_NATS_URL', `NATS (default ${DEFAULT_NATS_URL})`],
   ['BENCH_REDIS_URL', `Redis for BullMQ (default ${DEFAULT_REDIS_URL})`],
@@ -102,7 +118,11 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
   const unknown = argv.filter((a) => a !== '--quick');
   if (unknown.length > 0) throw new Error(`unknown argument ${unknown[0]}`);
   // BENCH_ONLY names this bench's workloads, not the Ferry bench's.
-  const baseEnv = { ...env, BENCH_ONLY: undefined };
+  const baseEnv = {
+    ...env,
+    BENCH_ONLY: undefined,
+    BENCH_QUIET_S: env['BENCH_QUIET_S'] ?? String(DEFAULT_PEERS_QUIET_S),
+  };
   const base = loadBenchConfig(quick ? ['--quick'] : [], baseEnv);
   const sizes = (env['BENCH_SIZES'] ?? DEFAULT_SIZES_BYTES.join(','))
     .split(',')
@@ -120,11 +140,16 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
       throw new Error('BENCH_FERRY_SYNCS: each must be always, off or batch:<ms>');
     }
   }
+  const w2FerrySyncs = (env['BENCH_W2_FERRY_SYNCS'] ?? DEFAULT_W2_FERRY_SYNCS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => ferrySyncs.includes(s));
   return {
     quick,
     base,
     sizes,
     ferrySyncs,
+    w2FerrySyncs,
     systems: list(env, 'BENCH_SYSTEMS', SYSTEM_IDS),
     only: list(env, 'BENCH_ONLY', PEER_WORKLOAD_IDS),
     peerW2Count: int(env, 'BENCH_PEERS_W2_N', quick ? QUICK_PEER_W2_COUNT : DEFAULT_PEER_W2_COUNT),

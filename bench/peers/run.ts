@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { killAllBrokers } from '../broker.js';
+import { cpuSeconds, killAllBrokers } from '../broker.js';
 import { newCounters } from '../ferry-load.js';
 import {
   machineBusySeconds,
@@ -38,6 +38,7 @@ import {
 import { ferryHasJobs, ferryW3, ferryWorkload, runFerryWorkload } from './ferry.js';
 import { jetstreamPeer } from './jetstream.js';
 import {
+  findPid,
   packageVersion,
   peerW1,
   peerW2,
@@ -102,6 +103,8 @@ interface SystemRow {
   sync: string | null;
   durability: string;
   color: string;
+  /** Peers: /proc comm of the server process (its CPU is not "other load"). */
+  processName?: string;
 }
 
 interface Measurement {
@@ -229,6 +232,7 @@ function peerRow(p: Peer, info: ServerInfo): SystemRow {
     sync: null,
     durability: info.durability,
     color: COLORS[p.id] ?? '#888',
+    processName: p.processName,
   };
 }
 
@@ -330,7 +334,8 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
       });
     }
     if (cfg.only.includes('w2')) {
-      const ms: Measurement[] = ferryRows.map((row) => ({
+      const w2Rows = ferryRows.filter((row) => cfg.w2FerrySyncs.includes(row.sync!));
+      const ms: Measurement[] = w2Rows.map((row) => ({
         row,
         metrics: W2_METRICS,
         timeoutMs: b.w2TimeoutMs,
@@ -637,8 +642,8 @@ function chart(all: Result[], subtitle: string): string {
   const groups = [...new Set(all.map((r) => r.group))].filter((g) => g.workload !== 'ceilings');
   const pick: Record<string, string[]> = {
     w1: ['msgsPerSec', 'p99Ms'],
-    w2: ['produceMsgsPerSec', 'drainMsgsPerSec'],
-    w3: ['callsPerSec', 'p99Ms'],
+    w2: ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB'],
+    w3: ['callsPerSec', 'p50Ms', 'p99Ms'],
   };
   const legend = new Map<string, string>();
   for (const g of groups) {
@@ -648,7 +653,7 @@ function chart(all: Result[], subtitle: string): string {
       if (!def) continue;
       panels.push({
         title: `${g.name} ${def.label}`,
-        unit: `${def.unit}${def.unit === 'ms' ? ' (lower is better)' : ' (higher is better)'}`,
+        unit: `${def.unit}${def.unit === 'ms' || def.unit === 'MB' ? ' (lower is better)' : ' (higher is better)'}`,
         bars: rs.map((r) => {
           legend.set(r.m.row.label, r.m.row.color);
           const s = r.spreads[key] ?? { median: NaN, min: NaN, max: NaN, n: 0 };
@@ -787,9 +792,17 @@ async function main(): Promise<void> {
         const t0 = Date.now();
         const busy0 = machineBusySeconds();
         const own0 = selfAndChildrenSeconds();
-        const otherLoad = (): number => {
+        const serverPid = r.m.row.processName ? findPid(r.m.row.processName) : null;
+        const server0 = serverPid === null ? NaN : cpuSeconds(serverPid);
+        /** CPU of the peer's server process during the run, % of one core. */
+        const serverLoad = (): number =>
+          serverPid === null
+            ? 0
+            : ((cpuSeconds(serverPid) - server0) * 100_000) / Math.max(1, Date.now() - t0);
+        /** CPU of everything else (not this process, its children, the peer's server). */
+        const otherLoad = (serverPercent: number): number => {
           const other = machineBusySeconds() - busy0 - (selfAndChildrenSeconds() - own0);
-          return Math.max(0, (other * 100_000) / Math.max(1, Date.now() - t0));
+          return Math.max(0, (other * 100_000) / Math.max(1, Date.now() - t0) - serverPercent);
         };
         const base = {
           kind: 'run',
@@ -805,14 +818,15 @@ async function main(): Promise<void> {
         };
         try {
           const o = await runOnce(r.m, label);
-          // Peer servers are separate processes: their CPU counts as "other" load here.
-          const other = otherLoad();
-          if (other > OTHER_LOAD_WARN_PERCENT && r.m.row.systemId === 'ferry') {
+          const server = serverLoad();
+          const other = otherLoad(server);
+          if (other > OTHER_LOAD_WARN_PERCENT) {
             console.log(
               `  ! ${label}: other processes used ${other.toFixed(0)} % of a core meanwhile`,
             );
           }
           o.details['otherCpuPercent'] = other;
+          if (serverPid !== null) o.details['serverCpuPercent'] = server;
           o.details['quietWait'] = quiet;
           r.outputs.push(o);
           emit({
@@ -832,6 +846,7 @@ async function main(): Promise<void> {
             ok: false,
             error: message,
             timedOut: err instanceof TimeoutError,
+            otherCpuPercent: otherLoad(serverLoad()),
             wallSeconds: (Date.now() - t0) / 1000,
           });
         }

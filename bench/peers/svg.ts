@@ -28,10 +28,11 @@ export interface ChartOptions {
 }
 
 const PANEL_W = 330;
-const PANEL_H = 230;
+const PANEL_H = 250;
 const PLOT_TOP = 40;
-const PLOT_BOTTOM = 40;
-const PLOT_LEFT = 16;
+const PLOT_BOTTOM = 58;
+const PLOT_LEFT = 44;
+const PLOT_RIGHT = 10;
 const HEADER_H = 70;
 const LEGEND_ROW_H = 18;
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
@@ -61,10 +62,10 @@ function panelSvg(p: Panel, x0: number, y0: number): string {
   const baseY = y0 + PLOT_TOP + plotH;
   const top = Math.max(0, ...p.bars.map((b) => (Number.isFinite(b.max) ? b.max : 0)));
   const scale = top > 0 ? (plotH - 14) / top : 0;
-  const slot = (PANEL_W - 2 * PLOT_LEFT) / Math.max(1, p.bars.length);
+  const slot = (PANEL_W - PLOT_LEFT - PLOT_RIGHT) / Math.max(1, p.bars.length);
   const barW = Math.min(36, slot * 0.7);
   out.push(
-    `<line x1="${x0 + PLOT_LEFT}" y1="${baseY}" x2="${x0 + PANEL_W - PLOT_LEFT}" y2="${baseY}" stroke="#999"/>`,
+    `<line x1="${x0 + PLOT_LEFT}" y1="${baseY}" x2="${x0 + PANEL_W - PLOT_RIGHT}" y2="${baseY}" stroke="#999"/>`,
   );
   p.bars.forEach((b, i) => {
     const cx = x0 + PLOT_LEFT + slot * (i + 0.5);
