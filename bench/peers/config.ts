@@ -67,7 +67,10 @@ export const PEERS_ENV_HELP: [string, string][] = [
   ['BENCH_SIZES', 'comma list of message sizes, bytes, each ≥ 24 (default 100,1024)'],
   ['BENCH_RUNS', 'repetitions of every measurement (default 3; --quick 1)'],
   ['BENCH_N', 'W1 messages per system (default 100000; --quick 10000)'],
-  ['BENCH_W2_N', "Ferry's W2 backlog (default 1000000; --quick 50000)"],
+  [
+    'BENCH_W2_N',
+    "Ferry's W2 backlog at the first size (default 1000000; --quick 50000); other sizes use BENCH_PEERS_W2_N",
+  ],
   ['BENCH_PEERS_W2_N', `the peers' W2 backlog (default ${DEFAULT_PEER_W2_COUNT}; --quick 20000)`],
   ['BENCH_W3_N', `W3 sequential calls (default ${DEFAULT_W3_CALLS}; --quick 1000)`],
   ['BENCH_W3_WORKERS', `W3 workers (default ${DEFAULT_W3_WORKERS})`],

@@ -57,7 +57,9 @@ export function rabbitmqPeer(url: string): Peer {
         return {
           version,
           durability:
-            'durable classic queue, persistent messages (delivery mode 2), publisher confirms: confirmed after the message store fsyncs, which it does in batches',
+            'durable classic queue, persistent messages (delivery mode 2), publisher confirms: a message is confirmed once ' +
+            'persisted to disk (the message store fsyncs in batches), or once every queue it went to has had it consumed ' +
+            'and acked, which with a fast consumer (W1) can come before it reached the disk',
           settings: { product: props['product'], queueType: 'classic', persistent: true },
         };
       } finally {
