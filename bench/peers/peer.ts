@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { diskUsage, MemSampler } from '../broker.js';
+import { diskUsage, MemSampler, readMem } from '../broker.js';
 import { HEADER_BYTES, makeBody, newCounters, type LoadCounters } from '../ferry-load.js';
 import { summarizeLatency } from '../stats.js';
 import type { Scope } from '../workloads.js';
@@ -55,17 +55,23 @@ export interface Peer {
   rpcDescription: string;
 }
 
-/** The pid of the (first) process whose comm is `name`, or null. */
+/**
+ * The pid of the process whose comm is `name`, or null; of several (e.g. a `rabbitmqctl` next to
+ * the server, also `beam.smp`), the one with the largest RSS.
+ */
 export function findPid(name: string): number | null {
+  let best: { pid: number; rssKiB: number } | null = null;
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) return Number(entry);
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== name) continue;
     } catch {
-      /* gone */
+      continue; // gone
     }
+    const rssKiB = readMem(Number(entry))?.rssKiB ?? 0;
+    if (!best || rssKiB > best.rssKiB) best = { pid: Number(entry), rssKiB };
   }
-  return null;
+  return best?.pid ?? null;
 }
 
 export function samplerFor(scope: Scope, processName: string): MemSampler | null {
