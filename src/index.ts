@@ -32,4 +32,14 @@ export {
   type Worker,
   type WorkerOptions,
 } from './client/job-client.js';
+export {
+  TopicSubscription,
+  type PublishOptions,
+  type RetainedState,
+  type RolloutOptions,
+  type RolloutOutcome,
+  type SubscribeOptions,
+  type TopicMessage,
+  type TopicStatus,
+} from './client/topic-client.js';
 export { FerryError, ERROR_REGISTRY, isErrorCode, type ErrorCode } from './errors.js';

@@ -5,6 +5,7 @@
  */
 import type { Broker, Delivery, Session } from '../../core/broker.js';
 import type { JobApi } from '../../core/job-types.js';
+import type { PubSub } from '../../core/pubsub.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { MessageState, NewMessage } from '../../core/types.js';
@@ -12,6 +13,7 @@ import { MESSAGE_STATES } from '../../core/types.js';
 import { FerryError, toFerryError } from '../../errors.js';
 import {
   JOB_COMMAND_NAMES,
+  TOPIC_COMMAND_NAMES,
   PROTOCOL_VERSION,
   ProtocolError,
   decodeRequest,
@@ -24,9 +26,12 @@ import {
 } from '../../protocol/codec.js';
 import { optBool, optInt, optNumber, optString, reqIds, reqString, settled } from './args.js';
 import { FerryJobCommands } from './ferry-jobs.js';
+import { FerryTopicCommands } from './ferry-topics.js';
 
 /** Commands handled by the job part of the dialect (ferry-jobs.ts). */
 const JOB_COMMANDS: ReadonlySet<string> = new Set(JOB_COMMAND_NAMES);
+/** Commands handled by the pub/sub part of the dialect (ferry-topics.ts). */
+const TOPIC_COMMANDS: ReadonlySet<string> = new Set(TOPIC_COMMAND_NAMES);
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 export const MIN_HEARTBEAT_MS = 100;
@@ -45,6 +50,8 @@ export interface FerryDialectOptions {
   maxRequestBytes?: number;
   /** The job server; without it the job commands answer UNKNOWN_COMMAND. */
   jobs?: JobApi;
+  /** Pub/sub; without it the topic commands answer UNKNOWN_COMMAND. */
+  pubsub?: PubSub;
 }
 
 /** Sends frames to one peer. */
@@ -67,6 +74,7 @@ export class FerryDialect {
   private cancelLiveness: (() => void) | undefined;
   private closed = false;
   private readonly jobCommands: FerryJobCommands | undefined;
+  private readonly topicCommands: FerryTopicCommands | undefined;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -82,6 +90,9 @@ export class FerryDialect {
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.jobCommands = options.jobs
       ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
+      : undefined;
+    this.topicCommands = options.pubsub
+      ? new FerryTopicCommands(options.pubsub, (peer, frames) => this.sendTo(peer, frames))
       : undefined;
     this.armLiveness();
   }
@@ -105,6 +116,7 @@ export class FerryDialect {
         this.log.info('peer went silent; closing its session', { session: p.session.id });
         p.session.close();
         this.jobCommands?.closePeer(key);
+        this.topicCommands?.closePeer(key);
         this.peers.delete(key);
       }
     }
@@ -175,6 +187,7 @@ export class FerryDialect {
     if (old) {
       old.session.close();
       this.jobCommands?.closePeer(key);
+      this.topicCommands?.closePeer(key);
     }
     const session = this.broker.openSession({
       deliver: (tag, messages) => this.deliver(peerId, tag, messages),
@@ -218,6 +231,13 @@ export class FerryDialect {
       this.jobCommands.handle(peer.id, key, req);
       return;
     }
+    if (TOPIC_COMMANDS.has(req.command)) {
+      if (!this.topicCommands) {
+        throw new FerryError('UNKNOWN_COMMAND', `${req.command}: this broker runs no pub/sub`);
+      }
+      this.topicCommands.handle(peer.id, key, peer.session, req);
+      return;
+    }
     const s = peer.session;
     switch (req.command) {
       case 'PING':
@@ -226,6 +246,7 @@ export class FerryDialect {
       case 'BYE':
         s.close();
         this.jobCommands?.closePeer(key);
+        this.topicCommands?.closePeer(key);
         this.peers.delete(key);
         this.ok(peer, requestId);
         return;
@@ -375,6 +396,7 @@ export class FerryDialect {
     this.cancelLiveness?.();
     for (const p of this.peers.values()) p.session.close();
     this.jobCommands?.close();
+    this.topicCommands?.close();
     this.peers.clear();
   }
 }
