@@ -6,11 +6,17 @@
  *    each send awaited, each message received with for-await; first send → last receive.
  *  - raw zeromq.js DEALER/ROUTER round trip: both sockets in the bench process over
  *    tcp://127.0.0.1; the ROUTER echoes; one request outstanding at a time.
+ *  - a raw brokered call: the bench process calls, through a zeromq.js ROUTER forwarding in a
+ *    child process (raw-forwarder.ts), a DEALER worker in the bench process that echoes: W3's
+ *    topology (client → broker → worker → broker → client, the broker its own process) with
+ *    no broker logic and no storage. W3's latency floor on this machine.
  *  - the disk: append 4 KiB + fdatasync, N times, in a temp dir on the data dir's file system.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
 import { summarizeLatency, type LatencySummary } from './stats.js';
 
@@ -129,5 +135,76 @@ export function fdatasyncRate(
   } finally {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
+  }
+}
+
+const FORWARDER_PATH = fileURLToPath(new URL('./raw-forwarder.js', import.meta.url));
+/** How long the forwarder child may take to print its endpoint. */
+const FORWARDER_START_TIMEOUT_MS = 10_000;
+
+/** Round trips of a call through a raw zeromq.js forwarder process to an echoing worker. */
+export async function forwardedCall(
+  count: number,
+  size: number,
+  warmup: number,
+  onProgress: (done: number) => void,
+): Promise<LatencySummary> {
+  const child = spawn(process.execPath, [FORWARDER_PATH], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const client = new zmq.Dealer({ linger: 0 });
+  const worker = new zmq.Dealer({ linger: 0 });
+  try {
+    const endpoint = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(
+        () => reject(new Error('the raw forwarder did not start')),
+        FORWARDER_START_TIMEOUT_MS,
+      );
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = out.split('\n')[0];
+        if (out.includes('\n') && line) {
+          clearTimeout(timer);
+          resolve(line.trim());
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`the raw forwarder exited (${code})`)));
+    });
+    worker.connect(endpoint);
+    client.connect(endpoint);
+    const R = Buffer.from('R');
+    await worker.send([Buffer.from('W')]);
+    const echoing = (async () => {
+      for await (const [, from, ...body] of worker) {
+        if (!from) continue;
+        await worker.send([R, from, ...body]);
+      }
+    })();
+    const C = Buffer.from('C');
+    const body = Buffer.alloc(size, 0x70);
+    // The worker's registration may race the first call: retry the first one until answered.
+    for (;;) {
+      await client.send([C, body]);
+      const ready = await Promise.race([
+        client.receive().then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 200)),
+      ]);
+      if (ready) break;
+    }
+    const latencyMs: number[] = [];
+    for (let i = 0; i < warmup + count; i++) {
+      const t0 = performance.now();
+      await client.send([C, body]);
+      await client.receive();
+      if (i >= warmup) latencyMs.push(performance.now() - t0);
+      if ((i & 255) === 0) onProgress(i);
+    }
+    worker.close();
+    await echoing.catch(() => {});
+    return summarizeLatency(latencyMs);
+  } finally {
+    client.close();
+    if (!worker.closed) worker.close();
+    child.stdin?.end();
+    child.kill('SIGKILL');
   }
 }

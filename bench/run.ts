@@ -34,6 +34,43 @@ const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
  * less than this before each run, BENCH_QUIET_S). */
 const OTHER_LOAD_WARN_PERCENT = 10;
 
+/** Ratios of a workload's metric to a ceiling measured in the same run. */
+interface DerivedRatio {
+  workload: string;
+  metric: string;
+  ceiling: string;
+  ceilingMetric: string;
+  /** The ceiling's median is multiplied by this (units, or a count of round trips). */
+  ceilingFactor: number;
+  key: string;
+  label: string;
+  jsonLabel: string;
+}
+
+const DERIVED: DerivedRatio[] = [
+  {
+    workload: 'w1',
+    metric: 'msgsPerSec',
+    ceiling: 'push-pull',
+    ceilingMetric: 'msgsPerSec',
+    ceilingFactor: 1,
+    key: 'ratioToPushPull',
+    label: '÷ PUSH/PULL ceiling',
+    jsonLabel: 'W1 msgs/s ÷ median PUSH/PULL msgs/s (same run)',
+  },
+  {
+    workload: 'w3',
+    metric: 'p50Ms',
+    ceiling: 'forwarded-call',
+    ceilingMetric: 'p50Ms',
+    ceilingFactor: 1,
+    key: 'p50OverForwarded',
+    label: '÷ raw forwarded call p50',
+    jsonLabel:
+      'W3 p50 ÷ median p50 of a call through a raw zeromq.js forwarder process (same run; 100 % = no broker cost)',
+  },
+];
+
 class TimeoutError extends Error {}
 
 interface SummaryRow {
@@ -316,36 +353,38 @@ async function main(): Promise<void> {
         targetMet: targetMet(m, r.spread),
       });
     }
-    if (w.name === 'w1') {
-      const ceiling = summary.find((s) => s.workload === 'push-pull');
-      const w1 = summary.find((s) => s.workload === 'w1' && s.metric.key === 'msgsPerSec');
-      if (ceiling && w1 && ceiling.spread.n > 0 && w1.spread.n > 0) {
-        const ratio = w1.spread.median / ceiling.spread.median;
-        const r: SummaryRow = {
-          workload: 'w1',
-          metric: { key: 'ratioToPushPull', label: '÷ PUSH/PULL ceiling', unit: '%' },
-          spread: {
-            median: ratio * 100,
-            min: (w1.spread.min / ceiling.spread.median) * 100,
-            max: (w1.spread.max / ceiling.spread.median) * 100,
-            n: w1.spread.n,
-          },
-          runs: cfg.runs,
-          ok: w1.ok,
-        };
-        summary.push(r);
-        printRow(r);
-        emit({
-          kind: 'summary',
-          workload: 'w1',
-          metric: 'ratioToPushPull',
-          label: 'W1 msgs/s ÷ median PUSH/PULL msgs/s (same run)',
-          unit: '%',
-          ...r.spread,
-          runs: cfg.runs,
-          ok: w1.ok,
-        });
-      }
+    for (const d of DERIVED) {
+      if (w.name !== d.workload) continue;
+      const base = summary.find(
+        (s) => s.workload === d.ceiling && s.metric.key === d.ceilingMetric,
+      );
+      const own = summary.find((s) => s.workload === d.workload && s.metric.key === d.metric);
+      if (!base || !own || base.spread.n === 0 || own.spread.n === 0) continue;
+      const denominator = base.spread.median * d.ceilingFactor;
+      const r: SummaryRow = {
+        workload: d.workload,
+        metric: { key: d.key, label: d.label, unit: '%' },
+        spread: {
+          median: (own.spread.median / denominator) * 100,
+          min: (own.spread.min / denominator) * 100,
+          max: (own.spread.max / denominator) * 100,
+          n: own.spread.n,
+        },
+        runs: cfg.runs,
+        ok: own.ok,
+      };
+      summary.push(r);
+      printRow(r);
+      emit({
+        kind: 'summary',
+        workload: d.workload,
+        metric: d.key,
+        label: d.jsonLabel,
+        unit: '%',
+        ...r.spread,
+        runs: cfg.runs,
+        ok: own.ok,
+      });
     }
   }
   fs.closeSync(out);

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect, type FerryClient } from '../src/client/client.js';
 import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.js';
-import { dealerRouterRtt, fdatasyncRate, pushPull } from './ceilings.js';
+import { dealerRouterRtt, fdatasyncRate, forwardedCall, pushPull } from './ceilings.js';
 import type { BenchConfig, WorkloadId } from './config.js';
 import { consume, newCounters, produce, type LoadCounters } from './ferry-load.js';
 import { sequentialCalls, startWorkers, submitAndDrain } from './jobs-load.js';
@@ -395,6 +395,24 @@ export const WORKLOADS: Workload[] = [
       startProgress(ctx.scope, ctx.label, () => `round trips ${done.toLocaleString('en-US')}`);
       const r = await dealerRouterRtt(ctx.cfg.rttCount, ctx.cfg.size, 1000, (n) => (done = n));
       return { metrics: { p50Us: r.p50, p99Us: r.p99 }, details: { latencyUs: r } };
+    },
+  },
+  {
+    id: 'ceilings',
+    name: 'forwarded-call',
+    title:
+      'Ceiling: a call through a raw zeromq.js ROUTER forwarder process to an echoing worker (W3 topology)',
+    metrics: [
+      { key: 'p50Ms', label: 'call p50', unit: 'ms' },
+      { key: 'p99Ms', label: 'call p99', unit: 'ms' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ calls: cfg.rttCount, warmup: 1000, size: cfg.size }),
+    async run(ctx) {
+      let done = 0;
+      startProgress(ctx.scope, ctx.label, () => `calls ${done.toLocaleString('en-US')}`);
+      const r = await forwardedCall(ctx.cfg.rttCount, ctx.cfg.size, 1000, (n) => (done = n));
+      return { metrics: { p50Ms: r.p50, p99Ms: r.p99 }, details: { latencyMs: r } };
     },
   },
   {

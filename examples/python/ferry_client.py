@@ -49,6 +49,7 @@ __all__ = [
     "Message",
     "Delivery",
     "SendResult",
+    "Assignment",
 ]
 
 PROTOCOL_HEADER = b"FERRY01"
@@ -128,6 +129,19 @@ class SendResult(list[str]):
 
 
 @dataclass
+class Assignment:
+    """A job handed to one of this client's workers (``ASSIGN``, docs/protocol.md §8)."""
+
+    id: str
+    worker: str
+    service: str
+    attempt: int
+    deadline: int
+    params: list[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class _Incoming:
     kind: str
     request_id: bytes
@@ -139,6 +153,13 @@ def _to_bytes(frame: bytes | bytearray | memoryview | str) -> bytes:
     if isinstance(frame, str):
         return frame.encode("utf-8")
     return bytes(frame)
+
+
+def _frames(value: bytes | str | Sequence[bytes | str]) -> list[bytes]:
+    """One frame for bytes or str, several for a sequence of them."""
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return [_to_bytes(value)]
+    return [_to_bytes(v) for v in value]
 
 
 def _split_messages(
@@ -190,6 +211,9 @@ class FerryClient:
         self._replies: dict[bytes, _Incoming] = {}
         self._discard: set[bytes] = set()  # ids of heartbeat PINGs whose PONG nobody waits for
         self._deliveries: collections.deque[Delivery] = collections.deque()
+        self._assignments: collections.deque[Assignment] = collections.deque()
+        #: Ids of jobs the broker revoked (cancelled or taken back) from our workers.
+        self.revoked: set[str] = set()
         self._last_sent = time.monotonic()
         self.heartbeat_ms: int | None = None
         self.session: str | None = None
@@ -358,6 +382,77 @@ class FerryClient:
     def stats(self, queue: str | None = None) -> dict[str, Any]:
         """Returns ``{"broker": {...}, "queues": [{...}]}`` (one queue if ``queue`` is given)."""
         return self.request("STATS", {} if queue is None else {"queue": queue})
+
+    # ---------------------------------------------------------------- jobs (§8)
+
+    def submit(
+        self, service: str, params: bytes | str | Sequence[bytes | str], **fields: Any
+    ) -> dict[str, Any]:
+        """Stores a job (durable) and returns its job object; ``fields`` are SUBMIT arguments
+        (``priority``, ``delayMs``, ``ttlMs``, ``maxAttempts``, ``dedupKey``, ``headers``)."""
+        return self.request("SUBMIT", {"service": service, **fields}, _frames(params))
+
+    def call(
+        self,
+        service: str,
+        params: bytes | str | Sequence[bytes | str],
+        *,
+        timeout_ms: int | None = None,
+        **fields: Any,
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Runs a job and waits for it: returns (job object, result frames). A job that does not
+        end ``done`` raises :class:`FerryError` (``JOB_FAILED``, ``JOB_CANCELLED``, ...)."""
+        args: dict[str, Any] = {"service": service, **fields}
+        wait = self.timeout_ms
+        if timeout_ms is not None:
+            args["timeoutMs"] = timeout_ms
+            wait = timeout_ms + self.timeout_ms
+        job = self.request("CALL", args, _frames(params), timeout_ms=wait)
+        return job, self.last_payload
+
+    def job(self, job_id: str) -> tuple[dict[str, Any], list[bytes]]:
+        """A job's state now: (job object, result frames once done)."""
+        job = self.request("JOB", {"id": job_id})
+        return job, self.last_payload
+
+    def worker(self, services: Sequence[str], *, concurrency: int = 1, tag: str | None = None) -> str:
+        """Registers a worker for ``services``; returns its tag. Jobs then arrive as
+        :class:`Assignment` objects from :meth:`next_assignment`."""
+        args: dict[str, Any] = {"services": list(services), "concurrency": concurrency}
+        if tag is not None:
+            args["worker"] = tag
+        return str(self.request("WORKER", args)["worker"])
+
+    def next_assignment(self, timeout_ms: int = 1000) -> Assignment | None:
+        """The next job for one of this client's workers, or None after ``timeout_ms``."""
+        self._check_open()
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        while not self._assignments:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._pump(remaining)
+        return self._assignments.popleft()
+
+    def complete(self, job_id: str, result: bytes | str | Sequence[bytes | str]) -> None:
+        self.request("COMPLETE", {"id": job_id}, _frames(result))
+
+    def fail(self, job_id: str, code: str, message: str, *, retry: bool = True) -> None:
+        self.request("FAIL", {"id": job_id, "code": code, "message": message, "retry": retry})
+
+    def progress(
+        self,
+        job_id: str,
+        progress: Any = None,
+        partial: bytes | str | Sequence[bytes | str] | None = None,
+    ) -> None:
+        """Reports progress (any JSON) and/or a partial result for a running job."""
+        args: dict[str, Any] = {"id": job_id}
+        if progress is not None:
+            args["progress"] = progress
+        if partial is not None:
+            args["partial"] = True
+        self.request("PROGRESS", args, _frames(partial) if partial is not None else ())
 
     def close(self) -> None:
         """Ends the session with BYE (best effort) and closes the socket."""
@@ -543,6 +638,24 @@ class FerryClient:
                     )
                 )
             return
+        if kind == "ASSIGN":
+            self._assignments.append(
+                Assignment(
+                    id=str(args["id"]),
+                    worker=str(args.get("worker", "")),
+                    service=str(args.get("service", "")),
+                    attempt=int(args.get("attempt", 1)),
+                    deadline=int(args.get("deadline", 0)),
+                    params=payload,
+                    headers=dict(args.get("headers") or {}),
+                )
+            )
+            return
+        if kind == "REVOKE":
+            self.revoked.add(str(args.get("id", "")))
+            return
+        if kind == "EVENT":
+            return  # job updates of a streamed CALL or a WATCH: this client does not ask for them
         request_id = msg[2]
         if request_id in self._discard:
             self._discard.discard(request_id)

@@ -437,9 +437,8 @@ export class JobWorker implements Worker {
         };
       }
       try {
-        if (!controller.signal.aborted || command === 'COMPLETE') {
-          await this.wire.request(command, args2, frames);
-        }
+        // Reported even when aborted: the broker keeps the slot until it hears of the job.
+        await this.wire.request(command, args2, frames);
       } catch (err) {
         // LEASE_LOST: the broker took the job back (timeout, reconnect); it runs again elsewhere.
         if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) {

@@ -253,4 +253,9 @@ export interface CallOptions {
   onEvent?: ((event: JobEvent) => void) | undefined;
   /** Called once the job is accepted, before any event: its id, for the caller's records. */
   onSubmitted?: ((job: JobInfo) => void) | undefined;
+  /**
+   * Called synchronously the moment the job ends, before the returned promise settles: lets a
+   * dialect answer its caller without waiting for the promise chain (the latency of a call).
+   */
+  onFinal?: ((job: JobInfo) => void) | undefined;
 }

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FerryError, toFerryError } from '../errors.js';
-import type { JobRow, JobStorage, NewJobRow } from '../storage/types.js';
+import type { JobCounts, JobRow, JobStorage, NewJobRow } from '../storage/types.js';
 import { retryDelayMs } from './backoff.js';
 import { checkHeaders, checkKey } from './broker.js';
 import { systemClock, type Clock } from './clock.js';
@@ -169,9 +169,15 @@ class WorkerImpl implements WorkerHandle {
     this.connectedAt = now;
   }
 
+  /**
+   * Jobs taken back past their deadline that the worker has not reported yet: they keep their
+   * slot, so a worker never holds more than `concurrency` jobs, even one it was told to drop.
+   */
+  readonly overdue = new Set<string>();
+
   get freeSlots(): number {
     if (this.paused || this.closed) return 0;
-    return Math.max(0, this.concurrency - this.running.size);
+    return Math.max(0, this.concurrency - this.running.size - this.overdue.size);
   }
 
   complete(jobId: string, result: Buffer[]): Promise<WorkerReportResult> {
@@ -219,6 +225,8 @@ export class JobServer implements JobApi {
   /** Transient jobs recently finished (insertion order = age). */
   private readonly recentTransient = new Map<string, Job>();
   private readonly watchers = new Map<string, Set<Watcher>>();
+  /** Durable jobs per service and status, as the store holds them (read once at open). */
+  private readonly durableCounts = new Map<string, JobCounts>();
   private assignSeq = 0;
   private closing = false;
   private readonly timers = new Set<() => void>();
@@ -243,6 +251,7 @@ export class JobServer implements JobApi {
     const server = new JobServer(options);
     const counts = await server.storage.counts();
     for (const [name, c] of counts) {
+      server.durableCounts.set(name, { ...c });
       if (name === MULTICAST_SERVICE) continue;
       const s = server.service(name);
       s.queuedDurable = c.queued;
@@ -251,6 +260,20 @@ export class JobServer implements JobApi {
     server.armScan();
     server.armMaintenance();
     return server;
+  }
+
+  /** Moves `n` durable jobs of a service from one status to another (null: none). */
+  private count(service: string, from: JobStatus | null, to: JobStatus | null, n = 1): void {
+    let c = this.durableCounts.get(service);
+    if (!c) {
+      c = { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0, expired: 0 };
+      this.durableCounts.set(service, c);
+    }
+    if (from) c[from] = Math.max(0, c[from] - n);
+    if (to) c[to] += n;
+    if (service !== MULTICAST_SERVICE && (from === 'queued' || to === 'queued')) {
+      this.service(service).queuedDurable = c.queued;
+    }
   }
 
   policyOf(service: string): JobPolicy {
@@ -415,7 +438,7 @@ export class JobServer implements JobApi {
           const prior = await this.get(out.ids[0]!);
           if (prior) return prior;
         }
-        s.queuedDurable++;
+        this.count(s.name, null, 'queued');
         if (job.notBefore > now) this.wakeAt(s, job.notBefore);
         else this.markDue(s);
         this.pump(s);
@@ -487,8 +510,12 @@ export class JobServer implements JobApi {
         }, options.timeoutMs);
       }
       this.watch(id, (ev) => {
-        if (ev.type === 'final') finish(() => resolve(ev.job));
-        else if (!settled) options.onEvent?.(ev);
+        if (ev.type === 'final') {
+          finish(() => {
+            options.onFinal?.(ev.job);
+            resolve(ev.job);
+          });
+        } else if (!settled) options.onEvent?.(ev);
       }).then(
         (s) => {
           if (settled) s();
@@ -544,9 +571,10 @@ export class JobServer implements JobApi {
       for (const s of states) s.pendingDurable++;
       return this.track(this.storage.insert(rows)).then(
         () => {
+          this.count(MULTICAST_SERVICE, null, 'running');
           for (const s of states) {
             s.pendingDurable--;
-            s.queuedDurable++;
+            this.count(s.name, null, 'queued');
             this.markDue(s);
             this.pump(s);
           }
@@ -699,7 +727,7 @@ export class JobServer implements JobApi {
     const before = await this.track(this.storage.get(id));
     if (!before) throw new FerryError('JOB_NOT_FOUND', `no job ${id}`);
     if (isFinalStatus(before.status)) return rowInfo(before);
-    const row = await this.track(
+    const settled = await this.track(
       this.storage.settle(id, {
         status: 'cancelled',
         finishedAt: now,
@@ -708,14 +736,11 @@ export class JobServer implements JobApi {
       }),
     );
     // Finished meanwhile: it stays as it ended.
-    if (!row) return (await this.get(id)) ?? rowInfo(before);
+    if (!settled) return (await this.get(id)) ?? rowInfo(before);
+    const row = settled.row;
+    this.count(row.service, settled.previous, 'cancelled');
     const r = this.running.get(id);
-    if (r) {
-      this.cancelRunning(r);
-    } else if (row.service !== MULTICAST_SERVICE) {
-      const s = this.service(row.service);
-      s.queuedDurable = Math.max(0, s.queuedDurable - 1);
-    }
+    if (r) this.cancelRunning(r);
     if (row.children) for (const c of row.children) await this.cancel(c).catch(() => {});
     const info = rowInfo(row);
     this.emit(id, { type: 'final', job: info });
@@ -744,7 +769,9 @@ export class JobServer implements JobApi {
     if (this.running.has(id)) await this.cancel(id);
     const row = await this.track(this.storage.get(id));
     if (row && !isFinalStatus(row.status)) await this.cancel(id).catch(() => {});
-    return this.track(this.storage.remove(id));
+    const removed = await this.track(this.storage.remove(id));
+    if (removed) this.count(removed.service, removed.status, null);
+    return removed !== null;
   }
 
   // ------------------------------------------------------------------ workers
@@ -838,13 +865,13 @@ export class JobServer implements JobApi {
       (rows) => {
         s.leasingSlots -= max;
         if (rows.length < max && s.dueMarks === marks) s.maybeDue = false;
-        s.queuedDurable = Math.max(0, s.queuedDurable - rows.length);
+        if (rows.length > 0) this.count(s.name, 'queued', 'running', rows.length);
         for (const row of rows) {
           const w = this.pickWorker(s);
           const job = rowJob(row);
           if (!w) {
             // Every worker left while the lease was in flight: back to queued, uncounted.
-            s.queuedDurable++;
+            this.count(s.name, 'running', 'queued');
             this.markDue(s);
             this.track(this.storage.requeue(row.id, row.attempts, row.notBefore, true)).catch(
               (err: unknown) => this.log.error('requeue failed', { err: String(err) }),
@@ -907,7 +934,7 @@ export class JobServer implements JobApi {
     result: Buffer[],
   ): Promise<WorkerReportResult> {
     const r = this.takeRun(w, jobId);
-    if (typeof r === 'string') return r;
+    if (typeof r === 'string') return this.lateReport(w, jobId, r);
     w.completed++;
     this.pumpWorker(w);
     if (r.cancelled) return null;
@@ -923,12 +950,18 @@ export class JobServer implements JobApi {
     retry: boolean,
   ): Promise<WorkerReportResult> {
     const r = this.takeRun(w, jobId);
-    if (typeof r === 'string') return r;
+    if (typeof r === 'string') return this.lateReport(w, jobId, r);
     w.failed++;
     this.pumpWorker(w);
     if (r.cancelled) return null;
     await this.retryOrFail(r, normaliseError(error), retry);
     return null;
+  }
+
+  /** A report for a job the worker no longer holds: an overdue one frees its slot. */
+  private lateReport(w: WorkerImpl, jobId: string, code: 'LEASE_LOST'): 'LEASE_LOST' {
+    if (w.overdue.delete(jobId)) this.pumpWorker(w);
+    return code;
   }
 
   private async retryOrFail(r: Running, error: JobError, retry: boolean): Promise<void> {
@@ -972,7 +1005,7 @@ export class JobServer implements JobApi {
       },
     );
     if (!ok) return;
-    s.queuedDurable++;
+    this.count(s.name, 'running', 'queued');
     if (delayMs > 0) this.wakeAt(s, now + delayMs);
     else this.markDue(s);
     this.emit(job.id, { type: 'status', status: 'queued', attempt: r.attempt });
@@ -1006,6 +1039,7 @@ export class JobServer implements JobApi {
       return false;
     });
     if (!ok) return;
+    this.count(job.service, 'running', status);
     job.status = status;
     job.finishedAt = now;
     job.retainUntil = retainUntil;
@@ -1069,7 +1103,7 @@ export class JobServer implements JobApi {
         this.finalize(transientParent, allDone ? 'done' : 'failed', now, result, error);
         return;
       }
-      const row = await this.track(
+      const settled = await this.track(
         this.storage.settle(parentId, {
           status: allDone ? 'done' : 'failed',
           finishedAt: now,
@@ -1078,7 +1112,10 @@ export class JobServer implements JobApi {
           error,
         }),
       );
-      if (row) this.emit(parentId, { type: 'final', job: rowInfo(row) });
+      if (settled) {
+        this.count(MULTICAST_SERVICE, settled.previous, settled.row.status);
+        this.emit(parentId, { type: 'final', job: rowInfo(settled.row) });
+      }
     })().catch((err: unknown) =>
       this.log.error('multicast completion failed', { job: parentId, err: String(err) }),
     );
@@ -1141,6 +1178,7 @@ export class JobServer implements JobApi {
   closeWorker(w: WorkerImpl): void {
     if (w.closed) return;
     w.closed = true;
+    w.overdue.clear();
     this.allWorkers.delete(w);
     for (const s of w.services) {
       const i = s.workers.indexOf(w);
@@ -1175,7 +1213,8 @@ export class JobServer implements JobApi {
       const w = r.worker;
       const taken = this.takeRun(w, r.job.id);
       if (typeof taken === 'string') continue;
-      this.pumpWorker(w);
+      // The slot stays taken until the worker reports the job (or goes away).
+      w.overdue.add(r.job.id);
       if (r.cancelled) continue;
       try {
         w.sink.cancel(r.job.id);
@@ -1215,6 +1254,7 @@ export class JobServer implements JobApi {
     // Durable jobs: TTL and retention, then probe for due jobs where workers are idle.
     this.track(this.storage.sweep(now, JOB_SWEEP_BATCH_MAX)).then(
       (out) => {
+        for (const f of out.forgotten) this.count(f.service, f.status, null, f.count);
         for (const row of out.pastTtl) void this.expireDurable(row, now);
       },
       (err: unknown) => this.log.error('job sweep failed', { err: String(err) }),
@@ -1237,10 +1277,9 @@ export class JobServer implements JobApi {
       }),
     ).catch(() => null);
     if (!settled) return;
-    const s = this.service(row.service);
-    s.queuedDurable = Math.max(0, s.queuedDurable - 1);
-    this.emit(row.id, { type: 'final', job: rowInfo(settled) });
-    if (settled.parentId) this.childFinished(settled.parentId);
+    this.count(row.service, settled.previous, 'expired');
+    this.emit(row.id, { type: 'final', job: rowInfo(settled.row) });
+    if (settled.row.parentId) this.childFinished(settled.row.parentId);
   }
 
   private markDue(s: ServiceState): void {
@@ -1261,7 +1300,7 @@ export class JobServer implements JobApi {
   // ------------------------------------------------------------------ listings
 
   async services(): Promise<ServiceInfo[]> {
-    const counts = await this.track(this.storage.counts());
+    const counts = this.durableCounts;
     const names = new Set([...this.svcs.keys(), ...counts.keys()]);
     names.delete(MULTICAST_SERVICE);
     const out: ServiceInfo[] = [];

@@ -252,8 +252,14 @@ export interface JobFinish {
 export interface JobSweepOutcome {
   /** Queued jobs past their time to live (unchanged: the core settles them as `expired`). */
   pastTtl: JobRow[];
-  /** Final jobs deleted after their retention. */
-  forgotten: number;
+  /** Final jobs deleted after their retention, by service and status. */
+  forgotten: { service: string; status: JobStatus; count: number }[];
+}
+
+/** What settle() changed: the row after, and the status it had before. */
+export interface JobSettled {
+  row: JobRow;
+  previous: JobStatus;
 }
 
 /** Counters of one service's durable jobs, by status. */
@@ -271,15 +277,15 @@ export interface JobStorage {
    * attempt. `uncount` undoes the attempt (it never reached a worker).
    */
   requeue(id: string, attempt: number, notBefore: number, uncount?: boolean): Promise<boolean>;
-  /** Ends a job that is not final (queued or running) with `finish`; the row after, or null. */
-  settle(id: string, finish: JobFinish): Promise<JobRow | null>;
+  /** Ends a job that is not final (queued or running) with `finish`; null if it was final or unknown. */
+  settle(id: string, finish: JobFinish): Promise<JobSettled | null>;
   setProgress(id: string, progress: string): Promise<void>;
   /** Appends a partial result (sequence numbers from 1). */
   addPartial(id: string, seq: number, frames: Buffer[]): Promise<void>;
   partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]>;
   get(id: string): Promise<JobRow | null>;
-  /** Deletes a job and its partials; false if there was none. */
-  remove(id: string): Promise<boolean>;
+  /** Deletes a job and its partials; what it was, or null if there was none. */
+  remove(id: string): Promise<{ service: string; status: JobStatus } | null>;
   /** Per service, jobs by status. */
   counts(): Promise<Map<string, JobCounts>>;
   /** Finds queued jobs past their TTL and deletes final jobs past their retention. */

@@ -7,6 +7,14 @@ import type { PeerMessageHandler, ServerEndpoint } from './types.js';
 export const ROUTER_SEND_HWM = 100_000;
 export const ROUTER_RECEIVE_HWM = 100_000;
 
+/**
+ * libzmq releases a closed listener's port asynchronously, so a broker restarted on the same
+ * endpoint can find it still taken for a few milliseconds: such a bind is retried for this
+ * long before ADDRESS_IN_USE is reported.
+ */
+export const BIND_IN_USE_RETRY_MS = 1_000;
+export const BIND_IN_USE_RETRY_INTERVAL_MS = 20;
+
 export interface RouterOptions {
   /** Largest single frame accepted, bytes (ZMQ_MAXMSGSIZE); larger peers are disconnected. */
   maxFrameBytes?: number;
@@ -68,7 +76,16 @@ export async function bindRouter(
     ...(options.maxFrameBytes !== undefined ? { maxMessageSize: options.maxFrameBytes } : {}),
   });
   try {
-    await sock.bind(endpoint);
+    const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
+    for (;;) {
+      try {
+        await sock.bind(endpoint);
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
+        await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
+      }
+    }
   } catch (err) {
     sock.close();
     const code = (err as { code?: string }).code;

@@ -197,6 +197,23 @@ describe('jobs over the wire', () => {
     await dying.close({ timeoutMs: 0 });
   });
 
+  it('a run past the job timeout is taken back (signal aborted) and runs again; the slot is freed by the report', async () => {
+    const b = await broker({ 'job-timeout': '300' });
+    const w = await client(b.endpoint);
+    const c = await client(b.endpoint);
+    const attempts: number[] = [];
+    await w.worker('slow-then-fast', (job) => {
+      attempts.push(job.attempt);
+      if (job.attempt > 1) return 'second time lucky';
+      return new Promise((_resolve, reject) => {
+        job.signal.addEventListener('abort', () => reject(job.signal.reason));
+      });
+    }).ready;
+    const out = await c.call('slow-then-fast', 'x', { timeoutMs: 10_000 });
+    assert.equal(out.toString(), 'second time lucky');
+    assert.deepEqual(attempts, [1, 2]);
+  });
+
   it('multicast completes only when every service has', async () => {
     const b = await broker();
     const w = await client(b.endpoint);

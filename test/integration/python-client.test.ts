@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { connect } from '../../src/index.js';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/broker.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -98,6 +99,37 @@ describe('Python client (examples/python)', { timeout: 120_000 }, () => {
       // All or nothing: the refused SEND stored nothing; only the normal message is there.
       const stats = await broker.server.broker.queueStats('py-malformed');
       assert.equal(stats.depth, 1);
+    },
+  );
+
+  test(
+    'jobs_demo.py: a Python worker and caller, and a call to a TypeScript worker',
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(broker);
+      const ts = await connect(broker.endpoint);
+      try {
+        await ts.worker('ts-reverse', (job) => [...job.params.toString()].reverse().join('')).ready;
+        // A Python worker serves an SDK call too, once it is registered (the script starts it).
+        const run = runPython([
+          path.join(EXAMPLES, 'jobs_demo.py'),
+          broker.endpoint,
+          '50',
+          'ts-reverse',
+        ]);
+        const r = await run;
+        assert.equal(r.code, 0, `jobs_demo.py failed (exit ${r.code}): ${r.stderr}`);
+        const summary = lastJsonLine(r);
+        assert.equal(summary['submitted'], 50);
+        assert.equal(summary['done'], 50);
+        assert.equal(summary['call'], 'HELLO');
+        assert.equal(summary['failure_code'], 'JOB_FAILED');
+        assert.equal(summary['interop'], 'nohtyp');
+        const services = await ts.services();
+        assert.equal(services.find((x) => x.name === 'py-upper')?.done, 51);
+      } finally {
+        await ts.close({ timeoutMs: 500 });
+      }
     },
   );
 });

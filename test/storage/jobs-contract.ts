@@ -175,9 +175,11 @@ export function runJobStorageContract(name: string, makeStorage: StorageFactory)
         error: { code: 'JOB_CANCELLED', message: 'c' },
       };
       const ra = await j.settle(a.id, f);
-      assert.equal(ra!.status, 'cancelled');
+      assert.equal(ra!.row.status, 'cancelled');
+      assert.equal(ra!.previous, 'running');
       const rb = await j.settle(b.id, f);
-      assert.equal(rb!.status, 'cancelled');
+      assert.equal(rb!.row.status, 'cancelled');
+      assert.equal(rb!.previous, 'queued');
       assert.equal(await j.settle(a.id, { ...f, status: 'expired' }), null);
       assert.equal(
         await j.finish(a.id, 1, { status: 'done', finishedAt: T0, retainUntil: T0 }),
@@ -246,7 +248,7 @@ export function runJobStorageContract(name: string, makeStorage: StorageFactory)
         out.pastTtl.map((r) => r.id),
         [ttl.id],
       );
-      assert.equal(out.forgotten, 1);
+      assert.deepEqual(out.forgotten, [{ service: 's', status: 'done', count: 1 }]);
       assert.equal(await j.get(first!.id), null);
       assert.deepEqual(await j.partials(first!.id), []);
       assert.equal((await j.get(ttl.id))!.status, 'queued', 'the core settles it');
@@ -266,8 +268,8 @@ export function runJobStorageContract(name: string, makeStorage: StorageFactory)
       const a = job('s', 'a');
       await j.insert([a]);
       await j.addPartial(a.id, 1, [Buffer.from('p')]);
-      assert.equal(await j.remove(a.id), true);
-      assert.equal(await j.remove(a.id), false);
+      assert.deepEqual(await j.remove(a.id), { service: 's', status: 'queued' });
+      assert.equal(await j.remove(a.id), null);
       assert.equal(await j.get(a.id), null);
       assert.deepEqual(await j.partials(a.id), []);
     });

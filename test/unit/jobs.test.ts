@@ -217,6 +217,10 @@ describe('job server', () => {
     h.clock.advance(1300);
     await until(() => w.cancelled.includes(j1.id));
     assert.ok(!w.cancelled.includes(j2.id), 'the extended job keeps running');
+    // The overdue job keeps its slot until the worker reports it: never more than 2 at once.
+    await new Promise((r) => setImmediate(r));
+    assert.equal(w.assigned.length, 2);
+    assert.equal(await w.handle.complete(j1.id, p('late')), 'LEASE_LOST');
     await until(() => w.assigned.length === 3);
     assert.equal(w.assigned[2]!.id, j1.id);
     assert.equal(w.assigned[2]!.attempt, 2);
@@ -408,5 +412,56 @@ describe('job server', () => {
     assert.deepEqual(workers[0]!.services, ['a', 'b']);
     assert.ok(h.jobs.hasWorkers('b'));
     assert.ok(!h.jobs.hasWorkers('c'));
+  });
+
+  it("the service counters kept in memory match the store's after every kind of transition", async () => {
+    const h = await harness({ maxAttempts: 2, retryBaseMs: 10, retentionMs: 60_000 });
+    const w = h.worker(['s', 'm1', 'm2']);
+    const done = await h.jobs.submit({ service: 's', params: p('done') });
+    const failing = await h.jobs.submit({ service: 's', params: p('fail') });
+    const queuedCancel = await h.jobs.submit({ service: 'nobody', params: p('c') });
+    await h.jobs.submit({ service: 'nobody', params: p('ttl'), ttlMs: 100 });
+    const forgotten = await h.jobs.submit({ service: 'nobody', params: p('f') });
+    await h.jobs.cancel(queuedCancel.id);
+    await h.jobs.forget(forgotten.id);
+    await until(() => w.assigned.length === 1);
+    await w.handle.complete(done.id, p('ok'));
+    await until(() => w.assigned.length === 2);
+    await w.handle.fail(failing.id, { code: 'X', message: 'once' });
+    h.clock.advance(20);
+    await until(() => w.assigned.length === 3);
+    await w.handle.fail(failing.id, { code: 'X', message: 'twice' });
+    const running = await h.jobs.submit({ service: 's', params: p('running') });
+    await until(() => w.assigned.length === 4);
+    await h.jobs.cancel(running.id);
+    await w.handle.complete(running.id, p('late')); // frees the slot; ignored
+    const mc = await h.jobs.multicast(['m1', 'm2'], { params: p('mc') });
+    await until(() => w.assigned.length === 5);
+    await w.handle.complete(w.assigned[4]!.id, p('a'));
+    h.clock.advance(1000); // the ttl sweep
+    await until(
+      async () => (await h.jobs.get(mc.id))!.status !== 'done' && w.assigned.length === 6,
+    );
+    await w.handle.complete(w.assigned[5]!.id, p('b'));
+    await until(async () => (await h.jobs.get(mc.id))!.status === 'done');
+    const stored = await h.storage.jobs.counts();
+    const listed = await h.jobs.services();
+    for (const svc of listed) {
+      const c = stored.get(svc.name)!;
+      for (const status of [
+        'queued',
+        'running',
+        'done',
+        'failed',
+        'cancelled',
+        'expired',
+      ] as const) {
+        assert.equal(svc[status], c[status], `${svc.name} ${status}`);
+      }
+    }
+    const s = listed.find((x) => x.name === 's')!;
+    assert.deepEqual([s.done, s.failed, s.cancelled], [1, 1, 1]);
+    const nobody = listed.find((x) => x.name === 'nobody')!;
+    assert.deepEqual([nobody.queued, nobody.cancelled, nobody.expired], [0, 1, 1]);
   });
 });

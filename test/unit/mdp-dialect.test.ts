@@ -348,6 +348,23 @@ describe('MDP dialect', () => {
     );
   });
 
+  it('a worker that says DISCONNECT mid-request hands the request to another worker', async () => {
+    const { mdp, take } = setup();
+    mdp.handle(b('W1'), ready1('echo'));
+    mdp.handle(b('C'), request1('echo', 'x'));
+    await settle();
+    assert.equal(take('W1').length, 1);
+    mdp.handle(b('W1'), [E, b('MDPW01'), byte(5)]);
+    assert.equal(mdp.workerCount, 0);
+    mdp.handle(b('W2'), ready1('echo'));
+    const [req] = take('W2');
+    assert.ok(req, 'the request went to W2');
+    mdp.handle(b('W2'), [E, b('MDPW01'), byte(3), req[3]!, E, b('y')]);
+    await settle();
+    assert.deepEqual(take('C').map(text), [['', 'MDPC01', 'echo', 'y']]);
+    assert.equal(take('W1').length, 0, 'nothing more to a worker that said DISCONNECT');
+  });
+
   it('close() tells workers to reconnect and requeues what they ran', async () => {
     const { mdp, take, jobs } = setup();
     mdp.handle(b('W'), ready1('echo'));

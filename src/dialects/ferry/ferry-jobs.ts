@@ -109,16 +109,21 @@ export class FerryJobCommands {
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
         let jobId = '';
+        let answered = false;
         this.jobs
           .call(job, {
             timeoutMs,
             onSubmitted: (info) => (jobId = info.id),
             onEvent: stream ? (ev) => this.sendEvent(peerId, requestId, jobId, ev) : undefined,
+            // Answer the moment the job ends, ahead of the worker's own acknowledgement.
+            onFinal: (info) => {
+              answered = true;
+              this.final(peerId, requestId, info);
+            },
           })
-          .then(
-            (info) => this.final(peerId, requestId, info),
-            (err: unknown) => this.fail(peerId, requestId, err),
-          );
+          .catch((err: unknown) => {
+            if (!answered) this.fail(peerId, requestId, err);
+          });
         return;
       }
       case 'MULTICAST': {

@@ -19,6 +19,7 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import {
   isJobId,
   type Assignment,
+  type JobEvent,
   type JobInfo,
   type JobApi,
   type WorkerHandle,
@@ -195,45 +196,46 @@ export class MdpDialect {
     let finished = false;
     const onEvent =
       req.version === 2
-        ? (event: { type: string; frames?: Buffer[] }): void => {
-            if (finished || this.closed || event.type !== 'partial' || !event.frames) return;
+        ? (event: JobEvent): void => {
+            if (finished || this.closed || event.type !== 'partial') return;
             this.counters.partials++;
             this.sendTo(peer, encodeClientV2('PARTIAL', req.service, event.frames));
           }
         : undefined;
+    // The answer goes out the moment the job ends (onFinal), or when the promise settles.
+    const settle = (job: JobInfo): void => {
+      if (finished) return;
+      finished = true;
+      if (job.status === 'done') {
+        this.replyToClient(peer, req, job.result ?? []);
+        return;
+      }
+      this.counters.unanswered++;
+      this.log.warn('mdp: request ended without a result; the client gets no reply', {
+        service: req.service,
+        job: job.id,
+        status: job.status,
+        error: job.error?.message,
+      });
+    };
     let pending: Promise<JobInfo>;
     try {
       pending = this.jobs.call(
         { service: req.service, params: req.body, durable: false, ttlMs: this.requestTtlMs },
-        { onEvent },
+        { onEvent, onFinal: settle },
       );
     } catch (err) {
-      pending = Promise.reject(err);
+      pending = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    pending.then(
-      (job) => {
-        finished = true;
-        if (job.status === 'done') {
-          this.replyToClient(peer, req, job.result ?? []);
-          return;
-        }
-        this.counters.unanswered++;
-        this.log.warn('mdp: request ended without a result; the client gets no reply', {
-          service: req.service,
-          job: job.id,
-          status: job.status,
-          error: job.error?.message,
-        });
-      },
-      (err: unknown) => {
-        finished = true;
-        this.counters.unanswered++;
-        this.log.warn('mdp: request refused; the client gets no reply', {
-          service: req.service,
-          err: err instanceof Error ? err.message : String(err),
-        });
-      },
-    );
+    pending.then(settle, (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.counters.unanswered++;
+      this.log.warn('mdp: request refused; the client gets no reply', {
+        service: req.service,
+        err: err instanceof Error ? err.message : String(err),
+      });
+    });
   }
 
   private replyToClient(peer: Buffer, req: MdpClientRequest, body: Buffer[]): void {

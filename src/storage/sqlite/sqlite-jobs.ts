@@ -13,6 +13,7 @@ import type {
   JobCounts,
   JobFinish,
   JobRow,
+  JobSettled,
   JobStorage,
   JobSweepOutcome,
   NewJobRow,
@@ -106,8 +107,12 @@ function prepareJobStatements(db: Database.Database) {
       `SELECT ${JOB_COLUMNS} FROM jobs
        WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`,
     ),
-    pastRetention: db.prepare<[number, number], { id: string }>(
-      `SELECT id FROM jobs WHERE retain_until IS NOT NULL AND retain_until <= ? LIMIT ?`,
+    pastRetention: db.prepare<[number, number], { id: string; service: string; status: string }>(
+      `SELECT id, service, status FROM jobs
+       WHERE retain_until IS NOT NULL AND retain_until <= ? LIMIT ?`,
+    ),
+    statusOf: db.prepare<[string], { service: string; status: string }>(
+      'SELECT service, status FROM jobs WHERE id = ?',
     ),
     list: db.prepare<[{ service: string | null; status: string | null; limit: number }], JobDbRow>(
       `SELECT ${JOB_COLUMNS} FROM jobs
@@ -242,11 +247,12 @@ export class SqliteJobStorage implements JobStorage {
     return this.run(() => this.s.requeue.run(notBefore, uncount ? 1 : 0, id, attempt).changes > 0);
   }
 
-  settle(id: string, finish: JobFinish): Promise<JobRow | null> {
+  settle(id: string, finish: JobFinish): Promise<JobSettled | null> {
     return this.run(() => {
-      if (this.s.settle.run(...finishColumns(finish), id).changes === 0) return null;
+      const before = this.s.statusOf.get(id);
+      if (!before || this.s.settle.run(...finishColumns(finish), id).changes === 0) return null;
       const r = this.s.get.get(id);
-      return r ? toJobRow(r) : null;
+      return r ? { row: toJobRow(r), previous: before.status as JobStatus } : null;
     });
   }
 
@@ -276,10 +282,12 @@ export class SqliteJobStorage implements JobStorage {
     });
   }
 
-  remove(id: string): Promise<boolean> {
+  remove(id: string): Promise<{ service: string; status: JobStatus } | null> {
     return this.run(() => {
+      const before = this.s.statusOf.get(id);
       this.s.removePartials.run(id);
-      return this.s.remove.run(id).changes > 0;
+      if (this.s.remove.run(id).changes === 0 || !before) return null;
+      return { service: before.service, status: before.status as JobStatus };
     });
   }
 
@@ -301,11 +309,16 @@ export class SqliteJobStorage implements JobStorage {
   sweep(now: number, max: number): Promise<JobSweepOutcome> {
     return this.run(() => {
       const pastTtl = this.s.expiredQueued.all(now, max).map(toJobRow);
-      let forgotten = 0;
+      const tally = new Map<string, { service: string; status: JobStatus; count: number }>();
       for (const r of this.s.pastRetention.all(now, max)) {
         this.s.removePartials.run(r.id);
-        forgotten += this.s.remove.run(r.id).changes;
+        if (this.s.remove.run(r.id).changes === 0) continue;
+        const key = `${r.service}\u0000${r.status}`;
+        const t = tally.get(key);
+        if (t) t.count++;
+        else tally.set(key, { service: r.service, status: r.status as JobStatus, count: 1 });
       }
+      const forgotten = [...tally.values()];
       return { pastTtl, forgotten };
     });
   }
