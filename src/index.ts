@@ -12,6 +12,7 @@ export {
   type NackOptions,
   type OutgoingMessage,
   type PeekedMessage,
+  type QueueMulticastOutcome,
   type QueueStats,
   type SendOptions,
   type ServiceStats,

@@ -96,6 +96,17 @@ export interface OutgoingMessage extends SendOptions {
   body: Body | Body[];
 }
 
+/** What `sendMulticast` resolves with. */
+export interface QueueMulticastOutcome {
+  /** The copy's id in each queue. */
+  ids: Record<string, string>;
+  /** With `wait`: every copy was acked in time. */
+  complete?: boolean;
+  acked?: string[];
+  dead?: string[];
+  pending?: string[];
+}
+
 export interface ConsumeOptions {
   /** Most unacknowledged messages the broker sends this consumer at once. */
   prefetch?: number;
@@ -1053,6 +1064,26 @@ export class FerryClient {
   ): Promise<JobInfo[]> {
     const reply = await this.request('JOBS', { ...options });
     return (reply.args['jobs'] as Json[]).map((j) => jobInfoOf(j, []));
+  }
+
+  /**
+   * Sends one message to several queues, stored in one commit. With `wait`, resolves once
+   * every copy has been acked (or dead-lettered), or after `timeoutMs`: see `complete`.
+   */
+  async sendMulticast(
+    queues: string[],
+    body: Body | Body[],
+    options: SendOptions & { wait?: boolean; timeoutMs?: number } = {},
+  ): Promise<QueueMulticastOutcome> {
+    const args: Json = { queues };
+    if (options.headers !== undefined) args['headers'] = options.headers;
+    if (options.priority !== undefined) args['priority'] = options.priority;
+    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+    if (options.wait !== undefined) args['wait'] = options.wait;
+    if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    const wait = options.wait ? (options.timeoutMs ?? 30_000) + this.requestTimeoutMs : undefined;
+    const reply = await this.request('SEND_MULTICAST', args, toFrames(body), wait);
+    return reply.args as unknown as QueueMulticastOutcome;
   }
 
   // -------------------------------------------------------------- topics

@@ -115,6 +115,26 @@ export interface SendOutcome {
   replayed: boolean;
 }
 
+export interface MulticastOptions {
+  /** Answer only once every copy is acked (or dead-lettered), or after timeoutMs. */
+  waitForAcks?: boolean | undefined;
+  timeoutMs?: number | undefined;
+}
+
+export interface MulticastOutcome {
+  /** The id of the copy in each queue. */
+  ids: Record<string, string>;
+  /** With waitForAcks: every copy acked in time. */
+  complete?: boolean;
+  acked?: string[];
+  dead?: string[];
+  pending?: string[];
+}
+
+export const MAX_MULTICAST_QUEUES = 100;
+export const DEFAULT_MULTICAST_TIMEOUT_MS = 30_000;
+export const MAX_MULTICAST_TIMEOUT_MS = 24 * 3_600_000;
+
 /** Per id: null when done, or the code of why not. */
 export type SettleResult = ErrorCode | null;
 
@@ -202,6 +222,12 @@ interface Lease {
 export interface Session {
   readonly id: string;
   send(queue: string, messages: NewMessage[], options?: SendOptions): Promise<SendOutcome>;
+  /** One message to several queues, stored in one commit; optionally waits for every ack. */
+  multicast(
+    queues: string[],
+    message: NewMessage,
+    options?: MulticastOptions,
+  ): Promise<MulticastOutcome>;
   consume(queue: string, options?: ConsumeOptions): string;
   cancel(tag: string): void;
   ack(ids: string[]): Promise<SettleResult[]>;
@@ -230,6 +256,13 @@ class SessionImpl implements Session {
 
   send(queue: string, messages: NewMessage[], options?: SendOptions): Promise<SendOutcome> {
     return this.broker.send(this, queue, messages, options);
+  }
+  multicast(
+    queues: string[],
+    message: NewMessage,
+    options?: MulticastOptions,
+  ): Promise<MulticastOutcome> {
+    return this.broker.multicast(this, queues, message, options ?? {});
   }
   consume(queue: string, options?: ConsumeOptions): string {
     return this.broker.consume(this, queue, options ?? {});
@@ -271,6 +304,8 @@ export class Broker {
   private cancelLeaseTimer: (() => void) | undefined;
   private cancelMaintenanceTimer: (() => void) | undefined;
   private inflightStorageCalls = 0;
+  /** Multicasts waiting for acks: message id → what to tell when it is acked or dead. */
+  private readonly settleWatchers = new Map<string, (outcome: 'acked' | 'dead') => void>();
   private idleWaiters: (() => void)[] = [];
 
   private constructor(options: BrokerOptions) {
@@ -495,6 +530,76 @@ export class Broker {
     } catch (err) {
       return Promise.reject(toFerryError(err));
     }
+  }
+
+  multicast(
+    session: SessionImpl,
+    queues: string[],
+    message: NewMessage,
+    options: MulticastOptions,
+  ): Promise<MulticastOutcome> {
+    if (
+      !Array.isArray(queues) ||
+      queues.length === 0 ||
+      queues.length > MAX_MULTICAST_QUEUES ||
+      new Set(queues).size !== queues.length
+    ) {
+      return Promise.reject(
+        new FerryError(
+          'BAD_ARGUMENTS',
+          `queues must be 1–${MAX_MULTICAST_QUEUES} distinct queue names`,
+        ),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_MULTICAST_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_MULTICAST_TIMEOUT_MS) {
+      return Promise.reject(
+        new FerryError('BAD_ARGUMENTS', `timeoutMs must be in (0, ${MAX_MULTICAST_TIMEOUT_MS}]`),
+      );
+    }
+    for (const q of queues) {
+      if (!isValidQueueName(q)) {
+        return Promise.reject(
+          new FerryError('INVALID_QUEUE_NAME', `invalid queue name: ${JSON.stringify(q)}`),
+        );
+      }
+    }
+    // Every copy's storage call is made in this turn: one transaction, one fsync.
+    const sends = queues.map((q) => this.send(session, q, [message]));
+    const stored = Promise.all(sends).then((outs) => {
+      const ids: Record<string, string> = {};
+      queues.forEach((q, i) => (ids[q] = outs[i]!.ids[0]!));
+      return ids;
+    });
+    if (!options.waitForAcks) return stored.then((ids) => ({ ids }));
+    return stored.then(
+      (ids) =>
+        new Promise<MulticastOutcome>((resolve) => {
+          const acked: string[] = [];
+          const dead: string[] = [];
+          const pending = new Set(queues);
+          const byId = new Map(queues.map((q) => [ids[q]!, q]));
+          const finish = (): void => {
+            cancel();
+            for (const id of byId.keys()) this.settleWatchers.delete(id);
+            resolve({
+              ids,
+              complete: pending.size === 0 && dead.length === 0,
+              acked: acked.sort(),
+              dead: dead.sort(),
+              pending: [...pending].sort(),
+            });
+          };
+          const cancel = this.clock.setTimer(finish, timeoutMs);
+          for (const [id, q] of byId) {
+            this.settleWatchers.set(id, (outcome) => {
+              if (!pending.delete(q)) return;
+              (outcome === 'acked' ? acked : dead).push(q);
+              if (pending.size === 0) finish();
+            });
+          }
+        }),
+    );
   }
 
   /**
@@ -773,8 +878,12 @@ export class Broker {
     const refs = taken.map((t) => ({ id: t.lease.id, attempts: t.lease.attempt }));
     return this.track(this.storage.ack(refs)).then(
       (oks) => {
-        for (let j = 0; j < taken.length; j++)
+        for (let j = 0; j < taken.length; j++) {
           results[taken[j]!.index] = oks[j] ? null : 'LEASE_LOST';
+          if (oks[j] && this.settleWatchers.size > 0) {
+            this.settleWatchers.get(taken[j]!.lease.id)?.('acked');
+          }
+        }
         return results;
       },
       (err: unknown) => {
@@ -855,6 +964,7 @@ export class Broker {
         q.counts.bytes -= lease.size;
         q.deadLettered++;
         items.push({ id: lease.id, attempts: lease.attempt, notBefore: now, deadReason: reason });
+        this.settleWatchers.get(lease.id)?.('dead');
         continue;
       }
       const delay =

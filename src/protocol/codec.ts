@@ -65,6 +65,7 @@ export const COMMANDS = [
   'DLQ_LIST',
   'DLQ_REDRIVE',
   'BYE',
+  'SEND_MULTICAST',
   ...JOB_COMMAND_NAMES,
   ...TOPIC_COMMAND_NAMES,
 ] as const;
@@ -88,6 +89,7 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   DLQ_LIST: ['queue', 'limit', 'afterId'],
   DLQ_REDRIVE: ['queue', 'ids', 'limit'],
   BYE: [],
+  SEND_MULTICAST: ['queues', 'headers', 'priority', 'ttlMs', 'wait', 'timeoutMs'],
   SUBMIT: [
     'service',
     'priority',

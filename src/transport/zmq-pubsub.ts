@@ -5,6 +5,7 @@
  */
 import * as zmq from 'zeromq';
 import { FerryError } from '../errors.js';
+import { BIND_IN_USE_RETRY_INTERVAL_MS, BIND_IN_USE_RETRY_MS } from './zmq-router.js';
 
 export const PUB_SEND_HWM = 100_000;
 export const SUB_RECEIVE_HWM = 100_000;
@@ -33,6 +34,20 @@ function bindError(endpoint: string, err: unknown): FerryError {
   return new FerryError('CONFIG_INVALID', `cannot bind ${endpoint}: ${(err as Error).message}`, {
     cause: err,
   });
+}
+
+/** Binds, retrying for a moment while the port is still held by a listener closing. */
+async function bindRetrying(sock: zmq.Socket, endpoint: string): Promise<void> {
+  const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
+  for (;;) {
+    try {
+      await sock.bind(endpoint);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
+      await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
+    }
+  }
 }
 
 class Publisher implements PublisherEndpoint {
@@ -77,7 +92,7 @@ class Publisher implements PublisherEndpoint {
 export async function bindPublisher(endpoint: string): Promise<PublisherEndpoint> {
   const sock = new zmq.Publisher({ sendHighWaterMark: PUB_SEND_HWM, linger: 1000 });
   try {
-    await sock.bind(endpoint);
+    await bindRetrying(sock, endpoint);
   } catch (err) {
     sock.close();
     throw bindError(endpoint, err);
@@ -97,7 +112,7 @@ export async function bindCollector(
   });
   sock.subscribe();
   try {
-    await sock.bind(endpoint);
+    await bindRetrying(sock, endpoint);
   } catch (err) {
     sock.close();
     throw bindError(endpoint, err);

@@ -401,3 +401,84 @@ describe('pub/sub survives kill -9', () => {
     }
   });
 });
+
+describe('multicast to queues', () => {
+  it('one send reaches several queues and is done when every copy is acked', async () => {
+    const b = await broker();
+    const producer = await client(b.endpoint);
+    const consumer = await client(b.endpoint);
+    const waiting = producer.sendMulticast(['mc-a', 'mc-b', 'mc-c'], 'hello', {
+      wait: true,
+      timeoutMs: 10_000,
+    });
+    for (const q of ['mc-a', 'mc-b', 'mc-c']) {
+      for await (const m of consumer.consume(q)) {
+        assert.equal(m.body.toString(), 'hello');
+        await m.ack();
+        break;
+      }
+    }
+    const out = await waiting;
+    assert.equal(out.complete, true);
+    assert.deepEqual(out.acked, ['mc-a', 'mc-b', 'mc-c']);
+    assert.equal(Object.keys(out.ids).length, 3);
+    const quick = await producer.sendMulticast(['mc-a', 'mc-d'], 'x', {
+      wait: true,
+      timeoutMs: 200,
+    });
+    assert.equal(quick.complete, false);
+    assert.deepEqual(quick.pending, ['mc-a', 'mc-d']);
+    await rejectsWith(producer.sendMulticast(['a', 'a'], 'x'), 'BAD_ARGUMENTS');
+    await rejectsWith(producer.sendMulticast(['bad name'], 'x'), 'INVALID_QUEUE_NAME');
+    await rejectsWith(producer.sendMulticast([], 'x'), 'BAD_ARGUMENTS');
+  });
+});
+
+describe('pub/sub commands refuse bad arguments with a code', () => {
+  it('answers every malformed topic command with an ERROR and keeps serving', async () => {
+    const b = await broker();
+    const c = await client(b.endpoint);
+    const raw = (
+      c as unknown as {
+        request(cmd: string, args: Record<string, unknown>, payload?: Buffer[]): Promise<unknown>;
+      }
+    ).request.bind(c);
+    const x = [Buffer.from('x')];
+    await rejectsWith(raw('PUBLISH', { topic: 5 }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('PUBLISH', { topic: 'a' }, []), 'BAD_FRAME');
+    await rejectsWith(raw('PUBLISH', { topic: 'a', retain: 'yes' }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('PUBLISH', { topic: 'a', headers: [1] }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('PUBLISH', { topic: 'a', color: 'red' }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('SUBSCRIBE', { pattern: 'a' }), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('SUBSCRIBE', { pattern: 'a', subscription: '' }), 'BAD_ARGUMENTS');
+    await rejectsWith(
+      raw('SUBSCRIBE', { pattern: 'a', subscription: 's', window: -1 }),
+      'BAD_ARGUMENTS',
+    );
+    await rejectsWith(
+      raw('SUBSCRIBE', { pattern: 'a', subscription: 's', durable: 'x', group: 'y' }),
+      'BAD_ARGUMENTS',
+    );
+    await rejectsWith(
+      raw('SUBSCRIBE', { pattern: 'a', subscription: 's', prefetch: 5 }),
+      'BAD_ARGUMENTS',
+    );
+    await rejectsWith(raw('UNSUBSCRIBE', {}), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('UNSUBSCRIBE', { subscription: 'nope' }), 'SUBSCRIPTION_NOT_FOUND');
+    await rejectsWith(raw('TOPIC_ACK', { subscription: 's', count: -1 }), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('RETAINED', { pattern: 'a/b*' }), 'INVALID_TOPIC');
+    await rejectsWith(raw('CONFIRM', { node: 'n', items: 'x' }), 'BAD_ARGUMENTS');
+    await rejectsWith(
+      raw('CONFIRM', { node: 'n', items: [{ topic: 'a', seq: 0 }] }),
+      'BAD_ARGUMENTS',
+    );
+    await rejectsWith(raw('CONFIRM', { node: 'bad node', items: [] }), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('ROLLOUT', { topic: 'a', nodes: [1] }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('ROLLOUT', { topic: 'a', timeoutMs: 0 }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('ROLLOUT', { topic: 'a' }, []), 'BAD_FRAME');
+    await rejectsWith(raw('TOPIC_STATUS', {}), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('SEND_MULTICAST', { queues: 'q' }, x), 'BAD_ARGUMENTS');
+    await rejectsWith(raw('SEND_MULTICAST', { queues: ['q'] }, []), 'BAD_FRAME');
+    assert.ok((await c.publish('still/serving', 'yes')) > 0);
+  });
+});

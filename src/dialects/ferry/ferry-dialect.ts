@@ -281,6 +281,36 @@ export class FerryDialect {
         });
         return;
       }
+      case 'SEND_MULTICAST': {
+        const queues = args['queues'];
+        if (!Array.isArray(queues) || !queues.every((q) => typeof q === 'string')) {
+          throw new FerryError('BAD_ARGUMENTS', 'queues must be an array of queue names');
+        }
+        if (req.payload.length === 0) {
+          throw new FerryError('BAD_FRAME', 'SEND_MULTICAST carries one message as payload frames');
+        }
+        let bytes = 0;
+        for (const f of req.payload) bytes += f.length;
+        if (bytes > this.maxRequestBytes) {
+          throw new FerryError('BATCH_TOO_LARGE', `request is ${bytes} bytes`);
+        }
+        const headers = args['headers'];
+        if (headers !== undefined && (typeof headers !== 'object' || headers === null)) {
+          throw new FerryError('BAD_ARGUMENTS', 'headers must be an object of strings');
+        }
+        const message: NewMessage = {
+          frames: req.payload,
+          headers: headers as Record<string, string> | undefined,
+          priority: optInt(args, 'priority'),
+          ttlMs: optNumber(args, 'ttlMs'),
+        };
+        const wait = optBool(args, 'wait') ?? false;
+        const timeoutMs = optNumber(args, 'timeoutMs');
+        this.answer(peer, requestId, async () => ({
+          ...(await s.multicast(queues as string[], message, { waitForAcks: wait, timeoutMs })),
+        }));
+        return;
+      }
       case 'CONSUME': {
         const queue = reqString(args, 'queue');
         const tag = s.consume(queue, {
