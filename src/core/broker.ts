@@ -228,6 +228,8 @@ export interface Session {
     message: NewMessage,
     options?: MulticastOptions,
   ): Promise<MulticastOutcome>;
+  /** One message into several queues in one storage call: all copies or none. */
+  sendToQueues(queues: string[], message: NewMessage): Promise<string[]>;
   consume(queue: string, options?: ConsumeOptions): string;
   cancel(tag: string): void;
   ack(ids: string[]): Promise<SettleResult[]>;
@@ -263,6 +265,9 @@ class SessionImpl implements Session {
     options?: MulticastOptions,
   ): Promise<MulticastOutcome> {
     return this.broker.multicast(this, queues, message, options ?? {});
+  }
+  sendToQueues(queues: string[], message: NewMessage): Promise<string[]> {
+    return this.broker.sendToQueues(this, queues, message);
   }
   consume(queue: string, options?: ConsumeOptions): string {
     return this.broker.consume(this, queue, options ?? {});
@@ -470,54 +475,14 @@ export class Broker {
       return this.track(this.storage.enqueue(items, request)).then(
         (outcome) => {
           settle();
-          const duplicates: number[] = [];
-          const handOut = new Map<Consumer, LeasedMessage[]>();
-          const orphans: ReleaseItem[] = [];
-          let stored = 0;
-          for (let i = 0; i < items.length; i++) {
-            const it = items[i]!;
-            const c = direct[i];
-            if (outcome.replayed || outcome.duplicate[i]) {
-              duplicates.push(i);
-              if (c) c.inflight--; // the reservation is not used
-              continue;
-            }
-            stored++;
-            const size = messageSize(it.frames);
-            q.counts.bytes += size;
-            if (c) {
-              q.counts.leased++;
-              const m: LeasedMessage = {
-                id: outcome.ids[i]!,
-                frames: it.frames,
-                headers: it.headers,
-                priority: it.priority,
-                attempts: 1,
-                enqueuedAt: it.enqueuedAt,
-                size,
-              };
-              c.inflight--; // handOut counts it again as a lease
-              if (c.active && !c.session.closed) {
-                let batch = handOut.get(c);
-                if (!batch) handOut.set(c, (batch = []));
-                batch.push(m);
-              } else {
-                // Its consumer left before the commit: back to the queue, uncounted.
-                q.counts.leased--;
-                this.addReady(q, 1);
-                orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
-              }
-            } else if (it.notBefore > it.enqueuedAt) {
-              q.counts.scheduled++;
-              this.scheduleDue(it.notBefore);
-            } else {
-              this.addReady(q, 1);
-            }
-          }
-          if (stored > 0) q.enqueued.mark(this.clock.now(), stored);
-          for (const [c, batch] of handOut) this.handOut(c, batch);
-          if (orphans.length > 0) this.releaseOrphans(orphans);
-          this.pump(q);
+          const duplicates = this.afterEnqueue(
+            q,
+            items,
+            direct,
+            outcome.ids,
+            outcome.duplicate,
+            outcome.replayed,
+          );
           return { ids: outcome.ids, duplicates, replayed: outcome.replayed };
         },
         (err: unknown) => {
@@ -565,10 +530,9 @@ export class Broker {
       }
     }
     // Every copy's storage call is made in this turn: one transaction, one fsync.
-    const sends = queues.map((q) => this.send(session, q, [message]));
-    const stored = Promise.all(sends).then((outs) => {
+    const stored = this.sendToQueues(session, queues, message).then((list) => {
       const ids: Record<string, string> = {};
-      queues.forEach((q, i) => (ids[q] = outs[i]!.ids[0]!));
+      queues.forEach((q, i) => (ids[q] = list[i]!));
       return ids;
     });
     if (!options.waitForAcks) return stored.then((ids) => ({ ids }));
@@ -600,6 +564,170 @@ export class Broker {
           }
         }),
     );
+  }
+
+  /** Applies a committed enqueue of one queue's items: counters, hand-outs, orphans. */
+  private afterEnqueue(
+    q: QueueState,
+    items: EnqueueItem[],
+    direct: (Consumer | undefined)[],
+    ids: string[],
+    duplicate: boolean[],
+    replayed: boolean,
+  ): number[] {
+    const duplicates: number[] = [];
+    const handOut = new Map<Consumer, LeasedMessage[]>();
+    const orphans: ReleaseItem[] = [];
+    let stored = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const c = direct[i];
+      if (replayed || duplicate[i]) {
+        duplicates.push(i);
+        if (c) c.inflight--; // the reservation is not used
+        continue;
+      }
+      stored++;
+      const size = messageSize(it.frames);
+      q.counts.bytes += size;
+      if (c) {
+        q.counts.leased++;
+        const m: LeasedMessage = {
+          id: ids[i]!,
+          frames: it.frames,
+          headers: it.headers,
+          priority: it.priority,
+          attempts: 1,
+          enqueuedAt: it.enqueuedAt,
+          size,
+        };
+        c.inflight--; // handOut counts it again as a lease
+        if (c.active && !c.session.closed) {
+          let batch = handOut.get(c);
+          if (!batch) handOut.set(c, (batch = []));
+          batch.push(m);
+        } else {
+          // Its consumer left before the commit: back to the queue, uncounted.
+          q.counts.leased--;
+          this.addReady(q, 1);
+          orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
+        }
+      } else if (it.notBefore > it.enqueuedAt) {
+        q.counts.scheduled++;
+        this.scheduleDue(it.notBefore);
+      } else {
+        this.addReady(q, 1);
+      }
+    }
+    if (stored > 0) q.enqueued.mark(this.clock.now(), stored);
+    for (const [c, batch] of handOut) this.handOut(c, batch);
+    if (orphans.length > 0) this.releaseOrphans(orphans);
+    this.pump(q);
+    return duplicates;
+  }
+
+  /**
+   * Throws what sendToQueues would refuse for (bad names, limits, message checks) without
+   * storing anything: a caller that must not write anything else on refusal checks first.
+   */
+  checkSendToQueues(queueNames: string[], message: NewMessage): void {
+    if (this.closing) throw new FerryError('SHUTTING_DOWN');
+    if (this.isStorageLow()) {
+      throw new FerryError('STORAGE_FULL', 'free disk space is below the floor; sends are refused');
+    }
+    this.prepareCopies(queueNames, message, this.clock.now());
+  }
+
+  private prepareCopies(
+    queueNames: string[],
+    message: NewMessage,
+    now: number,
+  ): {
+    q: QueueState;
+    items: EnqueueItem[];
+    bytes: number;
+    direct: (Consumer | undefined)[];
+    ready: number;
+  }[] {
+    return queueNames.map((name) => {
+      const q = this.queueFor(name, true)!;
+      const item = this.toEnqueueItem(q, message, now, 0);
+      const bytes = messageSize(item.frames);
+      const p = q.policy;
+      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
+      if (p.maxDepth > 0 && depth + 1 > p.maxDepth) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages`,
+        );
+      }
+      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
+        );
+      }
+      return { q, items: [item], bytes, direct: [] as (Consumer | undefined)[], ready: 0 };
+    });
+  }
+
+  /**
+   * One message into several queues with one storage call (one commit): every queue's limits
+   * are checked first, so either every copy is stored or none is. Resolves with the copies' ids.
+   */
+  sendToQueues(session: SessionImpl, queueNames: string[], message: NewMessage): Promise<string[]> {
+    try {
+      if (this.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
+      if (this.isStorageLow()) {
+        throw new FerryError(
+          'STORAGE_FULL',
+          'free disk space is below the floor; sends are refused',
+        );
+      }
+      if (queueNames.length === 0) return Promise.resolve([]);
+      const now = this.clock.now();
+      const preps = this.prepareCopies(queueNames, message, now);
+      for (const pr of preps) {
+        pr.direct = this.reserveDirect(pr.q, pr.items);
+        pr.ready = !pr.direct[0] && pr.items[0]!.notBefore <= now ? 1 : 0;
+        pr.q.pendingCount += 1;
+        pr.q.pendingBytes += pr.bytes;
+        pr.q.pendingReady += pr.ready;
+      }
+      const settle = (): void => {
+        for (const pr of preps) {
+          pr.q.pendingCount -= 1;
+          pr.q.pendingBytes -= pr.bytes;
+          pr.q.pendingReady -= pr.ready;
+        }
+      };
+      return this.track(this.storage.enqueue(preps.map((pr) => pr.items[0]!))).then(
+        (outcome) => {
+          settle();
+          preps.forEach((pr, i) =>
+            this.afterEnqueue(
+              pr.q,
+              pr.items,
+              pr.direct,
+              [outcome.ids[i]!],
+              [outcome.duplicate[i] ?? false],
+              false,
+            ),
+          );
+          return outcome.ids;
+        },
+        (err: unknown) => {
+          settle();
+          for (const pr of preps) {
+            for (const c of pr.direct) if (c) c.inflight--;
+            this.pump(pr.q);
+          }
+          throw toFerryError(err);
+        },
+      );
+    } catch (err) {
+      return Promise.reject(toFerryError(err));
+    }
   }
 
   /**

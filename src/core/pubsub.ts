@@ -304,6 +304,9 @@ export class PubSub {
       }
       const retain = options.retain === true;
       const deleted = retain && size === 0;
+      // Refused by a durable subscription's limit: refuse the whole publish before writing.
+      const queues = this.durableQueuesFor(topic);
+      if (queues.length > 0) this.broker.checkSendToQueues(queues, { frames, ttlMs });
       return this.commitPublish(topic, frames, {
         retain,
         deleted,
@@ -344,12 +347,10 @@ export class PubSub {
       },
       ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
     };
-    let durableCount = 0;
-    for (const d of this.durable.values()) {
-      if (!matches(d.pattern, topic)) continue;
-      durableCount++;
-      writes.push(this.session.send(d.queue, [queued]));
-    }
+    const queues = this.durableQueuesFor(topic);
+    const durableCount = queues.length;
+    // One storage call for every copy: all subscriptions' limits are checked first.
+    if (queues.length > 0) writes.push(this.session.sendToQueues(queues, queued));
     let change: RetainedChange = { op: 'none' };
     if (o.retain) {
       this.touchedDuringSweep?.add(topic);
@@ -382,6 +383,12 @@ export class PubSub {
         throw toFerryError(err);
       },
     );
+  }
+
+  private durableQueuesFor(topic: string): string[] {
+    const queues: string[] = [];
+    for (const d of this.durable.values()) if (matches(d.pattern, topic)) queues.push(d.queue);
+    return queues;
   }
 
   /** Hands committed publishes to live subscribers strictly in publish order. */
