@@ -200,6 +200,20 @@ describe('durable subscriptions', () => {
     await Promise.race([Promise.all([da, dc]), Promise.resolve()]);
   });
 
+  it('a publish refused by a full durable subscription stores nothing (QUEUE_FULL)', async () => {
+    const b = await startBroker({}, { queues: { 'sub:tiny': { maxDepth: 2 } } });
+    brokers.push(b);
+    const c = await client(b.endpoint);
+    const s = c.subscribe('limit/**', { durable: 'tiny' });
+    await s.ready;
+    await s.close();
+    await c.publish('limit/a', 'one', { retain: true });
+    await c.publish('limit/a', 'two', { retain: true });
+    await rejectsWith(c.publish('limit/a', 'three', { retain: true }), 'QUEUE_FULL');
+    const r = await c.retained('limit/a');
+    assert.equal(r.messages[0]!.body.toString(), 'two', 'the refused value was not retained');
+  });
+
   it('refuses a durable name with another pattern, bad patterns and bad topics', async () => {
     const b = await broker();
     const c = await client(b.endpoint);
