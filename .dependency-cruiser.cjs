@@ -57,6 +57,16 @@ module.exports = {
       to: { path: '^src/(storage|transport|server|client|cli)/' },
     },
     {
+      name: 'http-goes-through-core',
+      comment:
+        'the gateway calls core (and errors, server config types), never storage, sockets or dialects',
+      severity: 'error',
+      from: { path: '^src/http/' },
+      to: {
+        path: '^src/(storage|transport|dialects|client|cli|protocol)/|^src/server/(?!config\\.ts)|node_modules/(zeromq|better-sqlite3|pg)/',
+      },
+    },
+    {
       name: 'client-never-reaches-server-side',
       severity: 'error',
       from: { path: '^src/client/' },

@@ -27,6 +27,27 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard runs in the browser: plain JavaScript, the browser's globals.
+    files: ['src/http/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'document',
+          'window',
+          'fetch',
+          'getComputedStyle',
+          'confirm',
+          'EventSource',
+          'setInterval',
+          'Node',
+          'console',
+        ].map((g) => [g, 'readonly']),
+      ),
+    },
+    rules: { 'no-console': ['error', { allow: ['error', 'warn'] }] },
+  },
+  {
     files: ['test/**', 'bench/**', 'src/cli/**'],
     rules: { 'no-console': 'off' },
   },

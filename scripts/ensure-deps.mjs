@@ -32,6 +32,8 @@ if (forTests) {
   const needed = [];
   const py = spawnSync('/usr/bin/python3', ['-c', 'import zmq'], { stdio: 'ignore' });
   if (py.status !== 0) needed.push('python3-zmq');
+  // The dashboard test drives Debian's Chromium with playwright-core (no browser download).
+  if (!fs.existsSync('/usr/bin/chromium')) needed.push('chromium');
   if (needed.length > 0) {
     if (process.getuid?.() !== 0) {
       console.error(`[ensure-deps] please install: apt-get install -y ${needed.join(' ')}`);

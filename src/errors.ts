@@ -127,6 +127,16 @@ export const ERROR_REGISTRY = {
     status: 429,
     description: 'The session or the broker is at its limit on the number of subscriptions.',
   },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No HTTP route matches that method and path.' },
+  BAD_JSON: { status: 400, description: 'The HTTP request body was not valid JSON.' },
+  BODY_TOO_LARGE: {
+    status: 413,
+    description: 'The HTTP request body exceeded the gateway limit on bytes.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    description: 'The HTTP request body had a content type the route does not take.',
+  },
   INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

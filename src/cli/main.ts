@@ -17,7 +17,8 @@ import {
 } from './cli-support.js';
 import { cmdCall, cmdJob, cmdJobs, cmdServices, cmdSubmit, cmdWorkers } from './job-commands.js';
 import { cmdConfig, cmdPublish, cmdRetained, cmdSubscribe } from './topic-commands.js';
-import { CONFIG_SCHEMA, loadConfig, type FerryConfig } from '../server/config.js';
+import { quantileOf, type HistogramSnapshot } from '../core/histogram.js';
+import { CONFIG_SCHEMA, HTTP_OFF, loadConfig, type FerryConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer } from '../server/server.js';
 
@@ -60,28 +61,35 @@ function startHelp(): string {
   const lines = Object.entries(CONFIG_SCHEMA)
     .filter(([, s]) => s.flag !== '')
     .map(([key, s]) => `  --${s.flag.padEnd(20)} ${s.help} (config key ${key}, env ${s.env})`);
-  return `ferry start [options]\n\n  --config <file>        JSON config file\n${lines.join('\n')}\n`;
+  return `ferry start [options]\n\n  --config <file>        JSON config file\n${lines.join('\n')}\n  --no-http              turn the HTTP gateway off (same as --http ${HTTP_OFF})\n`;
 }
 
 async function cmdStart(argv: string[]): Promise<void> {
   const options: NonNullable<ParseArgsConfig['options']> = {
     config: { type: 'string' },
     help: { type: 'boolean' },
+    'no-http': { type: 'boolean' },
   };
   for (const s of Object.values(CONFIG_SCHEMA))
-    if (s.flag !== '') options[s.flag] = { type: 'string' };
+    if (s.flag !== '') options[s.flag] = { type: s.kind === 'bool' ? 'boolean' : 'string' };
   const { values, positionals } = parse(argv, options);
   if (values['help']) {
     process.stdout.write(startHelp());
     return;
   }
   if (positionals.length > 0) fail(`CONFIG_INVALID: unexpected argument ${positionals[0]}`);
+  if (values['no-http']) {
+    if (values['http'] !== undefined)
+      fail('CONFIG_INVALID: --http and --no-http exclude each other');
+    values['http'] = HTTP_OFF;
+  }
+  delete values['no-http'];
   let config: FerryConfig;
   try {
     config = loadConfig({
       file: (values['config'] as string | undefined) ?? process.env['FERRY_CONFIG'],
       env: process.env,
-      flags: values as Record<string, string | undefined>,
+      flags: values as Record<string, string | boolean | undefined>,
     });
   } catch (err) {
     const e = err as FerryError;
@@ -96,6 +104,9 @@ async function cmdStart(argv: string[]): Promise<void> {
     fail(`${e.code}: ${e.message}`, 1);
   }
   process.stdout.write(`ferry listening on ${server.endpoint} (data ${config.dataDir})\n`);
+  if (server.httpUrl !== undefined) {
+    process.stdout.write(`ferry http (REST, dashboard, /metrics) on ${server.httpUrl}\n`);
+  }
   if (server.mdpEndpoint !== undefined) {
     process.stdout.write(`ferry mdp (Majordomo, MMI, Titanic) on ${server.mdpEndpoint}\n`);
   }
@@ -104,6 +115,16 @@ async function cmdStart(argv: string[]): Promise<void> {
     process.stdout.write(
       `ferry clone (12/CHP) snapshot ${e.snapshot}, publisher ${e.publisher}, collector ${e.collector}\n`,
     );
+  }
+  if (server.pzqEndpoints !== undefined) {
+    const p = server.pzqEndpoints;
+    process.stdout.write(
+      `ferry pzq producers on ${p.receive}, consumers on ${p.send}, monitor on ${p.monitor}\n`,
+    );
+  }
+  if (server.zmwsEndpoints !== undefined) {
+    const z = server.zmwsEndpoints;
+    process.stdout.write(`ferry zmws clients on ${z.client}, workers on ${z.worker}\n`);
   }
   let stopping = false;
   const stop = (signal: string): void => {
@@ -208,15 +229,34 @@ async function cmdStats(argv: string[]): Promise<void> {
       process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
       return;
     }
-    const b = s.broker as Record<string, unknown> & { storage: Record<string, number | string> };
+    const b = s.broker as Record<string, unknown> & { storage: Record<string, unknown> };
     const st = b.storage;
+    const commitMs = st['commitMs'] as HistogramSnapshot | undefined;
+    const p99 = commitMs ? quantileOf(commitMs, 0.99) : null;
+    const connections = s.connections as Record<string, number> | undefined;
+    const byDialect = connections
+      ? ` (${Object.entries(connections)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`
+      : '';
     process.stdout.write(
-      `broker: up ${Math.round(Number(b['uptimeMs']) / 1000)} s, ${String(b['connections'])} connections, ` +
+      `broker: up ${Math.round(Number(b['uptimeMs']) / 1000)} s, ${String(b['connections'])} connections${byDialect}, ` +
         `${String(b['consumers'])} consumers, ${String(b['queues'])} queues\n` +
         `storage: ${String(st['backend'])} sync=${String(st['sync'])} ${Math.round(Number(st['sizeBytes']) / 1024)} KiB, ` +
         `${String(st['commits'])} commits, avg batch ${Number(st['avgBatchOps']).toFixed(1)} ops, ` +
-        `avg commit ${Number(st['avgCommitMs']).toFixed(2)} ms, ${String(st['fsyncs'])} fsyncs\n`,
+        `avg commit ${Number(st['avgCommitMs']).toFixed(2)} ms` +
+        (p99 !== null ? `, p99 ≤ ${p99} ms` : '') +
+        `, ${String(st['fsyncs'])} fsyncs\n`,
     );
+    const workers = s.workers as { total: number } | undefined;
+    const services = (s.services as Record<string, number | string>[] | undefined) ?? [];
+    if (services.length > 0 || (workers && workers.total > 0)) {
+      const sum = (k: string): number => services.reduce((n, x) => n + Number(x[k] ?? 0), 0);
+      process.stdout.write(
+        `jobs: ${services.length} services, ${workers?.total ?? 0} workers, ` +
+          `${sum('queued')} queued, ${sum('running')} running, ${sum('done')} done, ${sum('failed')} failed\n`,
+      );
+    }
     const head = [
       'queue',
       'depth',

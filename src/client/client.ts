@@ -213,6 +213,16 @@ export interface WorkerStats {
 export interface Stats {
   broker: Record<string, unknown>;
   queues: QueueStats[];
+  /** Open connections per dialect (ferry, mdp, http), from brokers that report them. */
+  connections?: Record<string, number>;
+  /** Job services with counts by status. */
+  services?: Record<string, unknown>[];
+  /** Registered workers: total, per dialect, per service. */
+  workers?: {
+    total: number;
+    byProtocol: Record<string, number>;
+    byService: Record<string, number>;
+  };
 }
 
 function toBuffer(b: Body): Buffer {

@@ -158,6 +158,12 @@ export interface QueueStats extends QueueCounts {
   acked: number;
   expired: number;
   deadLettered: number;
+  /** Bytes of the messages leased now. */
+  leasedBytes: number;
+  /** Leases released because their ack timeout passed, since the broker started. */
+  ackTimeouts: number;
+  /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
+  redelivered: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
@@ -198,6 +204,9 @@ interface QueueState {
   acked: RateMeter;
   expired: number;
   deadLettered: number;
+  leasedBytes: number;
+  ackTimeouts: number;
+  redelivered: number;
 }
 
 interface Consumer {
@@ -362,6 +371,9 @@ export class Broker {
       acked: new RateMeter(),
       expired: 0,
       deadLettered: 0,
+      leasedBytes: 0,
+      ackTimeouts: 0,
+      redelivered: 0,
     };
   }
 
@@ -945,6 +957,7 @@ export class Broker {
         size: m.size,
       };
       c.inflight++;
+      q.leasedBytes += m.size;
       this.leases.set(m.id, lease);
       c.session.leases.add(lease);
       batch.push({
@@ -985,6 +998,7 @@ export class Broker {
     lease.consumer.session.leases.delete(lease);
     lease.consumer.inflight--;
     lease.consumer.queue.counts.leased--;
+    lease.consumer.queue.leasedBytes -= lease.size;
   }
 
   ack(session: SessionImpl, ids: string[]): Promise<SettleResult[]> {
@@ -1106,6 +1120,7 @@ export class Broker {
         this.addReady(q, 1);
         touched.add(q);
       }
+      if (!uncount) q.redelivered++;
       items.push({ id: lease.id, attempts: lease.attempt, notBefore, uncount });
     }
     const p = this.track(this.storage.release(items, now));
@@ -1156,7 +1171,10 @@ export class Broker {
     const expired: Lease[] = [];
     for (const lease of this.leases.values()) if (lease.deadline <= now) expired.push(lease);
     if (expired.length === 0) return;
-    for (const l of expired) this.dropLease(l);
+    for (const l of expired) {
+      this.dropLease(l);
+      l.consumer.queue.ackTimeouts++;
+    }
     this.log.debug('ack timeout expired', { count: expired.length });
     this.releaseLeases(expired, undefined, 0, false).catch((err: unknown) =>
       this.log.error('release failed', { err: String(err) }),
@@ -1256,6 +1274,9 @@ export class Broker {
       acked: q.acked.total,
       expired: q.expired,
       deadLettered: q.deadLettered,
+      leasedBytes: q.leasedBytes,
+      ackTimeouts: q.ackTimeouts,
+      redelivered: q.redelivered,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),

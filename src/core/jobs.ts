@@ -483,9 +483,10 @@ export class JobServer implements JobApi {
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
       return Promise.reject(new FerryError('BAD_ARGUMENTS', 'timeoutMs must be a number > 0'));
     }
-    return this.submit({ ...spec, durable: spec.durable ?? false }).then((info) =>
-      this.awaitFinal(info.id, options),
-    );
+    return this.submit({ ...spec, durable: spec.durable ?? false }).then((info) => {
+      options.onSubmitted?.(info);
+      return this.awaitFinal(info.id, options);
+    });
   }
 
   /** Resolves with the job's final state (streaming its events to onEvent meanwhile). */

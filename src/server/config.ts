@@ -35,6 +35,7 @@ import {
   MAX_HEARTBEAT_MS,
   MIN_HEARTBEAT_MS,
 } from '../dialects/ferry/ferry-dialect.js';
+import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
 export const DEFAULT_DATA_DIR = './data';
@@ -42,6 +43,23 @@ export const DEFAULT_DATA_DIR = './data';
 export const CLONE_MAX_BASE_PORT = 65_533;
 /** Below this much free disk space in the data folder, sends are refused (STORAGE_FULL). */
 export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+/** PZQ's own default ports, bound on loopback. */
+export const DEFAULT_PZQ_RECEIVE = 'tcp://127.0.0.1:11131';
+export const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
+export const DEFAULT_PZQ_QUEUE = 'pzq';
+/** PZQ's own default: 5 s. */
+export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
+/** ZMWS defaults moved off 5555/5556, which MDP and Clone use. */
+export const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
+export const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
+/** Where the HTTP gateway (REST, dashboard, /metrics) listens unless told otherwise. */
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
+export const DEFAULT_HTTP_PORT = 7480;
+export const DEFAULT_HTTP = `${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`;
+/** The value of `http` (and what `--no-http` sets) that turns the gateway off. */
+export const HTTP_OFF = 'off';
+/** Largest HTTP request body: room for a largest message in base64 plus its JSON. */
+export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -75,11 +93,35 @@ export interface FerryConfig {
   liveWindow: number;
   /** Clone (12/CHP) base port P: snapshot P, publisher P+1, collector P+2; off when undefined. */
   clone: number | undefined;
+  /** PZQ dialect on (producers, consumers, monitor). */
+  pzq: boolean;
+  /** PZQ producer ROUTER endpoint. */
+  pzqReceive: string;
+  /** PZQ consumer DEALER endpoint (PZQ consumers are ROUTERs that connect to it). */
+  pzqSend: string;
+  /** PZQ monitor ROUTER endpoint; `ipc://<data folder>/pzq-monitor` when undefined. */
+  pzqMonitor: string | undefined;
+  /** The Ferry queue every PZQ producer feeds and every PZQ consumer drains. */
+  pzqQueue: string;
+  /** PZQ ack timeout, microseconds (as PZQ's own --ack-timeout). */
+  pzqAckTimeoutUs: number;
+  /** ZMWS 1.0 dialect on (clients and workers). */
+  zmws: boolean;
+  /** ZMWS client ROUTER endpoint. */
+  zmwsClient: string;
+  /** ZMWS worker ROUTER endpoint. */
+  zmwsWorker: string;
+  /** ZMWS heartbeat interval, ms (a worker silent for 3 of them is purged). */
+  zmwsHeartbeatMs: number;
+  /** HTTP gateway `host:port` (REST, dashboard, /metrics); off when undefined. */
+  http: string | undefined;
+  /** Largest HTTP request body, bytes. */
+  httpBodyLimitBytes: number;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
 
-type Kind = 'string' | 'int' | 'sync' | 'level' | 'queues';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
 
 interface KeySpec {
   kind: Kind;
@@ -277,6 +319,84 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: CLONE_MAX_BASE_PORT,
     help: 'Clone (12/CHP) base port P on 127.0.0.1: snapshot P, publisher P+1, collector P+2; off when unset',
   },
+  pzq: {
+    kind: 'bool',
+    flag: 'pzq',
+    env: 'FERRY_PZQ',
+    help: 'serve PZQ producers, consumers and monitor',
+  },
+  pzqReceive: {
+    kind: 'string',
+    flag: 'pzq-receive',
+    env: 'FERRY_PZQ_RECEIVE',
+    help: 'PZQ producer endpoint (ROUTER bound)',
+  },
+  pzqSend: {
+    kind: 'string',
+    flag: 'pzq-send',
+    env: 'FERRY_PZQ_SEND',
+    help: 'PZQ consumer endpoint (DEALER bound; consumers connect ROUTERs)',
+  },
+  pzqMonitor: {
+    kind: 'string',
+    flag: 'pzq-monitor',
+    env: 'FERRY_PZQ_MONITOR',
+    help: 'PZQ monitor endpoint (ROUTER bound); default ipc://<data>/pzq-monitor',
+  },
+  pzqQueue: {
+    kind: 'queue',
+    flag: 'pzq-queue',
+    env: 'FERRY_PZQ_QUEUE',
+    help: 'the Ferry queue PZQ producers and consumers use',
+  },
+  pzqAckTimeoutUs: {
+    kind: 'int',
+    flag: 'pzq-ack-timeout',
+    env: 'FERRY_PZQ_ACK_TIMEOUT_US',
+    min: 1_000,
+    max: INT_MAX,
+    help: 'PZQ ack timeout, microseconds',
+  },
+  zmws: {
+    kind: 'bool',
+    flag: 'zmws',
+    env: 'FERRY_ZMWS',
+    help: 'serve ZMWS 1.0 clients and workers',
+  },
+  zmwsClient: {
+    kind: 'string',
+    flag: 'zmws-client',
+    env: 'FERRY_ZMWS_CLIENT',
+    help: 'ZMWS client endpoint (ROUTER bound)',
+  },
+  zmwsWorker: {
+    kind: 'string',
+    flag: 'zmws-worker',
+    env: 'FERRY_ZMWS_WORKER',
+    help: 'ZMWS worker endpoint (ROUTER bound)',
+  },
+  zmwsHeartbeatMs: {
+    kind: 'int',
+    flag: 'zmws-heartbeat',
+    env: 'FERRY_ZMWS_HEARTBEAT_MS',
+    min: 10,
+    max: 600_000,
+    help: 'ZMWS heartbeat interval, ms; a worker silent for 3 is purged',
+  },
+  http: {
+    kind: 'http',
+    flag: 'http',
+    env: 'FERRY_HTTP',
+    help: `HTTP gateway host:port (REST, dashboard, /metrics), or ${HTTP_OFF} (--no-http)`,
+  },
+  httpBodyLimitBytes: {
+    kind: 'int',
+    flag: 'http-body-limit',
+    env: 'FERRY_HTTP_BODY_LIMIT_BYTES',
+    min: 1024,
+    max: 1024 * 1024 * 1024,
+    help: 'largest HTTP request body, bytes',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -307,6 +427,18 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   mdp: undefined,
   liveWindow: DEFAULT_LIVE_WINDOW,
   clone: undefined,
+  pzq: false,
+  pzqReceive: DEFAULT_PZQ_RECEIVE,
+  pzqSend: DEFAULT_PZQ_SEND,
+  pzqMonitor: undefined,
+  pzqQueue: DEFAULT_PZQ_QUEUE,
+  pzqAckTimeoutUs: DEFAULT_PZQ_ACK_TIMEOUT_US,
+  zmws: false,
+  zmwsClient: DEFAULT_ZMWS_CLIENT,
+  zmwsWorker: DEFAULT_ZMWS_WORKER,
+  zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
+  http: DEFAULT_HTTP,
+  httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
   queues: {},
 }) as FerryConfig;
 
@@ -337,6 +469,26 @@ export function parseSync(value: string, where = 'sync'): SyncPolicy {
   );
 }
 
+/** `host:port` (port 0 = any free port) or `off`; returns undefined for off. */
+export function parseHttpAddress(raw: unknown, where = 'http'): string | undefined {
+  if (raw === null || raw === HTTP_OFF || raw === false) return undefined;
+  const m =
+    typeof raw === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw) : null;
+  if (!m || Number(m[2]) > 65_535) {
+    throw invalid(
+      where,
+      `expected host:port (e.g. ${DEFAULT_HTTP}) or ${HTTP_OFF}; got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw as string;
+}
+
+/** Splits a `host:port` checked by {@link parseHttpAddress}. */
+export function splitHttpAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
 export function formatSync(s: SyncPolicy): string {
   return s.mode === 'batch' ? `batch:${s.intervalMs}` : s.mode;
 }
@@ -361,6 +513,17 @@ function coerce(key: keyof FerryConfig, raw: unknown, where: string, fromText: b
       }
       return n;
     }
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && typeof raw === 'string') {
+        const t = raw.trim().toLowerCase();
+        if (t === 'true' || t === '1' || t === 'yes' || t === 'on') return true;
+        if (t === 'false' || t === '0' || t === 'no' || t === 'off') return false;
+      }
+      throw invalid(where, `expected true or false; got ${JSON.stringify(raw)}`);
+    case 'queue':
+      if (!isValidQueueName(raw)) throw invalid(where, `invalid queue name ${JSON.stringify(raw)}`);
+      return raw;
     case 'sync':
       if (typeof raw !== 'string') throw invalid(where, 'expected always, batch:<ms> or off');
       return parseSync(raw, where);
@@ -371,6 +534,8 @@ function coerce(key: keyof FerryConfig, raw: unknown, where: string, fromText: b
       return raw;
     case 'queues':
       return coerceQueues(raw, where);
+    case 'http':
+      return parseHttpAddress(raw, where);
   }
 }
 
@@ -408,8 +573,8 @@ export interface ConfigSources {
   file?: string | undefined;
   /** Environment variables (FERRY_* are read). */
   env?: Record<string, string | undefined>;
-  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value. */
-  flags?: Record<string, string | undefined>;
+  /** Flags already parsed: flag name (as in CONFIG_SCHEMA) → text value (or true for a switch). */
+  flags?: Record<string, string | boolean | undefined>;
 }
 
 /** Builds the configuration from its layers. Throws CONFIG_INVALID naming the bad input. */

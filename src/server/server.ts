@@ -3,6 +3,7 @@
  * endpoint. `close()` stops accepting, answers what is in flight, flushes, closes, unlocks.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Broker } from '../core/broker.js';
 import { JobServer } from '../core/jobs.js';
 import { PubSub } from '../core/pubsub.js';
@@ -12,6 +13,11 @@ import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
 import { TitanicServices } from '../dialects/titanic/titanic-services.js';
+import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
+import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
+import { bindFanOut } from '../transport/zmq-fan-out.js';
+import { startGateway, type HttpGateway } from '../http/gateway.js';
+import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
 import {
@@ -20,8 +26,14 @@ import {
   type CollectorEndpoint,
   type PublisherEndpoint,
 } from '../transport/zmq-pubsub.js';
-import type { ServerEndpoint } from '../transport/types.js';
-import { defaultPolicyOf, formatSync, jobPolicyOf, type FerryConfig } from './config.js';
+import type { FanOutEndpoint, ServerEndpoint } from '../transport/types.js';
+import {
+  defaultPolicyOf,
+  formatSync,
+  jobPolicyOf,
+  splitHttpAddress,
+  type FerryConfig,
+} from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 
 /** How often free disk space in the data folder is checked. */
@@ -45,8 +57,46 @@ export interface RunningServer {
   readonly cloneEndpoints: { snapshot: string; publisher: string; collector: string } | undefined;
   /** The Clone dialect, when `clone` is configured (its counters: for stats and tests). */
   readonly clone: CloneDialect | undefined;
+  /** The PZQ endpoints (producers, consumers, monitor), when `pzq` is on. */
+  readonly pzqEndpoints: PzqEndpoints | undefined;
+  /** The PZQ dialect, when `pzq` is on (its counters: for stats and tests). */
+  readonly pzq: PzqDialect | undefined;
+  /** The ZMWS endpoints (clients, workers), when `zmws` is on. */
+  readonly zmwsEndpoints: { client: string; worker: string } | undefined;
+  /** The ZMWS dialect, when `zmws` is on. */
+  readonly zmws: ZmwsDialect | undefined;
+  /** The HTTP gateway's URL (`http://host:port`, real port), when `http` is configured. */
+  readonly httpUrl: string | undefined;
+  /** The running HTTP gateway, when `http` is configured. */
+  readonly http: HttpGateway | undefined;
+  /** Every number of stats, /metrics and the dashboard (one source). */
+  readonly stats: StatsSource;
   readonly config: FerryConfig;
   close(): Promise<void>;
+}
+
+export interface PzqEndpoints {
+  receive: string;
+  send: string;
+  monitor: string;
+}
+
+/** Where the PZQ monitor binds when `pzqMonitor` is not set: an ipc socket in the data folder. */
+export function defaultPzqMonitor(dataDir: string): string {
+  return `ipc://${path.join(path.resolve(dataDir), 'pzq-monitor')}`;
+}
+
+/** The PZQ dialect's three sockets. */
+interface PzqSockets {
+  receive?: ServerEndpoint;
+  send?: FanOutEndpoint;
+  monitor?: ServerEndpoint;
+}
+
+async function closePzqSockets(s: PzqSockets): Promise<void> {
+  await s.receive?.close();
+  await s.send?.close();
+  await s.monitor?.close();
 }
 
 export interface StartOptions {
@@ -100,6 +150,12 @@ export async function startServer(
   let cloneSnapshot: ServerEndpoint | undefined;
   let clonePublisher: PublisherEndpoint | undefined;
   let cloneCollector: CollectorEndpoint | undefined;
+  let pzq: PzqDialect | undefined;
+  const pzqSockets: PzqSockets = {};
+  let zmws: ZmwsDialect | undefined;
+  const zmwsSockets: { client?: ServerEndpoint; worker?: ServerEndpoint } = {};
+  let gateway: HttpGateway | undefined;
+  let stats: StatsSource | undefined;
   try {
     const storage = new SqliteStorage({
       dataDir: config.dataDir,
@@ -132,9 +188,19 @@ export async function startServer(
       liveWindow: config.liveWindow,
     });
     const b = broker;
+    stats = new StatsSource({
+      broker: b,
+      jobs,
+      connections: () => ({
+        ferry: dialect?.connections ?? 0,
+        ...(mdp ? { mdp: mdp.workerCount } : {}),
+        ...(gateway ? { http: gateway.connections } : {}),
+      }),
+    });
     const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
       jobs,
       pubsub,
+      stats,
       logger: log,
       heartbeatMs: config.heartbeatMs,
       maxBatchMessages: config.maxBatchMessages,
@@ -179,11 +245,91 @@ export async function startServer(
         { maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES },
       );
     }
+    if (config.pzq) {
+      const s = pzqSockets;
+      const p = new PzqDialect(
+        b,
+        {
+          toProducer: (peer, frames) => s.receive?.send(peer, frames),
+          toConsumers: (frames) => s.send?.send(frames),
+          toMonitor: (peer, frames) => s.monitor?.send(peer, frames),
+        },
+        { queue: config.pzqQueue, ackTimeoutUs: config.pzqAckTimeoutUs, logger: log },
+      );
+      pzq = p;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.send = await bindFanOut(
+        config.pzqSend,
+        {
+          onMessage: (frames) => p.handleConsumer(frames),
+          onPeers: (count) => {
+            if (count === 0) p.takeBack(s.send?.takeQueued() ?? []);
+            p.consumersChanged(count);
+          },
+        },
+        { maxFrameBytes },
+      );
+      s.monitor = await bindRouter(
+        config.pzqMonitor ?? defaultPzqMonitor(config.dataDir),
+        (peer, frames) => p.handleMonitor(peer, frames),
+        { maxFrameBytes: FRAME_SLACK_BYTES },
+      );
+      s.receive = await bindRouter(
+        config.pzqReceive,
+        (peer, frames) => p.handleProducer(peer, frames),
+        { maxFrameBytes },
+      );
+    }
+    if (config.zmws) {
+      const s = zmwsSockets;
+      const z = new ZmwsDialect(
+        jobs,
+        {
+          toClient: (peer, frames) => s.client?.send(peer, frames),
+          toWorker: (peer, frames) => s.worker?.send(peer, frames),
+        },
+        { logger: log, heartbeatIntervalMs: config.zmwsHeartbeatMs },
+      );
+      zmws = z;
+      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
+      s.worker = await bindRouter(
+        config.zmwsWorker,
+        (peer, frames) => z.handleWorker(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+      s.client = await bindRouter(
+        config.zmwsClient,
+        (peer, frames) => z.handleClient(peer, frames),
+        {
+          maxFrameBytes,
+        },
+      );
+    }
+    if (config.http !== undefined) {
+      const { host, port } = splitHttpAddress(config.http);
+      gateway = await startGateway({
+        broker: b,
+        jobs,
+        stats,
+        host,
+        port,
+        bodyLimitBytes: config.httpBodyLimitBytes,
+        logger: log,
+      });
+    }
   } catch (err) {
     clone?.close();
     await cloneCollector?.close();
     await cloneSnapshot?.close();
     await clonePublisher?.close();
+    await gateway?.close();
+    zmws?.close();
+    await zmwsSockets.client?.close();
+    await zmwsSockets.worker?.close();
+    pzq?.close();
+    await closePzqSockets(pzqSockets);
     mdp?.close();
     await mdpEndpoint?.close();
     await endpoint?.close();
@@ -206,9 +352,29 @@ export async function startServer(
   const clSnap = cloneSnapshot;
   const clPub = clonePublisher;
   const clColl = cloneCollector;
+  const pz = pzq;
+  const zm = zmws;
+  const zmEndpoints =
+    zm && zmwsSockets.client && zmwsSockets.worker
+      ? { client: zmwsSockets.client.endpoint, worker: zmwsSockets.worker.endpoint }
+      : undefined;
+  const pzEndpoints: PzqEndpoints | undefined =
+    pz && pzqSockets.receive && pzqSockets.send && pzqSockets.monitor
+      ? {
+          receive: pzqSockets.receive.endpoint,
+          send: pzqSockets.send.endpoint,
+          monitor: pzqSockets.monitor.endpoint,
+        }
+      : undefined;
+  const gw = gateway;
+  const st = stats;
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
+    ...(clSnap ? { clone: clSnap.endpoint } : {}),
+    ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
+    ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
+    ...(gw ? { http: gw.url } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
@@ -225,9 +391,17 @@ export async function startServer(
         ? { snapshot: clSnap.endpoint, publisher: clPub.endpoint, collector: clColl.endpoint }
         : undefined,
     clone: cl,
+    pzqEndpoints: pzEndpoints,
+    pzq: pz,
+    zmwsEndpoints: zmEndpoints,
+    zmws: zm,
+    httpUrl: gw?.url,
+    http: gw,
+    stats: st,
     config,
     close() {
       closing ??= (async () => {
+        await gw?.close();
         d.close();
         m?.close();
         cl?.close();
@@ -235,10 +409,15 @@ export async function startServer(
         await clSnap?.close();
         await clPub?.close();
         ps.close();
+        pz?.close();
+        zm?.close();
         await j.close();
         await b.close();
         await ep.close();
         await mep?.close();
+        await closePzqSockets(pzqSockets);
+        await zmwsSockets.client?.close();
+        await zmwsSockets.worker?.close();
         disk.stop();
         unlock();
         log.info('ferry broker stopped');

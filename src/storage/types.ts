@@ -7,6 +7,7 @@
  * transaction is committed under the backend's sync policy. A failing call rejects alone; the
  * others in the same turn still commit. A failed commit rejects every call of the turn.
  */
+import type { HistogramSnapshot } from '../core/histogram.js';
 import type { JobError, JobStatus } from '../core/job-types.js';
 import type { Headers, MessageState, QueueCounts, StoredMessage } from '../core/types.js';
 
@@ -139,6 +140,12 @@ export interface StorageMetrics {
   /** Sum of commit durations (including fsync under `always`), ms. */
   commitMsTotal: number;
   commitMsMax: number;
+  /** Duration of each commit (including fsync under `always`), ms. */
+  commitMs: HistogramSnapshot;
+  /** Calls applied per commit (the group-commit batch size). */
+  commitBatchOps: HistogramSnapshot;
+  /** Duration of each separate WAL fsync (under `batch:<ms>`), ms. */
+  fsyncMs: HistogramSnapshot;
 }
 
 export interface Storage {

@@ -27,3 +27,24 @@ export interface ClientConnectionEvents {
   /** The TCP connection was (re)established. */
   onConnect?(): void;
 }
+
+/**
+ * A bound endpoint that peers connect to and that sends round-robin to them, without
+ * addressing any one (a ZeroMQ DEALER underneath: PZQ's consumer side).
+ */
+export interface FanOutEndpoint {
+  readonly endpoint: string;
+  /** Connections open now. */
+  readonly peers: number;
+  /** Queue frames for the next peer in turn; waits while no peer is connected. */
+  send(frames: Buffer[]): void;
+  /** Takes back what is queued and not yet handed to ZeroMQ (e.g. when every peer left). */
+  takeQueued(): Buffer[][];
+  close(): Promise<void>;
+}
+
+export interface FanOutEvents {
+  onMessage(frames: Buffer[]): void;
+  /** The number of connected peers changed. */
+  onPeers?(count: number): void;
+}

@@ -36,7 +36,14 @@ export async function startBroker(
   const dataDir = flags['data'] ?? tmpDir();
   const config = {
     ...loadConfig({
-      flags: { bind: 'tcp://127.0.0.1:*', 'log-level': 'silent', ...flags, data: dataDir },
+      // The HTTP gateway is off unless a test asks for it (`http: '127.0.0.1:0'`).
+      flags: {
+        bind: 'tcp://127.0.0.1:*',
+        'log-level': 'silent',
+        http: 'off',
+        ...flags,
+        data: dataDir,
+      },
     }),
     ...extra,
   };
@@ -81,9 +88,15 @@ export interface ChildBroker {
 
 /** Runs `ferry start` as a child process; resolves once it printed its endpoint. */
 export async function spawnBroker(args: string[], timeoutMs = 20_000): Promise<ChildBroker> {
-  const child = spawn(process.execPath, [CLI_PATH, 'start', '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // The HTTP gateway is off unless the test passes --http.
+  const http = args.includes('--http') ? [] : ['--no-http'];
+  const child = spawn(
+    process.execPath,
+    [CLI_PATH, 'start', '--log-level', 'warn', ...http, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

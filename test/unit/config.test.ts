@@ -54,6 +54,23 @@ describe('config', () => {
     assert.deepEqual(c.queues, { orders: { maxDepth: 5, ackTimeoutMs: 100 } });
   });
 
+  it('takes switches (--pzq, --zmws) from flags, environment and file; checks the PZQ queue name', () => {
+    assert.equal(loadConfig().pzq, false);
+    assert.equal(loadConfig({ flags: { pzq: true } }).pzq, true);
+    assert.equal(loadConfig({ env: { FERRY_PZQ: '1' } }).pzq, true);
+    assert.equal(loadConfig({ env: { FERRY_PZQ: 'false' } }).pzq, false);
+    assert.equal(loadConfig({ file: configFile({ pzq: true }) }).pzq, true);
+    assert.equal(loadConfig({ flags: { zmws: true } }).zmws, true);
+    assert.equal(loadConfig({ env: { FERRY_ZMWS: 'off' } }).zmws, false);
+    assert.equal(loadConfig().zmwsClient, 'tcp://127.0.0.1:5565');
+    assert.equal(loadConfig().zmwsWorker, 'tcp://127.0.0.1:5566');
+    assert.equal(loadConfig({ flags: { 'pzq-ack-timeout': '2000000' } }).pzqAckTimeoutUs, 2e6);
+    invalid(() => loadConfig({ file: configFile({ pzq: 'yes' }) }), 'pzq');
+    invalid(() => loadConfig({ env: { FERRY_PZQ: 'maybe' } }), 'FERRY_PZQ');
+    invalid(() => loadConfig({ flags: { 'pzq-queue': 'bad name' } }), '--pzq-queue');
+    invalid(() => loadConfig({ flags: { 'pzq-ack-timeout': '10' } }), '--pzq-ack-timeout');
+  });
+
   it('refuses unknown keys, bad values and bad files, naming the culprit', () => {
     invalid(() => loadConfig({ file: configFile({ ackTimeout: 5 }) }), 'ackTimeout');
     invalid(() => loadConfig({ file: configFile('{not json') }), 'not valid JSON');
@@ -72,5 +89,19 @@ describe('config', () => {
     invalid(() => parseSync('sometimes'), 'sync');
     invalid(() => parseSync('batch:0'), 'sync');
     invalid(() => parseSync('batch:abc'), 'sync');
+  });
+
+  it('runs the HTTP gateway on 127.0.0.1:7480 unless moved or turned off', () => {
+    assert.equal(loadConfig().http, '127.0.0.1:7480');
+    assert.equal(loadConfig({ flags: { http: '0.0.0.0:8080' } }).http, '0.0.0.0:8080');
+    assert.equal(loadConfig({ flags: { http: '[::1]:0' } }).http, '[::1]:0');
+    assert.equal(loadConfig({ flags: { http: 'off' } }).http, undefined);
+    assert.equal(loadConfig({ env: { FERRY_HTTP: 'off' } }).http, undefined);
+    assert.equal(loadConfig({ file: configFile({ http: 'off' }) }).http, undefined);
+    assert.equal(loadConfig({ flags: { 'http-body-limit': '65536' } }).httpBodyLimitBytes, 65536);
+    invalid(() => loadConfig({ flags: { http: '7480' } }), '--http');
+    invalid(() => loadConfig({ flags: { http: 'localhost:99999' } }), '--http');
+    invalid(() => loadConfig({ env: { FERRY_HTTP: 'http://x:1' } }), 'FERRY_HTTP');
+    invalid(() => loadConfig({ flags: { 'http-body-limit': '10' } }), '--http-body-limit');
   });
 });

@@ -6,6 +6,7 @@
 import type { Broker, Delivery, Session } from '../../core/broker.js';
 import type { JobApi } from '../../core/job-types.js';
 import type { PubSub } from '../../core/pubsub.js';
+import type { StatsSource } from '../../core/stats.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { MessageState, NewMessage } from '../../core/types.js';
@@ -52,6 +53,11 @@ export interface FerryDialectOptions {
   jobs?: JobApi;
   /** Pub/sub; without it the topic commands answer UNKNOWN_COMMAND. */
   pubsub?: PubSub;
+  /**
+   * Where STATS reads its numbers (the same snapshot the HTTP gateway and /metrics read);
+   * without it, STATS reports this dialect's own view of the broker.
+   */
+  stats?: StatsSource;
 }
 
 /** Sends frames to one peer. */
@@ -75,6 +81,7 @@ export class FerryDialect {
   private closed = false;
   private readonly jobCommands: FerryJobCommands | undefined;
   private readonly topicCommands: FerryTopicCommands | undefined;
+  private readonly statsSource: StatsSource | undefined;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -88,6 +95,7 @@ export class FerryDialect {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.statsSource = options.stats;
     this.jobCommands = options.jobs
       ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
       : undefined;
@@ -350,6 +358,7 @@ export class FerryDialect {
       case 'STATS': {
         const queue = optString(args, 'queue');
         this.answer(peer, requestId, async () => {
+          if (this.statsSource) return (await this.statsSource.snapshot(queue)) as unknown as Json;
           const broker: Json = { ...this.broker.stats(), connections: this.peers.size };
           const queues =
             queue === undefined

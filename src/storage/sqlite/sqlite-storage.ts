@@ -7,6 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { FerryError } from '../../errors.js';
+import { BATCH_SIZE_BOUNDS, DURATION_MS_BOUNDS, Histogram } from '../../core/histogram.js';
 import type { Headers, MessageState, QueueCounts, StoredMessage } from '../../core/types.js';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
@@ -215,6 +216,9 @@ export class SqliteStorage implements Storage {
     commitMsTotal: 0,
     commitMsMax: 0,
   };
+  private readonly commitMs = new Histogram(DURATION_MS_BOUNDS);
+  private readonly commitBatchOps = new Histogram(BATCH_SIZE_BOUNDS);
+  private readonly fsyncMs = new Histogram(DURATION_MS_BOUNDS);
 
   constructor(options: SqliteStorageOptions) {
     this.dbPath =
@@ -360,6 +364,8 @@ export class SqliteStorage implements Storage {
       this.m.operations += calls.length;
       this.m.commitMsTotal += elapsed;
       if (elapsed > this.m.commitMsMax) this.m.commitMsMax = elapsed;
+      this.commitMs.observe(elapsed);
+      this.commitBatchOps.observe(calls.length);
       if (this.sync.mode === 'always') this.m.fsyncs++;
       else this.dirtySinceSync = true;
       for (let i = 0; i < calls.length; i++) {
@@ -377,7 +383,9 @@ export class SqliteStorage implements Storage {
     this.dirtySinceSync = false;
     try {
       if (this.walFd === undefined) this.walFd = fs.openSync(`${this.dbPath}-wal`, 'r');
+      const started = performance.now();
       fs.fdatasyncSync(this.walFd);
+      this.fsyncMs.observe(performance.now() - started);
       this.m.fsyncs++;
     } catch {
       // The WAL was checkpointed away; the next commit recreates it.
@@ -641,7 +649,16 @@ export class SqliteStorage implements Storage {
       }
     }
     const sync = this.sync.mode === 'batch' ? `batch:${this.sync.intervalMs}` : this.sync.mode;
-    return { backend: 'sqlite', path: this.dbPath, sync, sizeBytes, ...this.m };
+    return {
+      backend: 'sqlite',
+      path: this.dbPath,
+      sync,
+      sizeBytes,
+      ...this.m,
+      commitMs: this.commitMs.snapshot(),
+      commitBatchOps: this.commitBatchOps.snapshot(),
+      fsyncMs: this.fsyncMs.snapshot(),
+    };
   }
 }
 

@@ -1,0 +1,190 @@
+/**
+ * The PZQ dialect without sockets: frames in through its handlers, frames out through
+ * captured outputs, over a real broker on an in-memory store with a manual clock.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Broker } from '../../src/core/broker.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PzqDialect } from '../../src/dialects/pzq/pzq-dialect.js';
+import {
+  PZQ_EMPTY_MESSAGE_TEXT,
+  PZQ_NO_DELIMITER_TEXT,
+  decodeConsumerAck,
+  decodeProducerMessage,
+  encodeDelivery,
+  encodeMonitorReply,
+} from '../../src/dialects/pzq/pzq-frames.js';
+import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+
+const E = Buffer.alloc(0);
+const b = (s: string): Buffer => Buffer.from(s);
+const text = (frames: Buffer[]): string[] => frames.map((f) => f.toString('latin1'));
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+async function setup(): Promise<{
+  broker: Broker;
+  clock: ManualClock;
+  pzq: PzqDialect;
+  producer: Buffer[][];
+  consumers: Buffer[][];
+  monitor: Buffer[][];
+}> {
+  const clock = new ManualClock();
+  const broker = await Broker.open({
+    storage: new SqliteStorage({ dataDir: IN_MEMORY, sync: { mode: 'off' } }),
+    clock,
+  });
+  const producer: Buffer[][] = [];
+  const consumers: Buffer[][] = [];
+  const monitor: Buffer[][] = [];
+  const pzq = new PzqDialect(
+    broker,
+    {
+      toProducer: (_peer, frames) => producer.push(frames),
+      toConsumers: (frames) => consumers.push(frames),
+      toMonitor: (_peer, frames) => monitor.push(frames),
+    },
+    { queue: 'pzq', ackTimeoutUs: 2_000_000, clock },
+  );
+  return { broker, clock, pzq, producer, consumers, monitor };
+}
+
+/** Waits (bounded) for the store's promises to run. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1_000; i++) {
+    if (cond()) return;
+    await settle();
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+describe('PZQ frames', () => {
+  it('decodes producer messages as PZQ does', () => {
+    assert.deepEqual(decodeProducerMessage([b('id')]), {
+      kind: 'dropped',
+      reason: 'fewer than two frames',
+    });
+    assert.deepEqual(decodeProducerMessage([]).kind, 'dropped');
+    assert.deepEqual(decodeProducerMessage([b('id'), b('x')]), {
+      kind: 'refused',
+      id: b('id'),
+      text: PZQ_NO_DELIMITER_TEXT,
+    });
+    assert.deepEqual(decodeProducerMessage([b('id'), b('h'), E]), {
+      kind: 'refused',
+      id: b('id'),
+      text: PZQ_EMPTY_MESSAGE_TEXT,
+    });
+    assert.deepEqual(decodeProducerMessage([b('id'), b('h1'), b('h2'), E, b('a'), E]), {
+      kind: 'message',
+      id: b('id'),
+      headers: [b('h1'), b('h2')],
+      body: [b('a'), E],
+    });
+    assert.equal(decodeProducerMessage([E, E, b('x')]).kind, 'message', 'an empty id is an id');
+  });
+
+  it('encodes deliveries and the monitor reply, decodes consumer ACKs', () => {
+    assert.deepEqual(text(encodeDelivery('42', 1_700_000_000_000_123.5, 5e6, [b('x')])), [
+      '42',
+      '1700000000000123',
+      '5000000',
+      '',
+      'x',
+    ]);
+    assert.deepEqual(decodeConsumerAck([b('42'), b('1'), b('extra')]), {
+      kind: 'ack',
+      key: '42',
+      ok: true,
+    });
+    assert.deepEqual(decodeConsumerAck([b('42'), b('0')]), { kind: 'ack', key: '42', ok: false });
+    assert.equal(decodeConsumerAck([b('42')]).kind, 'invalid');
+    assert.equal(decodeConsumerAck([E, b('1')]).kind, 'invalid');
+    assert.equal(decodeConsumerAck([b('42'), b('yes')]).kind, 'invalid');
+    const reply = encodeMonitorReply({
+      messages: 1,
+      messagesInflight: 2,
+      dbSize: 3,
+      inflightDbSize: 4,
+      syncs: 5,
+      expiredMessages: 6,
+    });
+    assert.equal(reply[0]!.length, 0);
+    assert.equal(
+      reply[1]!.toString(),
+      'messages: 1\nmessages_inflight: 2\ndb_size: 3\ninflight_db_size: 4\nsyncs: 5\nexpired_messages: 6\n',
+    );
+  });
+});
+
+describe('PZQ dialect', () => {
+  it('stores, then ACKs; delivers only while a consumer is connected; redelivers on timeout', async () => {
+    const { broker, clock, pzq, producer, consumers } = await setup();
+    try {
+      pzq.handleProducer(b('P'), [b('m1'), E, b('body')]);
+      await until(() => producer.length === 1, 'the ACK');
+      assert.deepEqual(text(producer[0]!), ['m1', '1', '']);
+      await settle();
+      assert.equal(consumers.length, 0, 'nothing delivered without a consumer');
+      pzq.consumersChanged(1);
+      await until(() => consumers.length === 1, 'a delivery');
+      const d = text(consumers[0]!);
+      assert.deepEqual(d.slice(2), ['2000000', '', 'body']);
+      assert.equal(d[1], String(clock.now() * 1000));
+      clock.advance(2_100);
+      await until(() => consumers.length === 2, 'the redelivery');
+      assert.equal(text(consumers[1]!)[0], d[0], 'same key');
+      assert.equal((await pzq.monitorStats()).expiredMessages, 1);
+      pzq.handleConsumer([b(d[0]!), b('1')]);
+      await until(() => pzq.counters.acked === 1, 'the ACK taken');
+      assert.equal((await pzq.monitorStats()).messages, 0);
+      pzq.consumersChanged(0);
+      pzq.handleProducer(b('P'), [b('m2'), E, b('later')]);
+      await until(() => producer.length === 2, 'the second ACK');
+      await settle();
+      assert.equal(consumers.length, 2, 'paused while no consumer is connected');
+    } finally {
+      pzq.close();
+      await broker.close();
+    }
+  });
+
+  it('survives 20,000 random messages on every socket and still serves', async () => {
+    const { broker, pzq, producer, consumers, monitor } = await setup();
+    try {
+      let seed = 7;
+      const rand = (n: number): number => {
+        seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+        return seed % n;
+      };
+      const pieces = ['', '0', '1', 'MONITOR', 'id', '\u0000', 'x'.repeat(300)];
+      const frame = (): Buffer =>
+        rand(4) === 0 ? Buffer.from([rand(256), rand(256)]) : b(pieces[rand(pieces.length)]!);
+      pzq.consumersChanged(1);
+      for (let i = 0; i < 20_000; i++) {
+        const msg = Array.from({ length: rand(7) }, frame);
+        const where = rand(3);
+        assert.doesNotThrow(() => {
+          if (where === 0) pzq.handleProducer(b(`p${rand(9)}`), msg);
+          else if (where === 1) pzq.handleConsumer(msg);
+          else pzq.handleMonitor(b(`m${rand(9)}`), msg);
+        });
+        if (i % 1_000 === 0) await settle();
+      }
+      await settle();
+      producer.length = 0;
+      consumers.length = 0;
+      monitor.length = 0;
+      pzq.handleProducer(b('P'), [b('after'), E, b('still')]);
+      await until(() => producer.some((m) => text(m)[0] === 'after'), 'the ACK after the fuzz');
+      assert.deepEqual(text(producer.find((m) => text(m)[0] === 'after')!), ['after', '1', '']);
+      pzq.handleMonitor(b('M'), [E, b('MONITOR')]);
+      await until(() => monitor.length === 1, 'a monitor reply');
+      assert.equal(text(monitor[0]!)[1]!.split('\n').length, 7);
+    } finally {
+      pzq.close();
+      await broker.close();
+    }
+  });
+});
