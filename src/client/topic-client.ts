@@ -103,7 +103,7 @@ export interface TopicStatus {
 /** What subscriptions use to reach the broker. */
 export interface TopicWire {
   request(
-    command: 'TOPIC_ACK' | 'CONFIRM' | 'UNSUBSCRIBE' | 'SUBSCRIBE',
+    command: 'TOPIC_ACK' | 'CONFIRM' | 'UNSUBSCRIBE' | 'SUBSCRIBE' | 'NACK',
     args: Json,
   ): Promise<Reply>;
   /** Queues an ack of a durable delivery (batched with the client's other acks). */
@@ -152,6 +152,8 @@ export class TopicSubscription implements AsyncIterable<TopicMessage> {
   private snapshotSeq: number | undefined;
   /** Durable deliveries that came before the snapshot ended. */
   private heldDeliveries: { id: string; msg: TopicMessage }[] = [];
+  /** Queue message id of each durable delivery not yet handed to the application. */
+  private readonly deliveryIds = new WeakMap<TopicMessage, string>();
   private consumedCount = 0;
   private confirms: { topic: string; seq: number }[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -266,6 +268,7 @@ export class TopicSubscription implements AsyncIterable<TopicMessage> {
   }
 
   private acceptDelivery(id: string, msg: TopicMessage): void {
+    this.deliveryIds.set(msg, id);
     if (msg.seq <= (this.snapshotSeq ?? 0)) {
       // Older than the snapshot we just gave: the snapshot already holds its effect.
       void this.wire.ack(id).catch(() => {});
@@ -375,6 +378,16 @@ export class TopicSubscription implements AsyncIterable<TopicMessage> {
       return;
     }
     this.cancelled = true;
+    // Durable deliveries the application never saw go straight back to the queue.
+    const unhanded = [
+      ...this.heldDeliveries.map((h) => h.id),
+      ...this.items.flatMap((m) => {
+        const id = this.deliveryIds.get(m);
+        return id === undefined ? [] : [id];
+      }),
+    ];
+    this.heldDeliveries = [];
+    this.items = [];
     this.end();
     if (this.wire.isClosed()) return;
     const args: Json = { subscription: this.tag };
@@ -382,6 +395,9 @@ export class TopicSubscription implements AsyncIterable<TopicMessage> {
     await this.wire.request('UNSUBSCRIBE', args).catch((err: unknown) => {
       if (!(err instanceof FerryError && err.code === 'SUBSCRIPTION_NOT_FOUND')) throw err;
     });
+    if (unhanded.length > 0 && !options.delete) {
+      await this.wire.request('NACK', { ids: unhanded, requeue: true }).catch(() => {});
+    }
   }
 
   /** Ends the iterator without telling the broker (the connection is gone). */

@@ -171,6 +171,25 @@ describe('durable subscriptions', () => {
     assert.equal(again!.seq, m!.seq);
   });
 
+  it('closing a durable subscriber gives back what it had buffered, at once', async () => {
+    const b = await broker();
+    const pub = await client(b.endpoint);
+    const c1 = await client(b.endpoint);
+    const s1 = c1.subscribe('buf/**', { durable: 'buffered', prefetch: 50 });
+    await s1.ready;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish('buf/x', `m${i}`)));
+    const [first] = await take(s1, 1);
+    assert.equal(first!.body.toString(), 'm0');
+    await s1.close();
+    const c2 = await client(b.endpoint);
+    const s2 = c2.subscribe('buf/**', { durable: 'buffered' });
+    const rest = await take(s2, 19, 5_000); // well before the 30 s ack timeout
+    assert.deepEqual(
+      rest.map((m) => m.body.toString()),
+      Array.from({ length: 19 }, (_, i) => `m${i + 1}`),
+    );
+  });
+
   it('a queue group shares one subscription: each message to exactly one member', async () => {
     const b = await broker();
     const pub = await client(b.endpoint);
