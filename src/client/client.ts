@@ -223,6 +223,14 @@ export interface Stats {
     byProtocol: Record<string, number>;
     byService: Record<string, number>;
   };
+  /** Pub/sub counters, from brokers that report them. */
+  pubsub?: {
+    lastSeq: number;
+    published: number;
+    liveSubscriptions: number;
+    durableSubscriptions: number;
+    droppedSubscribers: number;
+  };
 }
 
 function toBuffer(b: Body): Buffer {

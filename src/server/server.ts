@@ -191,6 +191,7 @@ export async function startServer(
     stats = new StatsSource({
       broker: b,
       jobs,
+      pubsub,
       connections: () => ({
         ferry: dialect?.connections ?? 0,
         ...(mdp ? { mdp: mdp.workerCount } : {}),

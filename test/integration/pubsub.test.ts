@@ -133,6 +133,7 @@ describe('live subscribers', () => {
     assert.ok(caught instanceof FerryError, 'the iterator ends with an error');
     assert.equal(caught.code, 'SUBSCRIBER_DROPPED');
     assert.equal(b.server.pubsub.stats().droppedSubscribers, 1);
+    assert.equal((await pub.stats()).pubsub?.droppedSubscribers, 1, 'STATS reports it');
   });
 });
 
