@@ -7,7 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
 import { connect, type FerryClient } from '../../src/index.js';
-import { freePort, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import {
+  freePort,
+  spawnBroker,
+  startBroker,
+  tmpDir,
+  waitFor,
+  type ChildBroker,
+  type TestBroker,
+} from '../helpers/broker.js';
 
 const brokers: TestBroker[] = [];
 const clients: FerryClient[] = [];
@@ -208,5 +216,36 @@ describe('Clone dialect (12/CHP)', () => {
     const three = new RawCloneClient(port, '/k/');
     await three.start();
     assert.ok(three.kv.size > 0);
+  });
+
+  it('keys set through the collector survive a kill -9 of ferry start --clone', async () => {
+    const port = await cloneBase();
+    const dataDir = tmpDir();
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const args = ['--data', dataDir, '--bind', endpoint, '--clone', String(port)];
+    let b: ChildBroker = await spawnBroker(args);
+    try {
+      const c = new RawCloneClient(port);
+      await c.start();
+      await waitFor(async () => {
+        await c.set('/durable/probe', 'p');
+        return c.kv.get('/durable/probe') === 'p';
+      }, 'the collector is connected');
+      for (let i = 0; i < 20; i++) await c.set(`/durable/k${i}`, `v${i}`);
+      // A KVPUB comes only after the commit: once seen, the value is stored.
+      await waitFor(() => c.kv.get('/durable/k19') === 'v19', 'the last KVSET published');
+      const before = c.sequence;
+      b.child.kill('SIGKILL');
+      await b.exited;
+      b = await spawnBroker(args);
+      const after = new RawCloneClient(port, '/durable/');
+      await after.start();
+      assert.equal(after.kv.size, 21);
+      assert.equal(after.kv.get('/durable/k7'), 'v7');
+      assert.ok(after.sequence >= before, 'the sequence does not go back after a restart');
+    } finally {
+      b.child.kill('SIGKILL');
+      await b.exited;
+    }
   });
 });
