@@ -59,11 +59,13 @@ module.exports = {
     {
       name: 'http-goes-through-core',
       comment:
-        'the gateway calls core (and errors, server config types), never storage, sockets or dialects',
+        'the gateway calls core (and errors, server config types), never storage, sockets or dialects; ' +
+        'only the ZMWS text formatting (pure, shared with the ZMWS dialect) is allowed',
       severity: 'error',
       from: { path: '^src/http/' },
       to: {
         path: '^src/(storage|transport|dialects|client|cli|protocol)/|^src/server/(?!config\\.ts)|node_modules/(zeromq|better-sqlite3|pg)/',
+        pathNot: '^src/dialects/zmws/zmws-commands\\.ts$',
       },
     },
     {

@@ -29,7 +29,13 @@ export function newCounters(): LoadCounters {
 
 const FILLER = 0x78; // 'x'
 
-function makeBody(size: number, seq: number, sentAt: number, scheduled: number, flags: number) {
+export function makeBody(
+  size: number,
+  seq: number,
+  sentAt: number,
+  scheduled: number,
+  flags: number,
+) {
   const b = Buffer.allocUnsafe(size);
   b.writeDoubleLE(sentAt, 0);
   b.writeUInt32LE(seq, 8);

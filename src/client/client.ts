@@ -180,6 +180,10 @@ export interface QueueStats {
   acked: number;
   expired: number;
   deadLettered: number;
+  /** Bytes of the messages leased now. */
+  leasedBytes: number;
+  /** Leases whose ack timeout passed since the broker started. */
+  ackTimeouts: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;

@@ -19,6 +19,7 @@ import { registerJobRoutes } from './job-routes.js';
 import { GatewayMetrics } from './metrics.js';
 import { registerQueueRoutes } from './queue-routes.js';
 import { registerZmwsRoutes } from './zmws-routes.js';
+import type { ZmwsServerQuery } from '../dialects/zmws/zmws-commands.js';
 
 export interface GatewayOptions {
   broker: Broker;
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   /** Largest request body, bytes. */
   bodyLimitBytes: number;
   logger?: Logger | undefined;
+  /** The ZMWS dialect's SERVER-* listings, when it runs (the HTTP ZMWS routes answer alike). */
+  zmwsListing?: ((query: ZmwsServerQuery) => Promise<unknown[]>) | undefined;
   /** Package version, shown in the OpenAPI document. */
   version?: string | undefined;
 }
@@ -209,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   registerQueueRoutes(app, { broker: options.broker, consumers });
   registerJobRoutes(app, { jobs: options.jobs });
   registerEventRoutes(app, { jobs: options.jobs, stats: options.stats, streams });
-  registerZmwsRoutes(app, { jobs: options.jobs });
+  registerZmwsRoutes(app, { jobs: options.jobs, listing: options.zmwsListing });
   registerDashboardRoutes(app);
 
   try {

@@ -194,7 +194,10 @@ export async function startServer(
       pubsub,
       connections: () => ({
         ferry: dialect?.connections ?? 0,
+        // Dialects without client sessions count what they track: workers, consumers.
         ...(mdp ? { mdp: mdp.workerCount } : {}),
+        ...(pzq ? { pzq: pzq.connectedConsumers } : {}),
+        ...(zmws ? { zmws: zmws.workerCount } : {}),
         ...(gateway ? { http: gateway.connections } : {}),
       }),
     });
@@ -317,6 +320,7 @@ export async function startServer(
         host,
         port,
         bodyLimitBytes: config.httpBodyLimitBytes,
+        zmwsListing: zmws ? (query) => zmws!.listing(query) : undefined,
         logger: log,
       });
     }

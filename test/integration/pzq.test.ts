@@ -184,6 +184,32 @@ describe('PZQ dialect: producers, consumers, monitor', { timeout: 120_000 }, () 
     await closeConsumer(c);
   });
 
+  test('a consumer that vanishes mid-stream loses nothing: another one gets it all', async () => {
+    const total = 1_000;
+    const p = raw(RawSocket.dealer(ep.receive));
+    for (let i = 0; i < total; i++) await p.send(`v${i}`, '', `vanish ${i}`);
+    for (let i = 0; i < total; i++) assert.equal(texts(await p.receive('an ACK'))[1], '1');
+    const a = RawSocket.connectingRouter(ep.send);
+    for (let i = 0; i < 50; i++) await consumeOne(a); // taken, never acked
+    await closeConsumer(a);
+    const b = raw(RawSocket.connectingRouter(ep.send));
+    const seen = new Set<string>();
+    await waitFor(
+      async () => {
+        const m = await b.tryReceive(20);
+        if (m) {
+          seen.add(m[5]!.toString());
+          await b.send(m[0]!, m[1]!, '1');
+        }
+        return seen.size === total;
+      },
+      `all ${total} at the second consumer`,
+      { timeoutMs: 20_000, intervalMs: 0 },
+    );
+    await waitFor(async () => (await monitor(ep.monitor))['messages'] === 0, 'all acked');
+    await closeConsumer(b);
+  });
+
   test('a PZQ producer feeds a Ferry SDK consumer, and an SDK producer a PZQ consumer', async () => {
     const client = await connect(broker.endpoint);
     try {

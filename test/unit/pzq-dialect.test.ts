@@ -150,6 +150,35 @@ describe('PZQ dialect', () => {
     }
   });
 
+  it('deliveries still queued when the last consumer left go back at once, uncounted', async () => {
+    const { broker, pzq, producer, consumers } = await setup();
+    try {
+      for (let i = 0; i < 3; i++) pzq.handleProducer(b('P'), [b(`m${i}`), E, b(`body ${i}`)]);
+      await until(() => producer.length === 3, 'the ACKs');
+      pzq.consumersChanged(1);
+      await until(() => consumers.length === 3, 'three deliveries');
+      assert.equal((await pzq.monitorStats()).messagesInflight, 3);
+      // The transport hands back what it had not sent when the consumer went away.
+      pzq.takeBack(consumers.splice(0));
+      pzq.consumersChanged(0);
+      await until(() => broker.stats().leases === 0, 'the leases released');
+      const stats = await broker.queueStats('pzq');
+      assert.equal(stats.ready, 3);
+      assert.equal(stats.ackTimeouts, 0);
+      pzq.consumersChanged(1);
+      await until(() => consumers.length === 3, 'delivered again');
+      const peeked = await broker.peek('pzq', { state: 'leased', limit: 10 });
+      assert.deepEqual(
+        peeked.map((m) => m.attempts),
+        [1, 1, 1],
+        'taken back uncounted: still the first attempt',
+      );
+    } finally {
+      pzq.close();
+      await broker.close();
+    }
+  });
+
   it('survives 20,000 random messages on every socket and still serves', async () => {
     const { broker, pzq, producer, consumers, monitor } = await setup();
     try {

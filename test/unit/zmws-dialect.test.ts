@@ -15,6 +15,7 @@ import {
 import {
   ZMWS_HEARTBEAT_INTERVAL_MS,
   ZMWS_HEARTBEAT_LIVENESS,
+  ZMWS_SYNC_TTL_MS,
   ZmwsDialect,
 } from '../../src/dialects/zmws/zmws-dialect.js';
 import { decodeWorkerMessage } from '../../src/dialects/zmws/zmws-frames.js';
@@ -270,6 +271,38 @@ describe('ZMWS dialect', () => {
     assert.equal(h.zmws.workerCount, 2);
     h.clock.advance(ZMWS_HEARTBEAT_INTERVAL_MS * ZMWS_HEARTBEAT_LIVENESS + 1_000);
     assert.equal(h.zmws.workerCount, 0, 'both silent past the liveness');
+  });
+
+  it('a SYNC job no worker starts within its TTL is answered FAIL with the reason', async () => {
+    const h = await harness();
+    h.zmws.handleWorker(b('W'), [b('GONE'), b('READY')]);
+    h.clock.advance(ZMWS_HEARTBEAT_INTERVAL_MS * (ZMWS_HEARTBEAT_LIVENESS + 1));
+    assert.equal(h.zmws.workerCount, 0, 'the worker was purged');
+    h.worker('W');
+    h.zmws.handleClient(b('C'), [E, b('SYNC-GONE')]);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.client('C'), [], 'a seen service: queued, not refused');
+    h.clock.advance(ZMWS_SYNC_TTL_MS + 1_000);
+    const reply = await next(() => h.client('C'), 'the FAIL after the TTL');
+    assert.match(reply[1]!, /^FAIL: GONE \[[0-9a-f]{32}\]$/);
+    assert.match(reply[2]!, /^PARAM-JSON: ".+"$/);
+  });
+
+  it('a job taken back from a ZMWS worker keeps it busy until its late answer', async () => {
+    const h = await harness();
+    h.zmws.handleWorker(b('W'), [b('S'), b('READY')]);
+    h.zmws.handleClient(b('C1'), [E, b('PARAM-JSON: 1'), b('JOB: S')]);
+    const first = await next(() => h.worker('W'), 'job 1');
+    const id1 = first[3]!.slice(5);
+    await h.jobs.cancel(id1);
+    h.zmws.handleClient(b('C2'), [E, b('PARAM-JSON: 2'), b('JOB: S')]);
+    await next(() => h.client('C2'), 'job 2 accepted');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.worker('W'), [], 'no second job while the first is unanswered');
+    h.zmws.handleWorker(b('W'), [b('S'), b(`COMPLETE: ${id1}`)]);
+    const second = await next(() => h.worker('W'), 'job 2 after the late answer');
+    assert.equal(second[2], 'PARAM-JSON: 2');
+    assert.equal((await h.jobs.get(id1))?.status, 'cancelled');
   });
 
   it('SERVER-WORKERS, SERVER-JOBS, SERVER-ACTIVE and SERVER-HIST answer JSON', async () => {

@@ -311,6 +311,9 @@ export class MdpDialect {
       this.log.info('mdp: late reply for a job taken back from the worker; dropped', {
         job: jobId,
       });
+      // The core keeps a taken-back job's slot on its worker until the worker reports it:
+      // report it (the core refuses the result) so the slot is freed.
+      void worker.handle.complete(jobId, cmd.body).catch(() => {});
       return;
     }
     worker.handle.complete(jobId, cmd.body).then(

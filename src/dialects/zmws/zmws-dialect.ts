@@ -72,9 +72,8 @@ interface ZmwsWorker {
   service: string;
   handle: WorkerHandle;
   lastSeen: number;
+  /** Jobs sent to this worker and not answered yet (taken-back ones included). */
   running: Set<string>;
-  /** Jobs the core took back while this worker ran them: it is busy until it answers. */
-  abandoned: Set<string>;
   gone: boolean;
 }
 
@@ -426,7 +425,7 @@ export class ZmwsDialect {
     const { jobId } = msg;
     const value = msg.param ? [Buffer.from(msg.param.value)] : [];
     if (msg.outcome === 'CONT') {
-      if (!w.running.has(jobId) || w.abandoned.has(jobId)) {
+      if (!w.running.has(jobId)) {
         this.counters.dropped++;
         return;
       }
@@ -439,13 +438,6 @@ export class ZmwsDialect {
       this.log.warn('zmws: answer for a job this worker does not run; dropped', { job: jobId });
       return;
     }
-    if (w.abandoned.delete(jobId)) {
-      if (w.abandoned.size === 0) w.handle.resume();
-      this.log.info('zmws: late answer for a job taken back from the worker; dropped', {
-        job: jobId,
-      });
-      return;
-    }
     const report =
       msg.outcome === 'COMPLETE'
         ? w.handle.complete(jobId, value)
@@ -456,7 +448,9 @@ export class ZmwsDialect {
           );
     report.then(
       (r) => {
-        if (r !== null) this.log.info('zmws: answer not taken', { job: jobId, reason: r });
+        // A job taken back (cancelled, past its run timeout): the core frees the worker's slot
+        // on this late answer and refuses the result.
+        if (r !== null) this.log.info('zmws: late answer not taken', { job: jobId, reason: r });
       },
       (err: unknown) =>
         this.log.error('zmws: storing an answer failed', { job: jobId, err: String(err) }),
@@ -471,14 +465,15 @@ export class ZmwsDialect {
       handle: undefined as unknown as WorkerHandle,
       lastSeen: this.clock.now(),
       running: new Set(),
-      abandoned: new Set(),
       gone: false,
     };
     try {
       worker.handle = this.jobs.registerWorker(
         {
           assign: (job) => this.assign(worker, job),
-          cancel: (jobId) => this.cancelled(worker, jobId),
+          // ZMWS cannot tell a worker to stop: the core keeps the job's slot on this worker
+          // until its (late) answer arrives, which the core then refuses.
+          cancel: (jobId) => this.log.debug('zmws: a job was taken back', { job: jobId }),
         },
         {
           services: [service],
@@ -507,13 +502,6 @@ export class ZmwsDialect {
       worker.peer,
       encodeWorkerJob(Buffer.from(job.id, 'latin1'), paramFrameFor(job), job.id),
     );
-  }
-
-  /** ZMWS cannot tell a worker to stop: it stays busy until it answers (then refused). */
-  private cancelled(worker: ZmwsWorker, jobId: string): void {
-    if (!worker.running.has(jobId) || worker.gone) return;
-    worker.abandoned.add(jobId);
-    worker.handle.pause();
   }
 
   private dropWorker(worker: ZmwsWorker): void {

@@ -4,6 +4,7 @@
 const HISTORY_POINTS = 120; // 2 minutes at one snapshot per second
 const JOBS_REFRESH_MS = 2000;
 const DEAD_LIMIT = 20;
+const MIN_WINDOW_POINTS = 30; // the chart's x axis spans at least 30 s
 
 const history = new Map(); // queue → [{ depth, leased, dead }]
 let selected = null;
@@ -80,7 +81,9 @@ function drawLines(canvas, series, colors) {
   let max = 1;
   for (const s of series) for (const v of s) max = Math.max(max, v);
   const pad = 4;
-  const x = (i) => pad + (i / (HISTORY_POINTS - 1)) * (w - 2 * pad);
+  // The window grows with the history up to HISTORY_POINTS, so a young chart is readable.
+  const points = Math.max(MIN_WINDOW_POINTS, ...series.map((x) => x.length));
+  const x = (i) => pad + (i / (points - 1)) * (w - 2 * pad);
   const y = (v) => h - pad - (v / max) * (h - 2 * pad);
   ctx.strokeStyle = getComputedStyle(document.body).getPropertyValue('--grid');
   ctx.lineWidth = 1;
@@ -90,7 +93,7 @@ function drawLines(canvas, series, colors) {
   ctx.stroke();
   series.forEach((s, k) => {
     if (s.length === 0) return;
-    const offset = HISTORY_POINTS - s.length;
+    const offset = points - s.length;
     ctx.strokeStyle = colors[k];
     ctx.lineWidth = 1.5;
     ctx.beginPath();
@@ -190,7 +193,11 @@ function renderQueues(s) {
   [...tbody.rows]
     .sort((a, b) => a.dataset.queue.localeCompare(b.dataset.queue))
     .forEach((r) => tbody.append(r));
-  if (selected) renderDetailChart();
+  if (selected) {
+    const q = s.queues.find((x) => x.name === selected);
+    $('d-dead-count').textContent = q ? `(${q.dead})` : '';
+    renderDetailChart();
+  }
 }
 
 function renderDetailChart() {

@@ -1,0 +1,123 @@
+/**
+ * BullMQ on Redis. W1/W2: `queue.add` per message (a message counts as sent when `add`
+ * resolved, i.e. Redis ran the add script; this machine's Redis keeps nothing on disk), at most
+ * `window` adds outstanding; one Worker with concurrency = prefetch (BullMQ has no prefetch: its
+ * concurrency is the number of jobs a worker holds at once, which is what prefetch bounds);
+ * a job counts as acked when the worker's 'completed' event fired (moved to completed, and
+ * removed: removeOnComplete). Job data is the body as a latin1 string (JSON, ~size bytes).
+ * W3: `queue.add` + 4 Workers (concurrency 1 each) + `job.waitUntilFinished(queueEvents)`.
+ */
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Scope } from '../workloads.js';
+import { W3_CALL_TIMEOUT_MS } from './config.js';
+import type { Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
+import { packageVersion, w3Result } from './peer.js';
+
+interface BodyData {
+  b: string;
+}
+const JOB_OPTIONS = { removeOnComplete: true, removeOnFail: true };
+/**
+ * W3 keeps the last completed jobs: waitUntilFinished checks the job's state after it
+ * subscribed, and a job already completed and removed would be "Missing key".
+ */
+const W3_JOB_OPTIONS = { removeOnComplete: { count: 1_000 }, removeOnFail: { count: 1_000 } };
+
+function connectionFor(url: string): { url: string; maxRetriesPerRequest: null } {
+  return { url, maxRetriesPerRequest: null };
+}
+
+async function freshQueue(scope: Scope, url: string, name: string): Promise<Queue<BodyData>> {
+  const queue = new Queue<BodyData>(name, { connection: connectionFor(url) });
+  await queue.obliterate({ force: true });
+  scope.add(async () => {
+    try {
+      await queue.obliterate({ force: true });
+    } finally {
+      await queue.close();
+    }
+  });
+  return queue;
+}
+
+export function bullmqPeer(url: string, concurrency: number): Peer {
+  return {
+    id: 'bullmq',
+    name: 'BullMQ',
+    processName: 'redis-server',
+    dataDir: null,
+    rpcDescription:
+      'queue.add, 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents); Redis in memory only',
+    async probe(): Promise<ServerInfo> {
+      const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+      redis.on('error', () => {});
+      try {
+        await redis.connect();
+        const info = await redis.info('server');
+        const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? '?';
+        const save = (await redis.config('GET', 'save')) as string[];
+        const aof = (await redis.config('GET', 'appendonly')) as string[];
+        const fsync = (await redis.config('GET', 'appendfsync')) as string[];
+        const saveValue = save[1] ?? '?';
+        const aofValue = aof[1] ?? '?';
+        const onDisk = saveValue !== '' || aofValue === 'yes';
+        return {
+          version: `Redis ${version}, bullmq ${packageVersion('bullmq')}`,
+          durability: onDisk
+            ? `Redis save "${saveValue}", appendonly ${aofValue} (appendfsync ${fsync[1] ?? '?'})`
+            : `Redis with save "" and appendonly no: nothing is written to disk; a restart loses every job`,
+          settings: { save: saveValue, appendonly: aofValue, appendfsync: fsync[1] ?? null },
+        };
+      } finally {
+        redis.disconnect();
+      }
+    },
+    async openQueue(scope, name): Promise<PeerQueue> {
+      const queue = await freshQueue(scope, url, name);
+      return {
+        async publish(body) {
+          await queue.add('m', { b: body.toString('latin1') }, JOB_OPTIONS);
+        },
+
+        async startConsumer(_prefetch, h) {
+          const worker = new Worker<BodyData>(
+            name,
+
+            async (job: Job<BodyData>) => {
+              h.onMessage(Buffer.from(job.data.b, 'latin1'));
+            },
+            { connection: connectionFor(url), concurrency },
+          );
+          worker.on('completed', () => h.onAcked());
+          worker.on('error', () => {});
+          scope.add(() => worker.close(true));
+        },
+      };
+    },
+    async openRpc(scope, name, workers): Promise<PeerRpc> {
+      const queue = await freshQueue(scope, url, name);
+      const events = new QueueEvents(name, { connection: connectionFor(url) });
+      scope.add(() => events.close());
+      await events.waitUntilReady();
+      for (let i = 0; i < workers; i++) {
+        const worker = new Worker<BodyData, string>(
+          name,
+
+          async (job: Job<BodyData>) => w3Result(job.data.b.length).toString('latin1'),
+          { connection: connectionFor(url), concurrency: 1 },
+        );
+        worker.on('error', () => {});
+        scope.add(() => worker.close(true));
+        await worker.waitUntilReady();
+      }
+      return {
+        async call(params) {
+          const job = await queue.add('call', { b: params.toString('latin1') }, W3_JOB_OPTIONS);
+          const result = (await job.waitUntilFinished(events, W3_CALL_TIMEOUT_MS)) as string;
+          return Buffer.from(result, 'latin1');
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * `bench:peers` settings: defaults, `--quick`, and BENCH_* environment variables (which win).
+ * The Ferry-side settings (window, prefetch, W1 count, W2 count, timeouts, quiet wait, data
+ * dir) are the ones `npm run bench` reads (bench/config.ts), so both benches agree.
+ */
+import { loadBenchConfig, type BenchConfig } from '../config.js';
+
+export const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w2', 'w3', 'w4'] as const;
+export type PeerWorkloadId = (typeof PEER_WORKLOAD_IDS)[number];
+
+export const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
+export type SystemId = (typeof SYSTEM_IDS)[number];
+
+/** Message sizes of a default run, bytes. */
+export const DEFAULT_SIZES_BYTES = [100, 1024];
+/** W2 backlog for the peers (Ferry's is BENCH_W2_N, 1,000,000): keeps the run under ~25 min. */
+export const DEFAULT_PEER_W2_COUNT = 200_000;
+export const QUICK_PEER_W2_COUNT = 20_000;
+/** W3: sequential calls, workers, params/result size. */
+export const DEFAULT_W3_CALLS = 20_000;
+export const QUICK_W3_CALLS = 1_000;
+export const DEFAULT_W3_WORKERS = 4;
+export const W3_PAYLOAD_BYTES = 100;
+/** W3: one call's time limit, ms. */
+export const W3_CALL_TIMEOUT_MS = 10_000;
+/**
+ * Ferry's sync policies: `always` (its default; RabbitMQ also fsyncs before confirming),
+ * `batch:1000` (acknowledged once written to the OS, fsync'd every second; JetStream acks
+ * before fsync and syncs every 2 minutes by default) and `off` (never fsync'd; Redis here keeps
+ * nothing on disk at all).
+ */
+export const DEFAULT_FERRY_SYNCS = ['always', 'batch:1000', 'off'];
+/**
+ * W2 (the longest workload: 1,000,000 messages per Ferry run) runs Ferry with `always` and
+ * `off` only, the two ends; `batch:1000` lies between them (it is `off` plus a timer fsync).
+ */
+export const DEFAULT_W2_FERRY_SYNCS = ['always', 'off'];
+/** Before each run, wait up to this long for a quiet machine, s (`npm run bench`: 60). */
+export const DEFAULT_PEERS_QUIET_S = 20;
+/** BullMQ worker concurrency in W1/W2: jobs in progress at once, as close to prefetch as it gets. */
+export const DEFAULT_BULLMQ_CONCURRENCY = 1_000;
+
+export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export const DEFAULT_NATS_URL = '127.0.0.1:4222';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface PeersConfig {
+  quick: boolean;
+  /** The Ferry bench's settings (its `size` and `sync` are overridden per measurement). */
+  base: BenchConfig;
+  sizes: number[];
+  ferrySyncs: string[];
+  /** The subset of ferrySyncs W2 runs. */
+  w2FerrySyncs: string[];
+  systems: SystemId[];
+  only: PeerWorkloadId[];
+  peerW2Count: number;
+  w3Calls: number;
+  w3Workers: number;
+  bullmqConcurrency: number;
+  amqpUrl: string;
+  natsUrl: string;
+  redisUrl: string;
+}
+
+export const PEERS_ENV_HELP: [string, string][] = [
+  ['BENCH_SIZES', 'comma list of message sizes, bytes, each ≥ 24 (default 100,1024)'],
+  ['BENCH_RUNS', 'repetitions of every measurement (default 3; --quick 1)'],
+  ['BENCH_N', 'W1 messages per system (default 100000; --quick 10000)'],
+  [
+    'BENCH_W2_N',
+    "Ferry's W2 backlog at the first size (default 1000000; --quick 50000); other sizes use BENCH_PEERS_W2_N",
+  ],
+  ['BENCH_PEERS_W2_N', `the peers' W2 backlog (default ${DEFAULT_PEER_W2_COUNT}; --quick 20000)`],
+  ['BENCH_W3_N', `W3 sequential calls (default ${DEFAULT_W3_CALLS}; --quick 1000)`],
+  ['BENCH_W3_WORKERS', `W3 workers (default ${DEFAULT_W3_WORKERS})`],
+  ['BENCH_FERRY_SYNCS', `Ferry's sync policies (default ${DEFAULT_FERRY_SYNCS.join(',')})`],
+  [
+    'BENCH_W2_FERRY_SYNCS',
+    `Ferry's sync policies in W2 (default ${DEFAULT_W2_FERRY_SYNCS.join(',')}, those of BENCH_FERRY_SYNCS)`,
+  ],
+  ['BENCH_SYSTEMS', `comma list of ${SYSTEM_IDS.join(', ')} (default all)`],
+  ['BENCH_ONLY', `comma list of ${PEER_WORKLOAD_IDS.join(', ')} (default all)`],
+  ['BENCH_BULLMQ_CONCURRENCY', `BullMQ worker concurrency in W1/W2 (default 1000)`],
+  ['BENCH_WINDOW', 'most unconfirmed sends (default 1000)'],
+  ['BENCH_PREFETCH', 'consumer prefetch (default 1000)'],
+  ['BENCH_TIMEOUT_S', 'hard limit per run of W1 / W3 / a ceiling, s (default 300)'],
+  ['BENCH_W2_TIMEOUT_S', 'hard limit per W2 run, s (default 300)'],
+  [
+    'BENCH_QUIET_S',
+    `before each run, wait up to this long for other processes to use < 10 % of a core (default ${DEFAULT_PEERS_QUIET_S}; 0 = off)`,
+  ],
+  ['BENCH_AMQP_URL', `RabbitMQ (default ${DEFAULT_AMQP_URL})`],
+  ['BENCH_NATS_URL', `NATS (default ${DEFAULT_NATS_URL})`],
+  ['BENCH_REDIS_URL', `Redis for BullMQ (default ${DEFAULT_REDIS_URL})`],
+];
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer ≥ ${min}`);
+  return n;
+}
+
+function list<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T[] {
+  const items = (env[name] ?? allowed.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const id of items) {
+    if (!(allowed as readonly string[]).includes(id)) {
+      throw new Error(`${name}: unknown ${id} (${allowed.join(', ')})`);
+    }
+  }
+  return items as T[];
+}
+
+export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersConfig {
+  const quick = argv.includes('--quick');
+  const unknown = argv.filter((a) => a !== '--quick');
+  if (unknown.length > 0) throw new Error(`unknown argument ${unknown[0]}`);
+  // BENCH_ONLY names this bench's workloads, not the Ferry bench's.
+  const baseEnv = {
+    ...env,
+    BENCH_ONLY: undefined,
+    BENCH_QUIET_S: env['BENCH_QUIET_S'] ?? String(DEFAULT_PEERS_QUIET_S),
+  };
+  const base = loadBenchConfig(quick ? ['--quick'] : [], baseEnv);
+  const sizes = (env['BENCH_SIZES'] ?? DEFAULT_SIZES_BYTES.join(','))
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map(Number);
+  if (sizes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 24)) {
+    throw new Error('BENCH_SIZES must be a comma list of integers ≥ 24');
+  }
+  const ferrySyncs = (env['BENCH_FERRY_SYNCS'] ?? DEFAULT_FERRY_SYNCS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const s of ferrySyncs) {
+    if (!/^(always|off|batch:\d+)$/.test(s)) {
+      throw new Error('BENCH_FERRY_SYNCS: each must be always, off or batch:<ms>');
+    }
+  }
+  const w2FerrySyncs = (env['BENCH_W2_FERRY_SYNCS'] ?? DEFAULT_W2_FERRY_SYNCS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => ferrySyncs.includes(s));
+  return {
+    quick,
+    base,
+    sizes,
+    ferrySyncs,
+    w2FerrySyncs,
+    systems: list(env, 'BENCH_SYSTEMS', SYSTEM_IDS),
+    only: list(env, 'BENCH_ONLY', PEER_WORKLOAD_IDS),
+    peerW2Count: int(env, 'BENCH_PEERS_W2_N', quick ? QUICK_PEER_W2_COUNT : DEFAULT_PEER_W2_COUNT),
+    w3Calls: int(env, 'BENCH_W3_N', quick ? QUICK_W3_CALLS : DEFAULT_W3_CALLS),
+    w3Workers: int(env, 'BENCH_W3_WORKERS', DEFAULT_W3_WORKERS),
+    bullmqConcurrency: int(env, 'BENCH_BULLMQ_CONCURRENCY', DEFAULT_BULLMQ_CONCURRENCY),
+    amqpUrl: env['BENCH_AMQP_URL'] ?? DEFAULT_AMQP_URL,
+    natsUrl: env['BENCH_NATS_URL'] ?? DEFAULT_NATS_URL,
+    redisUrl: env['BENCH_REDIS_URL'] ?? DEFAULT_REDIS_URL,
+  };
+}

@@ -1,0 +1,332 @@
+/**
+ * What every peer (RabbitMQ, JetStream, BullMQ) provides, and the load loops shared by all of
+ * them, so the three run exactly the same W1 / W2 / W3 code. Bodies carry their send time and
+ * sequence number in Ferry's bench layout (bench/ferry-load.ts), so the consumer measures
+ * end-to-end latency and counts each message once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { diskUsage, MemSampler, readMem } from '../broker.js';
+import { HEADER_BYTES, makeBody, newCounters, type LoadCounters } from '../ferry-load.js';
+import { summarizeLatency } from '../stats.js';
+import type { Scope } from '../workloads.js';
+
+/** A server that answered the probe: its version and durability settings as reported. */
+export interface ServerInfo {
+  version: string;
+  /** Durability in effect, one line, shown next to the numbers. */
+  durability: string;
+  settings: Record<string, unknown>;
+}
+
+export interface ConsumerHandlers {
+  /** Called with each delivered body, before the peer acks it. */
+  onMessage(body: Buffer): void;
+  /** Called once the peer acked (sent the ack, or completed the job) for one message. */
+  onAcked(): void;
+}
+
+/** One clean queue (or stream, or BullMQ queue) on a peer; deleted again when the scope closes. */
+export interface PeerQueue {
+  /** Resolves once the server confirmed it stored the message. */
+  publish(body: Buffer): Promise<void>;
+  startConsumer(prefetch: number, handlers: ConsumerHandlers): Promise<void>;
+}
+
+/** Request/reply through the peer to `workers` workers that answer with a same-size result. */
+export interface PeerRpc {
+  call(params: Buffer): Promise<Buffer>;
+}
+
+export interface Peer {
+  id: 'rabbitmq' | 'jetstream' | 'bullmq';
+  name: string;
+  /** /proc/<pid>/comm of the server process whose RSS is reported. */
+  processName: string;
+  /** The server's data folder, for disk used by the W2 backlog (null: nothing on disk). */
+  dataDir: string | null;
+  /** Throws when the server is unreachable. */
+  probe(): Promise<ServerInfo>;
+  openQueue(scope: Scope, name: string): Promise<PeerQueue>;
+  openRpc(scope: Scope, name: string, workers: number): Promise<PeerRpc>;
+  /** How W3 goes through this peer, one line. */
+  rpcDescription: string;
+}
+
+/**
+ * The pid of the process whose comm is `name`, or null; of several (e.g. a `rabbitmqctl` next to
+ * the server, also `beam.smp`), the one with the largest RSS.
+ */
+export function findPid(name: string): number | null {
+  let best: { pid: number; rssKiB: number } | null = null;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== name) continue;
+    } catch {
+      continue; // gone
+    }
+    const rssKiB = readMem(Number(entry))?.rssKiB ?? 0;
+    if (!best || rssKiB > best.rssKiB) best = { pid: Number(entry), rssKiB };
+  }
+  return best?.pid ?? null;
+}
+
+export function samplerFor(scope: Scope, processName: string): MemSampler | null {
+  const pid = findPid(processName);
+  if (pid === null) return null;
+  const mem = new MemSampler(pid);
+  mem.start();
+  scope.add(() => mem.stop());
+  return mem;
+}
+
+function allocatedBytes(dir: string | null): number {
+  if (dir === null) return NaN;
+  try {
+    return diskUsage(dir).allocated;
+  } catch {
+    return NaN;
+  }
+}
+
+export interface PeerLoadOptions {
+  count: number;
+  size: number;
+  window: number;
+  counters: LoadCounters;
+}
+
+/** Publishes `count` bodies with at most `window` unconfirmed; resolves with first/last times. */
+export function publishAll(
+  q: PeerQueue,
+  o: PeerLoadOptions,
+): Promise<{ firstSendAt: number; lastConfirmAt: number }> {
+  return new Promise((resolve, reject) => {
+    const c = o.counters;
+    let next = 0;
+    let inflight = 0;
+    let failed = false;
+    let firstSendAt = NaN;
+    const onOk = (): void => {
+      inflight--;
+      c.confirmed++;
+      if (c.confirmed === o.count) {
+        resolve({ firstSendAt, lastConfirmAt: performance.now() });
+        return;
+      }
+      fill();
+    };
+    const onErr = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const fill = (): void => {
+      while (inflight < o.window && next < o.count && !failed) {
+        const seq = next++;
+        const now = performance.now();
+        if (seq === 0) firstSendAt = now;
+        inflight++;
+        c.sent++;
+        q.publish(makeBody(o.size, seq, now, NaN, 0)).then(onOk, onErr);
+      }
+    };
+    fill();
+  });
+}
+
+export interface DrainResult {
+  startedAt: number;
+  firstReceiveAt: number;
+  lastAckAt: number;
+  duplicates: number;
+  latencyMs: Float64Array;
+}
+
+/** Starts the consumer and resolves once `count` distinct messages were received and acked. */
+export async function consumeAll(
+  q: PeerQueue,
+  o: { count: number; prefetch: number; recordLatency: boolean; counters: LoadCounters },
+): Promise<DrainResult> {
+  const c = o.counters;
+  const seen = new Uint8Array(o.count);
+  const lat = new Float64Array(o.recordLatency ? o.count : 0);
+  let nLat = 0;
+  let duplicates = 0;
+  let firstReceiveAt = NaN;
+  let lastAckAt = NaN;
+  const startedAt = performance.now();
+  let done: () => void = () => {};
+  const finished = new Promise<void>((r) => (done = r));
+  await q.startConsumer(o.prefetch, {
+    onMessage(body) {
+      const now = performance.now();
+      if (c.received === 0) firstReceiveAt = now;
+      const seq = body.length >= HEADER_BYTES ? body.readUInt32LE(8) : o.count;
+      if (seq >= o.count || seen[seq] === 1) {
+        duplicates++;
+        return;
+      }
+      seen[seq] = 1;
+      c.received++;
+      if (o.recordLatency) lat[nLat++] = now - body.readDoubleLE(0);
+    },
+    onAcked() {
+      c.acked++;
+      if (c.acked >= o.count) {
+        lastAckAt = performance.now();
+        done();
+      }
+    },
+  });
+  await finished;
+  return { startedAt, firstReceiveAt, lastAckAt, duplicates, latencyMs: lat.subarray(0, nLat) };
+}
+
+export interface PeerRunOptions {
+  scope: Scope;
+  peer: Peer;
+  queue: string;
+  count: number;
+  size: number;
+  window: number;
+  prefetch: number;
+  counters?: LoadCounters;
+  /** Called with the live counters and server RSS for the progress line. */
+  onStart?: (counters: LoadCounters, mem: MemSampler | null) => void;
+}
+
+/** W1 on a peer: producer and consumer at once; the same metric keys as Ferry's W1. */
+export async function peerW1(o: PeerRunOptions): Promise<{
+  metrics: Record<string, number>;
+  details: Record<string, unknown>;
+}> {
+  const q = await o.peer.openQueue(o.scope, o.queue);
+  const mem = samplerFor(o.scope, o.peer.processName);
+  const counters = o.counters ?? newCounters();
+  o.onStart?.(counters, mem);
+  const consuming = consumeAll(q, {
+    count: o.count,
+    prefetch: o.prefetch,
+    recordLatency: true,
+    counters,
+  });
+  const p = await publishAll(q, { count: o.count, size: o.size, window: o.window, counters });
+  const r = await consuming;
+  mem?.sample();
+  const lat = summarizeLatency(r.latencyMs);
+  const elapsedMs = r.lastAckAt - p.firstSendAt;
+  return {
+    metrics: {
+      msgsPerSec: (o.count * 1000) / elapsedMs,
+      p50Ms: lat.p50,
+      p99Ms: lat.p99,
+      maxMs: lat.max,
+      peakRssMB: mem ? mem.peakRssKiB / 1024 : NaN,
+    },
+    details: {
+      messages: o.count,
+      elapsedMs,
+      produceConfirmedPerSec: (o.count * 1000) / (p.lastConfirmAt - p.firstSendAt),
+      latencyMs: lat,
+      duplicates: r.duplicates,
+      serverPid: mem ? findPid(o.peer.processName) : null,
+    },
+  };
+}
+
+/** W2 on a peer: publish the whole backlog, then one consumer drains it. */
+export async function peerW2(o: PeerRunOptions & { onPhase?: (phase: string) => void }): Promise<{
+  metrics: Record<string, number>;
+  details: Record<string, unknown>;
+}> {
+  const q = await o.peer.openQueue(o.scope, o.queue);
+  const mem = samplerFor(o.scope, o.peer.processName);
+  const counters = o.counters ?? newCounters();
+  o.onStart?.(counters, mem);
+  const disk0 = allocatedBytes(o.peer.dataDir);
+  mem?.takePhasePeak();
+  const p = await publishAll(q, { count: o.count, size: o.size, window: o.window, counters });
+  const produceMs = p.lastConfirmAt - p.firstSendAt;
+  const producePeakKiB = mem ? mem.takePhasePeak() : NaN;
+  const disk1 = allocatedBytes(o.peer.dataDir);
+  o.onPhase?.('drain');
+  const r = await consumeAll(q, {
+    count: o.count,
+    prefetch: o.prefetch,
+    recordLatency: false,
+    counters,
+  });
+  const drainMs = r.lastAckAt - r.startedAt;
+  const drainPeakKiB = mem ? mem.takePhasePeak() : NaN;
+  return {
+    metrics: {
+      produceMsgsPerSec: (o.count * 1000) / produceMs,
+      drainMsgsPerSec: (o.count * 1000) / drainMs,
+      peakRssMB: Math.max(producePeakKiB, drainPeakKiB) / 1024,
+      diskMB: (disk1 - disk0) / (1024 * 1024),
+    },
+    details: {
+      messages: o.count,
+      produceSeconds: produceMs / 1000,
+      drainSeconds: drainMs / 1000,
+      firstDeliveryAfterMs: r.firstReceiveAt - r.startedAt,
+      producePeakRssMB: producePeakKiB / 1024,
+      drainPeakRssMB: drainPeakKiB / 1024,
+      diskAllocatedDeltaBytes: disk1 - disk0,
+      diskDir: o.peer.dataDir,
+      duplicates: r.duplicates,
+    },
+  };
+}
+
+/** W3 timing loop, shared by the peers and Ferry: `calls` sequential calls, 1 warm-up each 10. */
+export async function sequentialCalls(
+  call: (params: Buffer) => Promise<Buffer>,
+  o: { calls: number; size: number; onProgress: (done: number) => void },
+): Promise<{ metrics: Record<string, number>; details: Record<string, unknown> }> {
+  const warmup = Math.max(1, Math.floor(o.calls / W3_WARMUP_DIVISOR));
+  const samples = new Float64Array(o.calls);
+  const params = Buffer.alloc(o.size, 0x70);
+  let badReplies = 0;
+  let t0 = NaN;
+  for (let i = 0; i < warmup + o.calls; i++) {
+    if (i === warmup) t0 = performance.now();
+    const start = performance.now();
+    const reply = await call(params);
+    if (reply.length !== o.size) badReplies++;
+    if (i >= warmup) samples[i - warmup] = performance.now() - start;
+    o.onProgress(i);
+  }
+  const elapsedMs = performance.now() - t0;
+  if (badReplies > 0) throw new Error(`${badReplies} replies of the wrong size`);
+  const lat = summarizeLatency(samples);
+  return {
+    metrics: { callsPerSec: (o.calls * 1000) / elapsedMs, p50Ms: lat.p50, p99Ms: lat.p99 },
+    details: { calls: o.calls, warmupCalls: warmup, elapsedMs, latencyMs: lat },
+  };
+}
+
+/** W3 runs this fraction of its call count, unmeasured, first. */
+const W3_WARMUP_DIVISOR = 10;
+
+/** The result a W3 worker returns: `size` bytes. */
+export function w3Result(size: number): Buffer {
+  return Buffer.alloc(size, 0x72);
+}
+
+/** The repository root, from dist/bench/peers/. */
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The installed version of an npm package (the client library used), or '?'. */
+export function packageVersion(name: string): string {
+  try {
+    const file = path.join(REPO_ROOT, 'node_modules', name, 'package.json');
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
