@@ -3,12 +3,15 @@
  * the snapshot, SUB for updates, PUB for KVSET. Keys are Ferry retained topics both ways.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
 import { connect, type FerryClient } from '../../src/index.js';
 import {
   freePort,
+  REPO_ROOT,
   spawnBroker,
   startBroker,
   tmpDir,
@@ -247,5 +250,48 @@ describe('Clone dialect (12/CHP)', () => {
       b.child.kill('SIGKILL');
       await b.exited;
     }
+  });
+
+  it('a pyzmq client written from the RFC: snapshot, KVSET, KVPUB in order, HUGZ', async () => {
+    const { b, port } = await cloneBroker();
+    const ferry = await connect(b.endpoint, { heartbeatMs: 200 });
+    clients.push(ferry);
+    await ferry.publish('/py/seeded', 'from-ferry', { retain: true });
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        execFile(
+          '/usr/bin/python3',
+          [
+            path.join(REPO_ROOT, 'test', 'fixtures', 'clone_client.py'),
+            '127.0.0.1',
+            String(port),
+            '/py/',
+            '5',
+          ],
+          { timeout: 60_000, killSignal: 'SIGKILL' },
+          (error, stdout, stderr) =>
+            resolve({
+              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+              stdout,
+              stderr,
+            }),
+        );
+      },
+    );
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout) as {
+      snapshot: Record<string, string>;
+      kthxbai: number;
+      updates: number;
+      in_order: boolean;
+      hugz: number;
+      state: Record<string, string>;
+    };
+    assert.deepEqual(r.snapshot, { '/py/seeded': 'from-ferry' });
+    assert.ok(r.kthxbai >= 1);
+    assert.ok(r.updates >= 5 && r.in_order && r.hugz > 0);
+    const seen = await ferry.retained('/py/');
+    assert.equal(seen.messages.length, 6, 'Ferry holds the keys the Python client set');
+    for (let i = 0; i < 5; i++) assert.equal(r.state[`/py/py-${i}`], `value-${i}`);
   });
 });
