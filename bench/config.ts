@@ -1,7 +1,16 @@
 /** Bench settings: defaults, `--quick`, and BENCH_* environment variables (which win). */
 import os from 'node:os';
 
-export const WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w3-submit'] as const;
+export const WORKLOAD_IDS = [
+  'ceilings',
+  'w1',
+  'w1-paced',
+  'w2',
+  'w3',
+  'w3-submit',
+  'fanout',
+  'snapshot',
+] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 export interface BenchConfig {
@@ -35,6 +44,13 @@ export interface BenchConfig {
   w3Workers: number;
   /** W3-submit: durable jobs submitted (at most `window` unconfirmed). */
   submitCount: number;
+  /** Fan-out: messages published. */
+  fanoutCount: number;
+  /** Fan-out: live and durable subscribers (each its own connection). */
+  fanoutLive: number;
+  fanoutDurable: number;
+  /** Snapshot: retained keys a new subscriber takes. */
+  snapshotKeys: number;
   /** 4 KiB append + fdatasync operations. */
   fsyncCount: number;
   /** Hard limit per run of a workload, ms (W2 has its own setting, same default). */
@@ -65,6 +81,10 @@ export const ENV_HELP: [string, string][] = [
   ['BENCH_RTT_N', 'DEALER/ROUTER round trips (default 20000; --quick 2000)'],
   ['BENCH_W3_N', 'W3 sequential synchronous calls (default 20000; --quick 2000)'],
   ['BENCH_W3_WORKERS', 'W3 / W3-submit workers (default 4)'],
+  ['BENCH_FANOUT_N', 'fan-out messages published (default 100000; --quick 10000)'],
+  ['BENCH_FANOUT_LIVE', 'fan-out live subscribers (default 10)'],
+  ['BENCH_FANOUT_DURABLE', 'fan-out durable subscribers (default 10)'],
+  ['BENCH_SNAPSHOT_KEYS', 'snapshot: retained keys (default 100000; --quick 10000)'],
   ['BENCH_SUBMIT_N', 'W3-submit durable jobs (default 20000; --quick 2000)'],
   ['BENCH_FSYNC_N', '4 KiB append + fdatasync operations (default 1000; --quick 200)'],
   ['BENCH_TIMEOUT_S', 'hard limit per run of a workload, s (default 300)'],
@@ -125,6 +145,10 @@ export function loadBenchConfig(argv: string[], env: NodeJS.ProcessEnv): BenchCo
     w3Count: int(env, 'BENCH_W3_N', quick ? 2_000 : 20_000),
     w3Workers: int(env, 'BENCH_W3_WORKERS', 4),
     submitCount: int(env, 'BENCH_SUBMIT_N', quick ? 2_000 : 20_000),
+    fanoutCount: int(env, 'BENCH_FANOUT_N', quick ? 10_000 : 100_000),
+    fanoutLive: int(env, 'BENCH_FANOUT_LIVE', 10, 0),
+    fanoutDurable: int(env, 'BENCH_FANOUT_DURABLE', 10, 0),
+    snapshotKeys: int(env, 'BENCH_SNAPSHOT_KEYS', quick ? 10_000 : 100_000),
     timeoutMs: int(env, 'BENCH_TIMEOUT_S', 300) * 1000,
     w2TimeoutMs: int(env, 'BENCH_W2_TIMEOUT_S', 300) * 1000,
     quietWaitMs: int(env, 'BENCH_QUIET_S', 60, 0) * 1000,

@@ -12,6 +12,7 @@ import { dealerRouterRtt, fdatasyncRate, forwardedCall, pushPull } from './ceili
 import type { BenchConfig, WorkloadId } from './config.js';
 import { consume, newCounters, produce, type LoadCounters } from './ferry-load.js';
 import { sequentialCalls, startWorkers, submitAndDrain } from './jobs-load.js';
+import { fanout, fillRetained, takeSnapshot, type SubscriberResult } from './pubsub-load.js';
 import { Progress } from './progress.js';
 import { summarizeLatency } from './stats.js';
 
@@ -363,6 +364,120 @@ async function runW3Submit(ctx: RunContext): Promise<RunOutput> {
   };
 }
 
+// ------------------------------------------------------------------ pub/sub
+
+function median(values: number[]): number {
+  if (values.length === 0) return 0;
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)]!;
+}
+
+function kindStats(subs: SubscriberResult[], count: number): Record<string, number> {
+  const rates = subs.map((s) => (s.received * 1000) / Math.max(1, s.lastAtMs));
+  return {
+    rateMin: rates.length > 0 ? Math.min(...rates) : 0,
+    rateMedian: median(rates),
+    p99: subs.length > 0 ? Math.max(...subs.map((s) => s.latencyMs.p99)) : 0,
+    p50: median(subs.map((s) => s.latencyMs.p50)),
+    complete: subs.filter((s) => s.received === count).length,
+    dropped: subs.filter((s) => s.dropped).length,
+  };
+}
+
+async function runFanout(ctx: RunContext): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, 'fanout');
+  const publisher = await clientFor(ctx, broker);
+  const subscribers: FerryClient[] = [];
+  for (let i = 0; i < cfg.fanoutLive + cfg.fanoutDurable; i++) {
+    subscribers.push(await clientFor(ctx, broker));
+  }
+  let published = 0;
+  let delivered = 0;
+  const expected = cfg.fanoutCount * subscribers.length;
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () =>
+      `published ${published.toLocaleString('en-US')}/${cfg.fanoutCount.toLocaleString('en-US')}, ` +
+      `delivered ${delivered.toLocaleString('en-US')}/${expected.toLocaleString('en-US')}, ${memText(broker)}`,
+  );
+  const r = await fanout(
+    publisher,
+    subscribers,
+    cfg.fanoutLive,
+    cfg.fanoutCount,
+    cfg.size,
+    cfg.window,
+    (p, d) => {
+      published = p;
+      delivered = d;
+    },
+  );
+  const live = kindStats(
+    r.subscribers.filter((s) => s.kind === 'live'),
+    cfg.fanoutCount,
+  );
+  const durable = kindStats(
+    r.subscribers.filter((s) => s.kind === 'durable'),
+    cfg.fanoutCount,
+  );
+  return {
+    metrics: {
+      publishPerSec: (cfg.fanoutCount * 1000) / r.publishMs,
+      liveRateMin: live['rateMin']!,
+      durableRateMin: durable['rateMin']!,
+      liveP99Ms: live['p99']!,
+      durableP99Ms: durable['p99']!,
+      peakRssMB: broker.mem.peakRssKiB / 1024,
+    },
+    details: {
+      messages: cfg.fanoutCount,
+      live,
+      durable,
+      publishMs: r.publishMs,
+      subscribers: r.subscribers.map((s) => ({
+        kind: s.kind,
+        received: s.received,
+        dropped: s.dropped,
+        lastAtMs: s.lastAtMs,
+        latencyMs: s.latencyMs,
+      })),
+      brokerStorage: await brokerStorageStats(publisher),
+    },
+  };
+}
+
+async function runSnapshot(ctx: RunContext): Promise<RunOutput> {
+  const { cfg } = ctx;
+  const broker = await brokerFor(ctx, 'snapshot');
+  const publisher = await clientFor(ctx, broker);
+  let stored = 0;
+  let taken = 0;
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () =>
+      `retained ${stored.toLocaleString('en-US')}/${cfg.snapshotKeys.toLocaleString('en-US')}, ` +
+      `snapshot ${taken.toLocaleString('en-US')}, ${memText(broker)}`,
+  );
+  const fillStarted = Date.now();
+  await fillRetained(publisher, cfg.snapshotKeys, cfg.size, cfg.window, (n) => (stored = n));
+  const fillMs = Date.now() - fillStarted;
+  stored = cfg.snapshotKeys;
+  const subscriber = await clientFor(ctx, broker);
+  const r = await takeSnapshot(subscriber, cfg.snapshotKeys, (n) => (taken = n));
+  return {
+    metrics: {
+      snapshotMs: r.snapshotMs,
+      keysPerSec: (cfg.snapshotKeys * 1000) / r.snapshotMs,
+      retainedPerSec: (cfg.snapshotKeys * 1000) / fillMs,
+      peakRssMB: broker.mem.peakRssKiB / 1024,
+    },
+    details: { keys: cfg.snapshotKeys, firstMs: r.firstMs, fillMs },
+  };
+}
+
 // ------------------------------------------------------------------ the list
 
 export const WORKLOADS: Workload[] = [
@@ -548,5 +663,42 @@ export const WORKLOADS: Workload[] = [
       window: cfg.window,
     }),
     run: runW3Submit,
+  },
+  {
+    id: 'fanout',
+    name: 'fanout',
+    title:
+      'Fan-out: 1 publisher, live + durable subscribers (own connections), every message to all',
+    metrics: [
+      { key: 'publishPerSec', label: 'publish (stored)', unit: 'msgs/s' },
+      { key: 'liveRateMin', label: 'slowest live subscriber', unit: 'msgs/s' },
+      { key: 'durableRateMin', label: 'slowest durable subscriber', unit: 'msgs/s' },
+      { key: 'liveP99Ms', label: 'live latency p99 (worst)', unit: 'ms' },
+      { key: 'durableP99Ms', label: 'durable latency p99 (worst)', unit: 'ms' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({
+      messages: cfg.fanoutCount,
+      live: cfg.fanoutLive,
+      durable: cfg.fanoutDurable,
+      size: cfg.size,
+      window: cfg.window,
+    }),
+    run: runFanout,
+  },
+  {
+    id: 'snapshot',
+    name: 'snapshot',
+    title: 'Snapshot: a new subscriber takes every retained key (snapshot: true)',
+    metrics: [
+      { key: 'snapshotMs', label: 'full snapshot', unit: 'ms' },
+      { key: 'keysPerSec', label: 'snapshot rate', unit: 'keys/s' },
+      { key: 'retainedPerSec', label: 'retained publishes (setup)', unit: 'msgs/s' },
+      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+    ],
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ keys: cfg.snapshotKeys, size: cfg.size, window: cfg.window }),
+    run: runSnapshot,
   },
 ];

@@ -105,6 +105,28 @@ export const ERROR_REGISTRY = {
     description: 'A worker with that tag already exists in the session.',
   },
   WORKER_NOT_FOUND: { status: 404, description: 'No worker with that tag exists in the session.' },
+  INVALID_TOPIC: {
+    status: 400,
+    description:
+      'A topic or subscription pattern was empty, too long, had control characters, or misused * and **.',
+  },
+  SUBSCRIPTION_CONFLICT: {
+    status: 409,
+    description: 'A durable subscription of that name exists with another pattern.',
+  },
+  SUBSCRIPTION_NOT_FOUND: {
+    status: 404,
+    description: 'No subscription with that tag in the session, or no durable one of that name.',
+  },
+  SUBSCRIBER_DROPPED: {
+    status: 409,
+    description:
+      'A live subscriber fell further behind than its window; the broker dropped the subscription.',
+  },
+  TOO_MANY_SUBSCRIPTIONS: {
+    status: 429,
+    description: 'The session or the broker is at its limit on the number of subscriptions.',
+  },
   ROUTE_NOT_FOUND: { status: 404, description: 'No HTTP route matches that method and path.' },
   BAD_JSON: { status: 400, description: 'The HTTP request body was not valid JSON.' },
   BODY_TOO_LARGE: {

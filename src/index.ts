@@ -12,6 +12,7 @@ export {
   type NackOptions,
   type OutgoingMessage,
   type PeekedMessage,
+  type QueueMulticastOutcome,
   type QueueStats,
   type SendOptions,
   type ServiceStats,
@@ -32,4 +33,14 @@ export {
   type Worker,
   type WorkerOptions,
 } from './client/job-client.js';
+export {
+  TopicSubscription,
+  type PublishOptions,
+  type RetainedState,
+  type RolloutOptions,
+  type RolloutOutcome,
+  type SubscribeOptions,
+  type TopicMessage,
+  type TopicStatus,
+} from './client/topic-client.js';
 export { FerryError, ERROR_REGISTRY, isErrorCode, type ErrorCode } from './errors.js';

@@ -16,6 +16,7 @@ import {
   withClient,
 } from './cli-support.js';
 import { cmdCall, cmdJob, cmdJobs, cmdServices, cmdSubmit, cmdWorkers } from './job-commands.js';
+import { cmdConfig, cmdPublish, cmdRetained, cmdSubscribe } from './topic-commands.js';
 import { quantileOf, type HistogramSnapshot } from '../core/histogram.js';
 import { CONFIG_SCHEMA, HTTP_OFF, loadConfig, type FerryConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
@@ -44,6 +45,13 @@ Usage:
   ferry jobs [--service s] [--status st] [--limit n] [--json]
   ferry services [--json]
   ferry workers [--json]
+  ferry publish <topic> <body…> [--retain] [--ttl ms] [--header k=v]
+  ferry subscribe <pattern> [--snapshot] [--durable name] [--group name] [--node name]
+                  [--count n] [--json]
+  ferry retained [pattern] [--json]
+  ferry config set <topic> <value> [--ttl ms] [--nodes a,b,c] [--wait ms]
+  ferry config get [pattern] [--json]
+  ferry config status <pattern> [--json]
 
 Client commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT})
 and --timeout <ms> (default 10000).
@@ -101,6 +109,12 @@ async function cmdStart(argv: string[]): Promise<void> {
   }
   if (server.mdpEndpoint !== undefined) {
     process.stdout.write(`ferry mdp (Majordomo, MMI, Titanic) on ${server.mdpEndpoint}\n`);
+  }
+  if (server.cloneEndpoints !== undefined) {
+    const e = server.cloneEndpoints;
+    process.stdout.write(
+      `ferry clone (12/CHP) snapshot ${e.snapshot}, publisher ${e.publisher}, collector ${e.collector}\n`,
+    );
   }
   if (server.pzqEndpoints !== undefined) {
     const p = server.pzqEndpoints;
@@ -378,6 +392,14 @@ export async function main(argv: string[]): Promise<void> {
       return cmdServices(rest);
     case 'workers':
       return cmdWorkers(rest);
+    case 'publish':
+      return cmdPublish(rest);
+    case 'subscribe':
+      return cmdSubscribe(rest);
+    case 'retained':
+      return cmdRetained(rest);
+    case 'config':
+      return cmdConfig(rest);
     case undefined:
     case 'help':
     case '--help':

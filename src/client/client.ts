@@ -10,6 +10,17 @@
  * was not confirmed and the broker stores it once. Consumers are resumed after a reconnect.
  */
 import { randomBytes } from 'node:crypto';
+import {
+  TopicSubscription,
+  topicMessagesOf,
+  type PublishOptions,
+  type RetainedState,
+  type RolloutOptions,
+  type RolloutOutcome,
+  type SubscribeOptions,
+  type TopicStatus,
+  type TopicWire,
+} from './topic-client.js';
 import { FerryError, type ErrorCode } from '../errors.js';
 import {
   decodeReply,
@@ -83,6 +94,17 @@ export interface SendOptions {
 export interface OutgoingMessage extends SendOptions {
   /** One body, or several frames. */
   body: Body | Body[];
+}
+
+/** What `sendMulticast` resolves with. */
+export interface QueueMulticastOutcome {
+  /** The copy's id in each queue. */
+  ids: Record<string, string>;
+  /** With `wait`: every copy was acked in time. */
+  complete?: boolean;
+  acked?: string[];
+  dead?: string[];
+  pending?: string[];
 }
 
 export interface ConsumeOptions {
@@ -204,6 +226,14 @@ export interface Stats {
     total: number;
     byProtocol: Record<string, number>;
     byService: Record<string, number>;
+  };
+  /** Pub/sub counters, from brokers that report them. */
+  pubsub?: {
+    lastSeq: number;
+    published: number;
+    liveSubscriptions: number;
+    durableSubscriptions: number;
+    droppedSubscribers: number;
   };
 }
 
@@ -337,6 +367,8 @@ export class FerryClient {
   private readonly consumers = new Map<string, ConsumerImpl>();
   private readonly jobWorkers = new Map<string, JobWorker>();
   private readonly streams = new Map<string, Stream>();
+  private readonly topicSubs = new Map<string, TopicSubscription>();
+  private nextSubscription = 1;
   private nextWorker = 1;
   private nextSubmitSeq = 1;
   private readonly sendQueues = new Map<string, QueuedSend[]>();
@@ -517,6 +549,17 @@ export class FerryClient {
       this.streams.get(reply.requestId.toString('latin1'))?.onEvent(reply);
       return;
     }
+    if (reply.kind === 'TOPIC' || reply.kind === 'DROPPED') {
+      const tag = reply.args['subscription'];
+      const sub = typeof tag === 'string' ? this.topicSubs.get(tag) : undefined;
+      if (!sub) return;
+      if (reply.kind === 'TOPIC') sub.onTopic(reply);
+      else {
+        this.topicSubs.delete(sub.tag);
+        sub.onDropped(reply);
+      }
+      return;
+    }
     const key = reply.requestId.toString('latin1');
     const p = this.pending.get(key);
     if (!p) return;
@@ -570,6 +613,11 @@ export class FerryClient {
         for (const w of this.jobWorkers.values()) {
           w.abortAll(); // the old session's jobs were requeued by the broker
           if (w.established) this.rawRequest('WORKER', w.registerArgs()).catch(() => {});
+        }
+        for (const ts of this.topicSubs.values()) {
+          if (!ts.established || ts.cancelled) continue;
+          ts.resetAfterReconnect();
+          ts.start().catch(() => {});
         }
         for (const st of this.streams.values()) {
           // A watch already answered is asked for again (its updates replay from the start).
@@ -749,6 +797,7 @@ export class FerryClient {
     const tag = reply.args['consumer'];
     const specs = reply.args['messages'];
     if (typeof tag !== 'string' || !Array.isArray(specs)) return;
+    const ts = this.topicSubs.get(tag);
     const c = this.consumers.get(tag);
     let decoded;
     try {
@@ -760,6 +809,10 @@ export class FerryClient {
     for (let i = 0; i < decoded.length; i++) {
       const spec = specs[i] as DeliveredSpec;
       const frames = decoded[i]!.frames;
+      if (ts && !ts.cancelled) {
+        ts.onDelivery(String(spec.id), spec.headers ?? {}, frames);
+        continue;
+      }
       if (!c || c.cancelled) {
         ids.push(spec.id);
         continue;
@@ -1035,6 +1088,105 @@ export class FerryClient {
     return (reply.args['jobs'] as Json[]).map((j) => jobInfoOf(j, []));
   }
 
+  /**
+   * Sends one message to several queues, stored in one commit. With `wait`, resolves once
+   * every copy has been acked (or dead-lettered), or after `timeoutMs`: see `complete`.
+   */
+  async sendMulticast(
+    queues: string[],
+    body: Body | Body[],
+    options: SendOptions & { wait?: boolean; timeoutMs?: number } = {},
+  ): Promise<QueueMulticastOutcome> {
+    const args: Json = { queues };
+    if (options.headers !== undefined) args['headers'] = options.headers;
+    if (options.priority !== undefined) args['priority'] = options.priority;
+    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+    if (options.wait !== undefined) args['wait'] = options.wait;
+    if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    const wait = options.wait ? (options.timeoutMs ?? 30_000) + this.requestTimeoutMs : undefined;
+    const reply = await this.request('SEND_MULTICAST', args, toFrames(body), wait);
+    return reply.args as unknown as QueueMulticastOutcome;
+  }
+
+  // -------------------------------------------------------------- topics
+
+  private get topicWire(): TopicWire {
+    return {
+      request: (command, args) => this.request(command, args),
+      ack: (id) => this.queueAck(id),
+      isClosed: () => this.closed,
+    };
+  }
+
+  /** Publishes to a topic; resolves with its sequence number once the broker has stored it. */
+  async publish(topic: string, body: Body | Body[], options: PublishOptions = {}): Promise<number> {
+    const args: Json = { topic };
+    if (options.retain !== undefined) args['retain'] = options.retain;
+    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+    if (options.headers !== undefined) args['headers'] = options.headers;
+    const reply = await this.request('PUBLISH', args, toFrames(body));
+    return Number(reply.args['seq']);
+  }
+
+  /**
+   * Subscribes to a pattern (`a/b`, `a/`, `a/* /c` without the space, `a/**`), as an async
+   * iterator. Live by default; `durable` (or `group`) for a stored, acked subscription;
+   * `snapshot` for the retained state first. `await sub.ready` to know it is in place.
+   */
+  subscribe(pattern: string, options: SubscribeOptions = {}): TopicSubscription {
+    if (this.closed) throw new FerryError('CONNECTION_CLOSED');
+    const tag = `${this.clientId.slice(0, 6)}-t${this.nextSubscription++}`;
+    const sub = new TopicSubscription(this.topicWire, tag, pattern, options);
+    this.topicSubs.set(tag, sub);
+    sub.start().catch(() => this.topicSubs.delete(tag));
+    return sub;
+  }
+
+  /** The retained values matching a pattern, and the sequence number they reflect. */
+  async retained(pattern: string): Promise<RetainedState> {
+    const reply = await this.request('RETAINED', { pattern });
+    return {
+      seq: Number(reply.args['seq']),
+      messages: topicMessagesOf(reply, true, () => Promise.resolve()),
+    };
+  }
+
+  /**
+   * Publishes a retained value and waits until the nodes (default: every durable subscription
+   * whose pattern matches) have confirmed it, or the timeout. Never rejects for a timeout:
+   * look at `complete` and `pending`.
+   */
+  async rollout(
+    topic: string,
+    body: Body | Body[],
+    options: RolloutOptions = {},
+  ): Promise<RolloutOutcome> {
+    const args: Json = { topic };
+    if (options.nodes !== undefined) args['nodes'] = options.nodes;
+    if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+    if (options.headers !== undefined) args['headers'] = options.headers;
+    const wait = (options.timeoutMs ?? 30_000) + this.requestTimeoutMs;
+    const reply = await this.request('ROLLOUT', args, toFrames(body), wait);
+    return reply.args as unknown as RolloutOutcome;
+  }
+
+  /** Confirms that `node` holds these versions (subscriptions with a node do it on ack). */
+  async confirm(node: string, items: { topic: string; seq: number }[]): Promise<void> {
+    await this.request('CONFIRM', { node, items });
+  }
+
+  /** Per retained topic matching a pattern: its version and the version each node holds. */
+  async topicStatus(pattern: string): Promise<TopicStatus[]> {
+    const reply = await this.request('TOPIC_STATUS', { pattern });
+    return reply.args['topics'] as TopicStatus[];
+  }
+
+  /** Deletes a durable subscription and what it holds. */
+  async deleteSubscription(name: string): Promise<void> {
+    await this.request('UNSUBSCRIBE', { durable: name, delete: true });
+  }
+
   // -------------------------------------------------------------- admin
 
   async stats(queue?: string): Promise<Stats> {
@@ -1092,6 +1244,7 @@ export class FerryClient {
     if (this.closed) return;
     const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (this.flushScheduled) this.flush();
+    for (const ts of this.topicSubs.values()) ts.flush();
     const deadline = Date.now() + timeoutMs;
     while (this.pending.size > 0 && Date.now() < deadline && this.session !== undefined) {
       const inflight = [...this.pending.values()].filter((p) => p.command !== 'PING');
@@ -1105,6 +1258,11 @@ export class FerryClient {
     }
     this.jobWorkers.clear();
     this.streams.clear();
+    for (const ts of [...this.topicSubs.values()]) {
+      if (timeoutMs > 0 && this.session !== undefined) await ts.close().catch(() => {});
+      else ts.endLocally();
+    }
+    this.topicSubs.clear();
     for (const c of [...this.consumers.values()]) {
       if (timeoutMs > 0 && this.session !== undefined) await c.cancel().catch(() => {});
       else c.channel.end();

@@ -115,6 +115,26 @@ export interface SendOutcome {
   replayed: boolean;
 }
 
+export interface MulticastOptions {
+  /** Answer only once every copy is acked (or dead-lettered), or after timeoutMs. */
+  waitForAcks?: boolean | undefined;
+  timeoutMs?: number | undefined;
+}
+
+export interface MulticastOutcome {
+  /** The id of the copy in each queue. */
+  ids: Record<string, string>;
+  /** With waitForAcks: every copy acked in time. */
+  complete?: boolean;
+  acked?: string[];
+  dead?: string[];
+  pending?: string[];
+}
+
+export const MAX_MULTICAST_QUEUES = 100;
+export const DEFAULT_MULTICAST_TIMEOUT_MS = 30_000;
+export const MAX_MULTICAST_TIMEOUT_MS = 24 * 3_600_000;
+
 /** Per id: null when done, or the code of why not. */
 export type SettleResult = ErrorCode | null;
 
@@ -211,6 +231,14 @@ interface Lease {
 export interface Session {
   readonly id: string;
   send(queue: string, messages: NewMessage[], options?: SendOptions): Promise<SendOutcome>;
+  /** One message to several queues, stored in one commit; optionally waits for every ack. */
+  multicast(
+    queues: string[],
+    message: NewMessage,
+    options?: MulticastOptions,
+  ): Promise<MulticastOutcome>;
+  /** One message into several queues in one storage call: all copies or none. */
+  sendToQueues(queues: string[], message: NewMessage): Promise<string[]>;
   consume(queue: string, options?: ConsumeOptions): string;
   cancel(tag: string): void;
   ack(ids: string[]): Promise<SettleResult[]>;
@@ -239,6 +267,16 @@ class SessionImpl implements Session {
 
   send(queue: string, messages: NewMessage[], options?: SendOptions): Promise<SendOutcome> {
     return this.broker.send(this, queue, messages, options);
+  }
+  multicast(
+    queues: string[],
+    message: NewMessage,
+    options?: MulticastOptions,
+  ): Promise<MulticastOutcome> {
+    return this.broker.multicast(this, queues, message, options ?? {});
+  }
+  sendToQueues(queues: string[], message: NewMessage): Promise<string[]> {
+    return this.broker.sendToQueues(this, queues, message);
   }
   consume(queue: string, options?: ConsumeOptions): string {
     return this.broker.consume(this, queue, options ?? {});
@@ -280,6 +318,8 @@ export class Broker {
   private cancelLeaseTimer: (() => void) | undefined;
   private cancelMaintenanceTimer: (() => void) | undefined;
   private inflightStorageCalls = 0;
+  /** Multicasts waiting for acks: message id → what to tell when it is acked or dead. */
+  private readonly settleWatchers = new Map<string, (outcome: 'acked' | 'dead') => void>();
   private idleWaiters: (() => void)[] = [];
 
   private constructor(options: BrokerOptions) {
@@ -447,60 +487,253 @@ export class Broker {
       return this.track(this.storage.enqueue(items, request)).then(
         (outcome) => {
           settle();
-          const duplicates: number[] = [];
-          const handOut = new Map<Consumer, LeasedMessage[]>();
-          const orphans: ReleaseItem[] = [];
-          let stored = 0;
-          for (let i = 0; i < items.length; i++) {
-            const it = items[i]!;
-            const c = direct[i];
-            if (outcome.replayed || outcome.duplicate[i]) {
-              duplicates.push(i);
-              if (c) c.inflight--; // the reservation is not used
-              continue;
-            }
-            stored++;
-            const size = messageSize(it.frames);
-            q.counts.bytes += size;
-            if (c) {
-              q.counts.leased++;
-              const m: LeasedMessage = {
-                id: outcome.ids[i]!,
-                frames: it.frames,
-                headers: it.headers,
-                priority: it.priority,
-                attempts: 1,
-                enqueuedAt: it.enqueuedAt,
-                size,
-              };
-              c.inflight--; // handOut counts it again as a lease
-              if (c.active && !c.session.closed) {
-                let batch = handOut.get(c);
-                if (!batch) handOut.set(c, (batch = []));
-                batch.push(m);
-              } else {
-                // Its consumer left before the commit: back to the queue, uncounted.
-                q.counts.leased--;
-                this.addReady(q, 1);
-                orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
-              }
-            } else if (it.notBefore > it.enqueuedAt) {
-              q.counts.scheduled++;
-              this.scheduleDue(it.notBefore);
-            } else {
-              this.addReady(q, 1);
-            }
-          }
-          if (stored > 0) q.enqueued.mark(this.clock.now(), stored);
-          for (const [c, batch] of handOut) this.handOut(c, batch);
-          if (orphans.length > 0) this.releaseOrphans(orphans);
-          this.pump(q);
+          const duplicates = this.afterEnqueue(
+            q,
+            items,
+            direct,
+            outcome.ids,
+            outcome.duplicate,
+            outcome.replayed,
+          );
           return { ids: outcome.ids, duplicates, replayed: outcome.replayed };
         },
         (err: unknown) => {
           settle();
           for (const c of direct) if (c) c.inflight--;
           this.pump(q);
+          throw toFerryError(err);
+        },
+      );
+    } catch (err) {
+      return Promise.reject(toFerryError(err));
+    }
+  }
+
+  multicast(
+    session: SessionImpl,
+    queues: string[],
+    message: NewMessage,
+    options: MulticastOptions,
+  ): Promise<MulticastOutcome> {
+    if (
+      !Array.isArray(queues) ||
+      queues.length === 0 ||
+      queues.length > MAX_MULTICAST_QUEUES ||
+      new Set(queues).size !== queues.length
+    ) {
+      return Promise.reject(
+        new FerryError(
+          'BAD_ARGUMENTS',
+          `queues must be 1–${MAX_MULTICAST_QUEUES} distinct queue names`,
+        ),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_MULTICAST_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_MULTICAST_TIMEOUT_MS) {
+      return Promise.reject(
+        new FerryError('BAD_ARGUMENTS', `timeoutMs must be in (0, ${MAX_MULTICAST_TIMEOUT_MS}]`),
+      );
+    }
+    for (const q of queues) {
+      if (!isValidQueueName(q)) {
+        return Promise.reject(
+          new FerryError('INVALID_QUEUE_NAME', `invalid queue name: ${JSON.stringify(q)}`),
+        );
+      }
+    }
+    // Every copy's storage call is made in this turn: one transaction, one fsync.
+    const stored = this.sendToQueues(session, queues, message).then((list) => {
+      const ids: Record<string, string> = {};
+      queues.forEach((q, i) => (ids[q] = list[i]!));
+      return ids;
+    });
+    if (!options.waitForAcks) return stored.then((ids) => ({ ids }));
+    return stored.then(
+      (ids) =>
+        new Promise<MulticastOutcome>((resolve) => {
+          const acked: string[] = [];
+          const dead: string[] = [];
+          const pending = new Set(queues);
+          const byId = new Map(queues.map((q) => [ids[q]!, q]));
+          const finish = (): void => {
+            cancel();
+            for (const id of byId.keys()) this.settleWatchers.delete(id);
+            resolve({
+              ids,
+              complete: pending.size === 0 && dead.length === 0,
+              acked: acked.sort(),
+              dead: dead.sort(),
+              pending: [...pending].sort(),
+            });
+          };
+          const cancel = this.clock.setTimer(finish, timeoutMs);
+          for (const [id, q] of byId) {
+            this.settleWatchers.set(id, (outcome) => {
+              if (!pending.delete(q)) return;
+              (outcome === 'acked' ? acked : dead).push(q);
+              if (pending.size === 0) finish();
+            });
+          }
+        }),
+    );
+  }
+
+  /** Applies a committed enqueue of one queue's items: counters, hand-outs, orphans. */
+  private afterEnqueue(
+    q: QueueState,
+    items: EnqueueItem[],
+    direct: (Consumer | undefined)[],
+    ids: string[],
+    duplicate: boolean[],
+    replayed: boolean,
+  ): number[] {
+    const duplicates: number[] = [];
+    const handOut = new Map<Consumer, LeasedMessage[]>();
+    const orphans: ReleaseItem[] = [];
+    let stored = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const c = direct[i];
+      if (replayed || duplicate[i]) {
+        duplicates.push(i);
+        if (c) c.inflight--; // the reservation is not used
+        continue;
+      }
+      stored++;
+      const size = messageSize(it.frames);
+      q.counts.bytes += size;
+      if (c) {
+        q.counts.leased++;
+        const m: LeasedMessage = {
+          id: ids[i]!,
+          frames: it.frames,
+          headers: it.headers,
+          priority: it.priority,
+          attempts: 1,
+          enqueuedAt: it.enqueuedAt,
+          size,
+        };
+        c.inflight--; // handOut counts it again as a lease
+        if (c.active && !c.session.closed) {
+          let batch = handOut.get(c);
+          if (!batch) handOut.set(c, (batch = []));
+          batch.push(m);
+        } else {
+          // Its consumer left before the commit: back to the queue, uncounted.
+          q.counts.leased--;
+          this.addReady(q, 1);
+          orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
+        }
+      } else if (it.notBefore > it.enqueuedAt) {
+        q.counts.scheduled++;
+        this.scheduleDue(it.notBefore);
+      } else {
+        this.addReady(q, 1);
+      }
+    }
+    if (stored > 0) q.enqueued.mark(this.clock.now(), stored);
+    for (const [c, batch] of handOut) this.handOut(c, batch);
+    if (orphans.length > 0) this.releaseOrphans(orphans);
+    this.pump(q);
+    return duplicates;
+  }
+
+  /**
+   * Throws what sendToQueues would refuse for (bad names, limits, message checks) without
+   * storing anything: a caller that must not write anything else on refusal checks first.
+   */
+  checkSendToQueues(queueNames: string[], message: NewMessage): void {
+    if (this.closing) throw new FerryError('SHUTTING_DOWN');
+    if (this.isStorageLow()) {
+      throw new FerryError('STORAGE_FULL', 'free disk space is below the floor; sends are refused');
+    }
+    this.prepareCopies(queueNames, message, this.clock.now());
+  }
+
+  private prepareCopies(
+    queueNames: string[],
+    message: NewMessage,
+    now: number,
+  ): {
+    q: QueueState;
+    items: EnqueueItem[];
+    bytes: number;
+    direct: (Consumer | undefined)[];
+    ready: number;
+  }[] {
+    return queueNames.map((name) => {
+      const q = this.queueFor(name, true)!;
+      const item = this.toEnqueueItem(q, message, now, 0);
+      const bytes = messageSize(item.frames);
+      const p = q.policy;
+      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
+      if (p.maxDepth > 0 && depth + 1 > p.maxDepth) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages`,
+        );
+      }
+      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
+        );
+      }
+      return { q, items: [item], bytes, direct: [] as (Consumer | undefined)[], ready: 0 };
+    });
+  }
+
+  /**
+   * One message into several queues with one storage call (one commit): every queue's limits
+   * are checked first, so either every copy is stored or none is. Resolves with the copies' ids.
+   */
+  sendToQueues(session: SessionImpl, queueNames: string[], message: NewMessage): Promise<string[]> {
+    try {
+      if (this.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
+      if (this.isStorageLow()) {
+        throw new FerryError(
+          'STORAGE_FULL',
+          'free disk space is below the floor; sends are refused',
+        );
+      }
+      if (queueNames.length === 0) return Promise.resolve([]);
+      const now = this.clock.now();
+      const preps = this.prepareCopies(queueNames, message, now);
+      for (const pr of preps) {
+        pr.direct = this.reserveDirect(pr.q, pr.items);
+        pr.ready = !pr.direct[0] && pr.items[0]!.notBefore <= now ? 1 : 0;
+        pr.q.pendingCount += 1;
+        pr.q.pendingBytes += pr.bytes;
+        pr.q.pendingReady += pr.ready;
+      }
+      const settle = (): void => {
+        for (const pr of preps) {
+          pr.q.pendingCount -= 1;
+          pr.q.pendingBytes -= pr.bytes;
+          pr.q.pendingReady -= pr.ready;
+        }
+      };
+      return this.track(this.storage.enqueue(preps.map((pr) => pr.items[0]!))).then(
+        (outcome) => {
+          settle();
+          preps.forEach((pr, i) =>
+            this.afterEnqueue(
+              pr.q,
+              pr.items,
+              pr.direct,
+              [outcome.ids[i]!],
+              [outcome.duplicate[i] ?? false],
+              false,
+            ),
+          );
+          return outcome.ids;
+        },
+        (err: unknown) => {
+          settle();
+          for (const pr of preps) {
+            for (const c of pr.direct) if (c) c.inflight--;
+            this.pump(pr.q);
+          }
           throw toFerryError(err);
         },
       );
@@ -787,8 +1020,12 @@ export class Broker {
     const refs = taken.map((t) => ({ id: t.lease.id, attempts: t.lease.attempt }));
     return this.track(this.storage.ack(refs)).then(
       (oks) => {
-        for (let j = 0; j < taken.length; j++)
+        for (let j = 0; j < taken.length; j++) {
           results[taken[j]!.index] = oks[j] ? null : 'LEASE_LOST';
+          if (oks[j] && this.settleWatchers.size > 0) {
+            this.settleWatchers.get(taken[j]!.lease.id)?.('acked');
+          }
+        }
         return results;
       },
       (err: unknown) => {
@@ -869,6 +1106,7 @@ export class Broker {
         q.counts.bytes -= lease.size;
         q.deadLettered++;
         items.push({ id: lease.id, attempts: lease.attempt, notBefore: now, deadReason: reason });
+        this.settleWatchers.get(lease.id)?.('dead');
         continue;
       }
       const delay =

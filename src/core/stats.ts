@@ -6,6 +6,7 @@
  */
 import type { Broker, BrokerStats, QueueStats } from './broker.js';
 import type { JobApi, ServiceInfo } from './job-types.js';
+import type { PubSubStats } from './pubsub.js';
 
 export interface WorkerCounts {
   total: number;
@@ -23,6 +24,8 @@ export interface FerryStats {
   queues: QueueStats[];
   services: ServiceInfo[];
   workers: WorkerCounts;
+  /** Pub/sub counters (sequence, live and durable subscriptions, dropped subscribers). */
+  pubsub?: PubSubStats;
 }
 
 export interface StatsSourceOptions {
@@ -30,17 +33,20 @@ export interface StatsSourceOptions {
   jobs?: JobApi | undefined;
   /** Open connections per dialect, read at snapshot time. */
   connections?: (() => Record<string, number>) | undefined;
+  pubsub?: { stats(): PubSubStats } | undefined;
 }
 
 export class StatsSource {
   private readonly broker: Broker;
   private readonly jobs: JobApi | undefined;
   private readonly connections: () => Record<string, number>;
+  private readonly pubsub: { stats(): PubSubStats } | undefined;
 
   constructor(options: StatsSourceOptions) {
     this.broker = options.broker;
     this.jobs = options.jobs;
     this.connections = options.connections ?? (() => ({}));
+    this.pubsub = options.pubsub;
   }
 
   /** Every number, now. With `queue`, only that queue's stats (QUEUE_NOT_FOUND if none). */
@@ -66,6 +72,7 @@ export class StatsSource {
       queues,
       services,
       workers,
+      ...(this.pubsub ? { pubsub: this.pubsub.stats() } : {}),
     };
   }
 }

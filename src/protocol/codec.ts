@@ -37,6 +37,18 @@ export const JOB_COMMAND_NAMES = [
   'WORKERS',
 ] as const;
 
+/** The pub/sub commands (docs/protocol.md §9). */
+export const TOPIC_COMMAND_NAMES = [
+  'PUBLISH',
+  'SUBSCRIBE',
+  'UNSUBSCRIBE',
+  'TOPIC_ACK',
+  'RETAINED',
+  'CONFIRM',
+  'ROLLOUT',
+  'TOPIC_STATUS',
+] as const;
+
 export const COMMANDS = [
   'HELLO',
   'PING',
@@ -53,7 +65,9 @@ export const COMMANDS = [
   'DLQ_LIST',
   'DLQ_REDRIVE',
   'BYE',
+  'SEND_MULTICAST',
   ...JOB_COMMAND_NAMES,
+  ...TOPIC_COMMAND_NAMES,
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
@@ -75,6 +89,7 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   DLQ_LIST: ['queue', 'limit', 'afterId'],
   DLQ_REDRIVE: ['queue', 'ids', 'limit'],
   BYE: [],
+  SEND_MULTICAST: ['queues', 'headers', 'priority', 'ttlMs', 'wait', 'timeoutMs'],
   SUBMIT: [
     'service',
     'priority',
@@ -109,9 +124,36 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   JOB_EXTEND: ['id', 'ms'],
   SERVICES: [],
   WORKERS: [],
+  PUBLISH: ['topic', 'retain', 'ttlMs', 'headers'],
+  SUBSCRIBE: [
+    'pattern',
+    'subscription',
+    'durable',
+    'group',
+    'snapshot',
+    'window',
+    'prefetch',
+    'ackTimeoutMs',
+  ],
+  UNSUBSCRIBE: ['subscription', 'durable', 'delete'],
+  TOPIC_ACK: ['subscription', 'count'],
+  RETAINED: ['pattern'],
+  CONFIRM: ['node', 'items'],
+  ROLLOUT: ['topic', 'nodes', 'timeoutMs', 'ttlMs', 'headers'],
+  TOPIC_STATUS: ['pattern'],
 };
 
-export const REPLY_KINDS = ['OK', 'ERROR', 'PONG', 'DELIVER', 'ASSIGN', 'REVOKE', 'EVENT'] as const;
+export const REPLY_KINDS = [
+  'OK',
+  'ERROR',
+  'PONG',
+  'DELIVER',
+  'ASSIGN',
+  'REVOKE',
+  'EVENT',
+  'TOPIC',
+  'DROPPED',
+] as const;
 export type ReplyKind = (typeof REPLY_KINDS)[number];
 const REPLY_SET: ReadonlySet<string> = new Set(REPLY_KINDS);
 

@@ -20,6 +20,7 @@ import {
   DEFAULT_MAX_QUEUES,
 } from '../core/broker.js';
 import type { SyncPolicy } from '../storage/types.js';
+import { DEFAULT_LIVE_WINDOW, MAX_LIVE_WINDOW } from '../core/pubsub.js';
 import {
   DEFAULT_JOB_MAX_ATTEMPTS,
   DEFAULT_JOB_MAX_QUEUED,
@@ -38,6 +39,8 @@ import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
 export const DEFAULT_DATA_DIR = './data';
+/** Highest Clone base port: the collector binds P + 2. */
+export const CLONE_MAX_BASE_PORT = 65_533;
 /** Below this much free disk space in the data folder, sends are refused (STORAGE_FULL). */
 export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
 /** PZQ's own default ports, bound on loopback. */
@@ -86,6 +89,10 @@ export interface FerryConfig {
   logLevel: LogLevel;
   /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
   mdp: string | undefined;
+  /** Messages a live subscriber may be behind before the broker drops it (0 = unbounded). */
+  liveWindow: number;
+  /** Clone (12/CHP) base port P: snapshot P, publisher P+1, collector P+2; off when undefined. */
+  clone: number | undefined;
   /** PZQ dialect on (producers, consumers, monitor). */
   pzq: boolean;
   /** PZQ producer ROUTER endpoint. */
@@ -296,6 +303,22 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_MDP',
     help: 'Majordomo endpoint to bind (MDP/0.1 + MMI, MDP/0.2, Titanic); off when unset',
   },
+  liveWindow: {
+    kind: 'int',
+    flag: 'live-window',
+    env: 'FERRY_LIVE_WINDOW',
+    min: 0,
+    max: MAX_LIVE_WINDOW,
+    help: 'messages a live subscriber may be behind before it is dropped (0 = unbounded)',
+  },
+  clone: {
+    kind: 'int',
+    flag: 'clone',
+    env: 'FERRY_CLONE',
+    min: 1,
+    max: CLONE_MAX_BASE_PORT,
+    help: 'Clone (12/CHP) base port P on 127.0.0.1: snapshot P, publisher P+1, collector P+2; off when unset',
+  },
   pzq: {
     kind: 'bool',
     flag: 'pzq',
@@ -402,6 +425,8 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
   mdp: undefined,
+  liveWindow: DEFAULT_LIVE_WINDOW,
+  clone: undefined,
   pzq: false,
   pzqReceive: DEFAULT_PZQ_RECEIVE,
   pzqSend: DEFAULT_PZQ_SEND,

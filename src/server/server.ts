@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Broker } from '../core/broker.js';
 import { JobServer } from '../core/jobs.js';
+import { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { CloneDialect } from '../dialects/clone/clone-dialect.js';
 import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
 import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
@@ -18,6 +20,12 @@ import { startGateway, type HttpGateway } from '../http/gateway.js';
 import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
+import {
+  bindCollector,
+  bindPublisher,
+  type CollectorEndpoint,
+  type PublisherEndpoint,
+} from '../transport/zmq-pubsub.js';
 import type { FanOutEndpoint, ServerEndpoint } from '../transport/types.js';
 import {
   defaultPolicyOf,
@@ -32,16 +40,23 @@ import { lockDataDir } from './data-dir-lock.js';
 export const DISK_CHECK_INTERVAL_MS = 1_000;
 /** Extra bytes a frame may have over the largest message (protocol overhead). */
 const FRAME_SLACK_BYTES = 64 * 1024;
+/** Clone binds loopback only (its protocol has no authentication). */
+export const CLONE_HOST = '127.0.0.1';
 
 export interface RunningServer {
   /** The bound endpoint, resolved (a `*` port becomes the real one). */
   readonly endpoint: string;
   readonly broker: Broker;
   readonly jobs: JobServer;
+  readonly pubsub: PubSub;
   /** The bound Majordomo endpoint (MDP, MMI, Titanic), when `mdp` is configured. */
   readonly mdpEndpoint: string | undefined;
   /** The Majordomo dialect, when `mdp` is configured (its counters: for stats and tests). */
   readonly mdp: MdpDialect | undefined;
+  /** The Clone (12/CHP) endpoints, when `clone` is configured. */
+  readonly cloneEndpoints: { snapshot: string; publisher: string; collector: string } | undefined;
+  /** The Clone dialect, when `clone` is configured (its counters: for stats and tests). */
+  readonly clone: CloneDialect | undefined;
   /** The PZQ endpoints (producers, consumers, monitor), when `pzq` is on. */
   readonly pzqEndpoints: PzqEndpoints | undefined;
   /** The PZQ dialect, when `pzq` is on (its counters: for stats and tests). */
@@ -126,10 +141,15 @@ export async function startServer(
   const disk = watchDisk(config.dataDir, config.minFreeDiskBytes, log);
   let broker: Broker | undefined;
   let jobs: JobServer | undefined;
+  let pubsub: PubSub | undefined;
   let endpoint: ServerEndpoint | undefined;
   let dialect: FerryDialect | undefined;
   let mdp: MdpDialect | undefined;
   let mdpEndpoint: ServerEndpoint | undefined;
+  let clone: CloneDialect | undefined;
+  let cloneSnapshot: ServerEndpoint | undefined;
+  let clonePublisher: PublisherEndpoint | undefined;
+  let cloneCollector: CollectorEndpoint | undefined;
   let pzq: PzqDialect | undefined;
   const pzqSockets: PzqSockets = {};
   let zmws: ZmwsDialect | undefined;
@@ -161,10 +181,17 @@ export async function startServer(
       maxParamsBytes: config.maxMessageBytes,
       isStorageLow: disk.isLow,
     });
+    pubsub = await PubSub.open({
+      storage: storage.pubsub,
+      broker,
+      logger: log,
+      liveWindow: config.liveWindow,
+    });
     const b = broker;
     stats = new StatsSource({
       broker: b,
       jobs,
+      pubsub,
       connections: () => ({
         ferry: dialect?.connections ?? 0,
         // Dialects without client sessions count what they track: workers, consumers.
@@ -176,6 +203,7 @@ export async function startServer(
     });
     const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
       jobs,
+      pubsub,
       stats,
       logger: log,
       heartbeatMs: config.heartbeatMs,
@@ -199,6 +227,27 @@ export async function startServer(
       mdpEndpoint = await bindRouter(config.mdp, (peer, frames) => m.handle(peer, frames), {
         maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
       });
+    }
+    if (config.clone !== undefined) {
+      const host = `tcp://${CLONE_HOST}`;
+      const port = config.clone;
+      const pub = await bindPublisher(`${host}:${port + 1}`);
+      clonePublisher = pub;
+      const cd = new CloneDialect(
+        pubsub,
+        (peer, frames) => cloneSnapshot?.send(peer, frames),
+        (frames) => pub.send(frames),
+        { logger: log },
+      );
+      clone = cd;
+      cloneSnapshot = await bindRouter(`${host}:${port}`, (peer, frames) =>
+        cd.handleSnapshot(peer, frames),
+      );
+      cloneCollector = await bindCollector(
+        `${host}:${port + 2}`,
+        (frames) => cd.handleCollector(frames),
+        { maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES },
+      );
     }
     if (config.pzq) {
       const s = pzqSockets;
@@ -276,6 +325,10 @@ export async function startServer(
       });
     }
   } catch (err) {
+    clone?.close();
+    await cloneCollector?.close();
+    await cloneSnapshot?.close();
+    await clonePublisher?.close();
     await gateway?.close();
     zmws?.close();
     await zmwsSockets.client?.close();
@@ -286,6 +339,7 @@ export async function startServer(
     await mdpEndpoint?.close();
     await endpoint?.close();
     dialect?.close();
+    pubsub?.close();
     await jobs?.close().catch(() => {});
     await broker?.close().catch(() => {});
     disk.stop();
@@ -294,10 +348,15 @@ export async function startServer(
   }
   const b = broker;
   const j = jobs;
+  const ps = pubsub;
   const ep = endpoint;
   const d = dialect;
   const m = mdp;
   const mep = mdpEndpoint;
+  const cl = clone;
+  const clSnap = cloneSnapshot;
+  const clPub = clonePublisher;
+  const clColl = cloneCollector;
   const pz = pzq;
   const zm = zmws;
   const zmEndpoints =
@@ -317,6 +376,7 @@ export async function startServer(
   log.info('ferry broker started', {
     endpoint: ep.endpoint,
     ...(mep ? { mdp: mep.endpoint } : {}),
+    ...(clSnap ? { clone: clSnap.endpoint } : {}),
     ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
     ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
     ...(gw ? { http: gw.url } : {}),
@@ -328,8 +388,14 @@ export async function startServer(
     endpoint: ep.endpoint,
     broker: b,
     jobs: j,
+    pubsub: ps,
     mdpEndpoint: mep?.endpoint,
     mdp: m,
+    cloneEndpoints:
+      clSnap && clPub && clColl
+        ? { snapshot: clSnap.endpoint, publisher: clPub.endpoint, collector: clColl.endpoint }
+        : undefined,
+    clone: cl,
     pzqEndpoints: pzEndpoints,
     pzq: pz,
     zmwsEndpoints: zmEndpoints,
@@ -343,6 +409,11 @@ export async function startServer(
         await gw?.close();
         d.close();
         m?.close();
+        cl?.close();
+        await clColl?.close();
+        await clSnap?.close();
+        await clPub?.close();
+        ps.close();
         pz?.close();
         zm?.close();
         await j.close();

@@ -186,6 +186,8 @@ export interface Storage {
 
   /** The job server's part of the store; its calls share the same group commit. */
   readonly jobs: JobStorage;
+  /** Topics' part of the store (retained values, durable subscriptions, confirmations). */
+  readonly pubsub: PubSubStorage;
 }
 
 // ------------------------------------------------------------------------------ jobs
@@ -297,4 +299,60 @@ export interface JobStorage {
   sweep(now: number, max: number): Promise<JobSweepOutcome>;
   /** Most recently created jobs, newest first (optionally of one service / status). */
   list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]>;
+}
+
+// ------------------------------------------------------------------------------ pub/sub
+
+/** The last value of a topic, kept because it was published with `retain`. */
+export interface RetainedRow {
+  topic: string;
+  /** Sequence number of the publish that set it. */
+  seq: number;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  publishedAt: number;
+  expiresAt: number | null;
+}
+
+/** What a publish changes in the store besides the durable subscriptions' queues. */
+export type RetainedChange =
+  { op: 'set'; row: RetainedRow } | { op: 'delete'; topic: string } | { op: 'none' };
+
+export interface DurableSubscriptionRow {
+  name: string;
+  pattern: string;
+  createdAt: number;
+}
+
+/** A node's confirmation that it holds a topic at a version (sequence number). */
+export interface ConfirmationRow {
+  node: string;
+  topic: string;
+  seq: number;
+  at: number;
+}
+
+export interface PubSubState {
+  /** Highest sequence number ever given to a publish (0 on a new store). */
+  lastSeq: number;
+  subscriptions: DurableSubscriptionRow[];
+}
+
+export interface PubSubStorage {
+  /** Reads what the core needs at start. */
+  load(): Promise<PubSubState>;
+  /** Records a publish: its sequence number and, for a retained one, the new value. */
+  record(seq: number, change: RetainedChange): Promise<void>;
+  /** Retained values of topics starting with `prefix` not expired at `now`, in topic order. */
+  retained(prefix: string, now: number): Promise<RetainedRow[]>;
+  /** Topics whose retained value expired by `now` (at most `max`). */
+  expired(now: number, max: number): Promise<string[]>;
+  /** Earliest expiry of a retained value, if any. */
+  nextExpiry(): Promise<number | null>;
+  saveSubscription(row: DurableSubscriptionRow): Promise<void>;
+  deleteSubscription(name: string): Promise<boolean>;
+  /** Stores confirmations, keeping per (node, topic) the highest sequence number. */
+  confirm(rows: ConfirmationRow[]): Promise<void>;
+  /** Confirmations of topics starting with `prefix`. */
+  confirmations(prefix: string): Promise<ConfirmationRow[]>;
 }

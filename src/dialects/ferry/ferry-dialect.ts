@@ -5,6 +5,7 @@
  */
 import type { Broker, Delivery, Session } from '../../core/broker.js';
 import type { JobApi } from '../../core/job-types.js';
+import type { PubSub } from '../../core/pubsub.js';
 import type { StatsSource } from '../../core/stats.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
@@ -13,6 +14,7 @@ import { MESSAGE_STATES } from '../../core/types.js';
 import { FerryError, toFerryError } from '../../errors.js';
 import {
   JOB_COMMAND_NAMES,
+  TOPIC_COMMAND_NAMES,
   PROTOCOL_VERSION,
   ProtocolError,
   decodeRequest,
@@ -25,9 +27,12 @@ import {
 } from '../../protocol/codec.js';
 import { optBool, optInt, optNumber, optString, reqIds, reqString, settled } from './args.js';
 import { FerryJobCommands } from './ferry-jobs.js';
+import { FerryTopicCommands } from './ferry-topics.js';
 
 /** Commands handled by the job part of the dialect (ferry-jobs.ts). */
 const JOB_COMMANDS: ReadonlySet<string> = new Set(JOB_COMMAND_NAMES);
+/** Commands handled by the pub/sub part of the dialect (ferry-topics.ts). */
+const TOPIC_COMMANDS: ReadonlySet<string> = new Set(TOPIC_COMMAND_NAMES);
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 export const MIN_HEARTBEAT_MS = 100;
@@ -46,6 +51,8 @@ export interface FerryDialectOptions {
   maxRequestBytes?: number;
   /** The job server; without it the job commands answer UNKNOWN_COMMAND. */
   jobs?: JobApi;
+  /** Pub/sub; without it the topic commands answer UNKNOWN_COMMAND. */
+  pubsub?: PubSub;
   /**
    * Where STATS reads its numbers (the same snapshot the HTTP gateway and /metrics read);
    * without it, STATS reports this dialect's own view of the broker.
@@ -73,6 +80,7 @@ export class FerryDialect {
   private cancelLiveness: (() => void) | undefined;
   private closed = false;
   private readonly jobCommands: FerryJobCommands | undefined;
+  private readonly topicCommands: FerryTopicCommands | undefined;
   private readonly statsSource: StatsSource | undefined;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
@@ -90,6 +98,9 @@ export class FerryDialect {
     this.statsSource = options.stats;
     this.jobCommands = options.jobs
       ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
+      : undefined;
+    this.topicCommands = options.pubsub
+      ? new FerryTopicCommands(options.pubsub, (peer, frames) => this.sendTo(peer, frames))
       : undefined;
     this.armLiveness();
   }
@@ -113,6 +124,7 @@ export class FerryDialect {
         this.log.info('peer went silent; closing its session', { session: p.session.id });
         p.session.close();
         this.jobCommands?.closePeer(key);
+        this.topicCommands?.closePeer(key);
         this.peers.delete(key);
       }
     }
@@ -183,6 +195,7 @@ export class FerryDialect {
     if (old) {
       old.session.close();
       this.jobCommands?.closePeer(key);
+      this.topicCommands?.closePeer(key);
     }
     const session = this.broker.openSession({
       deliver: (tag, messages) => this.deliver(peerId, tag, messages),
@@ -226,6 +239,13 @@ export class FerryDialect {
       this.jobCommands.handle(peer.id, key, req);
       return;
     }
+    if (TOPIC_COMMANDS.has(req.command)) {
+      if (!this.topicCommands) {
+        throw new FerryError('UNKNOWN_COMMAND', `${req.command}: this broker runs no pub/sub`);
+      }
+      this.topicCommands.handle(peer.id, key, peer.session, req);
+      return;
+    }
     const s = peer.session;
     switch (req.command) {
       case 'PING':
@@ -234,6 +254,7 @@ export class FerryDialect {
       case 'BYE':
         s.close();
         this.jobCommands?.closePeer(key);
+        this.topicCommands?.closePeer(key);
         this.peers.delete(key);
         this.ok(peer, requestId);
         return;
@@ -266,6 +287,36 @@ export class FerryDialect {
           else if (out.duplicates.length > 0) reply['duplicates'] = out.duplicates;
           return reply;
         });
+        return;
+      }
+      case 'SEND_MULTICAST': {
+        const queues = args['queues'];
+        if (!Array.isArray(queues) || !queues.every((q) => typeof q === 'string')) {
+          throw new FerryError('BAD_ARGUMENTS', 'queues must be an array of queue names');
+        }
+        if (req.payload.length === 0) {
+          throw new FerryError('BAD_FRAME', 'SEND_MULTICAST carries one message as payload frames');
+        }
+        let bytes = 0;
+        for (const f of req.payload) bytes += f.length;
+        if (bytes > this.maxRequestBytes) {
+          throw new FerryError('BATCH_TOO_LARGE', `request is ${bytes} bytes`);
+        }
+        const headers = args['headers'];
+        if (headers !== undefined && (typeof headers !== 'object' || headers === null)) {
+          throw new FerryError('BAD_ARGUMENTS', 'headers must be an object of strings');
+        }
+        const message: NewMessage = {
+          frames: req.payload,
+          headers: headers as Record<string, string> | undefined,
+          priority: optInt(args, 'priority'),
+          ttlMs: optNumber(args, 'ttlMs'),
+        };
+        const wait = optBool(args, 'wait') ?? false;
+        const timeoutMs = optNumber(args, 'timeoutMs');
+        this.answer(peer, requestId, async () => ({
+          ...(await s.multicast(queues as string[], message, { waitForAcks: wait, timeoutMs })),
+        }));
         return;
       }
       case 'CONSUME': {
@@ -384,6 +435,7 @@ export class FerryDialect {
     this.cancelLiveness?.();
     for (const p of this.peers.values()) p.session.close();
     this.jobCommands?.close();
+    this.topicCommands?.close();
     this.peers.clear();
   }
 }

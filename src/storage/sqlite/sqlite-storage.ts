@@ -29,6 +29,7 @@ import type {
 } from '../types.js';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
+import { SqlitePubSubStorage } from './sqlite-pubsub.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
@@ -201,6 +202,7 @@ export class SqliteStorage implements Storage {
   private readonly queueIds = new Map<string, number>();
   private pending: PendingCall[] = [];
   readonly jobs = new SqliteJobStorage(<T>(fn: () => T) => this.call(fn));
+  readonly pubsub = new SqlitePubSubStorage(<T>(fn: () => T) => this.call(fn));
   private flushScheduled = false;
   private closed = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -244,6 +246,7 @@ export class SqliteStorage implements Storage {
     this.st = prepareStatements(db);
     const releasedLeases = this.st.releaseAllLeases.run().changes;
     const requeuedJobs = this.jobs.open(db);
+    this.pubsub.open(db);
     if (this.sync.mode === 'batch') {
       const interval = this.sync.intervalMs;
       this.syncTimer = setInterval(() => this.syncWal(), interval);

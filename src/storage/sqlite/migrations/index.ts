@@ -4,6 +4,7 @@
  */
 import { MIGRATION_0001_INIT } from './0001-init.js';
 import { MIGRATION_0002_JOBS } from './0002-jobs.js';
+import { MIGRATION_0003_PUBSUB } from './0003-pubsub.js';
 
 export interface Migration {
   version: number;
@@ -14,4 +15,5 @@ export interface Migration {
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: MIGRATION_0001_INIT },
   { version: 2, name: 'jobs', sql: MIGRATION_0002_JOBS },
+  { version: 3, name: 'pubsub', sql: MIGRATION_0003_PUBSUB },
 ];
