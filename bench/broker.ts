@@ -153,6 +153,8 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerChild> 
     options.sync,
     '--log-level',
     'warn',
+    // The broker alone: the HTTP gateway (on by default) is a separate component, measured apart.
+    ...(options.flags?.some((f) => f.startsWith('--http')) ? [] : ['--no-http']),
     ...(options.flags ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

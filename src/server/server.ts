@@ -16,7 +16,7 @@ import { TitanicServices } from '../dialects/titanic/titanic-services.js';
 import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
 import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
 import { bindFanOut } from '../transport/zmq-fan-out.js';
-import { startGateway, type HttpGateway } from '../http/gateway.js';
+import type { HttpGateway } from '../http/gateway.js';
 import { StatsSource } from '../core/stats.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { bindRouter } from '../transport/zmq-router.js';
@@ -313,6 +313,8 @@ export async function startServer(
     }
     if (config.http !== undefined) {
       const { host, port } = splitHttpAddress(config.http);
+      // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
+      const { startGateway } = await import('../http/gateway.js');
       gateway = await startGateway({
         broker: b,
         jobs,
