@@ -1,46 +1,37 @@
 /** A ZeroMQ DEALER connected to one broker endpoint, with an ordered send queue. */
 import * as zmq from 'zeromq';
+import { SendQueue } from './socket-helpers.js';
 import type { ClientConnection, ClientConnectionEvents } from './types.js';
 
 export const DEALER_RECONNECT_MS = 100;
 export const DEALER_RECONNECT_MAX_MS = 2_000;
 export const DEALER_HWM = 100_000;
 
+/** How long close() lets queued requests go out. */
+const DEALER_CLOSE_FLUSH_MS = 500;
+
 class DealerConnection implements ClientConnection {
-  private readonly queue: Buffer[][] = [];
-  private sending = false;
+  // A send that fails (closed underneath us, or the pipe is full) is a request that times out
+  // and is retried by the client.
+  private readonly out: SendQueue;
   private closed = false;
 
   constructor(
     private readonly sock: zmq.Dealer,
     readonly endpoint: string,
-  ) {}
-
-  send(frames: Buffer[]): void {
-    if (this.closed) return;
-    this.queue.push(frames);
-    if (!this.sending) void this.drain();
+  ) {
+    this.out = new SendQueue(sock);
   }
 
-  private async drain(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const msg = this.queue.shift()!;
-      try {
-        await this.sock.send(msg);
-      } catch {
-        // Closed underneath us, or the pipe is full: the request times out and is retried.
-      }
-    }
-    this.sending = false;
+  send(frames: Buffer[]): void {
+    this.out.push(frames);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (let i = 0; i < 50 && this.queue.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
     this.closed = true;
+    // Let queued messages go out before closing (sends made meanwhile still queue).
+    await this.out.stop(DEALER_CLOSE_FLUSH_MS);
     this.sock.close();
   }
 }

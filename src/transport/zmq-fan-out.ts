@@ -1,8 +1,7 @@
 /** A ZeroMQ DEALER bound on an endpoint: sends go round-robin to the peers connected to it. */
 import * as zmq from 'zeromq';
-import { FerryError } from '../errors.js';
 import type { FanOutEndpoint, FanOutEvents } from './types.js';
-import { BIND_IN_USE_RETRY_INTERVAL_MS, BIND_IN_USE_RETRY_MS } from './zmq-router.js';
+import { bindWithRetry, SendQueue } from './socket-helpers.js';
 
 /** Messages queued per peer inside ZeroMQ (credit in the core bounds what is in flight). */
 export const FAN_OUT_SEND_HWM = 1_000;
@@ -14,45 +13,31 @@ export interface FanOutOptions {
 }
 
 class DealerFanOut implements FanOutEndpoint {
-  private queue: Buffer[][] = [];
-  private sending = false;
+  // No send timeout: with no peer connected a send waits for one. A send that fails (closed
+  // underneath us) is redelivered by the core after its ack timeout.
+  private readonly out: SendQueue;
   private closed = false;
   peers = 0;
 
   constructor(
     private readonly sock: zmq.Dealer,
     readonly endpoint: string,
-  ) {}
+  ) {
+    this.out = new SendQueue(sock);
+  }
 
   send(frames: Buffer[]): void {
-    if (this.closed) return;
-    this.queue.push(frames);
-    if (!this.sending) void this.drain();
+    if (!this.closed) this.out.push(frames);
   }
 
   takeQueued(): Buffer[][] {
-    const out = this.queue;
-    this.queue = [];
-    return out;
-  }
-
-  private async drain(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const msg = this.queue.shift()!;
-      try {
-        // No send timeout: with no peer connected this waits for one.
-        await this.sock.send(msg);
-      } catch {
-        // Closed underneath us: what was sent and not acked is redelivered after its timeout.
-      }
-    }
-    this.sending = false;
+    return this.out.take();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.out.stop(0);
     this.sock.close();
   }
 }
@@ -70,30 +55,7 @@ export async function bindFanOut(
   });
   // Watch connections before binding, so no early peer is missed.
   const observer = sock.events;
-  try {
-    // As bindRouter: a port still held by a listener closed a moment ago is retried briefly.
-    const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
-    for (;;) {
-      try {
-        await sock.bind(endpoint);
-        break;
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
-        await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
-      }
-    }
-  } catch (err) {
-    sock.close();
-    const code = (err as { code?: string }).code;
-    if (code === 'EADDRINUSE') {
-      throw new FerryError('ADDRESS_IN_USE', `cannot bind ${endpoint}: address already in use`, {
-        cause: err,
-      });
-    }
-    throw new FerryError('CONFIG_INVALID', `cannot bind ${endpoint}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
+  await bindWithRetry(sock, endpoint);
   const ep = new DealerFanOut(sock, sock.lastEndpoint ?? endpoint);
   void (async () => {
     try {

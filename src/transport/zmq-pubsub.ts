@@ -4,8 +4,7 @@
  * high-water mark, which is PUB/SUB's contract (Clone clients resynchronise by snapshot).
  */
 import * as zmq from 'zeromq';
-import { FerryError } from '../errors.js';
-import { BIND_IN_USE_RETRY_INTERVAL_MS, BIND_IN_USE_RETRY_MS } from './zmq-router.js';
+import { bindWithRetry, CLOSE_FLUSH_MAX_MS, SendQueue } from './socket-helpers.js';
 
 export const PUB_SEND_HWM = 100_000;
 export const SUB_RECEIVE_HWM = 100_000;
@@ -24,79 +23,33 @@ export interface CollectorEndpoint {
   close(): Promise<void>;
 }
 
-function bindError(endpoint: string, err: unknown): FerryError {
-  const code = (err as { code?: string }).code;
-  if (code === 'EADDRINUSE') {
-    return new FerryError('ADDRESS_IN_USE', `cannot bind ${endpoint}: address already in use`, {
-      cause: err,
-    });
-  }
-  return new FerryError('CONFIG_INVALID', `cannot bind ${endpoint}: ${(err as Error).message}`, {
-    cause: err,
-  });
-}
-
-/** Binds, retrying for a moment while the port is still held by a listener closing. */
-async function bindRetrying(sock: zmq.Socket, endpoint: string): Promise<void> {
-  const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
-  for (;;) {
-    try {
-      await sock.bind(endpoint);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
-      await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
-    }
-  }
-}
-
 class Publisher implements PublisherEndpoint {
-  private readonly queue: Buffer[][] = [];
-  private sending = false;
+  private readonly out: SendQueue;
   private closed = false;
 
   constructor(
     private readonly sock: zmq.Publisher,
     readonly endpoint: string,
-  ) {}
-
-  send(frames: Buffer[]): void {
-    if (this.closed) return;
-    this.queue.push(frames);
-    if (!this.sending) void this.drain();
+  ) {
+    this.out = new SendQueue(sock);
   }
 
-  private async drain(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const msg = this.queue.shift()!;
-      try {
-        await this.sock.send(msg);
-      } catch {
-        // Closed while sending.
-      }
-    }
-    this.sending = false;
+  send(frames: Buffer[]): void {
+    this.out.push(frames);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (let i = 0; i < 100 && this.queue.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
     this.closed = true;
+    // Let queued messages go out before closing (sends made meanwhile still queue).
+    await this.out.stop(CLOSE_FLUSH_MAX_MS);
     this.sock.close();
   }
 }
 
 export async function bindPublisher(endpoint: string): Promise<PublisherEndpoint> {
   const sock = new zmq.Publisher({ sendHighWaterMark: PUB_SEND_HWM, linger: 1000 });
-  try {
-    await bindRetrying(sock, endpoint);
-  } catch (err) {
-    sock.close();
-    throw bindError(endpoint, err);
-  }
+  await bindWithRetry(sock, endpoint);
   return new Publisher(sock, sock.lastEndpoint ?? endpoint);
 }
 
@@ -111,12 +64,7 @@ export async function bindCollector(
     ...(options.maxFrameBytes !== undefined ? { maxMessageSize: options.maxFrameBytes } : {}),
   });
   sock.subscribe();
-  try {
-    await bindRetrying(sock, endpoint);
-  } catch (err) {
-    sock.close();
-    throw bindError(endpoint, err);
-  }
+  await bindWithRetry(sock, endpoint);
   void (async () => {
     try {
       for await (const frames of sock) onMessage(frames);

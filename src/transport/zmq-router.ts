@@ -1,19 +1,11 @@
 /** A ZeroMQ ROUTER bound on an endpoint, with an ordered, never-blocking send queue. */
 import * as zmq from 'zeromq';
-import { FerryError } from '../errors.js';
+import { bindWithRetry, CLOSE_FLUSH_MAX_MS, SendQueue } from './socket-helpers.js';
 import type { PeerMessageHandler, ServerEndpoint } from './types.js';
 
 /** Messages queued per peer before ZeroMQ refuses more (ample: credit bounds deliveries). */
 export const ROUTER_SEND_HWM = 100_000;
 export const ROUTER_RECEIVE_HWM = 100_000;
-
-/**
- * libzmq releases a closed listener's port asynchronously, so a broker restarted on the same
- * endpoint can find it still taken for a few milliseconds: such a bind is retried for this
- * long before ADDRESS_IN_USE is reported.
- */
-export const BIND_IN_USE_RETRY_MS = 1_000;
-export const BIND_IN_USE_RETRY_INTERVAL_MS = 20;
 
 export interface RouterOptions {
   /** Largest single frame accepted, bytes (ZMQ_MAXMSGSIZE); larger peers are disconnected. */
@@ -21,43 +13,31 @@ export interface RouterOptions {
 }
 
 class RouterEndpoint implements ServerEndpoint {
-  private readonly queue: Buffer[][] = [];
-  private sending = false;
+  private readonly out: SendQueue;
   private closed = false;
-  dropped = 0;
 
   constructor(
     private readonly sock: zmq.Router,
     readonly endpoint: string,
-  ) {}
-
-  send(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
-    this.queue.push([peer, ...frames]);
-    if (!this.sending) void this.drain();
+  ) {
+    // A refused send is EHOSTUNREACH (the peer is gone: mandatory routing) or EAGAIN (its
+    // pipe is full); SendQueue counts it in `dropped`.
+    this.out = new SendQueue(sock);
   }
 
-  private async drain(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const msg = this.queue.shift()!;
-      try {
-        await this.sock.send(msg);
-      } catch {
-        // EHOSTUNREACH: the peer is gone (mandatory routing); EAGAIN: its pipe is full.
-        this.dropped++;
-      }
-    }
-    this.sending = false;
+  get dropped(): number {
+    return this.out.dropped;
+  }
+
+  send(peer: Buffer, frames: Buffer[]): void {
+    this.out.push([peer, ...frames]);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    // Let queued replies go out before closing.
-    for (let i = 0; i < 100 && this.queue.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
     this.closed = true;
+    // Let queued replies go out before closing (sends made meanwhile still queue).
+    await this.out.stop(CLOSE_FLUSH_MAX_MS);
     this.sock.close();
   }
 }
@@ -75,29 +55,7 @@ export async function bindRouter(
     linger: 1000,
     ...(options.maxFrameBytes !== undefined ? { maxMessageSize: options.maxFrameBytes } : {}),
   });
-  try {
-    const giveUpAt = Date.now() + BIND_IN_USE_RETRY_MS;
-    for (;;) {
-      try {
-        await sock.bind(endpoint);
-        break;
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'EADDRINUSE' || Date.now() >= giveUpAt) throw err;
-        await new Promise((r) => setTimeout(r, BIND_IN_USE_RETRY_INTERVAL_MS));
-      }
-    }
-  } catch (err) {
-    sock.close();
-    const code = (err as { code?: string }).code;
-    if (code === 'EADDRINUSE') {
-      throw new FerryError('ADDRESS_IN_USE', `cannot bind ${endpoint}: address already in use`, {
-        cause: err,
-      });
-    }
-    throw new FerryError('CONFIG_INVALID', `cannot bind ${endpoint}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
+  await bindWithRetry(sock, endpoint);
   const ep = new RouterEndpoint(sock, sock.lastEndpoint ?? endpoint);
   void (async () => {
     try {

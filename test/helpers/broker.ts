@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { connect, type FerryClient } from '../../src/index.js';
 import {
   loadConfig,
   startServer,
@@ -154,5 +155,31 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
       stdout: e.stdout ?? '',
       stderr: e.stderr ?? '',
     };
+  }
+}
+
+/**
+ * Brokers and clients a test file opens, closed together by `closeAll()` (call it in `after`).
+ * `broker()` starts an in-process broker; `client()` connects with a short heartbeat.
+ */
+export class TestResources {
+  readonly brokers: TestBroker[] = [];
+  readonly clients: FerryClient[] = [];
+
+  async broker(flags: Record<string, string> = {}): Promise<TestBroker> {
+    const b = await startBroker(flags);
+    this.brokers.push(b);
+    return b;
+  }
+
+  async client(endpoint: string, heartbeatMs = 200): Promise<FerryClient> {
+    const c = await connect(endpoint, { heartbeatMs, requestTimeoutMs: 20_000 });
+    this.clients.push(c);
+    return c;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const c of this.clients.splice(0)) await c.close({ timeoutMs: 500 }).catch(() => {});
+    for (const b of this.brokers.splice(0)) await b.stop().catch(() => {});
   }
 }

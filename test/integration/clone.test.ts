@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
-import { connect, type FerryClient } from '../../src/index.js';
+import { connect } from '../../src/index.js';
 import {
   freePort,
   REPO_ROOT,
@@ -18,16 +18,17 @@ import {
   waitFor,
   type ChildBroker,
   type TestBroker,
+  TestResources,
 } from '../helpers/broker.js';
 
-const brokers: TestBroker[] = [];
-const clients: FerryClient[] = [];
+const resources = new TestResources();
+const brokers = resources.brokers;
+const clients = resources.clients;
 const sockets: zmq.Socket[] = [];
 
 after(async () => {
   for (const s of sockets.splice(0)) s.close();
-  for (const c of clients.splice(0)) await c.close({ timeoutMs: 500 }).catch(() => {});
-  for (const b of brokers.splice(0)) await b.stop().catch(() => {});
+  await resources.closeAll();
 });
 
 /** Three consecutive free ports (P, P+1, P+2), checked one by one. */

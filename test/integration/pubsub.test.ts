@@ -19,27 +19,16 @@ import {
   waitFor,
   type ChildBroker,
   type TestBroker,
+  TestResources,
 } from '../helpers/broker.js';
 
-const brokers: TestBroker[] = [];
-const clients: FerryClient[] = [];
+const resources = new TestResources();
+const brokers = resources.brokers;
+const broker = (flags: Record<string, string> = {}): Promise<TestBroker> => resources.broker(flags);
+const client = (endpoint: string, heartbeatMs = 200): Promise<FerryClient> =>
+  resources.client(endpoint, heartbeatMs);
 
-async function broker(flags: Record<string, string> = {}): Promise<TestBroker> {
-  const b = await startBroker(flags);
-  brokers.push(b);
-  return b;
-}
-
-async function client(endpoint: string, heartbeatMs = 200): Promise<FerryClient> {
-  const c = await connect(endpoint, { heartbeatMs, requestTimeoutMs: 20_000 });
-  clients.push(c);
-  return c;
-}
-
-after(async () => {
-  for (const c of clients.splice(0)) await c.close({ timeoutMs: 500 }).catch(() => {});
-  for (const b of brokers.splice(0)) await b.stop().catch(() => {});
-});
+after(() => resources.closeAll());
 
 /** Reads `n` messages from a subscription (acking each), with a deadline. */
 async function take(

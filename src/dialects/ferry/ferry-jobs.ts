@@ -7,16 +7,14 @@
 import type { JobApi, JobEvent, JobInfo, NewJob, WorkerHandle } from '../../core/job-types.js';
 import { JOB_STATUSES, type JobStatus } from '../../core/job-types.js';
 import type { Headers } from '../../core/types.js';
-import { FerryError, toFerryError, type ErrorCode } from '../../errors.js';
-import { encodeError, encodeReply, type Json, type Request } from '../../protocol/codec.js';
+import { FerryError, type ErrorCode } from '../../errors.js';
+import { encodeReply, type Json, type Request } from '../../protocol/codec.js';
+import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
 const EMPTY = Buffer.alloc(0);
 export const MAX_WORKERS_PER_SESSION = 1_000;
 export const MAX_WATCHES_PER_SESSION = 10_000;
-
-/** Sends frames to one peer. */
-type PeerSend = (peer: Buffer, frames: Buffer[]) => void;
 
 interface PeerJobs {
   id: Buffer;
@@ -56,13 +54,15 @@ export function jobErrorCode(status: JobStatus): ErrorCode {
   return 'JOB_FAILED';
 }
 
-export class FerryJobCommands {
+export class FerryJobCommands extends CommandGroup {
   private readonly peers = new Map<string, PeerJobs>();
 
   constructor(
     private readonly jobs: JobApi,
-    private readonly sendTo: PeerSend,
-  ) {}
+    sendTo: PeerSend,
+  ) {
+    super(sendTo);
+  }
 
   private peer(peerId: Buffer, key: string): PeerJobs {
     let p = this.peers.get(key);
@@ -71,22 +71,6 @@ export class FerryJobCommands {
       this.peers.set(key, p);
     }
     return p;
-  }
-
-  private ok(peer: Buffer, requestId: Buffer, args: Json = {}, payload?: Buffer[]): void {
-    this.sendTo(peer, encodeReply('OK', requestId, args, payload));
-  }
-
-  private fail(peer: Buffer, requestId: Buffer, err: unknown): void {
-    const e = toFerryError(err);
-    this.sendTo(peer, encodeError(requestId, e.code, e.message));
-  }
-
-  private answer(peer: Buffer, requestId: Buffer, work: Promise<Json>): void {
-    work.then(
-      (args) => this.ok(peer, requestId, args),
-      (err: unknown) => this.fail(peer, requestId, err),
-    );
   }
 
   /** Handles one job command; throws FerryError for bad arguments (answered by the caller). */

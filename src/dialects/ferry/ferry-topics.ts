@@ -9,22 +9,15 @@ import type { Session } from '../../core/broker.js';
 import { SNAPSHOT_BATCH_MAX } from '../../core/pubsub.js';
 import type { LiveSubscription, PubSub, TopicMessage } from '../../core/pubsub.js';
 import type { Headers } from '../../core/types.js';
-import { FerryError, toFerryError } from '../../errors.js';
-import {
-  encodeError,
-  encodeReply,
-  joinMessages,
-  type Json,
-  type Request,
-} from '../../protocol/codec.js';
+import { FerryError } from '../../errors.js';
+import { encodeReply, joinMessages, type Json, type Request } from '../../protocol/codec.js';
+import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
 const EMPTY = Buffer.alloc(0);
 export const MAX_SUBSCRIPTIONS_PER_SESSION = 1_000;
 export const MAX_CONFIRM_ITEMS = 10_000;
 export const SUBSCRIPTION_TAG_MAX_LENGTH = 100;
-
-type PeerSend = (peer: Buffer, frames: Buffer[]) => void;
 
 type PeerSubscription =
   { kind: 'live'; live: LiveSubscription } | { kind: 'durable'; name: string; session: Session };
@@ -52,13 +45,15 @@ function optHeaders(args: Json): Headers | undefined {
   return v as Headers;
 }
 
-export class FerryTopicCommands {
+export class FerryTopicCommands extends CommandGroup {
   private readonly peers = new Map<string, PeerTopics>();
 
   constructor(
     private readonly pubsub: PubSub,
-    private readonly sendTo: PeerSend,
-  ) {}
+    sendTo: PeerSend,
+  ) {
+    super(sendTo);
+  }
 
   private peer(peerId: Buffer, key: string): PeerTopics {
     let p = this.peers.get(key);
@@ -67,22 +62,6 @@ export class FerryTopicCommands {
       this.peers.set(key, p);
     }
     return p;
-  }
-
-  private ok(peer: Buffer, requestId: Buffer, args: Json = {}, payload?: Buffer[]): void {
-    this.sendTo(peer, encodeReply('OK', requestId, args, payload));
-  }
-
-  private fail(peer: Buffer, requestId: Buffer, err: unknown): void {
-    const e = toFerryError(err);
-    this.sendTo(peer, encodeError(requestId, e.code, e.message));
-  }
-
-  private answer(peer: Buffer, requestId: Buffer, work: Promise<Json>): void {
-    work.then(
-      (args) => this.ok(peer, requestId, args),
-      (err: unknown) => this.fail(peer, requestId, err),
-    );
   }
 
   private sendTopic(peer: Buffer, args: Json, messages: TopicMessage[]): void {

@@ -15,6 +15,7 @@
  *   READY, a reserved service) are answered with DISCONNECT; malformed client messages are
  *   dropped. Both are logged and counted; neither throws.
  */
+import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import {
   isJobId,
@@ -101,8 +102,7 @@ export class MdpDialect {
   private readonly heartbeatLiveness: number;
   private readonly requestTtlMs: number;
   private readonly internal: InternalServices[];
-  private cancelTick: (() => void) | undefined;
-  private lastHeartbeatAt: number;
+  private readonly ticker: HeartbeatTicker;
   private closed = false;
   readonly counters: MdpCounters = {
     requests: 0,
@@ -129,8 +129,13 @@ export class MdpDialect {
       (service) => this.jobs.hasWorkers(service) || others.some((s) => s.provides(service)),
     );
     this.internal = [mmi, ...others];
-    this.lastHeartbeatAt = this.clock.now();
-    this.armTick();
+    this.ticker = new HeartbeatTicker(
+      this.clock,
+      this.heartbeatIntervalMs,
+      this.heartbeatLiveness,
+      MDP_LIVENESS_CHECKS_PER_INTERVAL,
+      (t) => this.tick(t),
+    );
   }
 
   /** Workers registered now. */
@@ -170,7 +175,7 @@ export class MdpDialect {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.cancelTick?.();
+    this.ticker.stop();
     // Tell workers to reconnect: after a restart they register again at once.
     for (const w of this.workers.values()) this.dropWorker(w, true);
   }
@@ -422,23 +427,8 @@ export class MdpDialect {
 
   // ---- heartbeats ----------------------------------------------------------------------
 
-  private armTick(): void {
-    this.cancelTick = this.clock.setTimer(
-      () => {
-        if (this.closed) return;
-        this.tick();
-        this.armTick();
-      },
-      Math.max(1, Math.floor(this.heartbeatIntervalMs / MDP_LIVENESS_CHECKS_PER_INTERVAL)),
-    );
-  }
-
   /** Expires silent workers; once per interval, sends a heartbeat to the rest. */
-  private tick(): void {
-    const now = this.clock.now();
-    const deadAfter = this.heartbeatIntervalMs * this.heartbeatLiveness;
-    const beat = now - this.lastHeartbeatAt >= this.heartbeatIntervalMs;
-    if (beat) this.lastHeartbeatAt = now;
+  private tick({ now, beat, deadAfterMs: deadAfter }: HeartbeatTick): void {
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > deadAfter) {
         this.counters.expired++;

@@ -16,6 +16,7 @@
  * Malformed messages are answered where the protocol has an answer (`FAIL: <service>`) and
  * otherwise logged and counted; nothing here throws on peer input.
  */
+import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Assignment, JobApi, JobEvent, JobInfo, WorkerHandle } from '../../core/job-types.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
@@ -113,8 +114,7 @@ export class ZmwsDialect {
   private readonly heartbeatIntervalMs: number;
   private readonly heartbeatLiveness: number;
   private readonly syncTtlMs: number;
-  private cancelTick: (() => void) | undefined;
-  private lastHeartbeatAt: number;
+  private readonly ticker: HeartbeatTicker;
   private closed = false;
   readonly counters: ZmwsCounters = {
     submitted: 0,
@@ -137,8 +137,13 @@ export class ZmwsDialect {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? ZMWS_HEARTBEAT_INTERVAL_MS;
     this.heartbeatLiveness = options.heartbeatLiveness ?? ZMWS_HEARTBEAT_LIVENESS;
     this.syncTtlMs = options.syncTtlMs ?? ZMWS_SYNC_TTL_MS;
-    this.lastHeartbeatAt = this.clock.now();
-    this.armTick();
+    this.ticker = new HeartbeatTicker(
+      this.clock,
+      this.heartbeatIntervalMs,
+      this.heartbeatLiveness,
+      ZMWS_LIVENESS_CHECKS_PER_INTERVAL,
+      (t) => this.tick(t),
+    );
   }
 
   get workerCount(): number {
@@ -148,7 +153,7 @@ export class ZmwsDialect {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.cancelTick?.();
+    this.ticker.stop();
     for (const w of [...this.workers.values()]) this.dropWorker(w);
   }
 
@@ -513,23 +518,8 @@ export class ZmwsDialect {
 
   // ---- heartbeats ----------------------------------------------------------------------
 
-  private armTick(): void {
-    this.cancelTick = this.clock.setTimer(
-      () => {
-        if (this.closed) return;
-        this.tick();
-        this.armTick();
-      },
-      Math.max(1, Math.floor(this.heartbeatIntervalMs / ZMWS_LIVENESS_CHECKS_PER_INTERVAL)),
-    );
-  }
-
   /** Purges silent workers (their job is requeued); once per interval, beats to idle ones. */
-  private tick(): void {
-    const now = this.clock.now();
-    const deadAfter = this.heartbeatIntervalMs * this.heartbeatLiveness;
-    const beat = now - this.lastHeartbeatAt >= this.heartbeatIntervalMs;
-    if (beat) this.lastHeartbeatAt = now;
+  private tick({ now, beat, deadAfterMs: deadAfter }: HeartbeatTick): void {
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > deadAfter) {
         this.counters.purged++;
