@@ -121,11 +121,8 @@ interface ServiceState {
   workers: WorkerImpl[];
   /** Queued transient jobs, highest priority then oldest first. */
   transient: Job[];
-  /** Durable jobs queued in the store (due or not), as far as this server knows. */
-  queuedDurable: number;
   /** Durable submits accepted but not yet committed: count toward maxQueued. */
   pendingDurable: number;
-  running: number;
   /** The store may hold durable jobs due now. */
   maybeDue: boolean;
   /** Bumped whenever a durable job may have become due (a lease compares before/after). */
@@ -254,7 +251,6 @@ export class JobServer implements JobApi {
       server.durableCounts.set(name, { ...c });
       if (name === MULTICAST_SERVICE) continue;
       const s = server.service(name);
-      s.queuedDurable = c.queued;
       s.maybeDue = c.queued > 0;
     }
     server.armScan();
@@ -271,9 +267,11 @@ export class JobServer implements JobApi {
     }
     if (from) c[from] = Math.max(0, c[from] - n);
     if (to) c[to] += n;
-    if (service !== MULTICAST_SERVICE && (from === 'queued' || to === 'queued')) {
-      this.service(service).queuedDurable = c.queued;
-    }
+  }
+
+  /** Durable jobs of a service queued in the store (due or not). */
+  private queuedDurable(s: ServiceState): number {
+    return this.durableCounts.get(s.name)?.queued ?? 0;
   }
 
   policyOf(service: string): JobPolicy {
@@ -288,9 +286,7 @@ export class JobServer implements JobApi {
         policy: this.policyOf(name),
         workers: [],
         transient: [],
-        queuedDurable: 0,
         pendingDurable: 0,
-        running: 0,
         maybeDue: false,
         dueMarks: 0,
         leasingSlots: 0,
@@ -409,7 +405,7 @@ export class JobServer implements JobApi {
     const { job, dedupKey } = this.validate(spec, now);
     job.parentId = parentId;
     const s = this.service(job.service);
-    const queued = s.transient.length + s.queuedDurable + s.pendingDurable;
+    const queued = s.transient.length + this.queuedDurable(s) + s.pendingDurable;
     if (queued >= s.policy.maxQueued) {
       throw new FerryError(
         'QUEUE_FULL',
@@ -811,7 +807,7 @@ export class JobServer implements JobApi {
     this.allWorkers.add(w);
     for (const s of states) {
       s.workers.push(w);
-      s.maybeDue = s.maybeDue || s.queuedDurable > 0;
+      s.maybeDue = s.maybeDue || this.queuedDurable(s) > 0;
     }
     this.pumpWorker(w);
     return w;
@@ -901,7 +897,6 @@ export class JobServer implements JobApi {
     w.lastAssignSeq = ++this.assignSeq;
     w.lastJobAt = now;
     this.running.set(job.id, r);
-    s.running++;
     const params = job.params;
     if (job.durable) job.params = [];
     this.emit(job.id, { type: 'status', status: 'running', attempt });
@@ -925,7 +920,6 @@ export class JobServer implements JobApi {
     if (!r) return 'LEASE_LOST';
     w.running.delete(jobId);
     this.running.delete(jobId);
-    this.service(r.job.service).running--;
     return r;
   }
 
@@ -1261,7 +1255,7 @@ export class JobServer implements JobApi {
       (err: unknown) => this.log.error('job sweep failed', { err: String(err) }),
     );
     for (const s of this.svcs.values()) {
-      if (s.queuedDurable > 0 && this.freeSlots(s) > 0) {
+      if (this.queuedDurable(s) > 0 && this.freeSlots(s) > 0) {
         this.markDue(s);
         this.pump(s);
       }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { FerryError } from '../../src/errors.js';
-import { DEFAULT_CONFIG, loadConfig, parseSync } from '../../src/server/config.js';
+import { CONFIG_SCHEMA, DEFAULT_CONFIG, loadConfig, parseSync } from '../../src/server/config.js';
 import { tmpDir } from '../helpers/broker.js';
 
 function configFile(obj: unknown): string {
@@ -89,6 +89,35 @@ describe('config', () => {
     invalid(() => parseSync('sometimes'), 'sync');
     invalid(() => parseSync('batch:0'), 'sync');
     invalid(() => parseSync('batch:abc'), 'sync');
+  });
+
+  it('refuses garbage for every key of the schema, from the file, the environment and flags', () => {
+    /** Values each kind must refuse, as text (env, flags) and as JSON (file). */
+    const garbage: Record<string, { text: string[]; json: unknown[] }> = {
+      int: { text: ['abc', '1.5', '99999999999999999999'], json: ['3', 1.5, -1e18] },
+      bool: { text: ['maybe'], json: ['yes please', 2] },
+      string: { text: [''], json: [7, ''] },
+      queue: { text: ['bad name'], json: ['bad name', 3] },
+      sync: { text: ['sometimes'], json: [1] },
+      level: { text: ['loud'], json: [0] },
+      http: { text: ['not-an-address'], json: [8080] },
+      queues: { text: [], json: [[1], 'q'] },
+    };
+    let checked = 0;
+    for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {
+      const bad = garbage[spec.kind];
+      assert.ok(bad, `no garbage listed for kind ${spec.kind}`);
+      for (const v of bad.json) {
+        invalid(() => loadConfig({ file: configFile({ [key]: v }) }), key);
+        checked++;
+      }
+      for (const v of bad.text) {
+        if (spec.env) invalid(() => loadConfig({ env: { [spec.env]: v } }), spec.env);
+        if (spec.flag) invalid(() => loadConfig({ flags: { [spec.flag]: v } }), `--${spec.flag}`);
+        checked++;
+      }
+    }
+    assert.ok(checked > 100, `checked ${checked} bad values`);
   });
 
   it('runs the HTTP gateway on 127.0.0.1:7480 unless moved or turned off', () => {
