@@ -273,6 +273,53 @@ describe('semantics (real broker, real sockets)', () => {
     await got[0]!.ack();
   });
 
+  it('answers malformed job commands with a coded error and keeps serving', async () => {
+    const { b } = await setup();
+    const raw = await rawPeer(b.endpoint);
+    const B = (x: string): Buffer => Buffer.from(x);
+    const unknownId = '0'.repeat(32);
+    assert.equal((await raw.call('HELLO', {})).kind, 'OK');
+    const cases: [Parameters<typeof raw.call>[0], Record<string, unknown>, Buffer[], string][] = [
+      ['SUBMIT', { service: 's' }, [], 'BAD_FRAME'],
+      ['SUBMIT', { service: 7 }, [B('p')], 'BAD_ARGUMENTS'],
+      ['SUBMIT', { service: 'bad name' }, [B('p')], 'INVALID_SERVICE_NAME'],
+      ['SUBMIT', { service: 's', priority: 'high' }, [B('p')], 'BAD_ARGUMENTS'],
+      ['SUBMIT', { service: 's', headers: 'x' }, [B('p')], 'BAD_ARGUMENTS'],
+      ['SUBMIT', { service: 's', ttlMs: -5 }, [B('p')], 'BAD_ARGUMENTS'],
+      ['SUBMIT', { service: 's', bogus: 1 }, [B('p')], 'BAD_ARGUMENTS'],
+      ['CALL', { service: 's', timeoutMs: -1 }, [B('p')], 'BAD_ARGUMENTS'],
+      ['MULTICAST', { services: 's' }, [B('p')], 'BAD_ARGUMENTS'],
+      ['MULTICAST', { services: ['a', 'a'] }, [B('p')], 'BAD_ARGUMENTS'],
+      ['JOB', {}, [], 'BAD_ARGUMENTS'],
+      ['JOB', { id: 'zz' }, [], 'BAD_ARGUMENTS'],
+      ['JOB', { id: unknownId }, [], 'JOB_NOT_FOUND'],
+      ['JOBS', { status: 'sleepy' }, [], 'BAD_ARGUMENTS'],
+      ['JOBS', { limit: 0 }, [], 'BAD_ARGUMENTS'],
+      ['WATCH', { id: 'x' }, [], 'BAD_ARGUMENTS'],
+      ['JOB_CANCEL', { id: unknownId }, [], 'JOB_NOT_FOUND'],
+      ['WORKER', { services: 's' }, [], 'BAD_ARGUMENTS'],
+      ['WORKER', { services: [] }, [], 'BAD_ARGUMENTS'],
+      ['WORKER', { services: ['ok'], concurrency: 0 }, [], 'BAD_ARGUMENTS'],
+      ['WORKER', { services: ['bad name'] }, [], 'INVALID_SERVICE_NAME'],
+      ['WORKER_STOP', { worker: 'nope' }, [], 'WORKER_NOT_FOUND'],
+      ['COMPLETE', { id: unknownId }, [B('r')], 'LEASE_LOST'],
+      ['FAIL', { id: unknownId, code: 'X' }, [], 'LEASE_LOST'],
+      ['PROGRESS', { id: unknownId, progress: 1 }, [], 'LEASE_LOST'],
+      ['JOB_EXTEND', { id: unknownId }, [], 'BAD_ARGUMENTS'],
+    ];
+    for (const [cmd, args, payload, code] of cases) {
+      const r = await raw.call(cmd, args, payload);
+      assert.equal(r.kind, 'ERROR', `${cmd} ${JSON.stringify(args)}`);
+      assert.equal(r.args['code'], code, `${cmd} ${JSON.stringify(args)}`);
+    }
+    assert.equal((await raw.call('WORKER', { worker: 'w1', services: ['ok'] })).kind, 'OK');
+    assert.equal(
+      (await raw.call('WORKER', { worker: 'w1', services: ['ok'] })).args['code'],
+      'WORKER_EXISTS',
+    );
+    assert.equal((await raw.call('SERVICES', {})).kind, 'OK', 'still serving');
+  });
+
   it('answers malformed input of every kind with a coded error and keeps serving others', async () => {
     const { b, c } = await setup({ 'max-message-bytes': '1000', 'max-batch': '10' });
     const raw = await rawPeer(b.endpoint);
