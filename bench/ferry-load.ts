@@ -45,8 +45,12 @@ export function makeBody(
   return b;
 }
 
-export interface ProduceOptions {
+export interface ProduceOptions extends PaceOptions {
   queue: string;
+}
+
+/** Count, size, window and optional pacing of a producer loop (any system's send). */
+export interface PaceOptions {
   count: number;
   size: number;
   /** Most sends not yet confirmed by the broker. */
@@ -75,6 +79,18 @@ export interface ProduceResult {
  * stored it). At most `window` are unconfirmed at any time. Rejects on the first failed send.
  */
 export function produce(client: FerryClient, o: ProduceOptions): Promise<ProduceResult> {
+  return produceWith((body) => client.send(o.queue, body), o);
+}
+
+/**
+ * The producer loop of every system in the benches: `send` resolves once the system confirmed
+ * it stored the body. At most `window` are unconfirmed at any time; paced when `ratePerSec` is
+ * set. Rejects on the first failed send.
+ */
+export function produceWith(
+  send: (body: Buffer) => Promise<unknown>,
+  o: PaceOptions,
+): Promise<ProduceResult> {
   return new Promise<ProduceResult>((resolve, reject) => {
     const c = o.counters;
     const warmupCount = o.warmupCount ?? 0;
@@ -112,7 +128,7 @@ export function produce(client: FerryClient, o: ProduceOptions): Promise<Produce
       const body = makeBody(o.size, seq, now, scheduled, flags);
       inflight++;
       c.sent++;
-      client.send(o.queue, body).then(onOk, onErr);
+      send(body).then(onOk, onErr);
     };
     // Sends made in one tick are batched by the SDK into one request.
     const fill = (): void => {

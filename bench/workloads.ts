@@ -18,6 +18,8 @@ import { summarizeLatency } from './stats.js';
 
 const CLIENT_OPTIONS = { requestTimeoutMs: 120_000, name: 'ferry-bench' };
 const MB = 1024 * 1024;
+/** Unmeasured round trips before the DEALER/ROUTER and forwarded-call ceilings. */
+const RTT_WARMUP = 1_000;
 
 /** Cleanup actions of one run, undone in reverse order. */
 export class Scope {
@@ -83,8 +85,13 @@ export interface Workload {
 }
 
 /** Starts a progress line, stopped when the scope closes. */
-export function startProgress(scope: Scope, label: string, status: () => string): void {
-  const p = new Progress(label, status);
+export function startProgress(
+  scope: Scope,
+  label: string,
+  status: () => string,
+  fraction?: () => number,
+): void {
+  const p = new Progress(label, status, fraction);
   p.start();
   scope.add(() => p.stop());
 }
@@ -151,7 +158,12 @@ async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
   const measured = paced ? cfg.pacedCount : cfg.count;
   const total = measured + warmupCount;
   const counters = newCounters();
-  startProgress(ctx.scope, ctx.label, () => `${loadText(counters, total)}, ${memText(broker)}`);
+  startProgress(
+    ctx.scope,
+    ctx.label,
+    () => `${loadText(counters, total)}, ${memText(broker)}`,
+    () => counters.acked / total,
+  );
   const cpu0 = cpuSeconds(broker.pid);
   const benchCpu0 = process.cpuUsage();
   const consuming = consume(consumer, {
@@ -221,6 +233,8 @@ async function runW2(ctx: RunContext): Promise<RunOutput> {
     ctx.scope,
     ctx.label,
     () => `${phase}: ${loadText(counters, n)}, ${memText(broker)}`,
+    // Produce is the first half of the bar, the drain the second.
+    () => (counters.confirmed + counters.acked) / (2 * n),
   );
   broker.mem.takePhasePeak();
   const cpu0 = cpuSeconds(broker.pid);
@@ -295,6 +309,7 @@ async function runW3(ctx: RunContext): Promise<RunOutput> {
     ctx.scope,
     ctx.label,
     () => `calls ${done.toLocaleString('en-US')}/${cfg.w3Count.toLocaleString('en-US')}`,
+    () => done / cfg.w3Count,
   );
   const cpu0 = cpuSeconds(broker.pid);
   const r = await sequentialCalls(caller, 'bench-w3', cfg.w3Count, cfg.size, (n) => (done = n));
@@ -333,6 +348,7 @@ async function runW3Submit(ctx: RunContext): Promise<RunOutput> {
     () =>
       `submitted ${submitted.toLocaleString('en-US')}, done ${done.toLocaleString('en-US')}/` +
       `${cfg.submitCount.toLocaleString('en-US')}, ${memText(broker)}`,
+    () => done / cfg.submitCount,
   );
   const r = await submitAndDrain(
     submitter,
@@ -401,6 +417,7 @@ async function runFanout(ctx: RunContext): Promise<RunOutput> {
     () =>
       `published ${published.toLocaleString('en-US')}/${cfg.fanoutCount.toLocaleString('en-US')}, ` +
       `delivered ${delivered.toLocaleString('en-US')}/${expected.toLocaleString('en-US')}, ${memText(broker)}`,
+    () => delivered / expected,
   );
   const r = await fanout(
     publisher,
@@ -460,6 +477,7 @@ async function runSnapshot(ctx: RunContext): Promise<RunOutput> {
     () =>
       `retained ${stored.toLocaleString('en-US')}/${cfg.snapshotKeys.toLocaleString('en-US')}, ` +
       `snapshot ${taken.toLocaleString('en-US')}, ${memText(broker)}`,
+    () => (stored + taken) / (2 * cfg.snapshotKeys),
   );
   const fillStarted = Date.now();
   await fillRetained(publisher, cfg.snapshotKeys, cfg.size, cfg.window, (n) => (stored = n));
@@ -490,7 +508,12 @@ export const WORKLOADS: Workload[] = [
     shape: (cfg) => ({ messages: cfg.count, size: cfg.size }),
     async run(ctx) {
       let done = 0;
-      startProgress(ctx.scope, ctx.label, () => `received ${done.toLocaleString('en-US')}`);
+      startProgress(
+        ctx.scope,
+        ctx.label,
+        () => `received ${done.toLocaleString('en-US')}`,
+        () => done / ctx.cfg.count,
+      );
       const r = await pushPull(ctx.cfg.count, ctx.cfg.size, (n) => (done = n));
       return { metrics: { msgsPerSec: r.msgsPerSec }, details: { ...r } };
     },
@@ -507,8 +530,18 @@ export const WORKLOADS: Workload[] = [
     shape: (cfg) => ({ roundTrips: cfg.rttCount, warmup: 1000, size: cfg.size }),
     async run(ctx) {
       let done = 0;
-      startProgress(ctx.scope, ctx.label, () => `round trips ${done.toLocaleString('en-US')}`);
-      const r = await dealerRouterRtt(ctx.cfg.rttCount, ctx.cfg.size, 1000, (n) => (done = n));
+      startProgress(
+        ctx.scope,
+        ctx.label,
+        () => `round trips ${done.toLocaleString('en-US')}`,
+        () => done / (ctx.cfg.rttCount + RTT_WARMUP),
+      );
+      const r = await dealerRouterRtt(
+        ctx.cfg.rttCount,
+        ctx.cfg.size,
+        RTT_WARMUP,
+        (n) => (done = n),
+      );
       return { metrics: { p50Us: r.p50, p99Us: r.p99 }, details: { latencyUs: r } };
     },
   },
@@ -525,8 +558,13 @@ export const WORKLOADS: Workload[] = [
     shape: (cfg) => ({ calls: cfg.rttCount, warmup: 1000, size: cfg.size }),
     async run(ctx) {
       let done = 0;
-      startProgress(ctx.scope, ctx.label, () => `calls ${done.toLocaleString('en-US')}`);
-      const r = await forwardedCall(ctx.cfg.rttCount, ctx.cfg.size, 1000, (n) => (done = n));
+      startProgress(
+        ctx.scope,
+        ctx.label,
+        () => `calls ${done.toLocaleString('en-US')}`,
+        () => done / (ctx.cfg.rttCount + RTT_WARMUP),
+      );
+      const r = await forwardedCall(ctx.cfg.rttCount, ctx.cfg.size, RTT_WARMUP, (n) => (done = n));
       return { metrics: { p50Ms: r.p50, p99Ms: r.p99 }, details: { latencyMs: r } };
     },
   },

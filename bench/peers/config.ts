@@ -5,7 +5,7 @@
  */
 import { loadBenchConfig, type BenchConfig } from '../config.js';
 
-export const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w2', 'w3', 'w4'] as const;
+export const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4'] as const;
 export type PeerWorkloadId = (typeof PEER_WORKLOAD_IDS)[number];
 
 export const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
@@ -16,6 +16,14 @@ export const DEFAULT_SIZES_BYTES = [100, 1024];
 /** W2 backlog for the peers (Ferry's is BENCH_W2_N, 1,000,000): keeps the run under ~25 min. */
 export const DEFAULT_PEER_W2_COUNT = 200_000;
 export const QUICK_PEER_W2_COUNT = 20_000;
+/**
+ * W1-paced against the peers: an offered rate every system here sustains at 100 B (BullMQ, the
+ * slowest, tops out at 5,000–9,000 msgs/s in W1), so the latencies compare a message's trip,
+ * not a backlog. Measured messages after the warm-up (BENCH_WARMUP_MS, 1 s).
+ */
+export const DEFAULT_PEERS_RATE_PER_SEC = 2_000;
+export const DEFAULT_PEERS_PACED_COUNT = 20_000;
+export const QUICK_PEERS_PACED_COUNT = 4_000;
 /** W3: sequential calls, workers, params/result size. */
 export const DEFAULT_W3_CALLS = 20_000;
 export const QUICK_W3_CALLS = 1_000;
@@ -55,6 +63,9 @@ export interface PeersConfig {
   systems: SystemId[];
   only: PeerWorkloadId[];
   peerW2Count: number;
+  /** W1-paced (first size only): offered rate, msgs/s, and measured messages. */
+  pacedRate: number;
+  pacedCount: number;
   w3Calls: number;
   w3Workers: number;
   bullmqConcurrency: number;
@@ -72,6 +83,14 @@ export const PEERS_ENV_HELP: [string, string][] = [
     "Ferry's W2 backlog at the first size (default 1000000; --quick 50000); other sizes use BENCH_PEERS_W2_N",
   ],
   ['BENCH_PEERS_W2_N', `the peers' W2 backlog (default ${DEFAULT_PEER_W2_COUNT}; --quick 20000)`],
+  [
+    'BENCH_PEERS_RATE',
+    `W1-paced offered rate for every system, msgs/s (default ${DEFAULT_PEERS_RATE_PER_SEC})`,
+  ],
+  [
+    'BENCH_PEERS_PACED_N',
+    `W1-paced measured messages, after BENCH_WARMUP_MS of warm-up (default ${DEFAULT_PEERS_PACED_COUNT}; --quick ${QUICK_PEERS_PACED_COUNT})`,
+  ],
   ['BENCH_W3_N', `W3 sequential calls (default ${DEFAULT_W3_CALLS}; --quick 1000)`],
   ['BENCH_W3_WORKERS', `W3 workers (default ${DEFAULT_W3_WORKERS})`],
   ['BENCH_FERRY_SYNCS', `Ferry's sync policies (default ${DEFAULT_FERRY_SYNCS.join(',')})`],
@@ -156,6 +175,12 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
     systems: list(env, 'BENCH_SYSTEMS', SYSTEM_IDS),
     only: list(env, 'BENCH_ONLY', PEER_WORKLOAD_IDS),
     peerW2Count: int(env, 'BENCH_PEERS_W2_N', quick ? QUICK_PEER_W2_COUNT : DEFAULT_PEER_W2_COUNT),
+    pacedRate: int(env, 'BENCH_PEERS_RATE', DEFAULT_PEERS_RATE_PER_SEC),
+    pacedCount: int(
+      env,
+      'BENCH_PEERS_PACED_N',
+      quick ? QUICK_PEERS_PACED_COUNT : DEFAULT_PEERS_PACED_COUNT,
+    ),
     w3Calls: int(env, 'BENCH_W3_N', quick ? QUICK_W3_CALLS : DEFAULT_W3_CALLS),
     w3Workers: int(env, 'BENCH_W3_WORKERS', DEFAULT_W3_WORKERS),
     bullmqConcurrency: int(env, 'BENCH_BULLMQ_CONCURRENCY', DEFAULT_BULLMQ_CONCURRENCY),

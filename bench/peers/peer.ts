@@ -9,7 +9,15 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { diskUsage, MemSampler, readMem } from '../broker.js';
-import { HEADER_BYTES, makeBody, newCounters, type LoadCounters } from '../ferry-load.js';
+import {
+  FLAG_WARMUP,
+  HEADER_BYTES,
+  newCounters,
+  produceWith,
+  type LoadCounters,
+  type PaceOptions,
+  type ProduceResult,
+} from '../ferry-load.js';
 import { summarizeLatency } from '../stats.js';
 import type { Scope } from '../workloads.js';
 
@@ -92,50 +100,14 @@ function allocatedBytes(dir: string | null): number {
   }
 }
 
-export interface PeerLoadOptions {
-  count: number;
-  size: number;
-  window: number;
-  counters: LoadCounters;
-}
+export type PeerLoadOptions = PaceOptions;
 
-/** Publishes `count` bodies with at most `window` unconfirmed; resolves with first/last times. */
-export function publishAll(
-  q: PeerQueue,
-  o: PeerLoadOptions,
-): Promise<{ firstSendAt: number; lastConfirmAt: number }> {
-  return new Promise((resolve, reject) => {
-    const c = o.counters;
-    let next = 0;
-    let inflight = 0;
-    let failed = false;
-    let firstSendAt = NaN;
-    const onOk = (): void => {
-      inflight--;
-      c.confirmed++;
-      if (c.confirmed === o.count) {
-        resolve({ firstSendAt, lastConfirmAt: performance.now() });
-        return;
-      }
-      fill();
-    };
-    const onErr = (err: unknown): void => {
-      if (failed) return;
-      failed = true;
-      reject(err instanceof Error ? err : new Error(String(err)));
-    };
-    const fill = (): void => {
-      while (inflight < o.window && next < o.count && !failed) {
-        const seq = next++;
-        const now = performance.now();
-        if (seq === 0) firstSendAt = now;
-        inflight++;
-        c.sent++;
-        q.publish(makeBody(o.size, seq, now, NaN, 0)).then(onOk, onErr);
-      }
-    };
-    fill();
-  });
+/**
+ * Publishes `count` bodies with at most `window` unconfirmed (paced when `ratePerSec` is set):
+ * the very loop Ferry's producer runs (bench/ferry-load.ts); resolves with first/last times.
+ */
+export function publishAll(q: PeerQueue, o: PeerLoadOptions): Promise<ProduceResult> {
+  return produceWith((body) => q.publish(body), o);
 }
 
 export interface DrainResult {
@@ -172,7 +144,9 @@ export async function consumeAll(
       }
       seen[seq] = 1;
       c.received++;
-      if (o.recordLatency) lat[nLat++] = now - body.readDoubleLE(0);
+      if (o.recordLatency && (body.readUInt32LE(12) & FLAG_WARMUP) === 0) {
+        lat[nLat++] = now - body.readDoubleLE(0);
+      }
     },
     onAcked() {
       c.acked++;
@@ -195,6 +169,8 @@ export interface PeerRunOptions {
   window: number;
   prefetch: number;
   counters?: LoadCounters;
+  /** W1-paced: offered rate and warm-up (its messages are sent first and not measured). */
+  pace?: { ratePerSec: number; tickMs: number; warmupCount: number };
   /** Called with the live counters and server RSS for the progress line. */
   onStart?: (counters: LoadCounters, mem: MemSampler | null) => void;
 }
@@ -208,29 +184,38 @@ export async function peerW1(o: PeerRunOptions): Promise<{
   const mem = samplerFor(o.scope, o.peer.processName);
   const counters = o.counters ?? newCounters();
   o.onStart?.(counters, mem);
+  const total = o.count + (o.pace?.warmupCount ?? 0);
   const consuming = consumeAll(q, {
-    count: o.count,
+    count: total,
     prefetch: o.prefetch,
     recordLatency: true,
     counters,
   });
-  const p = await publishAll(q, { count: o.count, size: o.size, window: o.window, counters });
+  const p = await publishAll(q, {
+    count: total,
+    size: o.size,
+    window: o.window,
+    counters,
+    ...(o.pace ?? {}),
+  });
   const r = await consuming;
   mem?.sample();
   const lat = summarizeLatency(r.latencyMs);
   const elapsedMs = r.lastAckAt - p.firstSendAt;
   return {
     metrics: {
-      msgsPerSec: (o.count * 1000) / elapsedMs,
+      msgsPerSec: (total * 1000) / elapsedMs,
       p50Ms: lat.p50,
       p99Ms: lat.p99,
       maxMs: lat.max,
       peakRssMB: mem ? mem.peakRssKiB / 1024 : NaN,
     },
     details: {
-      messages: o.count,
+      messages: total,
+      warmupMessages: total - o.count,
       elapsedMs,
-      produceConfirmedPerSec: (o.count * 1000) / (p.lastConfirmAt - p.firstSendAt),
+      produceConfirmedPerSec: (total * 1000) / (p.lastConfirmAt - p.firstSendAt),
+      ...(o.pace ? { offeredRate: o.pace.ratePerSec, windowStalls: p.windowStalls } : {}),
       latencyMs: lat,
       duplicates: r.duplicates,
       serverPid: mem ? findPid(o.peer.processName) : null,
@@ -288,7 +273,7 @@ export async function sequentialCalls(
   call: (params: Buffer) => Promise<Buffer>,
   o: { calls: number; size: number; onProgress: (done: number) => void },
 ): Promise<{ metrics: Record<string, number>; details: Record<string, unknown> }> {
-  const warmup = Math.max(1, Math.floor(o.calls / W3_WARMUP_DIVISOR));
+  const warmup = w3TotalCalls(o.calls) - o.calls;
   const samples = new Float64Array(o.calls);
   const params = Buffer.alloc(o.size, 0x70);
   let badReplies = 0;
@@ -312,6 +297,11 @@ export async function sequentialCalls(
 
 /** W3 runs this fraction of its call count, unmeasured, first. */
 const W3_WARMUP_DIVISOR = 10;
+
+/** W3's calls including the warm-up (what the progress bar counts). */
+export function w3TotalCalls(calls: number): number {
+  return calls + Math.max(1, Math.floor(calls / W3_WARMUP_DIVISOR));
+}
 
 /** The result a W3 worker returns: `size` bytes. */
 export function w3Result(size: number): Buffer {

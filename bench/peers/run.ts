@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, killAllBrokers } from '../broker.js';
-import { newCounters } from '../ferry-load.js';
+import { cpuSeconds, killAllBrokers, type MemSampler } from '../broker.js';
+import { newCounters, type LoadCounters } from '../ferry-load.js';
 import {
   machineBusySeconds,
   machineInfo,
@@ -44,6 +44,7 @@ import {
   peerW2,
   samplerFor,
   sequentialCalls,
+  w3TotalCalls,
   type Peer,
   type ServerInfo,
 } from './peer.js';
@@ -79,6 +80,12 @@ const W1_METRICS: MetricDef[] = [
   { key: 'p50Ms', label: 'p50', unit: 'ms' },
   { key: 'p99Ms', label: 'p99', unit: 'ms' },
   { key: 'peakRssMB', label: 'peak RSS', unit: 'MB' },
+];
+const W1_PACED_METRICS: MetricDef[] = [
+  { key: 'msgsPerSec', label: 'achieved', unit: 'msgs/s' },
+  { key: 'p50Ms', label: 'p50', unit: 'ms' },
+  { key: 'p99Ms', label: 'p99', unit: 'ms' },
+  { key: 'maxMs', label: 'max', unit: 'ms' },
 ];
 const W2_METRICS: MetricDef[] = [
   { key: 'produceMsgsPerSec', label: 'produce', unit: 'msgs/s' },
@@ -217,6 +224,26 @@ async function runOnce(m: Measurement, label: string): Promise<RunOutput> {
 
 // ------------------------------------------------------------------ the plan
 
+/** The progress line of a peer's W1 / W1-paced run. */
+function peerProgress(
+  scope: Scope,
+  label: string,
+  peer: Peer,
+  c: LoadCounters,
+  total: number,
+  mem: MemSampler | null,
+): void {
+  startProgress(
+    scope,
+    label,
+    () =>
+      `confirmed ${c.confirmed.toLocaleString('en-US')}/${total.toLocaleString('en-US')}, ` +
+      `received ${c.received.toLocaleString('en-US')}, acked ${c.acked.toLocaleString('en-US')}` +
+      (mem ? `, ${peer.processName} RSS ${(mem.lastRssKiB / 1024).toFixed(0)} MB` : ''),
+    () => c.acked / total,
+  );
+}
+
 function peerFor(id: SystemId, cfg: PeersConfig): Peer | null {
   if (id === 'rabbitmq') return rabbitmqPeer(cfg.amqpUrl);
   if (id === 'jetstream') return jetstreamPeer(cfg.natsUrl);
@@ -309,17 +336,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
               window: b.window,
               prefetch: b.prefetch,
               counters,
-              onStart: (c, mem) =>
-                startProgress(
-                  scope,
-                  label,
-                  () =>
-                    `confirmed ${c.confirmed.toLocaleString('en-US')}/${b.count.toLocaleString('en-US')}, ` +
-                    `received ${c.received.toLocaleString('en-US')}, acked ${c.acked.toLocaleString('en-US')}` +
-                    (mem
-                      ? `, ${peer.processName} RSS ${(mem.lastRssKiB / 1024).toFixed(0)} MB`
-                      : ''),
-                ),
+              onStart: (c, mem) => peerProgress(scope, label, peer, c, b.count, mem),
             });
           },
         });
@@ -330,6 +347,55 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
         title: `W1 durable queue, ${sizeText(size)}: 1 producer + 1 consumer, ${b.count.toLocaleString('en-US')} msgs, ≤ ${b.window} unconfirmed, prefetch ${b.prefetch}, every message acked`,
         size,
         shape: { messages: b.count, size, window: b.window, prefetch: b.prefetch },
+        measurements: ms,
+      });
+    }
+    if (cfg.only.includes('w1-paced') && size === cfg.sizes[0]) {
+      const warmupCount = Math.round((cfg.pacedRate * b.warmupMs) / 1000);
+      const pace = { ratePerSec: cfg.pacedRate, tickMs: b.tickMs, warmupCount };
+      const paced = { rate: cfg.pacedRate, pacedCount: cfg.pacedCount };
+      const ms: Measurement[] = ferryRows.map((row) => ({
+        row,
+        metrics: W1_PACED_METRICS,
+        timeoutMs: b.timeoutMs,
+        run: (scope, label) =>
+          runFerryWorkload('w1-paced', b, { size, sync: row.sync!, ...paced }, scope, label),
+      }));
+      for (const { peer, info } of peers) {
+        ms.push({
+          row: peerRow(peer, info),
+          metrics: W1_PACED_METRICS,
+          timeoutMs: b.timeoutMs,
+          run: (scope, label) =>
+            peerW1({
+              scope,
+              peer,
+              queue: 'ferry-bench-w1-paced',
+              count: cfg.pacedCount,
+              size,
+              window: b.window,
+              prefetch: b.prefetch,
+              pace,
+              onStart: (c, mem) =>
+                peerProgress(scope, label, peer, c, warmupCount + cfg.pacedCount, mem),
+            }),
+        });
+      }
+      groups.push({
+        workload: 'w1-paced',
+        name: `W1-paced ${sizeText(size)}`,
+        title:
+          `W1-paced, ${sizeText(size)}: W1 at a steady ${cfg.pacedRate.toLocaleString('en-US')} msgs/s offered ` +
+          `(${cfg.pacedCount.toLocaleString('en-US')} measured after ${warmupCount.toLocaleString('en-US')} warm-up), every message acked`,
+        size,
+        shape: {
+          messages: cfg.pacedCount,
+          warmupMessages: warmupCount,
+          rate: cfg.pacedRate,
+          size,
+          window: b.window,
+          prefetch: b.prefetch,
+        },
         measurements: ms,
       });
     }
@@ -371,6 +437,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
                     (mem
                       ? `, ${peer.processName} RSS ${(mem.lastRssKiB / 1024).toFixed(0)} MB`
                       : ''),
+                  () => (c.confirmed + c.acked) / (2 * cfg.peerW2Count),
                 ),
             });
           },
@@ -403,7 +470,12 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
       timeoutMs: b.timeoutMs,
       run: (scope, label) => {
         let done = 0;
-        startProgress(scope, label, () => `calls ${done.toLocaleString('en-US')}`);
+        startProgress(
+          scope,
+          label,
+          () => `calls ${done.toLocaleString('en-US')}`,
+          () => done / w3TotalCalls(cfg.w3Calls),
+        );
         return ferryW3({
           base: b,
           sync: row.sync!,
@@ -423,7 +495,12 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
         async run(scope, label) {
           let done = 0;
           const mem = samplerFor(scope, peer.processName);
-          startProgress(scope, label, () => `calls ${done.toLocaleString('en-US')}`);
+          startProgress(
+            scope,
+            label,
+            () => `calls ${done.toLocaleString('en-US')}`,
+            () => done / w3TotalCalls(cfg.w3Calls),
+          );
           const rpc = await peer.openRpc(scope, 'ferry-bench-w3', cfg.w3Workers);
           const r = await sequentialCalls((p) => rpc.call(p), {
             calls: cfg.w3Calls,
@@ -492,11 +569,13 @@ function ratios(results: Result[]): RatioLine[] {
   const keys =
     g.workload === 'w1'
       ? ['msgsPerSec', 'p99Ms']
-      : g.workload === 'w2'
-        ? ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB']
-        : g.workload === 'w3'
-          ? ['callsPerSec', 'p50Ms', 'p99Ms']
-          : [];
+      : g.workload === 'w1-paced'
+        ? ['p50Ms', 'p99Ms']
+        : g.workload === 'w2'
+          ? ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB']
+          : g.workload === 'w3'
+            ? ['callsPerSec', 'p50Ms', 'p99Ms']
+            : [];
   const peers = results.filter((r) => r.m.row.systemId !== 'ferry' && r.outputs.length > 0);
   for (const p of peers) {
     const id = p.m.row.systemId as Peer['id'];
@@ -640,6 +719,7 @@ function chart(all: Result[], subtitle: string): string {
   const groups = [...new Set(all.map((r) => r.group))].filter((g) => g.workload !== 'ceilings');
   const pick: Record<string, string[]> = {
     w1: ['msgsPerSec', 'p99Ms'],
+    'w1-paced': ['p50Ms', 'p99Ms'],
     w2: ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB'],
     w3: ['callsPerSec', 'p50Ms', 'p99Ms'],
   };
