@@ -18,6 +18,7 @@ import {
   type MachineInfo,
 } from './machine.js';
 import { fmt, spread, type Spread } from './stats.js';
+import { renderChart, type Panel } from './svg-chart.js';
 import {
   liveTempDirs,
   Scope,
@@ -70,6 +71,74 @@ const DERIVED: DerivedRatio[] = [
       'W3 p50 ÷ median p50 of a call through a raw zeromq.js forwarder process (same run; 100 % = no broker cost)',
   },
 ];
+
+/**
+ * The chart (docs/benchmarks/ferry.svg): per workload its throughput and its p99 (and W2's
+ * peak RSS, which has a target), with the ceiling measured in the same run drawn next to
+ * Ferry's bar where one applies.
+ */
+const CHART_FILE = path.join(REPO_ROOT, 'docs', 'benchmarks', 'ferry.svg');
+const CHART_COLUMNS = 4;
+const FERRY_COLOR = '#1f4e79';
+const CEILING_COLOR = '#9e9e9e';
+/** workload.metric → the ceiling drawn beside it (workload.metric of the same run). */
+const CHART_CEILINGS: Record<string, { ceiling: string; label: string }> = {
+  'w1.msgsPerSec': { ceiling: 'push-pull.msgsPerSec', label: 'raw PUSH/PULL' },
+  'w3.p50Ms': { ceiling: 'forwarded-call.p50Ms', label: 'raw forwarded call' },
+  'w3.p99Ms': { ceiling: 'forwarded-call.p99Ms', label: 'raw forwarded call' },
+};
+const CEILING_WORKLOADS = new Set([
+  'push-pull',
+  'dealer-router-rtt',
+  'forwarded-call',
+  'fdatasync',
+]);
+
+function charted(r: SummaryRow): boolean {
+  if (r.metric.unit === '%') return false;
+  if (r.metric.unit.endsWith('/s')) return true;
+  if (/p99/i.test(r.metric.key)) return true;
+  if (r.workload === 'w3' && r.metric.key === 'p50Ms') return true;
+  return r.workload === 'w2' && r.metric.key === 'peakRssMB';
+}
+
+function benchChart(summary: SummaryRow[], subtitle: string): string {
+  const find = (id: string): SummaryRow | undefined =>
+    summary.find((s) => `${s.workload}.${s.metric.key}` === id);
+  const panels: Panel[] = summary.filter(charted).map((r) => {
+    const ceilingRow = CEILING_WORKLOADS.has(r.workload);
+    const bars = [
+      {
+        label: ceilingRow ? r.workload : `Ferry ${r.workload}`,
+        ...r.spread,
+        color: ceilingRow ? CEILING_COLOR : FERRY_COLOR,
+      },
+    ];
+    const c = CHART_CEILINGS[`${r.workload}.${r.metric.key}`];
+    const base = c ? find(c.ceiling) : undefined;
+    if (c && base) bars.push({ label: c.label, ...base.spread, color: CEILING_COLOR });
+    const target = r.metric.target
+      ? ` · target ${r.metric.target.op} ${fmt(r.metric.target.value)}`
+      : '';
+    const lower = r.metric.unit.endsWith('/s') ? 'higher is better' : 'lower is better';
+    return {
+      title: `${r.workload} ${r.metric.label}`,
+      unit: `${r.metric.unit} (${lower})${target}`,
+      bars,
+      ...(r.metric.target ? { target: r.metric.target.value } : {}),
+    };
+  });
+  return renderChart({
+    title: 'Ferry benchmarks (median, whiskers min–max)',
+    subtitle,
+    panels,
+    columns: CHART_COLUMNS,
+    legend: [
+      { label: 'Ferry', color: FERRY_COLOR },
+      { label: 'ceiling: raw zeromq.js or the disk, same run', color: CEILING_COLOR },
+    ],
+  });
+}
 
 class TimeoutError extends Error {}
 
@@ -389,8 +458,17 @@ async function main(): Promise<void> {
   }
   fs.closeSync(out);
   const minutes = (Date.now() - started.getTime()) / 60_000;
+  const chartFile =
+    process.env['BENCH_CHART'] ??
+    (cfg.quick ? resultsFile.replace(/\.jsonl$/, '.svg') : CHART_FILE);
+  const subtitle =
+    `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node} · ${started.toISOString().slice(0, 16)}Z · ` +
+    `commit ${git?.commit ?? '?'}${git?.srcDirty ? '+' : ''} · sync ${cfg.sync} · ${cfg.size} B · ${cfg.runs} run(s)`;
+  fs.mkdirSync(path.dirname(chartFile), { recursive: true });
+  fs.writeFileSync(chartFile, benchChart(summary, subtitle));
   console.log(`\nDone in ${minutes.toFixed(1)} min; ${failures} failed run(s).`);
-  console.log(`JSON lines: ${path.relative(process.cwd(), resultsFile)}\n`);
+  console.log(`JSON lines: ${path.relative(process.cwd(), resultsFile)}`);
+  console.log(`chart: ${path.relative(process.cwd(), chartFile)}\n`);
   console.log(markdownTable(summary));
   if (failures > 0) process.exitCode = 1;
 }

@@ -49,7 +49,7 @@ import {
   type ServerInfo,
 } from './peer.js';
 import { rabbitmqPeer } from './rabbitmq.js';
-import { renderChart, type Panel } from './svg.js';
+import { renderChart, type Panel } from '../svg-chart.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');

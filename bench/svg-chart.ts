@@ -16,6 +16,8 @@ export interface Panel {
   title: string;
   unit: string;
   bars: Bar[];
+  /** A goal, drawn as a dashed line across the panel. */
+  target?: number;
 }
 
 export interface ChartOptions {
@@ -60,13 +62,21 @@ function panelSvg(p: Panel, x0: number, y0: number): string {
   );
   const plotH = PANEL_H - PLOT_TOP - PLOT_BOTTOM;
   const baseY = y0 + PLOT_TOP + plotH;
-  const top = Math.max(0, ...p.bars.map((b) => (Number.isFinite(b.max) ? b.max : 0)));
+  const target = p.target !== undefined && Number.isFinite(p.target) ? p.target : 0;
+  const top = Math.max(target, ...p.bars.map((b) => (Number.isFinite(b.max) ? b.max : 0)));
   const scale = top > 0 ? (plotH - 14) / top : 0;
   const slot = (PANEL_W - PLOT_LEFT - PLOT_RIGHT) / Math.max(1, p.bars.length);
   const barW = Math.min(36, slot * 0.7);
   out.push(
     `<line x1="${x0 + PLOT_LEFT}" y1="${baseY}" x2="${x0 + PANEL_W - PLOT_RIGHT}" y2="${baseY}" stroke="#999"/>`,
   );
+  if (target > 0) {
+    const ty = baseY - target * scale;
+    out.push(
+      `<line x1="${x0 + PLOT_LEFT}" y1="${ty}" x2="${x0 + PANEL_W - PLOT_RIGHT}" y2="${ty}" stroke="#c0392b" stroke-dasharray="5 3"/>`,
+      `<text x="${x0 + PANEL_W - PLOT_RIGHT}" y="${ty - 3}" text-anchor="end" font-size="9" fill="#c0392b" ${FONT}>target ${esc(short(target))}</text>`,
+    );
+  }
   p.bars.forEach((b, i) => {
     const cx = x0 + PLOT_LEFT + slot * (i + 0.5);
     if (!Number.isFinite(b.median)) {
