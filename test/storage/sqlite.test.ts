@@ -12,7 +12,7 @@ import { SQLITE_DB_FILE, SqliteStorage } from '../../src/storage/sqlite/sqlite-s
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations/index.js';
 import { MIGRATION_0001_INIT } from '../../src/storage/sqlite/migrations/0001-init.js';
 import type { EnqueueItem, Storage, SyncPolicy } from '../../src/storage/types.js';
-import { tmpDir } from '../helpers/broker.js';
+import { tmpDir, waitFor } from '../helpers/broker.js';
 import { runStorageContract, type StorageFactory } from './contract.js';
 import { runJobStorageContract } from './jobs-contract.js';
 
@@ -226,6 +226,24 @@ describe('sqlite storage (SQLite only)', () => {
     assert.equal(s.metrics().commits, 2);
     assert.equal(s.metrics().fsyncs, 0);
   });
+  it("SQLite: under sync batch, commits do not fsync; the WAL is fsync'd on the timer, and at close what the timer had not yet", async () => {
+    const s = store(newDir(), { mode: 'batch', intervalMs: 20 });
+    await s.open();
+    await s.enqueue([item('q', 'a')]);
+    assert.equal(s.metrics().fsyncs, 0, 'the commit itself did not fsync');
+    // The timer's fsync runs on the thread pool: this loop keeps turning while it does.
+    await waitFor(() => s.metrics().fsyncs >= 1, 'the interval fsync of the WAL', {
+      timeoutMs: 5_000,
+    });
+    const afterTimer = s.metrics().fsyncs;
+    // Nothing new committed: the timer has nothing to push.
+    await s.counts();
+    await s.enqueue([item('q', 'b')]);
+    // Committed just now, before the next tick: close pushes it out itself.
+    await s.close();
+    assert.ok(s.metrics().fsyncs > afterTimer, 'close fsyncs what the timer had not yet');
+  });
+
   it('SQLite: a call that fills the store fails alone with STORAGE_FULL; the rest of its turn commits', async () => {
     const dir = newDir();
     const s = new SqliteStorage({ dataDir: dir, sync: ALWAYS, maxStoreBytes: 256 * 1024 });

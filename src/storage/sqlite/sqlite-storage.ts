@@ -208,6 +208,8 @@ export class SqliteStorage implements Storage {
   private syncTimer: NodeJS.Timeout | undefined;
   private walFd: number | undefined;
   private dirtySinceSync = false;
+  /** Under `batch`: the WAL fsync running on libuv's thread pool, if one is. */
+  private walSyncInFlight: Promise<void> | undefined;
   private readonly m = {
     commits: 0,
     operations: 0,
@@ -249,7 +251,7 @@ export class SqliteStorage implements Storage {
     this.pubsub.open(db);
     if (this.sync.mode === 'batch') {
       const interval = this.sync.intervalMs;
-      this.syncTimer = setInterval(() => this.syncWal(), interval);
+      this.syncTimer = setInterval(() => this.startWalSync(), interval);
       this.syncTimer.unref();
     }
     const queues = this.readCounts();
@@ -292,14 +294,10 @@ export class SqliteStorage implements Storage {
     this.closed = true;
     if (this.pending.length > 0) this.flush();
     if (this.syncTimer) clearInterval(this.syncTimer);
-    this.syncWal();
-    if (this.walFd !== undefined) {
-      try {
-        fs.closeSync(this.walFd);
-      } catch {
-        /* already gone */
-      }
-    }
+    // The fd must outlive a sync in flight; then the last commits are pushed out in line.
+    await this.walSyncInFlight;
+    this.syncWalNow();
+    this.forgetWalFd();
     this.db?.close();
     this.db = undefined;
   }
@@ -377,20 +375,68 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** Under `batch`, push the WAL to disk if anything was committed since the last time. */
-  private syncWal(): void {
+  /** The WAL's fd for fsync, opened on first use; undefined when there is no WAL file. */
+  private walFdForSync(): number | undefined {
+    if (this.walFd === undefined) {
+      try {
+        this.walFd = fs.openSync(`${this.dbPath}-wal`, 'r');
+      } catch {
+        return undefined; // no WAL yet: nothing to sync
+      }
+    }
+    return this.walFd;
+  }
+
+  private forgetWalFd(): void {
+    if (this.walFd === undefined) return;
+    try {
+      fs.closeSync(this.walFd);
+    } catch {
+      /* already gone */
+    }
+    this.walFd = undefined;
+  }
+
+  /**
+   * Under `batch`, on the timer: push the WAL to disk if anything was committed since the last
+   * time, on libuv's thread pool, so the event loop (and the commits of the next turns) go on
+   * meanwhile — an fdatasync of a second's worth of WAL takes milliseconds. One at a time.
+   */
+  private startWalSync(): void {
+    if (this.sync.mode !== 'batch' || !this.dirtySinceSync || this.walSyncInFlight) return;
+    const fd = this.walFdForSync();
+    if (fd === undefined) return;
+    this.dirtySinceSync = false;
+    const started = performance.now();
+    this.walSyncInFlight = new Promise<void>((resolve) => {
+      fs.fdatasync(fd, (err) => {
+        this.walSyncInFlight = undefined;
+        if (err) {
+          // The WAL was checkpointed away under us: sync again next time, on a new fd.
+          this.dirtySinceSync = true;
+          this.forgetWalFd();
+        } else {
+          this.fsyncMs.observe(performance.now() - started);
+          this.m.fsyncs++;
+        }
+        resolve();
+      });
+    });
+  }
+
+  /** Under `batch`, at close: the same fsync, in line. */
+  private syncWalNow(): void {
     if (this.sync.mode !== 'batch' || !this.dirtySinceSync) return;
+    const fd = this.walFdForSync();
+    if (fd === undefined) return;
     this.dirtySinceSync = false;
     try {
-      if (this.walFd === undefined) this.walFd = fs.openSync(`${this.dbPath}-wal`, 'r');
       const started = performance.now();
-      fs.fdatasyncSync(this.walFd);
+      fs.fdatasyncSync(fd);
       this.fsyncMs.observe(performance.now() - started);
       this.m.fsyncs++;
     } catch {
-      // The WAL was checkpointed away; the next commit recreates it.
-      if (this.walFd !== undefined) fs.closeSync(this.walFd);
-      this.walFd = undefined;
+      this.forgetWalFd();
     }
   }
 
