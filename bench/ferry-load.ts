@@ -242,3 +242,58 @@ export async function consume(client: FerryClient, o: ConsumeOptions): Promise<C
     latencyFromScheduleMs: latSched.subarray(0, nSched),
   };
 }
+
+/** Anything that publishes one body and resolves once the server confirmed it. */
+export interface Publisher {
+  publish(body: Buffer): Promise<void>;
+}
+
+export interface PublishAllOptions {
+  count: number;
+  size: number;
+  window: number;
+  counters: LoadCounters;
+}
+
+/**
+ * Publishes `count` bodies (seq 0…count−1, send time stamped) with at most `window`
+ * unconfirmed; resolves with first-send / last-confirm times. Used by the peers (W1, W2) and by
+ * every system's fan-out (bench/pubsub-load.ts).
+ */
+export function publishAll(
+  q: Publisher,
+  o: PublishAllOptions,
+): Promise<{ firstSendAt: number; lastConfirmAt: number }> {
+  return new Promise((resolve, reject) => {
+    const c = o.counters;
+    let next = 0;
+    let inflight = 0;
+    let failed = false;
+    let firstSendAt = NaN;
+    const onOk = (): void => {
+      inflight--;
+      c.confirmed++;
+      if (c.confirmed === o.count) {
+        resolve({ firstSendAt, lastConfirmAt: performance.now() });
+        return;
+      }
+      fill();
+    };
+    const onErr = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const fill = (): void => {
+      while (inflight < o.window && next < o.count && !failed) {
+        const seq = next++;
+        const now = performance.now();
+        if (seq === 0) firstSendAt = now;
+        inflight++;
+        c.sent++;
+        q.publish(makeBody(o.size, seq, now, NaN, 0)).then(onOk, onErr);
+      }
+    };
+    fill();
+  });
+}
