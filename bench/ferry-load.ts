@@ -258,3 +258,17 @@ export async function consume(client: FerryClient, o: ConsumeOptions): Promise<C
     latencyFromScheduleMs: latSched.subarray(0, nSched),
   };
 }
+
+/** Anything that publishes one body and resolves once the server confirmed it. */
+export interface Publisher {
+  publish(body: Buffer): Promise<void>;
+}
+
+/**
+ * Publishes `count` bodies (seq 0…count−1, send time stamped) with at most `window` unconfirmed,
+ * paced when `ratePerSec` is set: the producer loop above, for any system. Used by the peers
+ * (W1, W1-paced, W2) and by every system's fan-out (bench/pubsub-load.ts).
+ */
+export function publishAll(q: Publisher, o: PaceOptions): Promise<ProduceResult> {
+  return produceWith((body) => q.publish(body), o);
+}

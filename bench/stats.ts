@@ -60,7 +60,8 @@ export function spread(values: readonly number[]): Spread {
 export function fmt(x: number, unit = ''): string {
   if (!Number.isFinite(x)) return 'n/a';
   const abs = Math.abs(x);
-  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
+  // Whole numbers (counts: lost deliveries, duplicates) print without decimals.
+  const digits = abs >= 100 || Number.isInteger(x) ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
   const s = x.toLocaleString('en-US', {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,

@@ -6,12 +6,16 @@
  * a job counts as acked when the worker's 'completed' event fired (moved to completed, and
  * removed: removeOnComplete). Job data is the body as a latin1 string (JSON, ~size bytes).
  * W3: `queue.add` + 4 Workers (concurrency 1 each) + `job.waitUntilFinished(queueEvents)`.
+ * W4: BullMQ has no fan-out (a job goes to one worker), so durable W4 is skipped; live W4 is
+ * Redis pub/sub on the same Redis through ioredis: PUBLISH awaited, one subscriber connection
+ * each (no reconnect, so a connection Redis closed for its output buffer stays closed).
  */
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { FanoutTarget } from '../pubsub-load.js';
 import type { Scope } from '../workloads.js';
 import { W3_CALL_TIMEOUT_MS } from './config.js';
-import type { Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
+import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
 import { packageVersion, w3Result } from './peer.js';
 
 interface BodyData {
@@ -41,6 +45,32 @@ async function freshQueue(scope: Scope, url: string, name: string): Promise<Queu
   return queue;
 }
 
+const NO_FANOUT = 'BullMQ has no fan-out: a job goes to one worker';
+
+/** W4 live: see the header. */
+async function redisPubSub(scope: Scope, url: string, o: FanoutOpenOptions): Promise<FanoutTarget> {
+  if (o.mode !== 'live') throw new Error(NO_FANOUT);
+  const channel = `ferry-bench:${o.name}`;
+  const pub = new Redis(url, { maxRetriesPerRequest: 1 });
+  pub.on('error', () => {});
+  scope.add(() => pub.disconnect());
+  return {
+    async publish(body) {
+      await pub.publish(channel, body);
+    },
+    async startSubscribers(h) {
+      for (let i = 0; i < o.subscribers; i++) {
+        const sub = new Redis(url, { retryStrategy: () => null, autoResubscribe: false });
+        sub.on('error', () => {});
+        sub.on('end', () => h.onClosed(i, 'connection closed'));
+        sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => h.onMessage(i, message));
+        scope.add(() => sub.disconnect());
+        await sub.subscribe(channel);
+      }
+    },
+  };
+}
+
 export function bullmqPeer(url: string, concurrency: number): Peer {
   return {
     id: 'bullmq',
@@ -49,6 +79,17 @@ export function bullmqPeer(url: string, concurrency: number): Peer {
     dataDir: null,
     rpcDescription:
       'queue.add, 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents); Redis in memory only',
+    fanout: {
+      durable: { skip: NO_FANOUT },
+      live: {
+        label: 'Redis pub/sub',
+        client: 'ioredis',
+        durability:
+          'nothing stored, fire-and-forget: PUBLISH answers how many subscribers it was handed to (their output ' +
+          'buffers); past client-output-buffer-limit pubsub Redis closes a subscriber’s connection',
+      },
+    },
+    openFanout: (scope, o) => redisPubSub(scope, url, o),
     async probe(): Promise<ServerInfo> {
       const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
       redis.on('error', () => {});

@@ -31,6 +31,15 @@ export const DEFAULT_W3_WORKERS = 4;
 export const W3_PAYLOAD_BYTES = 100;
 /** W3: one call's time limit, ms. */
 export const W3_CALL_TIMEOUT_MS = 10_000;
+/** W4 fan-out: messages per size, subscribers. */
+export const DEFAULT_W4_COUNT = 20_000;
+export const QUICK_W4_COUNT = 2_000;
+export const DEFAULT_W4_SUBSCRIBERS = 10;
+/**
+ * W4: once every publish is confirmed, a run ends after this long without a new delivery at any
+ * subscriber (the missing ones count as lost), s.
+ */
+export const DEFAULT_W4_SETTLE_S = 5;
 /**
  * Ferry's sync policies: `always` (its default; RabbitMQ also fsyncs before confirming),
  * `batch:1000` (acknowledged once written to the OS, fsync'd every second; JetStream acks
@@ -68,6 +77,9 @@ export interface PeersConfig {
   pacedCount: number;
   w3Calls: number;
   w3Workers: number;
+  w4Count: number;
+  w4Subscribers: number;
+  w4SettleMs: number;
   bullmqConcurrency: number;
   amqpUrl: string;
   natsUrl: string;
@@ -93,6 +105,15 @@ export const PEERS_ENV_HELP: [string, string][] = [
   ],
   ['BENCH_W3_N', `W3 sequential calls (default ${DEFAULT_W3_CALLS}; --quick 1000)`],
   ['BENCH_W3_WORKERS', `W3 workers (default ${DEFAULT_W3_WORKERS})`],
+  [
+    'BENCH_W4_N',
+    `W4 fan-out messages per size (default ${DEFAULT_W4_COUNT}; --quick ${QUICK_W4_COUNT})`,
+  ],
+  ['BENCH_W4_SUBSCRIBERS', `W4 subscribers, a connection each (default ${DEFAULT_W4_SUBSCRIBERS})`],
+  [
+    'BENCH_W4_SETTLE_S',
+    `W4: after the last publish is confirmed, end a run after this long with no new delivery; what is missing counts as lost (default ${DEFAULT_W4_SETTLE_S})`,
+  ],
   ['BENCH_FERRY_SYNCS', `Ferry's sync policies (default ${DEFAULT_FERRY_SYNCS.join(',')})`],
   [
     'BENCH_W2_FERRY_SYNCS',
@@ -183,6 +204,9 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
     ),
     w3Calls: int(env, 'BENCH_W3_N', quick ? QUICK_W3_CALLS : DEFAULT_W3_CALLS),
     w3Workers: int(env, 'BENCH_W3_WORKERS', DEFAULT_W3_WORKERS),
+    w4Count: int(env, 'BENCH_W4_N', quick ? QUICK_W4_COUNT : DEFAULT_W4_COUNT),
+    w4Subscribers: int(env, 'BENCH_W4_SUBSCRIBERS', DEFAULT_W4_SUBSCRIBERS),
+    w4SettleMs: int(env, 'BENCH_W4_SETTLE_S', DEFAULT_W4_SETTLE_S) * 1000,
     bullmqConcurrency: int(env, 'BENCH_BULLMQ_CONCURRENCY', DEFAULT_BULLMQ_CONCURRENCY),
     amqpUrl: env['BENCH_AMQP_URL'] ?? DEFAULT_AMQP_URL,
     natsUrl: env['BENCH_NATS_URL'] ?? DEFAULT_NATS_URL,

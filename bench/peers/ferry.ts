@@ -1,14 +1,16 @@
 /**
  * Ferry's side of `bench:peers`. W1, W2 and the ceilings are the very measurements of
  * `npm run bench` (bench/workloads.ts), run with this bench's size and sync policy. W3 uses the
- * job server through the SDK (`ferry.worker` / `ferry.call`).
+ * job server through the SDK (`ferry.worker` / `ferry.call`). W4 is the fan-out of
+ * bench/pubsub-load.ts (`ferryFanoutTarget`), measured by the same code as the peers' W4.
  */
-import { connect } from '../../src/client/client.js';
-import { startBroker } from '../broker.js';
+import { connect, type FerryClient } from '../../src/client/client.js';
+import { cpuSeconds, startBroker, type BrokerChild } from '../broker.js';
 import type { BenchConfig } from '../config.js';
 import { makeTempDir, WORKLOADS, type RunOutput, type Scope, type Workload } from '../workloads.js';
+import { ferryFanoutTarget } from '../pubsub-load.js';
 import { W3_CALL_TIMEOUT_MS } from './config.js';
-import { sequentialCalls, w3Result } from './peer.js';
+import { fanoutMeasurement, sequentialCalls, w3Result, type FanoutMode } from './peer.js';
 
 const CLIENT_OPTIONS = { requestTimeoutMs: 120_000, name: 'ferry-bench-peers' };
 
@@ -41,26 +43,77 @@ export interface FerryW3Options {
   onProgress: (done: number) => void;
 }
 
+/** A broker with `sync` on a fresh data dir, stopped when the scope closes. */
+async function brokerFor(base: BenchConfig, sync: string, scope: Scope, tag: string) {
+  const dataDir = makeTempDir(base, scope, `ferry-bench-${tag}-`);
+  const broker = await startBroker({ dataDir, sync, nodeArgs: base.brokerNodeArgs });
+  scope.add(() => broker.stop());
+  return broker;
+}
+
+async function clientFor(broker: BrokerChild, scope: Scope): Promise<FerryClient> {
+  const c = await connect(broker.endpoint, CLIENT_OPTIONS);
+  scope.add(() => c.close({ timeoutMs: 0 }));
+  return c;
+}
+
 /** W3 on Ferry: 1 caller, `workers` workers (concurrency 1, a connection each). */
 export async function ferryW3(o: FerryW3Options): Promise<RunOutput> {
-  const dataDir = makeTempDir(o.base, o.scope, 'ferry-bench-w3-');
-  const broker = await startBroker({ dataDir, sync: o.sync, nodeArgs: o.base.brokerNodeArgs });
-  o.scope.add(() => broker.stop());
+  const broker = await brokerFor(o.base, o.sync, o.scope, 'w3');
   const service = 'bench-w3';
   for (let i = 0; i < o.workers; i++) {
-    const wc = await connect(broker.endpoint, CLIENT_OPTIONS);
-    o.scope.add(() => wc.close({ timeoutMs: 0 }));
+    const wc = await clientFor(broker, o.scope);
     const w = wc.worker(service, (job) => w3Result(job.params.length), { concurrency: 1 });
     await w.ready;
     o.scope.add(() => w.close());
   }
-  const caller = await connect(broker.endpoint, CLIENT_OPTIONS);
-  o.scope.add(() => caller.close({ timeoutMs: 0 }));
+  const caller = await clientFor(broker, o.scope);
   const r = await sequentialCalls(
     (params) => caller.call(service, params, { timeoutMs: W3_CALL_TIMEOUT_MS }),
     { calls: o.calls, size: o.size, onProgress: o.onProgress },
   );
   broker.mem.sample();
   r.metrics['peakRssMB'] = broker.mem.peakRssKiB / 1024;
+  return r;
+}
+
+export interface FerryW4Options {
+  base: BenchConfig;
+  sync: string;
+  mode: FanoutMode;
+  subscribers: number;
+  count: number;
+  size: number;
+  settleMs: number;
+  scope: Scope;
+  label: string;
+}
+
+/**
+ * W4 on Ferry: 1 publisher and `subscribers` subscribers, a connection each; live subscribers
+ * (`subscribe(pattern)`) or durable ones (`{ durable, prefetch }`, every message acked).
+ */
+export async function ferryW4(o: FerryW4Options): Promise<RunOutput> {
+  const broker = await brokerFor(o.base, o.sync, o.scope, 'w4');
+  const publisher = await clientFor(broker, o.scope);
+  const subscribers: FerryClient[] = [];
+  for (let i = 0; i < o.subscribers; i++) subscribers.push(await clientFor(broker, o.scope));
+  const live = o.mode === 'live' ? o.subscribers : 0;
+  const cpu0 = cpuSeconds(broker.pid);
+  const t0 = Date.now();
+  const r = await fanoutMeasurement({
+    scope: o.scope,
+    label: o.label,
+    target: ferryFanoutTarget(publisher, subscribers, live, o.base.prefetch),
+    mem: broker.mem,
+    memName: 'broker',
+    subscribers: o.subscribers,
+    count: o.count,
+    size: o.size,
+    window: o.base.window,
+    settleMs: o.settleMs,
+  });
+  r.details['brokerCpuPercent'] =
+    ((cpuSeconds(broker.pid) - cpu0) * 100_000) / Math.max(1, Date.now() - t0);
   return r;
 }

@@ -5,6 +5,10 @@
  * max_ack_pending = prefetch, consumed with `consume({ max_messages: prefetch })`.
  * W3: NATS core request/reply (not JetStream: nothing stored), 4 subscribers in a queue group,
  * each on a connection of its own.
+ * W4 durable: a file-storage stream with interest retention (a message is removed once every
+ * consumer acked it) and one durable pull consumer per subscriber, each on its own connection.
+ * W4 live: NATS core publish/subscribe, nothing stored; a publish counts as confirmed when the
+ * server answered a flush (PING/PONG) sent after it, one flush per event-loop turn.
  */
 import fs from 'node:fs';
 import {
@@ -15,17 +19,19 @@ import {
   type NatsConnection,
   type JetStreamManager,
 } from 'nats';
+import type { FanoutTarget } from '../pubsub-load.js';
 import type { Scope } from '../workloads.js';
 import { W3_CALL_TIMEOUT_MS } from './config.js';
-import type { Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
+import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
 import { w3Result } from './peer.js';
 
 const NATS_CONFIG = '/etc/nats-server.conf';
 const NATS_STORE_DIR = '/var/lib/nats-server';
 const DURABLE_NAME = 'bench';
 
-async function open(scope: Scope, url: string): Promise<NatsConnection> {
-  const nc = await connect({ servers: url, name: 'ferry-bench-peers' });
+/** `reconnect: false` makes a connection the server closed (a slow consumer) stay closed. */
+async function open(scope: Scope, url: string, reconnect = true): Promise<NatsConnection> {
+  const nc = await connect({ servers: url, name: 'ferry-bench-peers', reconnect });
   scope.add(() => nc.close());
   return nc;
 }
@@ -36,6 +42,118 @@ async function deleteStream(jsm: JetStreamManager, name: string): Promise<void> 
   } catch {
     /* not there */
   }
+}
+
+/** Deletes the stream now and when the scope closes (on a connection of its own). */
+async function cleanStream(
+  scope: Scope,
+  jsm: JetStreamManager,
+  url: string,
+  name: string,
+): Promise<void> {
+  await deleteStream(jsm, name);
+  scope.add(async () => {
+    const nc2 = await connect({ servers: url });
+    try {
+      await deleteStream(await nc2.jetstreamManager(), name);
+    } finally {
+      await nc2.close();
+    }
+  });
+}
+
+function bodyOf(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Calls `h.onClosed(i, …)` once the connection is closed for good. */
+function watchClosed(nc: NatsConnection, i: number, onClosed: (i: number, r: string) => void) {
+  void nc.closed().then((err) => onClosed(i, err ? err.message : 'connection closed'));
+}
+
+/** W4 durable: see the header. */
+async function jetstreamFanout(
+  scope: Scope,
+  url: string,
+  o: FanoutOpenOptions,
+): Promise<FanoutTarget> {
+  const nc = await open(scope, url);
+  const jsm = await nc.jetstreamManager();
+  const subject = `bench.${o.name}`;
+  await cleanStream(scope, jsm, url, o.name);
+  await jsm.streams.add({
+    name: o.name,
+    subjects: [subject],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Interest,
+    num_replicas: 1,
+  });
+  // Before the first publish: with interest retention a message nobody is interested in is gone.
+  for (let i = 0; i < o.subscribers; i++) {
+    await jsm.consumers.add(o.name, {
+      durable_name: `${DURABLE_NAME}${i}`,
+      ack_policy: AckPolicy.Explicit,
+      max_ack_pending: o.prefetch,
+    });
+  }
+  const js = nc.jetstream();
+  return {
+    async publish(body) {
+      await js.publish(subject, body);
+    },
+    async startSubscribers(h) {
+      for (let i = 0; i < o.subscribers; i++) {
+        const sc = await open(scope, url);
+        watchClosed(sc, i, h.onClosed);
+        const consumer = await sc.jetstream().consumers.get(o.name, `${DURABLE_NAME}${i}`);
+        const messages = await consumer.consume({ max_messages: o.prefetch });
+        scope.add(() => messages.stop());
+        void (async () => {
+          for await (const m of messages) {
+            h.onMessage(i, bodyOf(m.data));
+            m.ack();
+          }
+        })().catch((err: unknown) => h.onClosed(i, String(err)));
+      }
+    },
+  };
+}
+
+/** W4 live: see the header. */
+async function natsCoreFanout(
+  scope: Scope,
+  url: string,
+  o: FanoutOpenOptions,
+): Promise<FanoutTarget> {
+  const nc = await open(scope, url);
+  const subject = `bench.${o.name}`;
+  /** The flush covering every publish of the current event-loop turn, once one was made. */
+  let turnFlush: Promise<void> | null = null;
+  return {
+    publish(body) {
+      nc.publish(subject, body);
+      turnFlush ??= new Promise<void>((resolve, reject) => {
+        setImmediate(() => {
+          turnFlush = null;
+          nc.flush().then(resolve, reject);
+        });
+      });
+      return turnFlush;
+    },
+    async startSubscribers(h) {
+      for (let i = 0; i < o.subscribers; i++) {
+        const sc = await open(scope, url, false);
+        watchClosed(sc, i, h.onClosed);
+        sc.subscribe(subject, {
+          callback: (err, m) => {
+            if (err) h.onClosed(i, err.message);
+            else h.onMessage(i, bodyOf(m.data));
+          },
+        });
+        await sc.flush();
+      }
+    },
+  };
 }
 
 /** The sync_interval set in the server's config file, if any. */
@@ -56,6 +174,25 @@ export function jetstreamPeer(url: string): Peer {
     dataDir: NATS_STORE_DIR,
     rpcDescription:
       'NATS core request/reply (nothing stored), 4 subscribers in one queue group, each on its own connection',
+    fanout: {
+      durable: {
+        label: 'NATS JetStream',
+        client: 'nats',
+        durability:
+          'file storage, R1, interest retention (a message is removed once every consumer acked it), one durable ' +
+          'pull consumer per subscriber, explicit acks, max_ack_pending = prefetch; the PubAck comes once the message is ' +
+          `written to the OS, not fsync’d (sync_interval ${configuredSyncInterval() ?? 'default, 2 min'})`,
+      },
+      live: {
+        label: 'NATS core',
+        client: 'nats',
+        durability:
+          'nothing stored, at most once: a publish counts as confirmed when the server answered a flush (PING/PONG) ' +
+          'sent after it, i.e. read it; a subscriber that falls behind is cut off as a slow consumer',
+      },
+    },
+    openFanout: (scope, o) =>
+      o.mode === 'durable' ? jetstreamFanout(scope, url, o) : natsCoreFanout(scope, url, o),
     async probe(): Promise<ServerInfo> {
       const nc = await connect({ servers: url, name: 'ferry-bench-probe' });
       try {
@@ -83,15 +220,7 @@ export function jetstreamPeer(url: string): Peer {
       const nc = await open(scope, url);
       const jsm = await nc.jetstreamManager();
       const subject = `bench.${name}`;
-      await deleteStream(jsm, name);
-      scope.add(async () => {
-        const nc2 = await connect({ servers: url });
-        try {
-          await deleteStream(await nc2.jetstreamManager(), name);
-        } finally {
-          await nc2.close();
-        }
-      });
+      await cleanStream(scope, jsm, url, name);
       await jsm.streams.add({
         name,
         subjects: [subject],
@@ -115,7 +244,7 @@ export function jetstreamPeer(url: string): Peer {
           scope.add(() => messages.stop());
           void (async () => {
             for await (const m of messages) {
-              h.onMessage(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+              h.onMessage(bodyOf(m.data));
               m.ack();
               h.onAcked();
             }
@@ -139,7 +268,7 @@ export function jetstreamPeer(url: string): Peer {
       return {
         async call(params) {
           const m = await nc.request(subject, params, { timeout: W3_CALL_TIMEOUT_MS });
-          return Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+          return bodyOf(m.data);
         },
       };
     },

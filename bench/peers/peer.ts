@@ -1,6 +1,6 @@
 /**
  * What every peer (RabbitMQ, JetStream, BullMQ) provides, and the load loops shared by all of
- * them, so the three run exactly the same W1 / W2 / W3 code. Bodies carry their send time and
+ * them, so the three run exactly the same W1 / W2 / W3 / W4 code (W4 also for Ferry). Bodies carry their send time and
  * sequence number in Ferry's bench layout (bench/ferry-load.ts), so the consumer measures
  * end-to-end latency and counts each message once.
  */
@@ -13,13 +13,12 @@ import {
   FLAG_WARMUP,
   HEADER_BYTES,
   newCounters,
-  produceWith,
+  publishAll,
   type LoadCounters,
-  type PaceOptions,
-  type ProduceResult,
 } from '../ferry-load.js';
+import { fanoutLoad, type FanoutTarget } from '../pubsub-load.js';
 import { summarizeLatency } from '../stats.js';
-import type { Scope } from '../workloads.js';
+import { startProgress, type RunOutput, type Scope } from '../workloads.js';
 
 /** A server that answered the probe: its version and durability settings as reported. */
 export interface ServerInfo {
@@ -43,6 +42,28 @@ export interface PeerQueue {
   startConsumer(prefetch: number, handlers: ConsumerHandlers): Promise<void>;
 }
 
+/** W4: every subscriber keeps its own stored copy and acks it, or only online subscribers get it. */
+export type FanoutMode = 'durable' | 'live';
+export const FANOUT_MODES: readonly FanoutMode[] = ['durable', 'live'];
+
+/** What a peer runs in one W4 mode. */
+export interface FanoutFlavour {
+  /** The row label: exactly what ran (e.g. "NATS core", "Redis pub/sub"). */
+  label: string;
+  /** What a confirmed publish and a delivery promise here, one line. */
+  durability: string;
+  /** The npm client package used. */
+  client: string;
+}
+
+export interface FanoutOpenOptions {
+  name: string;
+  mode: FanoutMode;
+  subscribers: number;
+  /** Durable mode: unacked messages a subscriber may hold. */
+  prefetch: number;
+}
+
 /** Request/reply through the peer to `workers` workers that answer with a same-size result. */
 export interface PeerRpc {
   call(params: Buffer): Promise<Buffer>;
@@ -61,6 +82,13 @@ export interface Peer {
   openRpc(scope: Scope, name: string, workers: number): Promise<PeerRpc>;
   /** How W3 goes through this peer, one line. */
   rpcDescription: string;
+  /** W4 per mode: what runs, or why nothing does (recorded as a skip). */
+  fanout: Record<FanoutMode, FanoutFlavour | { skip: string }>;
+  /**
+   * W4: one publisher and `subscribers` subscribers, each on a connection of its own; whatever
+   * it creates on the server is deleted before and when the scope closes.
+   */
+  openFanout(scope: Scope, o: FanoutOpenOptions): Promise<FanoutTarget>;
 }
 
 /**
@@ -98,16 +126,6 @@ function allocatedBytes(dir: string | null): number {
   } catch {
     return NaN;
   }
-}
-
-export type PeerLoadOptions = PaceOptions;
-
-/**
- * Publishes `count` bodies with at most `window` unconfirmed (paced when `ratePerSec` is set):
- * the very loop Ferry's producer runs (bench/ferry-load.ts); resolves with first/last times.
- */
-export function publishAll(q: PeerQueue, o: PeerLoadOptions): Promise<ProduceResult> {
-  return produceWith((body) => q.publish(body), o);
 }
 
 export interface DrainResult {
@@ -266,6 +284,100 @@ export async function peerW2(o: PeerRunOptions & { onPhase?: (phase: string) => 
       duplicates: r.duplicates,
     },
   };
+}
+
+export interface FanoutRunOptions {
+  scope: Scope;
+  label: string;
+  target: FanoutTarget;
+  /** The server process's memory sampler, and its name for the progress line. */
+  mem: MemSampler | null;
+  memName: string;
+  subscribers: number;
+  count: number;
+  size: number;
+  window: number;
+  settleMs: number;
+}
+
+/** W4 on any system (Ferry too): runs the fan-out once; the same metric keys for everyone. */
+export async function fanoutMeasurement(o: FanoutRunOptions): Promise<RunOutput> {
+  const counters = newCounters();
+  const expected = o.count * o.subscribers;
+  startProgress(
+    o.scope,
+    o.label,
+    () =>
+      `confirmed ${counters.confirmed.toLocaleString('en-US')}/${o.count.toLocaleString('en-US')}, ` +
+      `delivered ${counters.received.toLocaleString('en-US')}/${expected.toLocaleString('en-US')}` +
+      (o.mem ? `, ${o.memName} RSS ${(o.mem.lastRssKiB / 1024).toFixed(0)} MB` : ''),
+  );
+  const r = await fanoutLoad(o.target, {
+    subscribers: o.subscribers,
+    count: o.count,
+    size: o.size,
+    window: o.window,
+    settleMs: o.settleMs,
+    counters,
+  });
+  o.mem?.sample();
+  // A subscriber that lost messages is as slow as its own count over its own time.
+  const subRates = r.subscribers.map((s) =>
+    s.received > 0 ? (s.received * 1000) / s.lastAtMs : 0,
+  );
+  return {
+    metrics: {
+      publishPerSec: (o.count * 1000) / r.publishMs,
+      deliveriesPerSec: (r.delivered * 1000) / r.lastDeliveryMs,
+      slowestSubPerSec: subRates.length > 0 ? Math.min(...subRates) : NaN,
+      p50Ms: r.latencyMs.p50,
+      p99Ms: r.latencyMs.p99,
+      peakRssMB: o.mem ? o.mem.peakRssKiB / 1024 : NaN,
+      lost: r.lost,
+    },
+    details: {
+      messages: o.count,
+      subscribers: o.subscribers,
+      publishMs: r.publishMs,
+      lastDeliveryMs: r.lastDeliveryMs,
+      delivered: r.delivered,
+      lost: r.lost,
+      duplicates: r.duplicates,
+      endedBySettleTimeout: r.settled,
+      closedSubscribers: r.subscribers.filter((s) => s.closed !== null).length,
+      latencyMs: r.latencyMs,
+      perSubscriber: r.subscribers.map((s) => ({
+        received: s.received,
+        duplicates: s.duplicates,
+        closed: s.closed,
+        lastAtMs: s.lastAtMs,
+        p50Ms: s.latencyMs.p50,
+        p99Ms: s.latencyMs.p99,
+      })),
+    },
+  };
+}
+
+/** W4 on a peer, in the mode's flavour (see Peer.fanout). */
+export async function peerW4(
+  o: Omit<FanoutRunOptions, 'target' | 'mem' | 'memName'> & {
+    peer: Peer;
+    flavour: FanoutFlavour;
+    mode: FanoutMode;
+    prefetch: number;
+  },
+): Promise<RunOutput> {
+  const target = await o.peer.openFanout(o.scope, {
+    name: `ferry-bench-w4-${o.mode}`,
+    mode: o.mode,
+    subscribers: o.subscribers,
+    prefetch: o.prefetch,
+  });
+  const mem = samplerFor(o.scope, o.peer.processName);
+  const r = await fanoutMeasurement({ ...o, target, mem, memName: o.peer.processName });
+  r.details['client'] = `${o.flavour.client} ${packageVersion(o.flavour.client)}`;
+  r.details['serverPid'] = mem ? findPid(o.peer.processName) : null;
+  return r;
 }
 
 /** W3 timing loop, shared by the peers and Ferry: `calls` sequential calls, 1 warm-up each 10. */

@@ -3,11 +3,15 @@
  * on a ConfirmChannel (a message counts as sent when its confirm arrives), a consumer with
  * prefetch and one basic.ack per message. W3: requests to a durable queue with 4 worker
  * channels (prefetch 1 each), replies over direct reply-to (`amq.rabbitmq.reply-to`).
+ * W4: a fanout exchange, one queue per subscriber, each consumed on a connection of its own —
+ * durable: durable exchange, durable classic queues, persistent messages, one ack per message;
+ * live: non-durable exchange, exclusive server-named queues, transient messages, noAck.
  */
 import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import type { FanoutTarget } from '../pubsub-load.js';
 import type { Scope } from '../workloads.js';
-import type { Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
+import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
 import { w3Result } from './peer.js';
 
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -25,20 +29,87 @@ async function open(scope: Scope, url: string): Promise<ChannelModel> {
   return conn;
 }
 
-/** Deletes the queue now and when the scope closes (on a connection of its own). */
-async function cleanQueue(scope: Scope, conn: ChannelModel, url: string, name: string) {
-  const ch = await conn.createChannel();
-  await ch.deleteQueue(name);
-  await ch.close();
+/** Deletes the queues and exchanges now and when the scope closes (on a connection of its own). */
+async function cleanUp(
+  scope: Scope,
+  conn: ChannelModel,
+  url: string,
+  names: { queues: string[]; exchanges?: string[] },
+): Promise<void> {
+  /** One channel per delete: a delete the server refuses closes its channel. */
+  const attempt = async (c: ChannelModel, del: (ch: Channel) => Promise<unknown>) => {
+    const ch = await c.createChannel();
+    ch.on('error', () => {});
+    try {
+      await del(ch);
+      await ch.close();
+    } catch {
+      /* not there */
+    }
+  };
+  const remove = async (c: ChannelModel): Promise<void> => {
+    for (const q of names.queues) await attempt(c, (ch) => ch.deleteQueue(q));
+    for (const x of names.exchanges ?? []) await attempt(c, (ch) => ch.deleteExchange(x));
+  };
+  await remove(conn);
   scope.add(async () => {
     const c = await amqp.connect(url);
     try {
-      const ch2 = await c.createChannel();
-      await ch2.deleteQueue(name);
+      await remove(c);
     } finally {
       await c.close();
     }
   });
+}
+
+/** W4: see the header. */
+async function openFanout(scope: Scope, url: string, o: FanoutOpenOptions): Promise<FanoutTarget> {
+  const durable = o.mode === 'durable';
+  const exchange = o.name;
+  const queues = durable ? Array.from({ length: o.subscribers }, (_, i) => `${o.name}-${i}`) : []; // live: server-named, gone with their connection
+  const conn = await open(scope, url);
+  await cleanUp(scope, conn, url, { queues, exchanges: [exchange] });
+  const pub: ConfirmChannel = await conn.createConfirmChannel();
+  await pub.assertExchange(exchange, 'fanout', { durable });
+  for (const q of queues) {
+    await pub.assertQueue(q, CLASSIC_QUEUE);
+    await pub.bindQueue(q, exchange, '');
+  }
+  return {
+    publish(body) {
+      return new Promise<void>((resolve, reject) => {
+        pub.publish(exchange, '', body, { persistent: durable }, (err: unknown) =>
+          err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+        );
+      });
+    },
+    async startSubscribers(h) {
+      for (let i = 0; i < o.subscribers; i++) {
+        const c = await open(scope, url);
+        c.on('close', () => h.onClosed(i, 'connection closed'));
+        const ch = await c.createChannel();
+        let queue = queues[i] ?? '';
+        if (durable) {
+          await ch.prefetch(o.prefetch);
+        } else {
+          queue = (await ch.assertQueue('', { exclusive: true, durable: false })).queue;
+          await ch.bindQueue(queue, exchange, '');
+        }
+        await ch.consume(
+          queue,
+          (msg) => {
+            if (msg === null) {
+              h.onClosed(i, 'consumer cancelled by the server');
+              return;
+            }
+            h.onMessage(i, msg.content);
+            if (durable) ch.ack(msg);
+          },
+          { noAck: !durable },
+        );
+      }
+    },
+  };
 }
 
 export function rabbitmqPeer(url: string): Peer {
@@ -49,6 +120,25 @@ export function rabbitmqPeer(url: string): Peer {
     dataDir: RABBITMQ_DATA_DIR,
     rpcDescription:
       'persistent requests on a durable classic queue (no publisher confirms: the reply is the confirmation), 4 consumer channels with prefetch 1, replies via direct reply-to',
+    fanout: {
+      durable: {
+        label: 'RabbitMQ',
+        client: 'amqplib',
+        durability:
+          'durable fanout exchange → one durable classic queue per subscriber, persistent messages; the publisher ' +
+          'confirm comes once every queue has the message persisted to disk (the message store fsyncs in batches) ' +
+          'or consumed and acked; prefetch as the others, one ack per message',
+      },
+      live: {
+        label: 'RabbitMQ transient',
+        client: 'amqplib',
+        durability:
+          'non-durable fanout exchange → one exclusive, server-named, non-durable queue per subscriber; transient ' +
+          'messages (in memory, lost on a restart); the publisher confirm comes once the message is routed to every ' +
+          'queue; consumers with noAck (auto-ack on sending, so prefetch does not apply)',
+      },
+    },
+    openFanout: (scope, o) => openFanout(scope, url, o),
     async probe(): Promise<ServerInfo> {
       const conn = await amqp.connect(url);
       try {
@@ -68,7 +158,7 @@ export function rabbitmqPeer(url: string): Peer {
     },
     async openQueue(scope, name): Promise<PeerQueue> {
       const conn = await open(scope, url);
-      await cleanQueue(scope, conn, url, name);
+      await cleanUp(scope, conn, url, { queues: [name] });
       const pub: ConfirmChannel = await conn.createConfirmChannel();
       await pub.assertQueue(name, CLASSIC_QUEUE);
       const sub: Channel = await conn.createChannel();
@@ -97,7 +187,7 @@ export function rabbitmqPeer(url: string): Peer {
     },
     async openRpc(scope, name, workers): Promise<PeerRpc> {
       const conn = await open(scope, url);
-      await cleanQueue(scope, conn, url, name);
+      await cleanUp(scope, conn, url, { queues: [name] });
       for (let i = 0; i < workers; i++) {
         const ch = await conn.createChannel();
         await ch.assertQueue(name, CLASSIC_QUEUE);

@@ -35,16 +35,19 @@ import {
   type PeerWorkloadId,
   type SystemId,
 } from './config.js';
-import { ferryW3, ferryWorkload, runFerryWorkload } from './ferry.js';
+import { ferryW3, ferryW4, ferryWorkload, runFerryWorkload } from './ferry.js';
 import { jetstreamPeer } from './jetstream.js';
 import {
+  FANOUT_MODES,
   findPid,
   packageVersion,
   peerW1,
   peerW2,
+  peerW4,
   samplerFor,
   sequentialCalls,
   w3TotalCalls,
+  type FanoutMode,
   type Peer,
   type ServerInfo,
 } from './peer.js';
@@ -100,6 +103,26 @@ const W3_METRICS: MetricDef[] = [
   { key: 'peakRssMB', label: 'peak RSS', unit: 'MB' },
 ];
 
+const W4_METRICS: MetricDef[] = [
+  { key: 'publishPerSec', label: 'publish', unit: 'msgs/s' },
+  { key: 'deliveriesPerSec', label: 'deliveries', unit: 'msgs/s' },
+  { key: 'slowestSubPerSec', label: 'slowest subscriber', unit: 'msgs/s' },
+  { key: 'p50Ms', label: 'p50', unit: 'ms' },
+  { key: 'p99Ms', label: 'p99', unit: 'ms' },
+  { key: 'peakRssMB', label: 'peak RSS', unit: 'MB' },
+  { key: 'lost', label: 'lost', unit: 'deliveries' },
+];
+
+/** Per workload, the metrics Ferry's ratio to each peer is taken on and the chart shows. */
+const HEADLINE_METRICS: Record<PeerWorkloadId, string[]> = {
+  ceilings: [],
+  w1: ['msgsPerSec', 'p99Ms'],
+  'w1-paced': ['p50Ms', 'p99Ms'],
+  w2: ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB'],
+  w3: ['callsPerSec', 'p50Ms', 'p99Ms'],
+  w4: ['publishPerSec', 'deliveriesPerSec', 'p99Ms'],
+};
+
 class TimeoutError extends Error {}
 
 /** One system as a row of the tables: a peer, or Ferry with one sync policy. */
@@ -131,6 +154,8 @@ interface Group {
   size: number;
   shape: Record<string, unknown>;
   measurements: Measurement[];
+  /** W4 groups: durable or live. */
+  fanoutMode?: FanoutMode;
 }
 
 interface Result {
@@ -149,6 +174,13 @@ function ferryDurability(sync: string): string {
   if (sync === 'always') return 'acknowledged after its group commit is fsync’d';
   if (sync === 'off') return 'acknowledged once committed to SQLite (in the OS), never fsync’d';
   return `acknowledged once committed (in the OS); fsync every ${sync.slice(6)} ms`;
+}
+
+function ferryFanoutDurability(sync: string, mode: FanoutMode): string {
+  return mode === 'durable'
+    ? `${ferryDurability(sync)}; with a copy in every durable subscription, in the same commit; one ack per message`
+    : `${ferryDurability(sync)} — a publish is stored (its sequence number) even with only live subscribers; ` +
+        'live delivery after the commit, at most once: a subscriber past its window (10,000) is dropped and told';
 }
 
 function ferryRow(sync: string): SystemRow {
@@ -460,6 +492,9 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
         measurements: ms,
       });
     }
+    if (cfg.only.includes('w4')) {
+      for (const mode of FANOUT_MODES) groups.push(w4Group(cfg, peers, ferryRows, size, mode));
+    }
   }
 
   if (cfg.only.includes('w3')) {
@@ -525,6 +560,80 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
   return groups;
 }
 
+function w4Group(
+  cfg: PeersConfig,
+  peers: { peer: Peer; info: ServerInfo }[],
+  ferryRows: SystemRow[],
+  size: number,
+  mode: FanoutMode,
+): Group {
+  const b = cfg.base;
+  const common = {
+    subscribers: cfg.w4Subscribers,
+    count: cfg.w4Count,
+    size,
+    settleMs: cfg.w4SettleMs,
+  };
+  const ms: Measurement[] = ferryRows.map((row) => ({
+    row: { ...row, durability: ferryFanoutDurability(row.sync!, mode) },
+    metrics: W4_METRICS,
+    timeoutMs: b.timeoutMs,
+    run: (scope, label) => ferryW4({ ...common, base: b, sync: row.sync!, mode, scope, label }),
+  }));
+  for (const { peer, info } of peers) {
+    const flavour = peer.fanout[mode];
+    if ('skip' in flavour) {
+      ms.push({
+        row: { ...peerRow(peer, info), durability: 'not measured' },
+        metrics: W4_METRICS,
+        timeoutMs: b.timeoutMs,
+        skip: flavour.skip,
+        run: () => Promise.reject(new Error(flavour.skip)),
+      });
+      continue;
+    }
+    ms.push({
+      row: { ...peerRow(peer, info), label: flavour.label, durability: flavour.durability },
+      metrics: W4_METRICS,
+      timeoutMs: b.timeoutMs,
+      run: (scope, label) =>
+        peerW4({
+          ...common,
+          scope,
+          label,
+          peer,
+          flavour,
+          mode,
+          window: b.window,
+          prefetch: b.prefetch,
+        }),
+    });
+  }
+  const what =
+    mode === 'durable'
+      ? `every subscriber its own stored copy, prefetch ${b.prefetch}, every message acked`
+      : 'live subscribers, nothing stored per subscriber';
+  return {
+    workload: 'w4',
+    name: `W4 ${mode} ${sizeText(size)}`,
+    title:
+      `W4 ${mode} fan-out, ${sizeText(size)}: 1 publisher, ${cfg.w4Subscribers} subscribers (a connection each), ` +
+      `${cfg.w4Count.toLocaleString('en-US')} msgs, ≤ ${b.window} unconfirmed; ${what}`,
+    size,
+    shape: {
+      mode,
+      messages: cfg.w4Count,
+      subscribers: cfg.w4Subscribers,
+      size,
+      window: b.window,
+      prefetch: mode === 'durable' ? b.prefetch : null,
+      settleMs: cfg.w4SettleMs,
+    },
+    measurements: ms,
+    fanoutMode: mode,
+  };
+}
+
 // ------------------------------------------------------------------ output
 
 const LABEL_W = 20;
@@ -566,22 +675,17 @@ function ratios(results: Result[]): RatioLine[] {
   const out: RatioLine[] = [];
   const g = results[0]?.group;
   if (!g) return out;
-  const keys =
-    g.workload === 'w1'
-      ? ['msgsPerSec', 'p99Ms']
-      : g.workload === 'w1-paced'
-        ? ['p50Ms', 'p99Ms']
-        : g.workload === 'w2'
-          ? ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB']
-          : g.workload === 'w3'
-            ? ['callsPerSec', 'p50Ms', 'p99Ms']
-            : [];
+  const keys = HEADLINE_METRICS[g.workload];
   const peers = results.filter((r) => r.m.row.systemId !== 'ferry' && r.outputs.length > 0);
   for (const p of peers) {
     const id = p.m.row.systemId as Peer['id'];
-    const wanted = new Set(['always', FERRY_EQUIVALENT[id]]);
+    // Live fan-out stores nothing per subscriber anywhere: every Ferry policy is compared.
+    const wanted = g.fanoutMode === 'live' ? null : new Set(['always', FERRY_EQUIVALENT[id]]);
     const ferry = results.filter(
-      (r) => r.m.row.sync !== null && wanted.has(r.m.row.sync) && r.outputs.length > 0,
+      (r) =>
+        r.m.row.sync !== null &&
+        (wanted === null || wanted.has(r.m.row.sync)) &&
+        r.outputs.length > 0,
     );
     for (const f of ferry) {
       for (const k of keys) {
@@ -717,16 +821,10 @@ function markdown(all: Result[], runs: number): string {
 function chart(all: Result[], subtitle: string): string {
   const panels: Panel[] = [];
   const groups = [...new Set(all.map((r) => r.group))].filter((g) => g.workload !== 'ceilings');
-  const pick: Record<string, string[]> = {
-    w1: ['msgsPerSec', 'p99Ms'],
-    'w1-paced': ['p50Ms', 'p99Ms'],
-    w2: ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB'],
-    w3: ['callsPerSec', 'p50Ms', 'p99Ms'],
-  };
   const legend = new Map<string, string>();
   for (const g of groups) {
     const rs = all.filter((r) => r.group === g);
-    for (const key of pick[g.workload] ?? []) {
+    for (const key of HEADLINE_METRICS[g.workload]) {
       const def = rs[0]?.m.metrics.find((m) => m.key === key);
       if (!def) continue;
       panels.push({
@@ -801,7 +899,8 @@ async function main(): Promise<void> {
   console.log(
     `sizes ${cfg.sizes.map(sizeText).join(', ')} · runs ${b.runs} (interleaved) · W1 ${b.count.toLocaleString('en-US')} msgs · ` +
       `W2 Ferry ${b.w2Count.toLocaleString('en-US')} / peers ${cfg.peerW2Count.toLocaleString('en-US')} msgs · ` +
-      `W3 ${cfg.w3Calls.toLocaleString('en-US')} calls · window ${b.window} · prefetch ${b.prefetch}`,
+      `W3 ${cfg.w3Calls.toLocaleString('en-US')} calls · W4 ${cfg.w4Count.toLocaleString('en-US')} msgs to ${cfg.w4Subscribers} subscribers · ` +
+      `window ${b.window} · prefetch ${b.prefetch}`,
   );
   if (cfg.peerW2Count < b.w2Count && cfg.only.includes('w2')) {
     console.log(
@@ -907,6 +1006,14 @@ async function main(): Promise<void> {
           o.details['otherCpuPercent'] = other;
           if (serverPid !== null) o.details['serverCpuPercent'] = server;
           o.details['quietWait'] = quiet;
+          const lost = o.metrics['lost'] ?? 0;
+          if (lost > 0) {
+            console.log(
+              `  ! ${label}: ${lost.toLocaleString('en-US')} deliveries lost ` +
+                `(${String(o.details['closedSubscribers'])} subscriber(s) dropped or closed, ` +
+                `${o.details['endedBySettleTimeout'] === true ? 'ended by the settle timeout' : 'all subscribers ended'})`,
+            );
+          }
           r.outputs.push(o);
           emit({
             ...base,
@@ -958,12 +1065,6 @@ async function main(): Promise<void> {
     for (const l of rl) emit({ kind: 'ratio', ...l });
     all.push(...results);
   }
-  if (cfg.only.includes('w4')) {
-    console.log(
-      '\nW4 fan-out: not yet — Ferry has no pub/sub yet, so no system is measured on it.',
-    );
-    emit({ kind: 'skip', workload: 'w4', reason: 'not yet: Ferry has no pub/sub' });
-  }
 
   const tl = targets(all, cfg.sizes);
   if (tl.length > 0) {
@@ -979,7 +1080,7 @@ async function main(): Promise<void> {
   const minutes = (Date.now() - started.getTime()) / 60_000;
   const subtitle =
     `${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node} · ${started.toISOString().slice(0, 16)}Z · ` +
-    `${b.runs} run(s) · W1 ${b.count.toLocaleString('en-US')} msgs · W2 Ferry ${b.w2Count.toLocaleString('en-US')} / peers ${cfg.peerW2Count.toLocaleString('en-US')} · W3 ${cfg.w3Calls.toLocaleString('en-US')} calls`;
+    `${b.runs} run(s) · W1 ${b.count.toLocaleString('en-US')} msgs · W2 Ferry ${b.w2Count.toLocaleString('en-US')} / peers ${cfg.peerW2Count.toLocaleString('en-US')} · W3 ${cfg.w3Calls.toLocaleString('en-US')} calls · W4 ${cfg.w4Count.toLocaleString('en-US')} msgs × ${cfg.w4Subscribers} subscribers`;
   fs.mkdirSync(path.dirname(chartFile), { recursive: true });
   fs.writeFileSync(chartFile, chart(all, subtitle));
   const mdFile = path.join(RESULTS_DIR, `${stamp}.md`);
