@@ -311,6 +311,7 @@ export async function fanoutMeasurement(o: FanoutRunOptions): Promise<RunOutput>
       `confirmed ${counters.confirmed.toLocaleString('en-US')}/${o.count.toLocaleString('en-US')}, ` +
       `delivered ${counters.received.toLocaleString('en-US')}/${expected.toLocaleString('en-US')}` +
       (o.mem ? `, ${o.memName} RSS ${(o.mem.lastRssKiB / 1024).toFixed(0)} MB` : ''),
+    () => counters.received / expected,
   );
   const r = await fanoutLoad(o.target, {
     subscribers: o.subscribers,

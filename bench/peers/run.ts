@@ -499,7 +499,10 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
 
   if (cfg.only.includes('w3')) {
     const size = W3_PAYLOAD_BYTES;
-    const ms: Measurement[] = ferryRows.map((row) => ({
+    // A call is a transient job (never stored): the sync policy does not touch it, so one row.
+    const w3Rows = ferryRows.filter((r) => r.sync === 'always').slice(0, 1);
+    if (w3Rows.length === 0) w3Rows.push(...ferryRows.slice(0, 1));
+    const ms: Measurement[] = w3Rows.map((row) => ({
       row,
       metrics: W3_METRICS,
       timeoutMs: b.timeoutMs,

@@ -230,6 +230,8 @@ export class PubSub {
   private readonly live = new Map<number, Live>();
   private readonly durable = new Map<string, Durable>();
   private readonly inflight: InFlight[] = [];
+  /** A hand-out to live subscribers is scheduled for the end of this microtask run. */
+  private liveFlushScheduled = false;
   private readonly waiters = new Map<string, Set<RolloutWaiter>>();
   /** Earliest known expiry of a retained value (null: none known). */
   private nextExpiryAt: number | null = null;
@@ -373,13 +375,13 @@ export class PubSub {
       () => {
         entry.done = true;
         this.published++;
-        this.flushInflight();
+        this.scheduleLiveFlush();
         return { seq, durable: durableCount };
       },
       (err: unknown) => {
         entry.done = true;
         entry.failed = true;
-        this.flushInflight();
+        this.scheduleLiveFlush();
         throw toFerryError(err);
       },
     );
@@ -389,6 +391,20 @@ export class PubSub {
     const queues: string[] = [];
     for (const d of this.durable.values()) if (matches(d.pattern, topic)) queues.push(d.queue);
     return queues;
+  }
+
+  /**
+   * Every publish of one group commit settles in the same microtask run; handing them out once
+   * that run is over gives each live subscriber one TOPIC message per commit, not one per
+   * publish (a burst of 300 publishes to 10 subscribers: 10 sends instead of 3,000).
+   */
+  private scheduleLiveFlush(): void {
+    if (this.liveFlushScheduled) return;
+    this.liveFlushScheduled = true;
+    queueMicrotask(() => {
+      this.liveFlushScheduled = false;
+      this.flushInflight();
+    });
   }
 
   /** Hands committed publishes to live subscribers strictly in publish order. */

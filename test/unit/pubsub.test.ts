@@ -65,6 +65,22 @@ describe('pub/sub core', () => {
     );
   });
 
+  it('hands the publishes of one group commit to a live subscriber as one batch, in order', async () => {
+    const h = await harness();
+    const batches: number[][] = [];
+    const r = recorder();
+    r.messages = (batch) => {
+      batches.push(batch.map((m) => m.seq));
+      r.got.push(...batch);
+    };
+    h.pubsub.subscribeLive('g/**', r, { window: 0 });
+    // Published in one turn: one transaction, so one hand-out (one TOPIC on the wire).
+    await Promise.all([1, 2, 3, 4, 5].map((i) => h.pubsub.publish(`g/${i % 3}`, b(`${i}`))));
+    // The next turn's publish is a commit of its own: a batch of its own.
+    await h.pubsub.publish('g/0', b('6'));
+    assert.deepEqual(batches, [[1, 2, 3, 4, 5], [6]]);
+  });
+
   it('a snapshot reflects exactly the publishes numbered up to its seq, later ones follow', async () => {
     const h = await harness();
     await h.pubsub.publish('c/x', b('1'), { retain: true });
