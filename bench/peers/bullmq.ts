@@ -77,6 +77,7 @@ export function bullmqPeer(url: string, concurrency: number): Peer {
     name: 'BullMQ',
     processName: 'redis-server',
     dataDir: null,
+    rpcLabel: 'BullMQ',
     rpcDescription:
       'queue.add, 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents); Redis in memory only',
     fanout: {

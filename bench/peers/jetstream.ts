@@ -172,6 +172,7 @@ export function jetstreamPeer(url: string): Peer {
     name: 'NATS JetStream',
     processName: 'nats-server',
     dataDir: NATS_STORE_DIR,
+    rpcLabel: 'NATS core',
     rpcDescription:
       'NATS core request/reply (nothing stored), 4 subscribers in one queue group, each on its own connection',
     fanout: {

@@ -82,6 +82,8 @@ export interface Peer {
   openRpc(scope: Scope, name: string, workers: number): Promise<PeerRpc>;
   /** How W3 goes through this peer, one line. */
   rpcDescription: string;
+  /** W3's row label: what answers the calls (e.g. NATS core, not JetStream). */
+  rpcLabel: string;
   /** W4 per mode: what runs, or why nothing does (recorded as a skip). */
   fanout: Record<FanoutMode, FanoutFlavour | { skip: string }>;
   /**

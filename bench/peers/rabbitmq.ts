@@ -118,6 +118,7 @@ export function rabbitmqPeer(url: string): Peer {
     name: 'RabbitMQ',
     processName: 'beam.smp',
     dataDir: RABBITMQ_DATA_DIR,
+    rpcLabel: 'RabbitMQ RPC',
     rpcDescription:
       'persistent requests on a durable classic queue (no publisher confirms: the reply is the confirmation), 4 consumer channels with prefetch 1, replies via direct reply-to',
     fanout: {

@@ -527,7 +527,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
     }));
     for (const { peer, info } of peers) {
       ms.push({
-        row: { ...peerRow(peer, info), durability: peer.rpcDescription },
+        row: { ...peerRow(peer, info), label: peer.rpcLabel, durability: peer.rpcDescription },
         metrics: W3_METRICS,
         timeoutMs: b.timeoutMs,
         async run(scope, label) {
