@@ -806,7 +806,7 @@ function markdown(all: Result[], runs: number): string {
         '',
         `**${r.group.title}**`,
         '',
-        `| System | ${r.m.metrics.map((m) => `${m.label} (${m.unit})`).join(' | ')} | Runs ok |`,
+        `| System | ${r.m.metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok |`,
         `|---|${r.m.metrics.map(() => '---:').join('|')}|:-:|`,
       );
     }
