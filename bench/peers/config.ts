@@ -183,16 +183,25 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
       throw new Error('BENCH_FERRY_SYNCS: each must be always, off or batch:<ms>');
     }
   }
-  const w2FerrySyncs = (env['BENCH_W2_FERRY_SYNCS'] ?? DEFAULT_W2_FERRY_SYNCS.join(','))
+  const w2Given = env['BENCH_W2_FERRY_SYNCS'];
+  const w2FerrySyncs = (w2Given ?? DEFAULT_W2_FERRY_SYNCS.join(','))
     .split(',')
     .map((s) => s.trim())
-    .filter((s) => ferrySyncs.includes(s));
+    .filter((s) => s !== '');
+  for (const s of w2FerrySyncs) {
+    // The default names policies BENCH_FERRY_SYNCS may leave out; a value given is checked.
+    if (w2Given !== undefined && !ferrySyncs.includes(s)) {
+      throw new Error(
+        `BENCH_W2_FERRY_SYNCS: ${s} is not one of BENCH_FERRY_SYNCS (${ferrySyncs.join(', ')})`,
+      );
+    }
+  }
   return {
     quick,
     base,
     sizes,
     ferrySyncs,
-    w2FerrySyncs,
+    w2FerrySyncs: w2FerrySyncs.filter((s) => ferrySyncs.includes(s)),
     systems: list(env, 'BENCH_SYSTEMS', SYSTEM_IDS),
     only: list(env, 'BENCH_ONLY', PEER_WORKLOAD_IDS),
     peerW2Count: int(env, 'BENCH_PEERS_W2_N', quick ? QUICK_PEER_W2_COUNT : DEFAULT_PEER_W2_COUNT),
