@@ -78,12 +78,14 @@ export function bullmqPeer(url: string, concurrency: number): Peer {
     processName: 'redis-server',
     dataDir: null,
     rpcLabel: 'BullMQ',
+    rpcTag: 'Redis, in memory only',
     rpcDescription:
       'queue.add, 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents); Redis in memory only',
     fanout: {
       durable: { skip: NO_FANOUT },
       live: {
         label: 'Redis pub/sub',
+        tag: 'not stored',
         client: 'ioredis',
         durability:
           'nothing stored, fire-and-forget: PUBLISH answers how many subscribers it was handed to (their output ' +
@@ -109,6 +111,7 @@ export function bullmqPeer(url: string, concurrency: number): Peer {
           durability: onDisk
             ? `Redis save "${saveValue}", appendonly ${aofValue} (appendfsync ${fsync[1] ?? '?'})`
             : `Redis with save "" and appendonly no: nothing is written to disk; a restart loses every job`,
+          tag: onDisk ? `Redis on disk (appendfsync ${fsync[1] ?? '?'})` : 'Redis, in memory only',
           settings: { save: saveValue, appendonly: aofValue, appendfsync: fsync[1] ?? null },
         };
       } finally {

@@ -156,6 +156,11 @@ async function natsCoreFanout(
   };
 }
 
+/** JetStream's acknowledgement, in a few words (the tables' durability column). */
+function syncTag(): string {
+  return `not fsync’d (every ${configuredSyncInterval() ?? '2 min'})`;
+}
+
 /** The sync_interval set in the server's config file, if any. */
 function configuredSyncInterval(): string | null {
   try {
@@ -173,11 +178,13 @@ export function jetstreamPeer(url: string): Peer {
     processName: 'nats-server',
     dataDir: NATS_STORE_DIR,
     rpcLabel: 'NATS core',
+    rpcTag: 'not stored',
     rpcDescription:
       'NATS core request/reply (nothing stored), 4 subscribers in one queue group, each on its own connection',
     fanout: {
       durable: {
         label: 'NATS JetStream',
+        tag: syncTag(),
         client: 'nats',
         durability:
           'file storage, R1, interest retention (a message is removed once every consumer acked it), one durable ' +
@@ -186,6 +193,7 @@ export function jetstreamPeer(url: string): Peer {
       },
       live: {
         label: 'NATS core',
+        tag: 'not stored',
         client: 'nats',
         durability:
           'nothing stored, at most once: a publish counts as confirmed when the server answered a flush (PING/PONG) ' +
@@ -205,6 +213,7 @@ export function jetstreamPeer(url: string): Peer {
           durability:
             'file storage, R1; a PubAck is sent once the message is written to the OS, not fsync’d: ' +
             `the store is fsync’d every sync_interval (${sync ?? 'not set in ' + NATS_CONFIG + ', so the default, 2 min'})`,
+          tag: syncTag(),
           settings: {
             storage: 'file',
             retention: 'workqueue',

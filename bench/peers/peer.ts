@@ -25,6 +25,8 @@ export interface ServerInfo {
   version: string;
   /** Durability in effect, one line, shown next to the numbers. */
   durability: string;
+  /** The same in a few words, in the tables' durability column. */
+  tag: string;
   settings: Record<string, unknown>;
 }
 
@@ -52,6 +54,8 @@ export interface FanoutFlavour {
   label: string;
   /** What a confirmed publish and a delivery promise here, one line. */
   durability: string;
+  /** The same in a few words, in the tables' durability column. */
+  tag: string;
   /** The npm client package used. */
   client: string;
 }
@@ -84,6 +88,8 @@ export interface Peer {
   rpcDescription: string;
   /** W3's row label: what answers the calls (e.g. NATS core, not JetStream). */
   rpcLabel: string;
+  /** What W3 stores, in a few words (the tables' durability column). */
+  rpcTag: string;
   /** W4 per mode: what runs, or why nothing does (recorded as a skip). */
   fanout: Record<FanoutMode, FanoutFlavour | { skip: string }>;
   /**

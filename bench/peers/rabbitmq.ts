@@ -15,6 +15,8 @@ import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './
 import { w3Result } from './peer.js';
 
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
+/** A persistent message's confirm, in a few words (the tables' durability column). */
+const CONFIRM_TAG = 'fsync’d before confirm, or consumed';
 const RABBITMQ_DATA_DIR = '/var/lib/rabbitmq/mnesia';
 /** Queue arguments: a classic queue, stated explicitly (not the server's default type). */
 const CLASSIC_QUEUE = { durable: true, arguments: { 'x-queue-type': 'classic' } };
@@ -119,11 +121,13 @@ export function rabbitmqPeer(url: string): Peer {
     processName: 'beam.smp',
     dataDir: RABBITMQ_DATA_DIR,
     rpcLabel: 'RabbitMQ RPC',
+    rpcTag: 'persistent, not confirmed',
     rpcDescription:
       'persistent requests on a durable classic queue (no publisher confirms: the reply is the confirmation), 4 consumer channels with prefetch 1, replies via direct reply-to',
     fanout: {
       durable: {
         label: 'RabbitMQ',
+        tag: CONFIRM_TAG,
         client: 'amqplib',
         durability:
           'durable fanout exchange → one durable classic queue per subscriber, persistent messages; the publisher ' +
@@ -132,6 +136,7 @@ export function rabbitmqPeer(url: string): Peer {
       },
       live: {
         label: 'RabbitMQ transient',
+        tag: 'in memory only',
         client: 'amqplib',
         durability:
           'non-durable fanout exchange → one exclusive, server-named, non-durable queue per subscriber; transient ' +
@@ -151,6 +156,7 @@ export function rabbitmqPeer(url: string): Peer {
             'durable classic queue, persistent messages (delivery mode 2), publisher confirms: a message is confirmed once ' +
             'persisted to disk (the message store fsyncs in batches), or once every queue it went to has had it consumed ' +
             'and acked, which with a fast consumer (W1) can come before it reached the disk',
+          tag: CONFIRM_TAG,
           settings: { product: props['product'], queueType: 'classic', persistent: true },
         };
       } finally {

@@ -132,6 +132,8 @@ interface SystemRow {
   systemId: SystemId;
   sync: string | null;
   durability: string;
+  /** The durability in a few words: the last column of the tables. */
+  tag: string;
   color: string;
   /** Peers: /proc comm of the server process (its CPU is not "other load"). */
   processName?: string;
@@ -183,6 +185,14 @@ function ferryFanoutDurability(sync: string, mode: FanoutMode): string {
         'live delivery after the commit, at most once: a subscriber past its window (10,000) is dropped and told';
 }
 
+/** Ferry's policy in a few words: the last column of the tables. */
+function ferryTag(sync: string): string {
+  if (sync === 'always') return 'fsync’d before ack';
+  if (sync === 'off') return 'never fsync’d';
+  if (sync.startsWith('batch:')) return `fsync every ${sync.slice(6)} ms`;
+  return '';
+}
+
 function ferryRow(sync: string): SystemRow {
   const kind = sync.startsWith('batch:') ? 'batch' : sync;
   return {
@@ -191,6 +201,7 @@ function ferryRow(sync: string): SystemRow {
     systemId: 'ferry',
     sync,
     durability: ferryDurability(sync),
+    tag: ferryTag(sync),
     color: COLORS[`ferry:${kind}`] ?? '#1f4e79',
   };
 }
@@ -290,6 +301,7 @@ function peerRow(p: Peer, info: ServerInfo): SystemRow {
     systemId: p.id,
     sync: null,
     durability: info.durability,
+    tag: info.tag,
     color: COLORS[p.id] ?? '#888',
     processName: p.processName,
   };
@@ -312,7 +324,13 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
         shape: { messages: b.count, size },
         measurements: [
           {
-            row: { ...ferryRow('n/a'), key: 'zeromq', label: 'zeromq.js', durability: 'none' },
+            row: {
+              ...ferryRow('n/a'),
+              key: 'zeromq',
+              label: 'zeromq.js',
+              durability: 'none',
+              tag: '',
+            },
             metrics: pp.metrics,
             timeoutMs: b.timeoutMs,
             run: (scope, label) => runFerryWorkload('push-pull', b, { size }, scope, label),
@@ -336,6 +354,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
                 key: name,
                 label: name === 'fdatasync' ? 'disk' : 'zeromq.js',
                 durability: 'none',
+                tag: '',
               },
               metrics: w.metrics,
               timeoutMs: b.timeoutMs,
@@ -503,7 +522,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
     const w3Rows = ferryRows.filter((r) => r.sync === 'always').slice(0, 1);
     if (w3Rows.length === 0) w3Rows.push(...ferryRows.slice(0, 1));
     const ms: Measurement[] = w3Rows.map((row) => ({
-      row,
+      row: { ...row, tag: 'not stored (a call)' },
       metrics: W3_METRICS,
       timeoutMs: b.timeoutMs,
       run: (scope, label) => {
@@ -527,7 +546,12 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
     }));
     for (const { peer, info } of peers) {
       ms.push({
-        row: { ...peerRow(peer, info), label: peer.rpcLabel, durability: peer.rpcDescription },
+        row: {
+          ...peerRow(peer, info),
+          label: peer.rpcLabel,
+          durability: peer.rpcDescription,
+          tag: peer.rpcTag,
+        },
         metrics: W3_METRICS,
         timeoutMs: b.timeoutMs,
         async run(scope, label) {
@@ -578,7 +602,11 @@ function w4Group(
     settleMs: cfg.w4SettleMs,
   };
   const ms: Measurement[] = ferryRows.map((row) => ({
-    row: { ...row, durability: ferryFanoutDurability(row.sync!, mode) },
+    row: {
+      ...row,
+      durability: ferryFanoutDurability(row.sync!, mode),
+      tag: mode === 'live' ? `${row.tag}, the publish only` : `${row.tag}, a copy per subscriber`,
+    },
     metrics: W4_METRICS,
     timeoutMs: b.timeoutMs,
     run: (scope, label) => ferryW4({ ...common, base: b, sync: row.sync!, mode, scope, label }),
@@ -587,7 +615,7 @@ function w4Group(
     const flavour = peer.fanout[mode];
     if ('skip' in flavour) {
       ms.push({
-        row: { ...peerRow(peer, info), durability: 'not measured' },
+        row: { ...peerRow(peer, info), durability: 'not measured', tag: '' },
         metrics: W4_METRICS,
         timeoutMs: b.timeoutMs,
         skip: flavour.skip,
@@ -596,7 +624,12 @@ function w4Group(
       continue;
     }
     ms.push({
-      row: { ...peerRow(peer, info), label: flavour.label, durability: flavour.durability },
+      row: {
+        ...peerRow(peer, info),
+        label: flavour.label,
+        durability: flavour.durability,
+        tag: flavour.tag,
+      },
       metrics: W4_METRICS,
       timeoutMs: b.timeoutMs,
       run: (scope, label) =>
@@ -652,7 +685,12 @@ function printGroupHeader(g: Group): void {
   const metrics = g.measurements[0]?.metrics ?? [];
   console.log(`\n${g.title}`);
   console.log(
-    ['system'.padEnd(LABEL_W), ...metrics.map((m) => m.label.padEnd(CELL_W)), 'ok'].join(' '),
+    [
+      'system'.padEnd(LABEL_W),
+      ...metrics.map((m) => m.label.padEnd(CELL_W)),
+      'ok ',
+      'durability',
+    ].join(' '),
   );
 }
 
@@ -662,7 +700,9 @@ function printResult(r: Result, runs: number): void {
     return;
   }
   const cells = r.m.metrics.map((m) => cell(r.spreads[m.key]!, m.unit).padEnd(CELL_W));
-  console.log([r.m.row.label.padEnd(LABEL_W), ...cells, `${r.outputs.length}/${runs}`].join(' '));
+  console.log(
+    [r.m.row.label.padEnd(LABEL_W), ...cells, `${r.outputs.length}/${runs}`, r.m.row.tag].join(' '),
+  );
 }
 
 interface RatioLine {
@@ -806,8 +846,8 @@ function markdown(all: Result[], runs: number): string {
         '',
         `**${r.group.title}**`,
         '',
-        `| System | ${r.m.metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok |`,
-        `|---|${r.m.metrics.map(() => '---:').join('|')}|:-:|`,
+        `| System | ${r.m.metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok | Durability |`,
+        `|---|${r.m.metrics.map(() => '---:').join('|')}|:-:|---|`,
       );
     }
     const cells = r.m.skip
@@ -816,7 +856,9 @@ function markdown(all: Result[], runs: number): string {
           const s = r.spreads[m.key]!;
           return s.n === 0 ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
         });
-    lines.push(`| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} |`);
+    lines.push(
+      `| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} | ${r.m.row.tag} |`,
+    );
   }
   return lines.join('\n');
 }
