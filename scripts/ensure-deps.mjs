@@ -22,9 +22,17 @@ function mtime(p) {
   }
 }
 
-const marker = path.join(root, 'node_modules', '.package-lock.json');
+const modules = path.join(root, 'node_modules');
+const marker = path.join(modules, '.package-lock.json');
 const lock = path.join(root, 'package-lock.json');
-if (!fs.existsSync(marker) || mtime(lock) > mtime(marker)) {
+// A node_modules that is a link (a git worktree sharing another checkout's install) is left
+// alone: npm ci would replace the link and empty the folder it points to.
+const linked = fs.lstatSync(modules, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+if (linked) {
+  console.error(
+    '[ensure-deps] node_modules is a link: not reinstalling (run npm ci where it points)',
+  );
+} else if (!fs.existsSync(marker) || mtime(lock) > mtime(marker)) {
   run('npm', [fs.existsSync(lock) ? 'ci' : 'install', '--no-audit', '--no-fund']);
 }
 
