@@ -96,21 +96,31 @@ export function startProgress(
   scope.add(() => p.stop());
 }
 
-async function brokerFor(ctx: RunContext, tag: string): Promise<BrokerChild> {
-  const dataDir = makeTempDir(ctx.cfg, ctx.scope, `ferry-bench-${tag}-`);
-  const broker = await startBroker({
-    dataDir,
-    sync: ctx.cfg.sync,
-    nodeArgs: ctx.cfg.brokerNodeArgs,
-  });
-  ctx.scope.add(() => broker.stop());
+/** A broker child with `cfg.sync` on a fresh data dir under `cfg.dir`, stopped with the scope. */
+export async function startBenchBroker(
+  cfg: BenchConfig,
+  scope: Scope,
+  tag: string,
+): Promise<BrokerChild> {
+  const dataDir = makeTempDir(cfg, scope, `ferry-bench-${tag}-`);
+  const broker = await startBroker({ dataDir, sync: cfg.sync, nodeArgs: cfg.brokerNodeArgs });
+  scope.add(() => broker.stop());
   return broker;
 }
 
-async function clientFor(ctx: RunContext, broker: BrokerChild): Promise<FerryClient> {
+/** An SDK connection to `broker`, closed with the scope. */
+export async function benchClient(broker: BrokerChild, scope: Scope): Promise<FerryClient> {
   const client = await connect(broker.endpoint, CLIENT_OPTIONS);
-  ctx.scope.add(() => client.close({ timeoutMs: 0 }));
+  scope.add(() => client.close({ timeoutMs: 0 }));
   return client;
+}
+
+function brokerFor(ctx: RunContext, tag: string): Promise<BrokerChild> {
+  return startBenchBroker(ctx.cfg, ctx.scope, tag);
+}
+
+function clientFor(ctx: RunContext, broker: BrokerChild): Promise<FerryClient> {
+  return benchClient(broker, ctx.scope);
 }
 
 /** The broker's largest RSS sample, split into anonymous / file-backed / shared memory, MB. */

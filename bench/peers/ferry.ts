@@ -4,15 +4,20 @@
  * job server through the SDK (`ferry.worker` / `ferry.call`). W4 is the fan-out of
  * bench/pubsub-load.ts (`ferryFanoutTarget`), measured by the same code as the peers' W4.
  */
-import { connect, type FerryClient } from '../../src/client/client.js';
-import { cpuSeconds, startBroker, type BrokerChild } from '../broker.js';
+import type { FerryClient } from '../../src/client/client.js';
+import { cpuSeconds } from '../broker.js';
 import type { BenchConfig } from '../config.js';
-import { makeTempDir, WORKLOADS, type RunOutput, type Scope, type Workload } from '../workloads.js';
+import {
+  benchClient,
+  startBenchBroker,
+  WORKLOADS,
+  type RunOutput,
+  type Scope,
+  type Workload,
+} from '../workloads.js';
 import { ferryFanoutTarget } from '../pubsub-load.js';
 import { W3_CALL_TIMEOUT_MS } from './config.js';
 import { fanoutMeasurement, sequentialCalls, w3Result, type FanoutMode } from './peer.js';
-
-const CLIENT_OPTIONS = { requestTimeoutMs: 120_000, name: 'ferry-bench-peers' };
 
 /** One of `npm run bench`'s workloads by its name (w1, w2, push-pull, …). */
 export function ferryWorkload(name: string): Workload {
@@ -43,18 +48,8 @@ export interface FerryW3Options {
   onProgress: (done: number) => void;
 }
 
-/** A broker with `sync` on a fresh data dir, stopped when the scope closes. */
-async function brokerFor(base: BenchConfig, sync: string, scope: Scope, tag: string) {
-  const dataDir = makeTempDir(base, scope, `ferry-bench-${tag}-`);
-  const broker = await startBroker({ dataDir, sync, nodeArgs: base.brokerNodeArgs });
-  scope.add(() => broker.stop());
-  return broker;
-}
-
-async function clientFor(broker: BrokerChild, scope: Scope): Promise<FerryClient> {
-  const c = await connect(broker.endpoint, CLIENT_OPTIONS);
-  scope.add(() => c.close({ timeoutMs: 0 }));
-  return c;
+function brokerFor(base: BenchConfig, sync: string, scope: Scope, tag: string) {
+  return startBenchBroker({ ...base, sync }, scope, tag);
 }
 
 /** W3 on Ferry: 1 caller, `workers` workers (concurrency 1, a connection each). */
@@ -62,12 +57,12 @@ export async function ferryW3(o: FerryW3Options): Promise<RunOutput> {
   const broker = await brokerFor(o.base, o.sync, o.scope, 'w3');
   const service = 'bench-w3';
   for (let i = 0; i < o.workers; i++) {
-    const wc = await clientFor(broker, o.scope);
+    const wc = await benchClient(broker, o.scope);
     const w = wc.worker(service, (job) => w3Result(job.params.length), { concurrency: 1 });
     await w.ready;
     o.scope.add(() => w.close());
   }
-  const caller = await clientFor(broker, o.scope);
+  const caller = await benchClient(broker, o.scope);
   const r = await sequentialCalls(
     (params) => caller.call(service, params, { timeoutMs: W3_CALL_TIMEOUT_MS }),
     { calls: o.calls, size: o.size, onProgress: o.onProgress },
@@ -95,9 +90,9 @@ export interface FerryW4Options {
  */
 export async function ferryW4(o: FerryW4Options): Promise<RunOutput> {
   const broker = await brokerFor(o.base, o.sync, o.scope, 'w4');
-  const publisher = await clientFor(broker, o.scope);
+  const publisher = await benchClient(broker, o.scope);
   const subscribers: FerryClient[] = [];
-  for (let i = 0; i < o.subscribers; i++) subscribers.push(await clientFor(broker, o.scope));
+  for (let i = 0; i < o.subscribers; i++) subscribers.push(await benchClient(broker, o.scope));
   const live = o.mode === 'live' ? o.subscribers : 0;
   const cpu0 = cpuSeconds(broker.pid);
   const t0 = Date.now();
