@@ -35,6 +35,20 @@ module.exports = {
       to: { path: 'node_modules/(better-sqlite3|pg)/' },
     },
     {
+      name: 'model-is-leaf',
+      comment: 'model/ is the shared bottom layer: types and constants, importing no other layer',
+      severity: 'error',
+      from: { path: '^src/model/' },
+      to: { path: '^src/(?!model/)|^node_modules/' },
+    },
+    {
+      name: 'storage-knows-no-core',
+      comment: 'storage speaks the shared model, never the core that calls it',
+      severity: 'error',
+      from: { path: '^src/storage/' },
+      to: { path: '^src/core/' },
+    },
+    {
       name: 'storage-knows-no-transport',
       severity: 'error',
       from: { path: '^src/storage/' },

@@ -150,7 +150,7 @@ function loadText(c: LoadCounters, total: number): string {
 async function brokerStorageStats(client: FerryClient): Promise<Record<string, unknown>> {
   try {
     const s = await client.stats();
-    return (s.broker['storage'] as Record<string, unknown> | undefined) ?? {};
+    return { ...s.broker.storage };
   } catch (err) {
     return { error: String(err) };
   }

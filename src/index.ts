@@ -3,7 +3,6 @@ export {
   connect,
   FerryClient,
   DEFAULT_ENDPOINT,
-  type Body,
   type ClientStatus,
   type ConnectOptions,
   type ConsumeOptions,
@@ -13,11 +12,7 @@ export {
   type OutgoingMessage,
   type PeekedMessage,
   type QueueMulticastOutcome,
-  type QueueStats,
   type SendOptions,
-  type ServiceStats,
-  type Stats,
-  type WorkerStats,
 } from './client/client.js';
 export {
   JobFailure,
@@ -25,9 +20,7 @@ export {
   type CallOptions,
   type JobContext,
   type JobHandler,
-  type JobInfo,
   type JobOptions,
-  type JobStatus,
   type JobUpdate,
   type SubmitOptions,
   type Worker,
@@ -38,9 +31,28 @@ export {
   type PublishOptions,
   type RetainedState,
   type RolloutOptions,
-  type RolloutOutcome,
   type SubscribeOptions,
   type TopicMessage,
-  type TopicStatus,
 } from './client/topic-client.js';
-export { FerryError, ERROR_REGISTRY, isErrorCode, type ErrorCode } from './errors.js';
+export { FerryError, ERROR_REGISTRY, isErrorCode, type ErrorCode } from './model/errors.js';
+// The shared model: the shapes the broker answers with, the same types its own layers use.
+export type { Body } from './model/body.js';
+export type { HistogramSnapshot } from './model/histogram.js';
+export type {
+  JobError,
+  JobInfo,
+  JobProgress,
+  JobStatus,
+  ServiceInfo,
+  WorkerInfo,
+} from './model/jobs.js';
+export type { Headers, MessageState, QueueCounts } from './model/queues.js';
+export type {
+  BrokerStats,
+  FerryStats,
+  PubSubStats,
+  QueueStats,
+  StorageMetrics,
+  WorkerCounts,
+} from './model/stats.js';
+export type { NodeVersion, RolloutOutcome, TopicStatus } from './model/topics.js';

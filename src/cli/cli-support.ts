@@ -1,7 +1,7 @@
 /** What every `ferry` client command shares: flag parsing, the client, output helpers. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { connect, DEFAULT_ENDPOINT, type FerryClient } from '../client/client.js';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 
 export function fail(message: string, code = 2): never {
   process.stderr.write(`ferry: ${message}\n`);

@@ -1,5 +1,6 @@
 /** `ferry call|submit|job|jobs|services|workers`: the job server from the shell. */
-import type { JobInfo, JobStatus, SubmitOptions } from '../client/job-client.js';
+import type { SubmitOptions } from '../client/job-client.js';
+import type { JobInfo, JobStatus } from '../model/jobs.js';
 import {
   CLIENT_FLAGS,
   fail,

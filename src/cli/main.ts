@@ -5,7 +5,7 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { DEFAULT_ENDPOINT } from '../client/client.js';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 import {
   CLIENT_FLAGS,
   fail,
@@ -17,7 +17,7 @@ import {
 } from './cli-support.js';
 import { cmdCall, cmdJob, cmdJobs, cmdServices, cmdSubmit, cmdWorkers } from './job-commands.js';
 import { cmdConfig, cmdPublish, cmdRetained, cmdSubscribe } from './topic-commands.js';
-import { quantileOf, type HistogramSnapshot } from '../core/histogram.js';
+import { quantileOf } from '../model/histogram.js';
 import { CONFIG_SCHEMA, HTTP_OFF, loadConfig, type FerryConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer } from '../server/server.js';
@@ -229,31 +229,27 @@ async function cmdStats(argv: string[]): Promise<void> {
       process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
       return;
     }
-    const b = s.broker as Record<string, unknown> & { storage: Record<string, unknown> };
+    const b = s.broker;
     const st = b.storage;
-    const commitMs = st['commitMs'] as HistogramSnapshot | undefined;
-    const p99 = commitMs ? quantileOf(commitMs, 0.99) : null;
-    const connections = s.connections as Record<string, number> | undefined;
-    const byDialect = connections
-      ? ` (${Object.entries(connections)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ')})`
-      : '';
+    const p99 = quantileOf(st.commitMs, 0.99);
+    const byDialect = ` (${Object.entries(s.connections)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')})`;
     process.stdout.write(
-      `broker: up ${Math.round(Number(b['uptimeMs']) / 1000)} s, ${String(b['connections'])} connections${byDialect}, ` +
-        `${String(b['consumers'])} consumers, ${String(b['queues'])} queues\n` +
-        `storage: ${String(st['backend'])} sync=${String(st['sync'])} ${Math.round(Number(st['sizeBytes']) / 1024)} KiB, ` +
-        `${String(st['commits'])} commits, avg batch ${Number(st['avgBatchOps']).toFixed(1)} ops, ` +
-        `avg commit ${Number(st['avgCommitMs']).toFixed(2)} ms` +
+      `broker: up ${Math.round(b.uptimeMs / 1000)} s, ${b.connections} connections${byDialect}, ` +
+        `${b.consumers} consumers, ${b.queues} queues\n` +
+        `storage: ${st.backend} sync=${st.sync} ${Math.round(st.sizeBytes / 1024)} KiB, ` +
+        `${st.commits} commits, avg batch ${st.avgBatchOps.toFixed(1)} ops, ` +
+        `avg commit ${st.avgCommitMs.toFixed(2)} ms` +
         (p99 !== null ? `, p99 ≤ ${p99} ms` : '') +
-        `, ${String(st['fsyncs'])} fsyncs\n`,
+        `, ${st.fsyncs} fsyncs\n`,
     );
-    const workers = s.workers as { total: number } | undefined;
-    const services = (s.services as Record<string, number | string>[] | undefined) ?? [];
-    if (services.length > 0 || (workers && workers.total > 0)) {
-      const sum = (k: string): number => services.reduce((n, x) => n + Number(x[k] ?? 0), 0);
+    const services = s.services;
+    if (services.length > 0 || s.workers.total > 0) {
+      const sum = (k: 'queued' | 'running' | 'done' | 'failed'): number =>
+        services.reduce((n, x) => n + x[k], 0);
       process.stdout.write(
-        `jobs: ${services.length} services, ${workers?.total ?? 0} workers, ` +
+        `jobs: ${services.length} services, ${s.workers.total} workers, ` +
           `${sum('queued')} queued, ${sum('running')} running, ${sum('done')} done, ${sum('failed')} failed\n`,
       );
     }

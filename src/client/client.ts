@@ -16,12 +16,14 @@ import {
   type PublishOptions,
   type RetainedState,
   type RolloutOptions,
-  type RolloutOutcome,
   type SubscribeOptions,
-  type TopicStatus,
   type TopicWire,
 } from './topic-client.js';
-import { FerryError, type ErrorCode } from '../errors.js';
+import { type RolloutOutcome, type TopicStatus } from '../model/topics.js';
+import { toBuffer, type Body } from '../model/body.js';
+import { FerryError, type ErrorCode } from '../model/errors.js';
+import type { ServiceInfo, WorkerInfo } from '../model/jobs.js';
+import type { FerryStats } from '../model/stats.js';
 import {
   decodeReply,
   encodeRequest,
@@ -38,18 +40,17 @@ import {
   JobHandle,
   JobWorker,
   jobInfoOf,
-  toFrames,
   updateOf,
   type CallOptions,
   type JobHandler,
-  type JobInfo,
   type JobOptions,
-  type JobStatus,
   type JobWire,
   type SubmitOptions,
   type Worker,
   type WorkerOptions,
 } from './job-client.js';
+import { type JobInfo, type JobStatus } from '../model/jobs.js';
+import { toFrames } from '../model/body.js';
 import type { ClientConnection } from '../transport/types.js';
 
 export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
@@ -65,8 +66,6 @@ export const DEFAULT_CLIENT_BATCH = 1_000;
 export const DEFAULT_ACK_FLUSH_AT = 128;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const BYE_TIMEOUT_MS = 1_000;
-
-export type Body = string | Buffer | Uint8Array;
 
 export interface ConnectOptions {
   /** How often the client pings; the broker drops a session silent for 3× this. */
@@ -165,82 +164,6 @@ export interface PeekedMessage {
   deadReason?: string;
   body: Buffer;
   frames: Buffer[];
-}
-
-export interface QueueStats {
-  name: string;
-  depth: number;
-  ready: number;
-  leased: number;
-  scheduled: number;
-  dead: number;
-  bytes: number;
-  consumers: number;
-  enqueued: number;
-  acked: number;
-  expired: number;
-  deadLettered: number;
-  /** Bytes of the messages leased now. */
-  leasedBytes: number;
-  /** Leases whose ack timeout passed since the broker started. */
-  ackTimeouts: number;
-  enqueueRate: number;
-  ackRate: number;
-  oldestAgeMs: number | null;
-}
-
-export interface ServiceStats {
-  name: string;
-  workers: number;
-  idleSlots: number;
-  queued: number;
-  running: number;
-  done: number;
-  failed: number;
-  cancelled: number;
-  expired: number;
-}
-
-export interface WorkerStats {
-  id: string;
-  name: string;
-  protocol: string;
-  services: string[];
-  concurrency: number;
-  running: number;
-  completed: number;
-  failed: number;
-  connectedAt: number;
-  lastJobAt: number | null;
-}
-
-export interface Stats {
-  broker: Record<string, unknown>;
-  queues: QueueStats[];
-  /** Open connections per dialect (ferry, mdp, http), from brokers that report them. */
-  connections?: Record<string, number>;
-  /** Job services with counts by status. */
-  services?: Record<string, unknown>[];
-  /** Registered workers: total, per dialect, per service. */
-  workers?: {
-    total: number;
-    byProtocol: Record<string, number>;
-    byService: Record<string, number>;
-  };
-  /** Pub/sub counters, from brokers that report them. */
-  pubsub?: {
-    lastSeq: number;
-    published: number;
-    liveSubscriptions: number;
-    durableSubscriptions: number;
-    droppedSubscribers: number;
-  };
-}
-
-function toBuffer(b: Body): Buffer {
-  if (typeof b === 'string') return Buffer.from(b, 'utf8');
-  if (Buffer.isBuffer(b)) return b;
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 interface Pending {
@@ -1069,15 +992,15 @@ export class FerryClient {
   }
 
   /** Services the broker knows, with their workers and job counts. */
-  async services(): Promise<ServiceStats[]> {
+  async services(): Promise<ServiceInfo[]> {
     const reply = await this.request('SERVICES', {});
-    return reply.args['services'] as ServiceStats[];
+    return reply.args['services'] as ServiceInfo[];
   }
 
   /** Workers connected to the broker, over every protocol. */
-  async workers(): Promise<WorkerStats[]> {
+  async workers(): Promise<WorkerInfo[]> {
     const reply = await this.request('WORKERS', {});
-    return reply.args['workers'] as WorkerStats[];
+    return reply.args['workers'] as WorkerInfo[];
   }
 
   /** Recent durable jobs, newest first. */
@@ -1189,9 +1112,9 @@ export class FerryClient {
 
   // -------------------------------------------------------------- admin
 
-  async stats(queue?: string): Promise<Stats> {
+  async stats(queue?: string): Promise<FerryStats> {
     const reply = await this.request('STATS', queue === undefined ? {} : { queue });
-    return reply.args as unknown as Stats;
+    return reply.args as unknown as FerryStats;
   }
 
   async queues(): Promise<string[]> {

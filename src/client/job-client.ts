@@ -8,32 +8,10 @@
  *
  * FerryClient owns the connection; this file gets a {@link JobWire} from it.
  */
-import { FerryError, type ErrorCode } from '../errors.js';
+import { FerryError, type ErrorCode } from '../model/errors.js';
+import { toFrames, type Body } from '../model/body.js';
+import type { JobInfo, JobStatus } from '../model/jobs.js';
 import type { Command, Json, Reply } from '../protocol/codec.js';
-
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'expired';
-
-export interface JobInfo {
-  id: string;
-  service: string;
-  status: JobStatus;
-  durable: boolean;
-  attempts: number;
-  priority: number;
-  createdAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  /** When the broker forgets this finished job. */
-  retainUntil: number | null;
-  progress?: unknown;
-  /** Partial results reported so far. */
-  partials: number;
-  error?: { code: string; message: string };
-  /** A multicast's child jobs, one per service. */
-  children?: string[];
-  /** Result frames, once done (from `status()` and `wait()`). */
-  result?: Buffer[];
-}
 
 export type JobUpdate =
   | { type: 'status'; status: JobStatus; attempt: number }
@@ -94,8 +72,6 @@ export interface JobContext {
   extend(ms: number): Promise<void>;
 }
 
-export type Body = string | Buffer | Uint8Array;
-
 /**
  * Returns the result: a Buffer, string or Uint8Array is one frame, an array of them several
  * frames, undefined an empty frame, anything else is sent as JSON. A throw fails the attempt
@@ -149,17 +125,6 @@ export interface JobWire {
     timeoutMs?: number,
   ): { reply: Promise<Reply>; close(): void };
   isClosed(): boolean;
-}
-
-export function toFrames(body: Body | Body[] | undefined): Buffer[] {
-  if (body === undefined) return [Buffer.alloc(0)];
-  const one = (b: Body): Buffer =>
-    typeof b === 'string'
-      ? Buffer.from(b, 'utf8')
-      : Buffer.isBuffer(b)
-        ? b
-        : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  return Array.isArray(body) ? body.map(one) : [one(body)];
 }
 
 /** A handler's return value as result frames. */

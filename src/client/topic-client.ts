@@ -7,18 +7,20 @@
  *
  * FerryClient owns the connection; this file gets a {@link TopicWire} from it.
  */
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
+import {
+  PUBLISHED_AT_HEADER,
+  RESERVED_HEADER_PREFIX,
+  RETAIN_HEADER,
+  SEQ_HEADER,
+  TOPIC_HEADER,
+} from '../model/topics.js';
 import { splitMessages, type Json, type Reply } from '../protocol/codec.js';
 
 /** Topic messages acknowledged per TOPIC_ACK (live) or CONFIRM request. */
 export const TOPIC_ACK_EVERY = 64;
 /** Longest a consumed count or a confirmation waits before it is sent. */
 export const TOPIC_FLUSH_MS = 20;
-const TOPIC_HEADER = 'ferry-topic';
-const SEQ_HEADER = 'ferry-seq';
-const RETAIN_HEADER = 'ferry-retain';
-const PUBLISHED_AT_HEADER = 'ferry-published-at';
-const RESERVED_HEADER_PREFIX = 'ferry-';
 
 export interface PublishOptions {
   /** Keep as the topic's last value; an empty body deletes it. */
@@ -84,20 +86,6 @@ export interface RolloutOptions {
   timeoutMs?: number;
   ttlMs?: number;
   headers?: Record<string, string>;
-}
-
-export interface RolloutOutcome {
-  topic: string;
-  seq: number;
-  complete: boolean;
-  confirmed: string[];
-  pending: string[];
-}
-
-export interface TopicStatus {
-  topic: string;
-  seq: number | null;
-  nodes: { node: string; seq: number; at: number; current: boolean }[];
 }
 
 /** What subscriptions use to reach the broker. */

@@ -6,14 +6,9 @@
  * SQL. Memory is bounded by what is in flight (leases ≤ the sum of consumer prefetch), never by
  * queue depth: backlogs stay in the store and are leased in batches as credit allows.
  */
-import { FerryError, toFerryError, type ErrorCode } from '../errors.js';
-import type {
-  EnqueueItem,
-  LeasedMessage,
-  ReleaseItem,
-  Storage,
-  StorageMetrics,
-} from '../storage/types.js';
+import type { BrokerStats, QueueStats } from '../model/stats.js';
+import { FerryError, toFerryError, type ErrorCode } from '../model/errors.js';
+import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storage/types.js';
 import { retryDelayMs } from './backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -30,7 +25,7 @@ import {
   type QueueCounts,
   type QueuePolicy,
   type StoredMessage,
-} from './types.js';
+} from '../model/queues.js';
 
 export const DEFAULT_PREFETCH = 100;
 export const DEFAULT_MAX_PREFETCH = 10_000;
@@ -148,35 +143,6 @@ export interface NackOptions {
    * back to the queue at once, and this delivery does not count toward max attempts.
    */
   requeue?: boolean | undefined;
-}
-
-export interface QueueStats extends QueueCounts {
-  name: string;
-  depth: number;
-  consumers: number;
-  enqueued: number;
-  acked: number;
-  expired: number;
-  deadLettered: number;
-  /** Bytes of the messages leased now. */
-  leasedBytes: number;
-  /** Leases released because their ack timeout passed, since the broker started. */
-  ackTimeouts: number;
-  /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
-  redelivered: number;
-  enqueueRate: number;
-  ackRate: number;
-  oldestAgeMs: number | null;
-}
-
-export interface BrokerStats {
-  uptimeMs: number;
-  sessions: number;
-  consumers: number;
-  queues: number;
-  leases: number;
-  storageLow: boolean;
-  storage: StorageMetrics & { avgBatchOps: number; avgCommitMs: number };
 }
 
 export interface PeekOptions {

@@ -14,18 +14,24 @@
  * in the store while queued and are leased in batches as worker slots free up.
  */
 import { randomUUID } from 'node:crypto';
-import { FerryError, toFerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../model/errors.js';
 import type { JobCounts, JobRow, JobStorage, NewJobRow } from '../storage/types.js';
 import { retryDelayMs } from './backoff.js';
 import { checkHeaders, checkKey } from './broker.js';
 import { systemClock, type Clock } from './clock.js';
 import {
+  type CallOptions,
+  type JobApi,
+  type RegisterWorkerOptions,
+  type WorkerHandle,
+  type WorkerReportResult,
+  type WorkerSink,
+} from './job-types.js';
+import {
   DEFAULT_JOB_POLICY,
   isFinalStatus,
   isJobId,
   type Assignment,
-  type CallOptions,
-  type JobApi,
   type JobError,
   type JobEvent,
   type JobInfo,
@@ -33,13 +39,9 @@ import {
   type JobProgress,
   type JobStatus,
   type NewJob,
-  type RegisterWorkerOptions,
   type ServiceInfo,
-  type WorkerHandle,
   type WorkerInfo,
-  type WorkerReportResult,
-  type WorkerSink,
-} from './job-types.js';
+} from '../model/jobs.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
   PRIORITY_MAX,
@@ -47,7 +49,7 @@ import {
   isValidQueueName,
   messageSize,
   type Headers,
-} from './types.js';
+} from '../model/queues.js';
 
 /** Most durable jobs leased from the store in one call. */
 export const JOB_LEASE_BATCH_MAX = 1_000;

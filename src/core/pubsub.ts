@@ -10,7 +10,18 @@
  * Pure logic over the {@link PubSubStorage} contract, the {@link Broker} (for the durable
  * queues) and an injected {@link Clock}: no sockets, no SQL.
  */
-import { FerryError, toFerryError } from '../errors.js';
+import type { PubSubStats } from '../model/stats.js';
+import {
+  PUBLISHED_AT_HEADER,
+  RESERVED_HEADER_PREFIX,
+  RETAIN_HEADER,
+  SEQ_HEADER,
+  SUBSCRIPTION_QUEUE_PREFIX,
+  TOPIC_HEADER,
+  type RolloutOutcome,
+  type TopicStatus,
+} from '../model/topics.js';
+import { FerryError, toFerryError } from '../model/errors.js';
 import type {
   ConfirmationRow,
   PubSubStorage,
@@ -21,16 +32,8 @@ import { checkHeaders, type Broker, type Session } from './broker.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
 import { checkTopic, matches, parsePattern, scanPrefix, type TopicPattern } from './topics.js';
-import { isValidQueueName, messageSize, type Headers, type NewMessage } from './types.js';
+import { isValidQueueName, messageSize, type Headers, type NewMessage } from '../model/queues.js';
 
-/** Queue of a durable subscription: this prefix, then its name. */
-export const SUBSCRIPTION_QUEUE_PREFIX = 'sub:';
-/** Headers every message in a durable subscription's queue carries (reserved prefix `ferry-`). */
-export const TOPIC_HEADER = 'ferry-topic';
-export const SEQ_HEADER = 'ferry-seq';
-export const RETAIN_HEADER = 'ferry-retain';
-export const PUBLISHED_AT_HEADER = 'ferry-published-at';
-export const RESERVED_HEADER_PREFIX = 'ferry-';
 /** Messages a live subscriber may be behind (sent, not yet consumed) before it is dropped. */
 export const DEFAULT_LIVE_WINDOW = 10_000;
 export const MAX_LIVE_WINDOW = 1_000_000;
@@ -111,38 +114,6 @@ export interface RolloutOptions {
   timeoutMs?: number | undefined;
   ttlMs?: number | undefined;
   headers?: Headers | undefined;
-}
-
-export interface RolloutOutcome {
-  topic: string;
-  seq: number;
-  /** Every awaited node confirmed in time. */
-  complete: boolean;
-  confirmed: string[];
-  pending: string[];
-}
-
-export interface NodeVersion {
-  node: string;
-  seq: number;
-  at: number;
-  /** The node holds the topic's current retained version (or a later one). */
-  current: boolean;
-}
-
-export interface TopicStatus {
-  topic: string;
-  /** Sequence number of the retained value (null when none is retained now). */
-  seq: number | null;
-  nodes: NodeVersion[];
-}
-
-export interface PubSubStats {
-  lastSeq: number;
-  published: number;
-  liveSubscriptions: number;
-  durableSubscriptions: number;
-  droppedSubscribers: number;
 }
 
 export interface PubSubOptions {

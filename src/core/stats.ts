@@ -4,29 +4,9 @@
  * protocol's STATS reply (what `ferry stats` prints), the HTTP gateway's `/v1/stats`, the
  * dashboard and `/metrics` all read it, so they always agree.
  */
-import type { Broker, BrokerStats, QueueStats } from './broker.js';
-import type { JobApi, ServiceInfo } from './job-types.js';
-import type { PubSubStats } from './pubsub.js';
-
-export interface WorkerCounts {
-  total: number;
-  /** Workers per dialect that registered them (ferry, mdp, …). */
-  byProtocol: Record<string, number>;
-  /** Workers per service (a worker serving two services counts in both). */
-  byService: Record<string, number>;
-}
-
-export interface FerryStats {
-  /** Broker counters; `connections` is the sum over every dialect. */
-  broker: BrokerStats & { connections: number };
-  /** Open connections (peers, HTTP sockets) per dialect. */
-  connections: Record<string, number>;
-  queues: QueueStats[];
-  services: ServiceInfo[];
-  workers: WorkerCounts;
-  /** Pub/sub counters (sequence, live and durable subscriptions, dropped subscribers). */
-  pubsub?: PubSubStats;
-}
+import type { FerryStats, PubSubStats, WorkerCounts } from '../model/stats.js';
+import type { Broker } from './broker.js';
+import type { JobApi } from './job-types.js';
 
 export interface StatsSourceOptions {
   broker: Broker;

@@ -8,7 +8,7 @@
  *   - wildcard: has `*` segments (exactly one segment) and/or a `**` segment (zero or more
  *     segments), e.g. `config/* /primary` without the space, `config/**`, `**` (everything).
  */
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 
 export const TOPIC_MAX_LENGTH = 256;
 export const SEGMENT_SEPARATOR = '/';

@@ -1,6 +1,6 @@
 /** Message bytes ⇄ JSON strings for the gateway: UTF-8 text when it is, base64 otherwise. */
-import { FerryError } from '../errors.js';
-import type { NewMessage } from '../core/types.js';
+import { FerryError } from '../model/errors.js';
+import type { NewMessage } from '../model/queues.js';
 
 export type Encoding = 'utf8' | 'base64';
 

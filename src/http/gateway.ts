@@ -11,7 +11,7 @@ import type { Broker } from '../core/broker.js';
 import type { JobApi } from '../core/job-types.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError, toFerryError, type ErrorCode } from '../errors.js';
+import { FerryError, toFerryError, type ErrorCode } from '../model/errors.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { registerEventRoutes, SseStreams } from './sse.js';
 import { HttpConsumers } from './http-consumers.js';

@@ -23,8 +23,8 @@ import type {
   Session,
   SettleResult,
 } from '../core/broker.js';
-import type { NewMessage } from '../core/types.js';
-import { FerryError, type ErrorCode } from '../errors.js';
+import type { NewMessage } from '../model/queues.js';
+import { FerryError, type ErrorCode } from '../model/errors.js';
 
 /** Longest a consume request may wait for a message. */
 export const MAX_CONSUME_WAIT_MS = 60_000;

@@ -1,6 +1,6 @@
 /** Jobs as JSON for HTTP replies, and HTTP job requests as the job server takes them. */
-import type { JobEvent, JobInfo, NewJob } from '../core/job-types.js';
-import type { Headers } from '../core/types.js';
+import type { JobEvent, JobInfo, NewJob } from '../model/jobs.js';
+import type { Headers } from '../model/queues.js';
 import { encodeFrames } from './body-encoding.js';
 
 export interface HttpNewJob {

@@ -3,8 +3,9 @@
  * status and result (optionally waiting), cancel, recent jobs.
  */
 import type { FastifyInstance } from 'fastify';
-import { isFinalStatus, type JobApi, type JobInfo, type JobStatus } from '../core/job-types.js';
-import { FerryError } from '../errors.js';
+import { type JobApi } from '../core/job-types.js';
+import { isFinalStatus, type JobInfo, type JobStatus } from '../model/jobs.js';
+import { FerryError } from '../model/errors.js';
 import { jobToJson, toNewJob, type HttpNewJob } from './job-json.js';
 import {
   errorResponses,

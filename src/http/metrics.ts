@@ -5,9 +5,10 @@
  * recorded here, as requests finish. docs/http.md lists every name.
  */
 import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
-import type { HistogramSnapshot } from '../core/histogram.js';
-import type { FerryStats, StatsSource } from '../core/stats.js';
-import { JOB_STATUSES } from '../core/job-types.js';
+import type { HistogramSnapshot } from '../model/histogram.js';
+import type { StatsSource } from '../core/stats.js';
+import type { FerryStats } from '../model/stats.js';
+import { JOB_STATUSES } from '../model/jobs.js';
 
 /** Upper bounds of the HTTP request latency histogram, seconds. */
 export const HTTP_LATENCY_BUCKETS_S = [

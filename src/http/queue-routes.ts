@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../core/broker.js';
-import type { MessageState, StoredMessage } from '../core/types.js';
+import type { MessageState, StoredMessage } from '../model/queues.js';
 import { encodeFrames, toNewMessage, type Encoding, type HttpMessage } from './body-encoding.js';
 import { settleError, type HttpConsumers } from './http-consumers.js';
 import {

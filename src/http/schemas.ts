@@ -3,8 +3,8 @@
  * and @fastify/swagger turns them into the OpenAPI document at /openapi.json.
  */
 import { DEDUP_KEY_MAX_LENGTH } from '../core/broker.js';
-import { PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_MAX_LENGTH } from '../core/types.js';
-import { JOB_STATUSES } from '../core/job-types.js';
+import { PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_MAX_LENGTH } from '../model/queues.js';
+import { JOB_STATUSES } from '../model/jobs.js';
 import { MAX_CONSUME_MESSAGES, MAX_CONSUME_WAIT_MS, MAX_LEASE_MS } from './http-consumers.js';
 
 /** The characters of queue and service names (src/core/types.ts). */

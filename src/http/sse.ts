@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobApi } from '../core/job-types.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 import { jobEventToJson } from './job-json.js';
 import { errorResponses, jobIdParams } from './schemas.js';
 

@@ -16,7 +16,8 @@
  * `cb(<reply>);`. Replies are 200 `application/javascript` with `Access-Control-Allow-Origin: *`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { JobApi, JobInfo, JobStatus } from '../core/job-types.js';
+import type { JobApi } from '../core/job-types.js';
+import type { JobInfo, JobStatus } from '../model/jobs.js';
 import {
   ZMWS_PARAM_JSON,
   ZMWS_SERVER_QUERIES,
@@ -28,7 +29,7 @@ import {
   isJsonText,
   type ZmwsServerQuery,
 } from '../dialects/zmws/zmws-commands.js';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 import { DEFAULT_CALL_WAIT_MS } from './job-routes.js';
 
 /** The query parameter that asks for a JSONP reply. */

@@ -8,7 +8,7 @@
  *   frame 3  arguments: a UTF-8 JSON object (an empty frame means {})
  *   frame 4… payload frames (message bodies), as the arguments describe
  */
-import { FerryError, isErrorCode, type ErrorCode } from '../errors.js';
+import { FerryError, isErrorCode, type ErrorCode } from '../model/errors.js';
 
 export const PROTOCOL_ID = 'FERRY01';
 export const PROTOCOL_VERSION = 1;

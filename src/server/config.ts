@@ -4,7 +4,7 @@
  * CONFIG_INVALID and a message naming the key and the layer it came from.
  */
 import fs from 'node:fs';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 import {
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_DEDUP_WINDOW_MS,
@@ -13,7 +13,7 @@ import {
   DEFAULT_RETRY_MAX_MS,
   isValidQueueName,
   type QueuePolicy,
-} from '../core/types.js';
+} from '../model/queues.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PREFETCH,
@@ -27,7 +27,7 @@ import {
   DEFAULT_JOB_RETENTION_MS,
   DEFAULT_JOB_RUN_TIMEOUT_MS,
   type JobPolicy,
-} from '../core/job-types.js';
+} from '../model/jobs.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_BATCH_MESSAGES,

@@ -1,7 +1,7 @@
 /** One broker per data folder: a lock file holding the owner's pid. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 
 export const LOCK_FILE = 'ferry.lock';
 

@@ -7,9 +7,9 @@
  * transaction is committed under the backend's sync policy. A failing call rejects alone; the
  * others in the same turn still commit. A failed commit rejects every call of the turn.
  */
-import type { HistogramSnapshot } from '../core/histogram.js';
-import type { JobError, JobStatus } from '../core/job-types.js';
-import type { Headers, MessageState, QueueCounts, StoredMessage } from '../core/types.js';
+import type { StorageMetrics } from '../model/stats.js';
+import type { JobError, JobStatus } from '../model/jobs.js';
+import type { Headers, MessageState, QueueCounts, StoredMessage } from '../model/queues.js';
 
 /** How hard a commit is pushed to disk before it counts as done. */
 export type SyncPolicy =
@@ -123,29 +123,6 @@ export interface StorageRecovery {
   nextDueAt: number | null;
   /** Running jobs of the previous run put back to queued (their workers are gone). */
   requeuedJobs: number;
-}
-
-export interface StorageMetrics {
-  backend: string;
-  path: string;
-  sync: string;
-  /** Bytes on disk (database and log files). */
-  sizeBytes: number;
-  commits: number;
-  /** Calls applied in those commits. */
-  operations: number;
-  /** Messages written by enqueue. */
-  messagesWritten: number;
-  fsyncs: number;
-  /** Sum of commit durations (including fsync under `always`), ms. */
-  commitMsTotal: number;
-  commitMsMax: number;
-  /** Duration of each commit (including fsync under `always`), ms. */
-  commitMs: HistogramSnapshot;
-  /** Calls applied per commit (the group-commit batch size). */
-  commitBatchOps: HistogramSnapshot;
-  /** Duration of each separate WAL fsync (under `batch:<ms>`), ms. */
-  fsyncMs: HistogramSnapshot;
 }
 
 export interface Storage {

@@ -4,7 +4,7 @@
  * in call order) and a bind that retries while a just-closed listener still holds the port.
  */
 import type * as zmq from 'zeromq';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../model/errors.js';
 
 /**
  * libzmq releases a closed listener's port asynchronously, so a broker restarted on the same

@@ -5,20 +5,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import type {
-  Assignment,
   CallOptions,
   JobApi,
-  JobEvent,
-  JobInfo,
-  NewJob,
   RegisterWorkerOptions,
-  ServiceInfo,
   WorkerHandle,
-  WorkerInfo,
   WorkerReportResult,
   WorkerSink,
 } from '../../src/core/job-types.js';
-import { isFinalStatus } from '../../src/core/job-types.js';
+import type {
+  Assignment,
+  JobEvent,
+  JobInfo,
+  NewJob,
+  ServiceInfo,
+  WorkerInfo,
+} from '../../src/model/jobs.js';
+import { isFinalStatus } from '../../src/model/jobs.js';
 
 interface FakeJob {
   info: JobInfo;

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { QueueCounts } from '../../src/core/types.js';
-import { FerryError } from '../../src/errors.js';
+import type { QueueCounts } from '../../src/model/queues.js';
+import { FerryError } from '../../src/model/errors.js';
 import type {
   EnqueueItem,
   LeasedMessage,

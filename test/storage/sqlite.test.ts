@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { FerryError } from '../../src/errors.js';
+import { FerryError } from '../../src/model/errors.js';
 import { SQLITE_DB_FILE, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations/index.js';
 import { MIGRATION_0001_INIT } from '../../src/storage/sqlite/migrations/0001-init.js';

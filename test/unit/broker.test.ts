@@ -7,8 +7,8 @@ import { afterEach, describe, it } from 'node:test';
 import { Broker, type Delivery, type Session } from '../../src/core/broker.js';
 import { retryDelayMs } from '../../src/core/backoff.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { QueuePolicy } from '../../src/core/types.js';
-import { FerryError } from '../../src/errors.js';
+import type { QueuePolicy } from '../../src/model/queues.js';
+import { FerryError } from '../../src/model/errors.js';
 import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 

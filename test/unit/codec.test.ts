@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { FerryError } from '../../src/errors.js';
+import { FerryError } from '../../src/model/errors.js';
 import {
   COMMANDS,
   COMMAND_ARGUMENTS,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { FerryError } from '../../src/errors.js';
+import { FerryError } from '../../src/model/errors.js';
 import { CONFIG_SCHEMA, DEFAULT_CONFIG, loadConfig, parseSync } from '../../src/server/config.js';
 import { tmpDir } from '../helpers/broker.js';
 

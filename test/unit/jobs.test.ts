@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ManualClock } from '../../src/core/clock.js';
-import type { Assignment, JobEvent, JobPolicy, WorkerHandle } from '../../src/core/job-types.js';
+import type { WorkerHandle } from '../../src/core/job-types.js';
+import type { Assignment, JobEvent, JobPolicy } from '../../src/model/jobs.js';
 import { JobServer } from '../../src/core/jobs.js';
-import { FerryError } from '../../src/errors.js';
+import { FerryError } from '../../src/model/errors.js';
 import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 

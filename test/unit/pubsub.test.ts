@@ -4,7 +4,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Broker, type Delivery } from '../../src/core/broker.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { PubSub, type LiveSink, type TopicMessage } from '../../src/core/pubsub.js';
-import { FerryError } from '../../src/errors.js';
+import { FerryError } from '../../src/model/errors.js';
 import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 
 const open: { broker: Broker; pubsub: PubSub }[] = [];

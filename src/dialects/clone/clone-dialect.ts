@@ -17,7 +17,7 @@ import { isValidTopic } from '../../core/topics.js';
 import type { LiveSubscription, PubSub, TopicMessage } from '../../core/pubsub.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type { ErrorCode } from '../../errors.js';
+import type { ErrorCode } from '../../model/errors.js';
 
 export const ICANHAZ = 'ICANHAZ?';
 export const KTHXBAI = 'KTHXBAI';

@@ -1,5 +1,5 @@
 /** Readers for FERRY01 argument objects: each refuses a wrong type with BAD_ARGUMENTS. */
-import { FerryError } from '../../errors.js';
+import { FerryError } from '../../model/errors.js';
 import type { Json } from '../../protocol/codec.js';
 
 export function settled(ids: string[], results: (string | null)[]): Json {

@@ -1,5 +1,5 @@
 /** What the groups of FERRY01 commands beside the core queue commands share: answering. */
-import { toFerryError } from '../../errors.js';
+import { toFerryError } from '../../model/errors.js';
 import { encodeError, encodeReply, type Json } from '../../protocol/codec.js';
 
 /** Sends frames to one peer. */

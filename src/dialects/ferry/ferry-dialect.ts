@@ -9,9 +9,9 @@ import type { PubSub } from '../../core/pubsub.js';
 import type { StatsSource } from '../../core/stats.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type { MessageState, NewMessage } from '../../core/types.js';
-import { MESSAGE_STATES } from '../../core/types.js';
-import { FerryError, toFerryError } from '../../errors.js';
+import type { MessageState, NewMessage } from '../../model/queues.js';
+import { MESSAGE_STATES } from '../../model/queues.js';
+import { FerryError, toFerryError } from '../../model/errors.js';
 import {
   JOB_COMMAND_NAMES,
   TOPIC_COMMAND_NAMES,

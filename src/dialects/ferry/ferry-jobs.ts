@@ -4,10 +4,11 @@
  * PROGRESS, JOB_EXTEND, WORKER_STOP) and listings (SERVICES, WORKERS). A peer's workers and
  * watches end with its session.
  */
-import type { JobApi, JobEvent, JobInfo, NewJob, WorkerHandle } from '../../core/job-types.js';
-import { JOB_STATUSES, type JobStatus } from '../../core/job-types.js';
-import type { Headers } from '../../core/types.js';
-import { FerryError, type ErrorCode } from '../../errors.js';
+import type { JobApi, WorkerHandle } from '../../core/job-types.js';
+import type { JobEvent, JobInfo, NewJob } from '../../model/jobs.js';
+import { JOB_STATUSES, type JobStatus } from '../../model/jobs.js';
+import type { Headers } from '../../model/queues.js';
+import { FerryError, type ErrorCode } from '../../model/errors.js';
 import { encodeReply, type Json, type Request } from '../../protocol/codec.js';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';

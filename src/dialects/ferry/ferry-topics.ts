@@ -8,8 +8,8 @@
 import type { Session } from '../../core/broker.js';
 import { SNAPSHOT_BATCH_MAX } from '../../core/pubsub.js';
 import type { LiveSubscription, PubSub, TopicMessage } from '../../core/pubsub.js';
-import type { Headers } from '../../core/types.js';
-import { FerryError } from '../../errors.js';
+import type { Headers } from '../../model/queues.js';
+import { FerryError } from '../../model/errors.js';
 import { encodeReply, joinMessages, type Json, type Request } from '../../protocol/codec.js';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';

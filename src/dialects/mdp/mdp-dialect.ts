@@ -17,14 +17,8 @@
  */
 import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import {
-  isJobId,
-  type Assignment,
-  type JobEvent,
-  type JobInfo,
-  type JobApi,
-  type WorkerHandle,
-} from '../../core/job-types.js';
+import { type JobApi, type WorkerHandle } from '../../core/job-types.js';
+import { isJobId, type Assignment, type JobEvent, type JobInfo } from '../../model/jobs.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { InternalServices } from './internal-services.js';
 import {

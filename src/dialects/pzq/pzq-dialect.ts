@@ -18,7 +18,7 @@
 import type { Broker, Delivery, Session } from '../../core/broker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import { toFerryError } from '../../errors.js';
+import { toFerryError } from '../../model/errors.js';
 import {
   decodeConsumerAck,
   decodeProducerMessage,

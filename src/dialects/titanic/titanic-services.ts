@@ -12,8 +12,9 @@
  * Ids are Ferry job ids: 32 lower-case hex digits. Status frames are exactly three digits;
  * any explanation travels in a separate frame after them.
  */
-import type { JobApi, JobInfo } from '../../core/job-types.js';
-import { isFinalStatus, isJobId } from '../../core/job-types.js';
+import type { JobApi } from '../../core/job-types.js';
+import type { JobInfo } from '../../model/jobs.js';
+import { isFinalStatus, isJobId } from '../../model/jobs.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { InternalServices } from '../mdp/internal-services.js';
 

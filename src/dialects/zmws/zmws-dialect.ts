@@ -18,7 +18,8 @@
  */
 import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import type { Assignment, JobApi, JobEvent, JobInfo, WorkerHandle } from '../../core/job-types.js';
+import type { JobApi, WorkerHandle } from '../../core/job-types.js';
+import type { Assignment, JobEvent, JobInfo } from '../../model/jobs.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   ZMWS_PARAM_JSON,

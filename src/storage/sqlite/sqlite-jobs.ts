@@ -4,9 +4,9 @@
  * with queue writes.
  */
 import type Database from 'better-sqlite3';
-import type { JobError, JobStatus } from '../../core/job-types.js';
-import { JOB_STATUSES } from '../../core/job-types.js';
-import type { Headers } from '../../core/types.js';
+import type { JobError, JobStatus } from '../../model/jobs.js';
+import { JOB_STATUSES } from '../../model/jobs.js';
+import type { Headers } from '../../model/queues.js';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   InsertJobsOutcome,

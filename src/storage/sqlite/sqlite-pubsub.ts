@@ -4,7 +4,7 @@
  * queues are committed in one transaction and one fsync.
  */
 import type Database from 'better-sqlite3';
-import type { Headers } from '../../core/types.js';
+import type { Headers } from '../../model/queues.js';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   ConfirmationRow,

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { FerryError } from '../../errors.js';
-import { BATCH_SIZE_BOUNDS, DURATION_MS_BOUNDS, Histogram } from '../../core/histogram.js';
-import type { Headers, MessageState, QueueCounts, StoredMessage } from '../../core/types.js';
+import { FerryError } from '../../model/errors.js';
+import { BATCH_SIZE_BOUNDS, DURATION_MS_BOUNDS, Histogram } from '../../model/histogram.js';
+import type { Headers, MessageState, QueueCounts, StoredMessage } from '../../model/queues.js';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   BrowseOptions,
@@ -23,10 +23,10 @@ import type {
   RedriveOptions,
   ReleaseItem,
   Storage,
-  StorageMetrics,
   StorageRecovery,
   SyncPolicy,
 } from '../types.js';
+import type { StorageMetrics } from '../../model/stats.js';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
 import { SqlitePubSubStorage } from './sqlite-pubsub.js';

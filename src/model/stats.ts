@@ -1,0 +1,88 @@
+/**
+ * Statistics as every layer speaks them: per-queue and broker counters, the store's metrics,
+ * worker counts and pub/sub counters, and the one snapshot that the Ferry protocol's STATS reply,
+ * the HTTP gateway's `/v1/stats`, the dashboard, `/metrics` and the SDK's `stats()` all share.
+ */
+import type { HistogramSnapshot } from './histogram.js';
+import type { ServiceInfo } from './jobs.js';
+import type { QueueCounts } from './queues.js';
+
+export interface QueueStats extends QueueCounts {
+  name: string;
+  depth: number;
+  consumers: number;
+  enqueued: number;
+  acked: number;
+  expired: number;
+  deadLettered: number;
+  /** Bytes of the messages leased now. */
+  leasedBytes: number;
+  /** Leases released because their ack timeout passed, since the broker started. */
+  ackTimeouts: number;
+  /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
+  redelivered: number;
+  enqueueRate: number;
+  ackRate: number;
+  oldestAgeMs: number | null;
+}
+
+export interface BrokerStats {
+  uptimeMs: number;
+  sessions: number;
+  consumers: number;
+  queues: number;
+  leases: number;
+  storageLow: boolean;
+  storage: StorageMetrics & { avgBatchOps: number; avgCommitMs: number };
+}
+
+export interface StorageMetrics {
+  backend: string;
+  path: string;
+  sync: string;
+  /** Bytes on disk (database and log files). */
+  sizeBytes: number;
+  commits: number;
+  /** Calls applied in those commits. */
+  operations: number;
+  /** Messages written by enqueue. */
+  messagesWritten: number;
+  fsyncs: number;
+  /** Sum of commit durations (including fsync under `always`), ms. */
+  commitMsTotal: number;
+  commitMsMax: number;
+  /** Duration of each commit (including fsync under `always`), ms. */
+  commitMs: HistogramSnapshot;
+  /** Calls applied per commit (the group-commit batch size). */
+  commitBatchOps: HistogramSnapshot;
+  /** Duration of each separate WAL fsync (under `batch:<ms>`), ms. */
+  fsyncMs: HistogramSnapshot;
+}
+
+export interface PubSubStats {
+  lastSeq: number;
+  published: number;
+  liveSubscriptions: number;
+  durableSubscriptions: number;
+  droppedSubscribers: number;
+}
+
+export interface WorkerCounts {
+  total: number;
+  /** Workers per dialect that registered them (ferry, mdp, …). */
+  byProtocol: Record<string, number>;
+  /** Workers per service (a worker serving two services counts in both). */
+  byService: Record<string, number>;
+}
+
+export interface FerryStats {
+  /** Broker counters; `connections` is the sum over every dialect. */
+  broker: BrokerStats & { connections: number };
+  /** Open connections (peers, HTTP sockets) per dialect. */
+  connections: Record<string, number>;
+  queues: QueueStats[];
+  services: ServiceInfo[];
+  workers: WorkerCounts;
+  /** Pub/sub counters (sequence, live and durable subscriptions, dropped subscribers). */
+  pubsub?: PubSubStats;
+}
