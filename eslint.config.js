@@ -5,8 +5,8 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config(
   {
     ignores: [
-      'dist/**',
-      'node_modules/**',
+      '**/dist/**',
+      '**/node_modules/**',
       'data/**',
       'examples/**',
       'scripts/**',
@@ -28,7 +28,7 @@ export default tseslint.config(
   },
   {
     // The dashboard runs in the browser: plain JavaScript, the browser's globals.
-    files: ['src/http/dashboard/**/*.js'],
+    files: ['packages/ferrymq-server/src/http/dashboard/**/*.js'],
     languageOptions: {
       sourceType: 'module',
       globals: Object.fromEntries(
@@ -48,7 +48,7 @@ export default tseslint.config(
     rules: { 'no-console': ['error', { allow: ['error', 'warn'] }] },
   },
   {
-    files: ['test/**', 'bench/**', 'src/cli/**'],
+    files: ['test/**', 'bench/**', 'packages/ferrymq-server/src/cli/**'],
     rules: { 'no-console': 'off' },
   },
 );

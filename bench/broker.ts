@@ -1,5 +1,5 @@
 /**
- * The broker under test, as a child process: `node dist/src/cli/main.js start` on a free
+ * The broker under test, as a child process: `node packages/ferrymq-server/dist/cli/main.js start` on a free
  * loopback port with a fresh data dir. Its memory is sampled from /proc/<pid>/status every
  * ~100 ms. Every child started here is killed when the bench exits, however it exits.
  */
@@ -12,7 +12,10 @@ import { fileURLToPath } from 'node:url';
 /** The broker's CLI: this build's, or another build's (BENCH_BROKER_CLI) for A/B runs. */
 export const CLI_PATH =
   process.env['BENCH_BROKER_CLI'] ??
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  path.resolve(
+    path.dirname(fileURLToPath(import.meta.url)),
+    '../../packages/ferrymq-server/dist/cli/main.js',
+  );
 export const RSS_SAMPLE_MS = 100;
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 20_000;

@@ -96,7 +96,10 @@ export const ENV_HELP: [string, string][] = [
   ['BENCH_DIR', 'parent of the temporary data dirs (default the OS temp dir)'],
   ['BENCH_ONLY', `comma list of ${WORKLOAD_IDS.join(', ')} (default all)`],
   ['BENCH_BROKER_NODE_ARGS', 'extra node flags for the broker child, e.g. --cpu-prof'],
-  ['BENCH_BROKER_CLI', "another build's dist/src/cli/main.js to run as the broker (A/B runs)"],
+  [
+    'BENCH_BROKER_CLI',
+    "another build's packages/ferrymq-server/dist/cli/main.js to run as the broker (A/B runs)",
+  ],
   [
     'BENCH_CHART',
     'where the SVG chart goes (default docs/benchmarks/ferry.svg; --quick: next to the JSON lines)',

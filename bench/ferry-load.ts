@@ -10,7 +10,7 @@
  * · then filler up to the message size.
  */
 import { performance } from 'node:perf_hooks';
-import type { FerryClient } from '../src/client/client.js';
+import type { FerryClient } from 'ferrymq';
 
 export const HEADER_BYTES = 24;
 export const FLAG_WARMUP = 1;

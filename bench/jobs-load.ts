@@ -5,7 +5,7 @@
  * result of the message size.
  */
 import { performance } from 'node:perf_hooks';
-import type { FerryClient } from '../src/client/client.js';
+import type { FerryClient } from 'ferrymq';
 
 /** Calls made before measuring (connections warm, JIT settled). */
 export const W3_WARMUP_CALLS = 500;

@@ -8,7 +8,7 @@
  * number) and the same per-subscriber bookkeeping measure all of them.
  */
 import { performance } from 'node:perf_hooks';
-import type { FerryClient } from '../src/client/client.js';
+import type { FerryClient } from 'ferrymq';
 import { HEADER_BYTES, newCounters, publishAll, type LoadCounters } from './ferry-load.js';
 import { summarizeLatency, type LatencySummary } from './stats.js';
 

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, type FerryClient } from '../src/client/client.js';
+import { connect, type FerryClient } from 'ferrymq';
 import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.js';
 import { dealerRouterRtt, fdatasyncRate, forwardedCall, pushPull } from './ceilings.js';
 import type { BenchConfig, WorkloadId } from './config.js';

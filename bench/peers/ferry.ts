@@ -4,7 +4,7 @@
  * job server through the SDK (`ferry.worker` / `ferry.call`). W4 is the fan-out of
  * bench/pubsub-load.ts (`ferryFanoutTarget`), measured by the same code as the peers' W4.
  */
-import type { FerryClient } from '../../src/client/client.js';
+import type { FerryClient } from 'ferrymq';
 import { cpuSeconds } from '../broker.js';
 import type { BenchConfig } from '../config.js';
 import {

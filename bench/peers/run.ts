@@ -1140,7 +1140,9 @@ async function main(): Promise<void> {
 
 function ferryVersion(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    const pkg = JSON.parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'packages', 'ferrymq-server', 'package.json'), 'utf8'),
+    ) as {
       version: string;
     };
     return pkg.version;

@@ -6,16 +6,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { connect, type FerryClient } from '../../src/index.js';
-import {
-  loadConfig,
-  startServer,
-  type FerryConfig,
-  type RunningServer,
-} from '../../src/server/index.js';
+import { connect, type FerryClient } from 'ferrymq';
+import { loadConfig, startServer, type FerryConfig, type RunningServer } from 'ferrymq-server';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const CLI_PATH = path.join(
+  REPO_ROOT,
+  'packages',
+  'ferrymq-server',
+  'dist',
+  'cli',
+  'main.js',
+);
 const execFileAsync = promisify(execFile);
 
 export function tmpDir(prefix = 'ferry-test-'): string {

@@ -11,16 +11,9 @@ import type {
   WorkerHandle,
   WorkerReportResult,
   WorkerSink,
-} from '../../src/core/job-types.js';
-import type {
-  Assignment,
-  JobEvent,
-  JobInfo,
-  NewJob,
-  ServiceInfo,
-  WorkerInfo,
-} from '../../src/model/jobs.js';
-import { isFinalStatus } from '../../src/model/jobs.js';
+} from 'ferrymq-server/internal/core/job-types.js';
+import type { Assignment, JobEvent, JobInfo, NewJob, ServiceInfo, WorkerInfo } from 'ferrymq/model';
+import { isFinalStatus } from 'ferrymq/model';
 
 interface FakeJob {
   info: JobInfo;

@@ -1,6 +1,6 @@
 /** Test helpers for the HTTP gateway: JSON requests, a Prometheus text parser, SSE reading. */
-import type { WorkerHandle } from '../../src/core/job-types.js';
-import type { RunningServer } from '../../src/server/index.js';
+import type { WorkerHandle } from 'ferrymq-server/internal/core/job-types.js';
+import type { RunningServer } from 'ferrymq-server';
 
 /** Parsed JSON of a reply, loosely typed for assertions. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,7 +1,7 @@
 /** `ferry publish|subscribe|retained|config` as a user runs them: a real child process. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connect, type FerryClient } from '../../src/index.js';
+import { connect, type FerryClient } from 'ferrymq';
 import { runCli, startBroker, type TestBroker } from '../helpers/broker.js';
 
 const ferry = runCli;

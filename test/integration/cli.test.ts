@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { connect } from '../../src/index.js';
-import { runCli, spawnBroker, tmpDir } from '../helpers/broker.js';
+import { connect } from 'ferrymq';
+import { REPO_ROOT, runCli, spawnBroker, tmpDir } from '../helpers/broker.js';
 
 const ferry = runCli;
 
@@ -24,6 +24,12 @@ describe('ferry CLI', () => {
     const badEnv = await ferry(['start'], { FERRY_ACK_TIMEOUT_MS: 'soon' });
     assert.equal(badEnv.code, 2);
     assert.match(badEnv.stderr, /CONFIG_INVALID: environment FERRY_ACK_TIMEOUT_MS/);
+    const version = await ferry(['--version']);
+    assert.equal(version.code, 0);
+    const pkg = JSON.parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'packages', 'ferrymq-server', 'package.json'), 'utf8'),
+    ) as { version: string };
+    assert.equal(version.stdout, `ferry ${pkg.version}\n`);
     const unknown = await ferry(['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command frobnicate/);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
-import { connect } from '../../src/index.js';
+import { connect } from 'ferrymq';
 import {
   freePort,
   REPO_ROOT,

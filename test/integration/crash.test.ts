@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { connect, type FerryClient } from '../../src/index.js';
+import { connect, type FerryClient } from 'ferrymq';
 import { freePort, spawnBroker, tmpDir, waitFor, type ChildBroker } from '../helpers/broker.js';
 
 const ROUNDS = 3;

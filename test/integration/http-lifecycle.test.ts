@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { freePort, runCli, spawnBroker, startBroker, tmpDir, waitFor } from '../helpers/broker.js';
 import { req } from '../helpers/http.js';
-import { FerryError } from '../../src/model/errors.js';
+import { FerryError } from 'ferrymq/model';
 
 describe('HTTP gateway life cycle', () => {
   it('a client leaving a long poll cancels it: the next message stays ready', async () => {

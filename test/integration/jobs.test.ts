@@ -4,13 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import {
-  connect,
-  FerryError,
-  JobFailure,
-  type FerryClient,
-  type JobUpdate,
-} from '../../src/index.js';
+import { connect, FerryError, JobFailure, type FerryClient, type JobUpdate } from 'ferrymq';
 import {
   freePort,
   spawnBroker,

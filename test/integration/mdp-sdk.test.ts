@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, type FerryClient } from '../../src/index.js';
+import { connect, type FerryClient } from 'ferrymq';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
   RawPeer,

@@ -10,7 +10,7 @@ import {
   type FerryClient,
   type TopicMessage,
   type TopicSubscription,
-} from '../../src/index.js';
+} from 'ferrymq';
 import {
   freePort,
   spawnBroker,

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect } from '../../src/index.js';
+import { connect } from 'ferrymq';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/broker.js';
 
 const PYTHON = '/usr/bin/python3';

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as zmq from 'zeromq';
-import { connect } from '../../src/index.js';
+import { connect } from 'ferrymq';
 import {
   PZQ_EMPTY_MESSAGE_TEXT,
   PZQ_NO_DELIMITER_TEXT,
-} from '../../src/dialects/pzq/pzq-frames.js';
+} from 'ferrymq-server/internal/dialects/pzq/pzq-frames.js';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { RawSocket, texts } from '../helpers/zmq-inbox.js';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { connect } from '../../src/index.js';
+import { connect } from 'ferrymq';
 import { REPO_ROOT, startBroker, type TestBroker } from '../helpers/broker.js';
 
 const run = promisify(execFile);

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import * as zmq from 'zeromq';
-import { connect, FerryError, type FerryClient, type Message } from '../../src/index.js';
-import { decodeReply, encodeRequest, type Reply } from '../../src/protocol/codec.js';
+import { connect, FerryError, type FerryClient, type Message } from 'ferrymq';
+import { decodeReply, encodeRequest, type Reply } from 'ferrymq/protocol';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as zmq from 'zeromq';
-import { connect, type FerryClient } from '../../src/index.js';
+import { connect, type FerryClient } from 'ferrymq';
 import { startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { RawSocket, texts } from '../helpers/zmq-inbox.js';
 import { RawZmwsWorker } from '../helpers/zmws-peers.js';

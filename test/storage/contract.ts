@@ -7,14 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { QueueCounts } from '../../src/model/queues.js';
-import { FerryError } from '../../src/model/errors.js';
+import type { QueueCounts } from 'ferrymq/model';
+import { FerryError } from 'ferrymq/model';
 import type {
   EnqueueItem,
   LeasedMessage,
   Storage,
   StorageRecovery,
-} from '../../src/storage/types.js';
+} from 'ferrymq-server/internal/storage/types.js';
 
 export interface StorageFixture {
   /** A store over fresh, empty data; not opened yet (the suite calls open()). */

@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { JobStorage, NewJobRow, Storage, StorageRecovery } from '../../src/storage/types.js';
+import type {
+  JobStorage,
+  NewJobRow,
+  Storage,
+  StorageRecovery,
+} from 'ferrymq-server/internal/storage/types.js';
 import type { StorageFactory, StorageFixture } from './contract.js';
 
 const T0 = Date.UTC(2030, 0, 1);

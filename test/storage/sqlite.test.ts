@@ -7,11 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { FerryError } from '../../src/model/errors.js';
-import { SQLITE_DB_FILE, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
-import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/migrations/index.js';
-import { MIGRATION_0001_INIT } from '../../src/storage/sqlite/migrations/0001-init.js';
-import type { EnqueueItem, Storage, SyncPolicy } from '../../src/storage/types.js';
+import { FerryError } from 'ferrymq/model';
+import {
+  SQLITE_DB_FILE,
+  SqliteStorage,
+} from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
+import { SQLITE_MIGRATIONS } from 'ferrymq-server/internal/storage/sqlite/migrations/index.js';
+import { MIGRATION_0001_INIT } from 'ferrymq-server/internal/storage/sqlite/migrations/0001-init.js';
+import type { EnqueueItem, Storage, SyncPolicy } from 'ferrymq-server/internal/storage/types.js';
 import { tmpDir, waitFor } from '../helpers/broker.js';
 import { runStorageContract, type StorageFactory } from './contract.js';
 import { runJobStorageContract } from './jobs-contract.js';

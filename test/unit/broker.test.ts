@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { Broker, type Delivery, type Session } from '../../src/core/broker.js';
-import { retryDelayMs } from '../../src/core/backoff.js';
-import { ManualClock } from '../../src/core/clock.js';
-import type { QueuePolicy } from '../../src/model/queues.js';
-import { FerryError } from '../../src/model/errors.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { Broker, type Delivery, type Session } from 'ferrymq-server/internal/core/broker.js';
+import { retryDelayMs } from 'ferrymq-server/internal/core/backoff.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import type { QueuePolicy } from 'ferrymq/model';
+import { FerryError } from 'ferrymq/model';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 
 interface Harness {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { FerryError } from '../../src/model/errors.js';
+import { FerryError } from 'ferrymq/model';
 import {
   COMMANDS,
   COMMAND_ARGUMENTS,
@@ -14,7 +14,7 @@ import {
   encodeRequest,
   joinMessages,
   splitMessages,
-} from '../../src/protocol/codec.js';
+} from 'ferrymq/protocol';
 
 const B = (s: string): Buffer => Buffer.from(s);
 const rid = Buffer.from([0, 0, 0, 7]);

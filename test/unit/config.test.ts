@@ -3,8 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { FerryError } from '../../src/model/errors.js';
-import { CONFIG_SCHEMA, DEFAULT_CONFIG, loadConfig, parseSync } from '../../src/server/config.js';
+import { FerryError } from 'ferrymq/model';
+import {
+  CONFIG_SCHEMA,
+  DEFAULT_CONFIG,
+  loadConfig,
+  parseSync,
+} from 'ferrymq-server/internal/server/config.js';
 import { tmpDir } from '../helpers/broker.js';
 
 function configFile(obj: unknown): string {

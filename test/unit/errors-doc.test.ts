@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ERROR_REGISTRY, FerryError, isErrorCode, statusOf } from '../../src/model/errors.js';
+import { ERROR_REGISTRY, FerryError, isErrorCode, statusOf } from 'ferrymq/model';
 import { REPO_ROOT } from '../helpers/broker.js';
 
 describe('error registry', () => {

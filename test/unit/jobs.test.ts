@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { ManualClock } from '../../src/core/clock.js';
-import type { WorkerHandle } from '../../src/core/job-types.js';
-import type { Assignment, JobEvent, JobPolicy } from '../../src/model/jobs.js';
-import { JobServer } from '../../src/core/jobs.js';
-import { FerryError } from '../../src/model/errors.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import type { WorkerHandle } from 'ferrymq-server/internal/core/job-types.js';
+import type { Assignment, JobEvent, JobPolicy } from 'ferrymq/model';
+import { JobServer } from 'ferrymq-server/internal/core/jobs.js';
+import { FerryError } from 'ferrymq/model';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 
 interface TestWorker {

@@ -4,15 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock } from '../../src/core/clock.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
 import {
   MDP_HEARTBEAT_INTERVAL_MS,
   MDP_HEARTBEAT_LIVENESS,
   MdpDialect,
-} from '../../src/dialects/mdp/mdp-dialect.js';
-import { decodeMdp } from '../../src/dialects/mdp/mdp-frames.js';
-import { MMI_PREFIX } from '../../src/dialects/mdp/mmi.js';
-import { TitanicServices } from '../../src/dialects/titanic/titanic-services.js';
+} from 'ferrymq-server/internal/dialects/mdp/mdp-dialect.js';
+import { decodeMdp } from 'ferrymq-server/internal/dialects/mdp/mdp-frames.js';
+import { MMI_PREFIX } from 'ferrymq-server/internal/dialects/mdp/mmi.js';
+import { TitanicServices } from 'ferrymq-server/internal/dialects/titanic/titanic-services.js';
 import { FakeJobs } from '../helpers/fake-jobs.js';
 
 const E = Buffer.alloc(0);

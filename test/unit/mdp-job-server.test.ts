@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock } from '../../src/core/clock.js';
-import { JobServer } from '../../src/core/jobs.js';
-import { MdpDialect } from '../../src/dialects/mdp/mdp-dialect.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import { JobServer } from 'ferrymq-server/internal/core/jobs.js';
+import { MdpDialect } from 'ferrymq-server/internal/dialects/mdp/mdp-dialect.js';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 
 const E = Buffer.alloc(0);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { CONFIG_SCHEMA } from '../../src/server/config.js';
+import { CONFIG_SCHEMA } from 'ferrymq-server/internal/server/config.js';
 import { REPO_ROOT } from '../helpers/broker.js';
 
 describe('docs/operations.md', () => {

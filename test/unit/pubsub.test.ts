@@ -1,11 +1,11 @@
 /** The pub/sub core without sockets: a manual clock and an in-memory store. */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { Broker, type Delivery } from '../../src/core/broker.js';
-import { ManualClock } from '../../src/core/clock.js';
-import { PubSub, type LiveSink, type TopicMessage } from '../../src/core/pubsub.js';
-import { FerryError } from '../../src/model/errors.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { Broker, type Delivery } from 'ferrymq-server/internal/core/broker.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import { PubSub, type LiveSink, type TopicMessage } from 'ferrymq-server/internal/core/pubsub.js';
+import { FerryError } from 'ferrymq/model';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 
 const open: { broker: Broker; pubsub: PubSub }[] = [];
 

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Broker } from '../../src/core/broker.js';
-import { ManualClock } from '../../src/core/clock.js';
-import { PzqDialect } from '../../src/dialects/pzq/pzq-dialect.js';
+import { Broker } from 'ferrymq-server/internal/core/broker.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import { PzqDialect } from 'ferrymq-server/internal/dialects/pzq/pzq-dialect.js';
 import {
   PZQ_EMPTY_MESSAGE_TEXT,
   PZQ_NO_DELIMITER_TEXT,
@@ -14,8 +14,8 @@ import {
   decodeProducerMessage,
   encodeDelivery,
   encodeMonitorReply,
-} from '../../src/dialects/pzq/pzq-frames.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+} from 'ferrymq-server/internal/dialects/pzq/pzq-frames.js';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 
 const E = Buffer.alloc(0);
 const b = (s: string): Buffer => Buffer.from(s);

@@ -1,8 +1,13 @@
 /** Topic names and patterns: exact, prefix and wildcard matching, and refusals. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FerryError } from '../../src/model/errors.js';
-import { checkTopic, matches, parsePattern, scanPrefix } from '../../src/core/topics.js';
+import { FerryError } from 'ferrymq/model';
+import {
+  checkTopic,
+  matches,
+  parsePattern,
+  scanPrefix,
+} from 'ferrymq-server/internal/core/topics.js';
 
 function m(pattern: string, topic: string): boolean {
   return matches(parsePattern(pattern), topic);

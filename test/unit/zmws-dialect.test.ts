@@ -5,21 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { ManualClock } from '../../src/core/clock.js';
-import { JobServer } from '../../src/core/jobs.js';
+import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import { JobServer } from 'ferrymq-server/internal/core/jobs.js';
 import {
   decodeParam,
   framesToJson,
   parseClientRequest,
-} from '../../src/dialects/zmws/zmws-commands.js';
+} from 'ferrymq-server/internal/dialects/zmws/zmws-commands.js';
 import {
   ZMWS_HEARTBEAT_INTERVAL_MS,
   ZMWS_HEARTBEAT_LIVENESS,
   ZMWS_SYNC_TTL_MS,
   ZmwsDialect,
-} from '../../src/dialects/zmws/zmws-dialect.js';
-import { decodeWorkerMessage } from '../../src/dialects/zmws/zmws-frames.js';
-import { IN_MEMORY, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+} from 'ferrymq-server/internal/dialects/zmws/zmws-dialect.js';
+import { decodeWorkerMessage } from 'ferrymq-server/internal/dialects/zmws/zmws-frames.js';
+import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 
 const E = Buffer.alloc(0);

@@ -1,0 +1,27 @@
+/** What the groups of FERRY01 commands beside the core queue commands share: answering. */
+import { toFerryError } from 'ferrymq/model';
+import { encodeError, encodeReply, type Json } from 'ferrymq/protocol';
+
+/** Sends frames to one peer. */
+export type PeerSend = (peer: Buffer, frames: Buffer[]) => void;
+
+export abstract class CommandGroup {
+  constructor(protected readonly sendTo: PeerSend) {}
+
+  protected ok(peer: Buffer, requestId: Buffer, args: Json = {}, payload?: Buffer[]): void {
+    this.sendTo(peer, encodeReply('OK', requestId, args, payload));
+  }
+
+  protected fail(peer: Buffer, requestId: Buffer, err: unknown): void {
+    const e = toFerryError(err);
+    this.sendTo(peer, encodeError(requestId, e.code, e.message));
+  }
+
+  /** Answers OK with what `work` resolves to, or ERROR with its code. */
+  protected answer(peer: Buffer, requestId: Buffer, work: Promise<Json>): void {
+    work.then(
+      (args) => this.ok(peer, requestId, args),
+      (err: unknown) => this.fail(peer, requestId, err),
+    );
+  }
+}

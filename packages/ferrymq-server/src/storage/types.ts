@@ -1,0 +1,335 @@
+/**
+ * The storage contract, in queue terms. No connection, statement or transaction type appears
+ * here: a backend owns its connections and decides how calls become transactions.
+ *
+ * Group commit is part of the contract: every call made during one event-loop turn is applied
+ * in call order within one transaction, and every returned promise resolves only after that
+ * transaction is committed under the backend's sync policy. A failing call rejects alone; the
+ * others in the same turn still commit. A failed commit rejects every call of the turn.
+ */
+import type { StorageMetrics } from 'ferrymq/model';
+import type { JobError, JobStatus } from 'ferrymq/model';
+import type { Headers, MessageState, QueueCounts, StoredMessage } from 'ferrymq/model';
+
+/** How hard a commit is pushed to disk before it counts as done. */
+export type SyncPolicy =
+  { mode: 'always' } | { mode: 'batch'; intervalMs: number } | { mode: 'off' };
+
+export interface EnqueueItem {
+  queue: string;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  priority: number;
+  enqueuedAt: number;
+  /** When not in the future, the message is ready at once; otherwise scheduled. */
+  notBefore: number;
+  expiresAt: number | null;
+  dedupKey: string | null;
+  /** Until when the dedup key holds (ignored without a key). */
+  dedupUntil: number;
+  /**
+   * Store it already leased (attempt 1) instead of ready: the core hands it straight to a
+   * waiting consumer after the commit. Ignored for scheduled messages.
+   */
+  leased?: boolean | undefined;
+}
+
+export interface EnqueueRequestKey {
+  /** Producer-chosen idempotency key of the whole request. */
+  key: string;
+  /** Until when a replay of the same key returns the first outcome. */
+  until: number;
+}
+
+export interface EnqueueOutcome {
+  /** Message ids, one per item, in order (the first message's id for a duplicate). */
+  ids: string[];
+  /** Per item: true when its dedup key matched a message stored earlier (nothing stored). */
+  duplicate: boolean[];
+  /** The whole request was a replay of an earlier request key: nothing was stored. */
+  replayed: boolean;
+}
+
+/** A message leased to a consumer: state leased, attempts already incremented. */
+export interface LeasedMessage {
+  id: string;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  priority: number;
+  attempts: number;
+  enqueuedAt: number;
+  size: number;
+}
+
+export interface LeaseOutcome {
+  messages: LeasedMessage[];
+  /** Messages found past their TTL while leasing; removed. */
+  expired: { count: number; bytes: number };
+}
+
+/** Identifies one lease: the message and the delivery attempt it was leased at. */
+export interface LeaseRef {
+  id: string;
+  attempts: number;
+}
+
+export interface ReleaseItem extends LeaseRef {
+  /** Back to ready (notBefore <= now), scheduled (later), or dead with a reason. */
+  notBefore: number;
+  deadReason?: string | undefined;
+  /** Undo the attempt count of this lease (the message never reached a consumer). */
+  uncount?: boolean | undefined;
+}
+
+export interface QueueDelta {
+  queue: string;
+  count: number;
+  bytes: number;
+}
+
+export interface ExpiryDelta {
+  queue: string;
+  ready: number;
+  scheduled: number;
+  bytes: number;
+}
+
+export interface BrowseOptions {
+  state?: MessageState | undefined;
+  limit: number;
+  /** Only ids greater than this (for paging). */
+  afterId?: string | undefined;
+}
+
+export interface RedriveOptions {
+  ids?: string[] | undefined;
+  limit?: number | undefined;
+}
+
+export interface PurgeOutcome {
+  ready: number;
+  scheduled: number;
+  dead: number;
+  /** Bytes of the live (ready and scheduled) messages removed. */
+  bytes: number;
+}
+
+export interface StorageRecovery {
+  /** Counters of every queue the store knows, after releasing leases of the previous run. */
+  queues: Map<string, QueueCounts>;
+  /** Leases of the previous run that were released (their consumers are gone). */
+  releasedLeases: number;
+  /** Earliest time a scheduled message becomes due, if any. */
+  nextDueAt: number | null;
+  /** Running jobs of the previous run put back to queued (their workers are gone). */
+  requeuedJobs: number;
+}
+
+export interface Storage {
+  /** Opens the store, applies pending migrations, releases leases left by a previous run. */
+  open(): Promise<StorageRecovery>;
+  /** Commits what is pending, syncs, and closes. */
+  close(): Promise<void>;
+
+  /** Ensures a queue exists (created on first use). */
+  ensureQueue(queue: string): Promise<void>;
+  /** Stores a batch of messages for one or more queues, honouring dedup keys and request key. */
+  enqueue(items: EnqueueItem[], request?: EnqueueRequestKey): Promise<EnqueueOutcome>;
+  /** Leases up to `max` ready messages of a queue, highest priority then oldest first. */
+  lease(queue: string, max: number, now: number): Promise<LeaseOutcome>;
+  /** Deletes leased messages; per ref, whether it was still leased at that attempt. */
+  ack(refs: LeaseRef[]): Promise<boolean[]>;
+  /** Returns leased messages to ready/scheduled, or moves them to the dead letters. */
+  release(items: ReleaseItem[], now: number): Promise<boolean[]>;
+  /** Moves scheduled messages whose time has come to ready. */
+  promoteDue(now: number): Promise<QueueDelta[]>;
+  /** Earliest not-before among scheduled messages. */
+  nextDueAt(): Promise<number | null>;
+  /** Removes messages past their TTL (ready or scheduled) and expired dedup keys. */
+  sweepExpired(now: number, max: number): Promise<ExpiryDelta[]>;
+
+  /** Counters per queue, read from the store. */
+  counts(): Promise<Map<string, QueueCounts>>;
+  /** Messages of a queue in id order, without changing them. */
+  browse(queue: string, options: BrowseOptions): Promise<StoredMessage[]>;
+  /** Enqueue time of the oldest live message of a queue. */
+  oldestEnqueuedAt(queue: string): Promise<number | null>;
+  /** Deletes the ready and scheduled messages (or, with state 'dead', the dead letters). */
+  purge(queue: string, state: 'ready' | 'dead'): Promise<PurgeOutcome>;
+  /** Moves dead letters back to ready with attempts reset. */
+  redrive(queue: string, options: RedriveOptions): Promise<{ count: number; bytes: number }>;
+
+  metrics(): StorageMetrics;
+
+  /** The job server's part of the store; its calls share the same group commit. */
+  readonly jobs: JobStorage;
+  /** Topics' part of the store (retained values, durable subscriptions, confirmations). */
+  readonly pubsub: PubSubStorage;
+}
+
+// ------------------------------------------------------------------------------ jobs
+
+/** A job as the store holds it. */
+export interface JobRow {
+  id: string;
+  service: string;
+  status: JobStatus;
+  priority: number;
+  /** Runs started so far (a lease counts one). */
+  attempts: number;
+  maxAttempts: number;
+  params: Buffer[];
+  headers: Headers | undefined;
+  createdAt: number;
+  /** Not started before this time (delays and retry backoff). */
+  notBefore: number;
+  /** Expires if still queued at this time. */
+  expiresAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** A final job is deleted at this time. */
+  retainUntil: number | null;
+  /** Latest progress, as JSON text. */
+  progress: string | null;
+  partials: number;
+  result: Buffer[] | null;
+  error: JobError | null;
+  dedupKey: string | null;
+  parentId: string | null;
+  children: string[] | null;
+}
+
+/** A job to store: status `queued` (or `running` for a multicast parent). */
+export interface NewJobRow {
+  id: string;
+  service: string;
+  status: 'queued' | 'running';
+  priority: number;
+  maxAttempts: number;
+  params: Buffer[];
+  headers: Headers | undefined;
+  createdAt: number;
+  notBefore: number;
+  expiresAt: number | null;
+  dedupKey: string | null;
+  /** Until when the dedup key holds (ignored without a key). */
+  dedupUntil: number;
+  parentId: string | null;
+  children: string[] | null;
+}
+
+export interface InsertJobsOutcome {
+  /** Per job: its id, or the earlier job's id when its dedup key matched. */
+  ids: string[];
+  duplicate: boolean[];
+}
+
+/** How a run ends: a final status with its result or error. */
+export interface JobFinish {
+  status: 'done' | 'failed' | 'cancelled' | 'expired';
+  finishedAt: number;
+  retainUntil: number;
+  result?: Buffer[] | undefined;
+  error?: JobError | undefined;
+}
+
+export interface JobSweepOutcome {
+  /** Queued jobs past their time to live (unchanged: the core settles them as `expired`). */
+  pastTtl: JobRow[];
+  /** Final jobs deleted after their retention, by service and status. */
+  forgotten: { service: string; status: JobStatus; count: number }[];
+}
+
+/** What settle() changed: the row after, and the status it had before. */
+export interface JobSettled {
+  row: JobRow;
+  previous: JobStatus;
+}
+
+/** Counters of one service's durable jobs, by status. */
+export type JobCounts = Record<JobStatus, number>;
+
+export interface JobStorage {
+  /** Stores new jobs, honouring dedup keys (scope: the service). */
+  insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome>;
+  /** Starts up to `max` queued jobs of a service due by `now`: highest priority, then oldest. */
+  lease(service: string, max: number, now: number): Promise<JobRow[]>;
+  /** Ends a running job's attempt with a final status; false if it is not running at that attempt. */
+  finish(id: string, attempt: number, finish: JobFinish): Promise<boolean>;
+  /**
+   * Puts a running job back to queued, due at `notBefore`; false if it is not running at that
+   * attempt. `uncount` undoes the attempt (it never reached a worker).
+   */
+  requeue(id: string, attempt: number, notBefore: number, uncount?: boolean): Promise<boolean>;
+  /** Ends a job that is not final (queued or running) with `finish`; null if it was final or unknown. */
+  settle(id: string, finish: JobFinish): Promise<JobSettled | null>;
+  setProgress(id: string, progress: string): Promise<void>;
+  /** Appends a partial result (sequence numbers from 1). */
+  addPartial(id: string, seq: number, frames: Buffer[]): Promise<void>;
+  partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]>;
+  get(id: string): Promise<JobRow | null>;
+  /** Deletes a job and its partials; what it was, or null if there was none. */
+  remove(id: string): Promise<{ service: string; status: JobStatus } | null>;
+  /** Per service, jobs by status. */
+  counts(): Promise<Map<string, JobCounts>>;
+  /** Finds queued jobs past their TTL and deletes final jobs past their retention. */
+  sweep(now: number, max: number): Promise<JobSweepOutcome>;
+  /** Most recently created jobs, newest first (optionally of one service / status). */
+  list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]>;
+}
+
+// ------------------------------------------------------------------------------ pub/sub
+
+/** The last value of a topic, kept because it was published with `retain`. */
+export interface RetainedRow {
+  topic: string;
+  /** Sequence number of the publish that set it. */
+  seq: number;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  publishedAt: number;
+  expiresAt: number | null;
+}
+
+/** What a publish changes in the store besides the durable subscriptions' queues. */
+export type RetainedChange =
+  { op: 'set'; row: RetainedRow } | { op: 'delete'; topic: string } | { op: 'none' };
+
+export interface DurableSubscriptionRow {
+  name: string;
+  pattern: string;
+  createdAt: number;
+}
+
+/** A node's confirmation that it holds a topic at a version (sequence number). */
+export interface ConfirmationRow {
+  node: string;
+  topic: string;
+  seq: number;
+  at: number;
+}
+
+export interface PubSubState {
+  /** Highest sequence number ever given to a publish (0 on a new store). */
+  lastSeq: number;
+  subscriptions: DurableSubscriptionRow[];
+}
+
+export interface PubSubStorage {
+  /** Reads what the core needs at start. */
+  load(): Promise<PubSubState>;
+  /** Records a publish: its sequence number and, for a retained one, the new value. */
+  record(seq: number, change: RetainedChange): Promise<void>;
+  /** Retained values of topics starting with `prefix` not expired at `now`, in topic order. */
+  retained(prefix: string, now: number): Promise<RetainedRow[]>;
+  /** Topics whose retained value expired by `now` (at most `max`). */
+  expired(now: number, max: number): Promise<string[]>;
+  /** Earliest expiry of a retained value, if any. */
+  nextExpiry(): Promise<number | null>;
+  saveSubscription(row: DurableSubscriptionRow): Promise<void>;
+  deleteSubscription(name: string): Promise<boolean>;
+  /** Stores confirmations, keeping per (node, topic) the highest sequence number. */
+  confirm(rows: ConfirmationRow[]): Promise<void>;
+  /** Confirmations of topics starting with `prefix`. */
+  confirmations(prefix: string): Promise<ConfirmationRow[]>;
+}
