@@ -1,47 +1,69 @@
 /**
- * The composition root: data folder lock, SQLite store, core broker, Ferry dialect, ZeroMQ
- * endpoint. `close()` stops accepting, answers what is in flight, flushes, closes, unlocks.
+ * The composition root: the broker is a list of components (lifecycle.ts), started in this
+ * order: data-dir lock, disk watcher, store, core (broker, jobs, pub/sub, stats), the
+ * dialects (ferry, then mdp, clone, pzq, zmws when on), the HTTP gateway.
+ *
+ * Ordering rule. A component may use anything listed before it, never after. So:
+ * - start in list order (what a component needs is already up);
+ * - stop by unwinding the one stack of started components in reverse, in two passes:
+ *   1. drain, newest first: the gateway stops listening and finishes its requests, each
+ *      dialect stops taking frames and ends its sessions, then the core finishes its store
+ *      calls in flight, while every socket is still bound, so their replies still go out;
+ *   2. close, newest first: sockets flush and unbind, the store closes, the disk watcher
+ *      stops, the data folder is unlocked last (a second broker must not open a store that
+ *      is still being written).
+ * - a start that fails half-way unwinds the same stack (the failed component first: its
+ *   drain and close cope with a partial start) and rethrows the original error; close()
+ *   twice shares one unwinding.
+ * Why two passes over one stack: a single reverse pass would unbind a dialect's socket
+ * before the core behind it finished, dropping the answers to requests already taken.
+ * fastify does the same: avvio runs onClose hooks last-registered-first (its close queue
+ * unshifts), and Fastify's own server-close hook, registered after every plugin, runs first
+ * and waits for requests in flight before any plugin releases its pool. nats-server's
+ * Shutdown likewise flags shutdown and stops JetStream (the store) before it closes its
+ * listeners and client connections. A new part (a PostgreSQL store, a security layer) is
+ * one more component in `componentsOf`, at the place its dependencies dictate.
+ *
+ * Graceful shutdown (cli/main.ts): SIGINT/SIGTERM calls close(); a second signal or
+ * FORCE_EXIT_AFTER_MS forces the exit.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { Broker } from '../core/broker.js';
-import { JobServer } from '../core/jobs.js';
-import { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { CloneDialect } from '../dialects/clone/clone-dialect.js';
-import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
-import { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
-import { MMI_PREFIX } from '../dialects/mdp/mmi.js';
-import { TitanicServices } from '../dialects/titanic/titanic-services.js';
-import { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
-import { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
-import { bindFanOut } from '../transport/zmq-fan-out.js';
+import type { Broker } from '../core/broker.js';
+import type { JobServer } from '../core/jobs.js';
+import type { PubSub } from '../core/pubsub.js';
+import type { StatsSource } from '../core/stats.js';
+import type { CloneDialect } from '../dialects/clone/clone-dialect.js';
+import type { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
+import type { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
+import type { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
 import type { HttpGateway } from '../http/gateway.js';
-import { StatsSource } from '../core/stats.js';
-import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
-import { bindRouter } from '../transport/zmq-router.js';
+import { formatSync, type FerryConfig } from './config.js';
+import { CoreComponent } from './core-component.js';
 import {
-  bindCollector,
-  bindPublisher,
-  type CollectorEndpoint,
-  type PublisherEndpoint,
-} from '../transport/zmq-pubsub.js';
-import type { FanOutEndpoint, ServerEndpoint } from 'ferrymq/transport';
+  DataDirLockComponent,
+  DiskWatcherComponent,
+  StoreComponent,
+} from './data-dir-components.js';
 import {
-  defaultPolicyOf,
-  formatSync,
-  jobPolicyOf,
-  splitHttpAddress,
-  type FerryConfig,
-} from './config.js';
-import { lockDataDir } from './data-dir-lock.js';
+  CloneComponent,
+  FerryComponent,
+  MdpComponent,
+  PzqComponent,
+  ZmwsComponent,
+  type DialectContext,
+  type PzqEndpoints,
+} from './dialect-components.js';
+import { HttpComponent } from './http-component.js';
+import {
+  ComponentStack,
+  connectionsOf,
+  type Component,
+  type LifecycleObserver,
+} from './lifecycle.js';
 
-/** How often free disk space in the data folder is checked. */
-export const DISK_CHECK_INTERVAL_MS = 1_000;
-/** Extra bytes a frame may have over the largest message (protocol overhead). */
-const FRAME_SLACK_BYTES = 64 * 1024;
-/** Clone binds loopback only (its protocol has no authentication). */
-export const CLONE_HOST = '127.0.0.1';
+export { DISK_CHECK_INTERVAL_MS } from './data-dir-components.js';
+export { CLONE_HOST, defaultPzqMonitor, type PzqEndpoints } from './dialect-components.js';
+export type { LifecycleEvent, LifecycleObserver } from './lifecycle.js';
 
 export interface RunningServer {
   /** The bound endpoint, resolved (a `*` port becomes the real one). */
@@ -75,61 +97,40 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export interface PzqEndpoints {
-  receive: string;
-  send: string;
-  monitor: string;
-}
-
-/** Where the PZQ monitor binds when `pzqMonitor` is not set: an ipc socket in the data folder. */
-export function defaultPzqMonitor(dataDir: string): string {
-  return `ipc://${path.join(path.resolve(dataDir), 'pzq-monitor')}`;
-}
-
-/** The PZQ dialect's three sockets. */
-interface PzqSockets {
-  receive?: ServerEndpoint;
-  send?: FanOutEndpoint;
-  monitor?: ServerEndpoint;
-}
-
-async function closePzqSockets(s: PzqSockets): Promise<void> {
-  await s.receive?.close();
-  await s.send?.close();
-  await s.monitor?.close();
-}
-
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * Told each time a component starts, fails to start, drains or closes, in that order: for
+   * tests and tools that check the start and shutdown order.
+   */
+  onLifecycle?: LifecycleObserver;
 }
 
-function watchDisk(
-  dataDir: string,
-  floor: number,
-  log: Logger,
-): { isLow: () => boolean; stop: () => void } {
-  let low = false;
-  const check = (): void => {
-    if (floor <= 0) return;
-    try {
-      const s = fs.statfsSync(dataDir);
-      const free = s.bavail * s.bsize;
-      const nowLow = free < floor;
-      if (nowLow !== low) {
-        log.warn(nowLow ? 'free disk below the floor: refusing sends' : 'free disk recovered', {
-          freeBytes: free,
-          floorBytes: floor,
-        });
-      }
-      low = nowLow;
-    } catch {
-      /* keep the last reading */
-    }
-  };
-  check();
-  const timer = setInterval(check, DISK_CHECK_INTERVAL_MS);
-  timer.unref();
-  return { isLow: () => low, stop: () => clearInterval(timer) };
+/** The components of a broker for `config`, in start order, and the typed ones it reads. */
+function componentsOf(config: FerryConfig, log: Logger) {
+  const list: Component[] = [];
+  const disk = new DiskWatcherComponent(config.dataDir, config.minFreeDiskBytes, log);
+  const store = new StoreComponent(config);
+  const core = new CoreComponent({
+    config,
+    store,
+    disk,
+    logger: log,
+    connections: () => connectionsOf(list),
+  });
+  const ctx: DialectContext = { config, core, logger: log };
+  const ferry = new FerryComponent(ctx);
+  const mdp = config.mdp !== undefined ? new MdpComponent(ctx, config.mdp) : undefined;
+  const clone = config.clone !== undefined ? new CloneComponent(ctx, config.clone) : undefined;
+  const pzq = config.pzq ? new PzqComponent(ctx) : undefined;
+  const zmws = config.zmws ? new ZmwsComponent(ctx) : undefined;
+  const http =
+    config.http !== undefined
+      ? new HttpComponent({ config, address: config.http, core, zmws, logger: log })
+      : undefined;
+  const optional = [mdp, clone, pzq, zmws, http].filter((c) => c !== undefined);
+  list.push(new DataDirLockComponent(config.dataDir), disk, store, core, ferry, ...optional);
+  return { list, core, ferry, mdp, clone, pzq, zmws, http };
 }
 
 export async function startServer(
@@ -137,298 +138,46 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
-  const unlock = lockDataDir(config.dataDir);
-  const disk = watchDisk(config.dataDir, config.minFreeDiskBytes, log);
-  let broker: Broker | undefined;
-  let jobs: JobServer | undefined;
-  let pubsub: PubSub | undefined;
-  let endpoint: ServerEndpoint | undefined;
-  let dialect: FerryDialect | undefined;
-  let mdp: MdpDialect | undefined;
-  let mdpEndpoint: ServerEndpoint | undefined;
-  let clone: CloneDialect | undefined;
-  let cloneSnapshot: ServerEndpoint | undefined;
-  let clonePublisher: PublisherEndpoint | undefined;
-  let cloneCollector: CollectorEndpoint | undefined;
-  let pzq: PzqDialect | undefined;
-  const pzqSockets: PzqSockets = {};
-  let zmws: ZmwsDialect | undefined;
-  const zmwsSockets: { client?: ServerEndpoint; worker?: ServerEndpoint } = {};
-  let gateway: HttpGateway | undefined;
-  let stats: StatsSource | undefined;
-  try {
-    const storage = new SqliteStorage({
-      dataDir: config.dataDir,
-      sync: config.sync,
-      maxStoreBytes: config.maxStoreBytes,
-    });
-    broker = await Broker.open({
-      storage,
-      logger: log,
-      defaultPolicy: defaultPolicyOf(config),
-      queuePolicies: config.queues,
-      limits: {
-        maxQueues: config.maxQueues,
-        maxMessageBytes: config.maxMessageBytes,
-        maxPrefetch: config.maxPrefetch,
-      },
-      isStorageLow: disk.isLow,
-    });
-    jobs = await JobServer.open({
-      storage: storage.jobs,
-      logger: log,
-      defaultPolicy: jobPolicyOf(config),
-      maxParamsBytes: config.maxMessageBytes,
-      isStorageLow: disk.isLow,
-    });
-    pubsub = await PubSub.open({
-      storage: storage.pubsub,
-      broker,
-      logger: log,
-      liveWindow: config.liveWindow,
-    });
-    const b = broker;
-    stats = new StatsSource({
-      broker: b,
-      jobs,
-      pubsub,
-      connections: () => ({
-        ferry: dialect?.connections ?? 0,
-        // Dialects without client sessions count what they track: workers, consumers.
-        ...(mdp ? { mdp: mdp.workerCount } : {}),
-        ...(pzq ? { pzq: pzq.connectedConsumers } : {}),
-        ...(zmws ? { zmws: zmws.workerCount } : {}),
-        ...(gateway ? { http: gateway.connections } : {}),
-      }),
-    });
-    const d = new FerryDialect(b, (peer, frames) => endpoint?.send(peer, frames), {
-      jobs,
-      pubsub,
-      stats,
-      logger: log,
-      heartbeatMs: config.heartbeatMs,
-      maxBatchMessages: config.maxBatchMessages,
-      maxRequestBytes: config.maxRequestBytes,
-    });
-    dialect = d;
-    endpoint = await bindRouter(config.bind, (peer, frames) => d.handle(peer, frames), {
-      maxFrameBytes: Math.max(config.maxMessageBytes, config.maxRequestBytes) + FRAME_SLACK_BYTES,
-    });
-    if (config.mdp !== undefined) {
-      const titanic = new TitanicServices(jobs, {
-        logger: log,
-        isReserved: (service) => service.startsWith(MMI_PREFIX),
-      });
-      const m = new MdpDialect(jobs, (peer, frames) => mdpEndpoint?.send(peer, frames), {
-        logger: log,
-        internal: [titanic],
-      });
-      mdp = m;
-      mdpEndpoint = await bindRouter(config.mdp, (peer, frames) => m.handle(peer, frames), {
-        maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES,
-      });
-    }
-    if (config.clone !== undefined) {
-      const host = `tcp://${CLONE_HOST}`;
-      const port = config.clone;
-      const pub = await bindPublisher(`${host}:${port + 1}`);
-      clonePublisher = pub;
-      const cd = new CloneDialect(
-        pubsub,
-        (peer, frames) => cloneSnapshot?.send(peer, frames),
-        (frames) => pub.send(frames),
-        { logger: log },
-      );
-      clone = cd;
-      cloneSnapshot = await bindRouter(`${host}:${port}`, (peer, frames) =>
-        cd.handleSnapshot(peer, frames),
-      );
-      cloneCollector = await bindCollector(
-        `${host}:${port + 2}`,
-        (frames) => cd.handleCollector(frames),
-        { maxFrameBytes: config.maxMessageBytes + FRAME_SLACK_BYTES },
-      );
-    }
-    if (config.pzq) {
-      const s = pzqSockets;
-      const p = new PzqDialect(
-        b,
-        {
-          toProducer: (peer, frames) => s.receive?.send(peer, frames),
-          toConsumers: (frames) => s.send?.send(frames),
-          toMonitor: (peer, frames) => s.monitor?.send(peer, frames),
-        },
-        { queue: config.pzqQueue, ackTimeoutUs: config.pzqAckTimeoutUs, logger: log },
-      );
-      pzq = p;
-      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
-      s.send = await bindFanOut(
-        config.pzqSend,
-        {
-          onMessage: (frames) => p.handleConsumer(frames),
-          onPeers: (count) => {
-            if (count === 0) p.takeBack(s.send?.takeQueued() ?? []);
-            p.consumersChanged(count);
-          },
-        },
-        { maxFrameBytes },
-      );
-      s.monitor = await bindRouter(
-        config.pzqMonitor ?? defaultPzqMonitor(config.dataDir),
-        (peer, frames) => p.handleMonitor(peer, frames),
-        { maxFrameBytes: FRAME_SLACK_BYTES },
-      );
-      s.receive = await bindRouter(
-        config.pzqReceive,
-        (peer, frames) => p.handleProducer(peer, frames),
-        { maxFrameBytes },
-      );
-    }
-    if (config.zmws) {
-      const s = zmwsSockets;
-      const z = new ZmwsDialect(
-        jobs,
-        {
-          toClient: (peer, frames) => s.client?.send(peer, frames),
-          toWorker: (peer, frames) => s.worker?.send(peer, frames),
-        },
-        { logger: log, heartbeatIntervalMs: config.zmwsHeartbeatMs },
-      );
-      zmws = z;
-      const maxFrameBytes = config.maxMessageBytes + FRAME_SLACK_BYTES;
-      s.worker = await bindRouter(
-        config.zmwsWorker,
-        (peer, frames) => z.handleWorker(peer, frames),
-        {
-          maxFrameBytes,
-        },
-      );
-      s.client = await bindRouter(
-        config.zmwsClient,
-        (peer, frames) => z.handleClient(peer, frames),
-        {
-          maxFrameBytes,
-        },
-      );
-    }
-    if (config.http !== undefined) {
-      const { host, port } = splitHttpAddress(config.http);
-      // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
-      const { startGateway } = await import('../http/gateway.js');
-      gateway = await startGateway({
-        broker: b,
-        jobs,
-        stats,
-        host,
-        port,
-        bodyLimitBytes: config.httpBodyLimitBytes,
-        zmwsListing: zmws ? (query) => zmws!.listing(query) : undefined,
-        logger: log,
-      });
-    }
-  } catch (err) {
-    clone?.close();
-    await cloneCollector?.close();
-    await cloneSnapshot?.close();
-    await clonePublisher?.close();
-    await gateway?.close();
-    zmws?.close();
-    await zmwsSockets.client?.close();
-    await zmwsSockets.worker?.close();
-    pzq?.close();
-    await closePzqSockets(pzqSockets);
-    mdp?.close();
-    await mdpEndpoint?.close();
-    await endpoint?.close();
-    dialect?.close();
-    pubsub?.close();
-    await jobs?.close().catch(() => {});
-    await broker?.close().catch(() => {});
-    disk.stop();
-    unlock();
-    throw err;
-  }
-  const b = broker;
-  const j = jobs;
-  const ps = pubsub;
-  const ep = endpoint;
-  const d = dialect;
-  const m = mdp;
-  const mep = mdpEndpoint;
-  const cl = clone;
-  const clSnap = cloneSnapshot;
-  const clPub = clonePublisher;
-  const clColl = cloneCollector;
-  const pz = pzq;
-  const zm = zmws;
-  const zmEndpoints =
-    zm && zmwsSockets.client && zmwsSockets.worker
-      ? { client: zmwsSockets.client.endpoint, worker: zmwsSockets.worker.endpoint }
-      : undefined;
-  const pzEndpoints: PzqEndpoints | undefined =
-    pz && pzqSockets.receive && pzqSockets.send && pzqSockets.monitor
-      ? {
-          receive: pzqSockets.receive.endpoint,
-          send: pzqSockets.send.endpoint,
-          monitor: pzqSockets.monitor.endpoint,
-        }
-      : undefined;
-  const gw = gateway;
-  const st = stats;
+  const c = componentsOf(config, log);
+  const stack = new ComponentStack({ logger: log, onLifecycle: options.onLifecycle });
+  await stack.start(c.list);
+  const { broker, jobs, pubsub, stats } = c.core.parts;
+  const endpoint = c.ferry.endpoint!.endpoint;
+  const mdpEndpoint = c.mdp?.endpoint?.endpoint;
+  const cloneEndpoints = c.clone?.endpoints;
+  const pzqEndpoints = c.pzq?.endpoints;
+  const zmwsEndpoints = c.zmws?.endpoints;
+  const gateway = c.http?.gateway;
   log.info('ferry broker started', {
-    endpoint: ep.endpoint,
-    ...(mep ? { mdp: mep.endpoint } : {}),
-    ...(clSnap ? { clone: clSnap.endpoint } : {}),
-    ...(pzEndpoints ? { pzq: pzEndpoints } : {}),
-    ...(zmEndpoints ? { zmws: zmEndpoints } : {}),
-    ...(gw ? { http: gw.url } : {}),
+    endpoint,
+    ...(mdpEndpoint ? { mdp: mdpEndpoint } : {}),
+    ...(cloneEndpoints ? { clone: cloneEndpoints.snapshot } : {}),
+    ...(pzqEndpoints ? { pzq: pzqEndpoints } : {}),
+    ...(zmwsEndpoints ? { zmws: zmwsEndpoints } : {}),
+    ...(gateway ? { http: gateway.url } : {}),
     dataDir: config.dataDir,
     sync: formatSync(config.sync),
   });
   let closing: Promise<void> | undefined;
   return {
-    endpoint: ep.endpoint,
-    broker: b,
-    jobs: j,
-    pubsub: ps,
-    mdpEndpoint: mep?.endpoint,
-    mdp: m,
-    cloneEndpoints:
-      clSnap && clPub && clColl
-        ? { snapshot: clSnap.endpoint, publisher: clPub.endpoint, collector: clColl.endpoint }
-        : undefined,
-    clone: cl,
-    pzqEndpoints: pzEndpoints,
-    pzq: pz,
-    zmwsEndpoints: zmEndpoints,
-    zmws: zm,
-    httpUrl: gw?.url,
-    http: gw,
-    stats: st,
+    endpoint,
+    broker,
+    jobs,
+    pubsub,
+    mdpEndpoint,
+    mdp: c.mdp?.dialect,
+    cloneEndpoints,
+    clone: c.clone?.dialect,
+    pzqEndpoints,
+    pzq: c.pzq?.dialect,
+    zmwsEndpoints,
+    zmws: c.zmws?.dialect,
+    httpUrl: gateway?.url,
+    http: gateway,
+    stats,
     config,
     close() {
-      closing ??= (async () => {
-        await gw?.close();
-        d.close();
-        m?.close();
-        cl?.close();
-        await clColl?.close();
-        await clSnap?.close();
-        await clPub?.close();
-        ps.close();
-        pz?.close();
-        zm?.close();
-        await j.close();
-        await b.close();
-        await ep.close();
-        await mep?.close();
-        await closePzqSockets(pzqSockets);
-        await zmwsSockets.client?.close();
-        await zmwsSockets.worker?.close();
-        disk.stop();
-        unlock();
-        log.info('ferry broker stopped');
-      })();
+      closing ??= stack.close().then(() => log.info('ferry broker stopped'));
       return closing;
     },
   };

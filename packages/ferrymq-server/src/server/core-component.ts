@@ -1,0 +1,100 @@
+/**
+ * The core as one component: the broker (queues), the job server, pub/sub and the stats
+ * source every dialect and the gateway read. No sockets: the dialects started after it
+ * carry its traffic, and it drains before they close so its last replies still go out.
+ */
+import { Broker } from '../core/broker.js';
+import { JobServer } from '../core/jobs.js';
+import type { Logger } from '../core/logger.js';
+import { PubSub } from '../core/pubsub.js';
+import { StatsSource } from '../core/stats.js';
+import { defaultPolicyOf, jobPolicyOf, type FerryConfig } from './config.js';
+import type { DiskWatcherComponent, StoreComponent } from './data-dir-components.js';
+import type { Component } from './lifecycle.js';
+
+/** What the core is made of, once started. */
+export interface CoreParts {
+  readonly broker: Broker;
+  readonly jobs: JobServer;
+  readonly pubsub: PubSub;
+  readonly stats: StatsSource;
+}
+
+export interface CoreComponentOptions {
+  config: FerryConfig;
+  store: StoreComponent;
+  disk: DiskWatcherComponent;
+  logger: Logger;
+  /** Open connections per dialect, read at each stats snapshot. */
+  connections: () => Record<string, number>;
+}
+
+export class CoreComponent implements Component {
+  readonly name = 'core';
+  private broker: Broker | undefined;
+  private jobs: JobServer | undefined;
+  private pubsub: PubSub | undefined;
+  private started: CoreParts | undefined;
+
+  constructor(private readonly options: CoreComponentOptions) {}
+
+  /** The broker, job server, pub/sub and stats, once started. */
+  get parts(): CoreParts {
+    if (!this.started) throw new Error('the core is not started');
+    return this.started;
+  }
+
+  async start(): Promise<void> {
+    const { config, logger: log, disk } = this.options;
+    const storage = this.options.store.storage;
+    const broker = await Broker.open({
+      storage,
+      logger: log,
+      defaultPolicy: defaultPolicyOf(config),
+      queuePolicies: config.queues,
+      limits: {
+        maxQueues: config.maxQueues,
+        maxMessageBytes: config.maxMessageBytes,
+        maxPrefetch: config.maxPrefetch,
+      },
+      isStorageLow: disk.isLow,
+    });
+    this.broker = broker;
+    const jobs = await JobServer.open({
+      storage: storage.jobs,
+      logger: log,
+      defaultPolicy: jobPolicyOf(config),
+      maxParamsBytes: config.maxMessageBytes,
+      isStorageLow: disk.isLow,
+    });
+    this.jobs = jobs;
+    const pubsub = await PubSub.open({
+      storage: storage.pubsub,
+      broker,
+      logger: log,
+      liveWindow: config.liveWindow,
+    });
+    this.pubsub = pubsub;
+    const stats = new StatsSource({
+      broker,
+      jobs,
+      pubsub,
+      connections: this.options.connections,
+    });
+    this.started = { broker, jobs, pubsub, stats };
+  }
+
+  /**
+   * Ends subscriptions, fails waiting transient jobs, waits for the store calls in flight
+   * (their replies go out through the dialects' sockets, still bound) and closes the store.
+   */
+  async drain(): Promise<void> {
+    this.pubsub?.close();
+    await this.jobs?.close();
+    await this.broker?.close();
+  }
+
+  async close(): Promise<void> {
+    // Everything was released when draining: the core holds no socket, file or timer now.
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The components under the core, all about the data folder: its lock (one broker per
+ * folder), the free-disk-space watcher, and the store (SQLite) the core opens and writes.
+ */
+import fs from 'node:fs';
+import type { Logger } from '../core/logger.js';
+import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
+import type { FerryConfig } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
+import type { Component } from './lifecycle.js';
+
+/** How often free disk space in the data folder is checked. */
+export const DISK_CHECK_INTERVAL_MS = 1_000;
+
+/** The data folder's lock file: taken first, released last. */
+export class DataDirLockComponent implements Component {
+  readonly name = 'data-dir-lock';
+  private unlock: (() => void) | undefined;
+
+  constructor(private readonly dataDir: string) {}
+
+  async start(): Promise<void> {
+    this.unlock = lockDataDir(this.dataDir);
+  }
+
+  async close(): Promise<void> {
+    // Only a lock this broker took is released (a failed start took none).
+    this.unlock?.();
+  }
+}
+
+/** Reads free disk space every second; below the floor, sends are refused (STORAGE_FULL). */
+export class DiskWatcherComponent implements Component {
+  readonly name = 'disk-watcher';
+  private low = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly floorBytes: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** True while free space is below the floor (read by the broker and the job server). */
+  readonly isLow = (): boolean => this.low;
+
+  async start(): Promise<void> {
+    this.check();
+    this.timer = setInterval(() => this.check(), DISK_CHECK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+  }
+
+  private check(): void {
+    if (this.floorBytes <= 0) return;
+    try {
+      const s = fs.statfsSync(this.dataDir);
+      const free = s.bavail * s.bsize;
+      const nowLow = free < this.floorBytes;
+      if (nowLow !== this.low) {
+        this.log.warn(
+          nowLow ? 'free disk below the floor: refusing sends' : 'free disk recovered',
+          { freeBytes: free, floorBytes: this.floorBytes },
+        );
+      }
+      this.low = nowLow;
+    } catch {
+      /* keep the last reading */
+    }
+  }
+}
+
+/**
+ * The store. The broker opens it (Broker.open reads what it recovers) and closes it when it
+ * drains; closing it here again is a no-op then, and closes it when the core failed to start.
+ */
+export class StoreComponent implements Component {
+  readonly name = 'store';
+  private store: SqliteStorage | undefined;
+
+  constructor(private readonly config: FerryConfig) {}
+
+  /** The store, once started. */
+  get storage(): SqliteStorage {
+    if (!this.store) throw new Error('the store is not started');
+    return this.store;
+  }
+
+  async start(): Promise<void> {
+    this.store = new SqliteStorage({
+      dataDir: this.config.dataDir,
+      sync: this.config.sync,
+      maxStoreBytes: this.config.maxStoreBytes,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.store?.close();
+  }
+}

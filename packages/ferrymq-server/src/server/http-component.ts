@@ -1,0 +1,59 @@
+/**
+ * The HTTP gateway (REST, dashboard, /metrics and the metrics it keeps) as a component. Last
+ * to start, first to drain: Fastify's close stops listening and lets requests in flight
+ * finish against a core still open, so the gateway does all its closing in drain().
+ */
+import type { Logger } from '../core/logger.js';
+import type { HttpGateway } from '../http/gateway.js';
+import { splitHttpAddress, type FerryConfig } from './config.js';
+import type { CoreComponent } from './core-component.js';
+import type { ZmwsComponent } from './dialect-components.js';
+import type { Component } from './lifecycle.js';
+
+export interface HttpComponentOptions {
+  config: FerryConfig;
+  /** `host:port` to listen on (the configured `http`). */
+  address: string;
+  core: CoreComponent;
+  /** The ZMWS dialect, when on: the HTTP ZMWS routes answer its SERVER-* listings alike. */
+  zmws: ZmwsComponent | undefined;
+  logger: Logger;
+}
+
+export class HttpComponent implements Component {
+  readonly name = 'http';
+  gateway: HttpGateway | undefined;
+
+  constructor(private readonly options: HttpComponentOptions) {}
+
+  async start(): Promise<void> {
+    const { config, core, zmws, logger } = this.options;
+    const { host, port } = splitHttpAddress(this.options.address);
+    const { broker, jobs, stats } = core.parts;
+    const listing = zmws?.dialect;
+    // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
+    const { startGateway } = await import('../http/gateway.js');
+    this.gateway = await startGateway({
+      broker,
+      jobs,
+      stats,
+      host,
+      port,
+      bodyLimitBytes: config.httpBodyLimitBytes,
+      zmwsListing: listing ? (query) => listing.listing(query) : undefined,
+      logger,
+    });
+  }
+
+  async drain(): Promise<void> {
+    await this.gateway?.close();
+  }
+
+  async close(): Promise<void> {
+    // Closed when draining: no socket, no timer left.
+  }
+
+  connections(): number | undefined {
+    return this.gateway?.connections;
+  }
+}
