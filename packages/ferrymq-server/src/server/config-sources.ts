@@ -41,8 +41,7 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
     }
     for (const [k, v] of Object.entries(obj)) {
       if (!isKey(k)) throw invalid(`${sources.file}: ${k}`, 'unknown key');
-      const value = k === 'sync' && typeof v === 'string' ? v : v;
-      cfg[k] = coerce(k, value, `${sources.file}: ${k}`, false);
+      cfg[k] = coerce(k, v, `${sources.file}: ${k}`, false);
     }
   }
   const env = sources.env ?? {};
