@@ -3,9 +3,9 @@
  * connection) and snapshot (a new subscriber taking the whole retained state).
  *
  * The fan-out runner (`fanoutLoad`) is system-neutral: Ferry (`ferryFanoutTarget`) and the
- * other brokers of `bench:peers` (bench/peers/*.ts) each provide a `FanoutTarget`, and the same
- * windowed publisher (bench/ferry-load.ts `publishAll`, bodies with send time and sequence
- * number) and the same per-subscriber bookkeeping measure all of them.
+ * other brokers of `bench:peers` (bench/peers/adapters/*.ts) each provide a `FanoutTarget`,
+ * and the same windowed publisher (bench/ferry-load.ts `publishAll`, bodies with send time and
+ * sequence number) and the same per-subscriber bookkeeping measure all of them.
  */
 import { performance } from 'node:perf_hooks';
 import type { FerryClient } from 'ferrymq';

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // Installs what `npm start` / `npm test` need on a fresh machine: npm dependencies when
 // node_modules is missing or older than package-lock.json, and (with --test) the Debian
-// packages the test suite uses. Uses only Node built-ins so it runs before any install.
+// packages the test suite uses. With --bench-peers, also bench/peers' own package (the peer
+// brokers' clients, which only `npm run bench:peers` uses; not a workspace, so the root
+// install never pulls them). Uses only Node built-ins so it runs before any install.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const forTests = process.argv.includes('--test');
+const forBenchPeers = process.argv.includes('--bench-peers');
 
-function run(cmd, args) {
-  console.error(`[ensure-deps] ${cmd} ${args.join(' ')}`);
-  execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+function run(cmd, args, cwd = root) {
+  const where = cwd === root ? '' : ` (in ${path.relative(root, cwd)})`;
+  console.error(`[ensure-deps] ${cmd} ${args.join(' ')}${where}`);
+  execFileSync(cmd, args, { cwd, stdio: 'inherit' });
 }
 
 function mtime(p) {
@@ -22,19 +26,24 @@ function mtime(p) {
   }
 }
 
-const modules = path.join(root, 'node_modules');
-const marker = path.join(modules, '.package-lock.json');
-const lock = path.join(root, 'package-lock.json');
-// A node_modules that is a link (a git worktree sharing another checkout's install) is left
-// alone: npm ci would replace the link and empty the folder it points to.
-const linked = fs.lstatSync(modules, { throwIfNoEntry: false })?.isSymbolicLink() === true;
-if (linked) {
-  console.error(
-    '[ensure-deps] node_modules is a link: not reinstalling (run npm ci where it points)',
-  );
-} else if (!fs.existsSync(marker) || mtime(lock) > mtime(marker)) {
-  run('npm', [fs.existsSync(lock) ? 'ci' : 'install', '--no-audit', '--no-fund']);
+/** Installs the package in `dir` when its node_modules is missing or older than its lock. */
+function ensureInstalled(dir) {
+  const modules = path.join(dir, 'node_modules');
+  const marker = path.join(modules, '.package-lock.json');
+  const lock = path.join(dir, 'package-lock.json');
+  const name = path.relative(root, modules);
+  // A node_modules that is a link (a git worktree sharing another checkout's install) is left
+  // alone: npm ci would replace the link and empty the folder it points to.
+  const linked = fs.lstatSync(modules, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+  if (linked) {
+    console.error(`[ensure-deps] ${name} is a link: not reinstalling (run npm ci where it points)`);
+  } else if (!fs.existsSync(marker) || mtime(lock) > mtime(marker)) {
+    run('npm', [fs.existsSync(lock) ? 'ci' : 'install', '--no-audit', '--no-fund'], dir);
+  }
 }
+
+ensureInstalled(root);
+if (forBenchPeers) ensureInstalled(path.join(root, 'bench', 'peers'));
 
 if (forTests) {
   const needed = [];

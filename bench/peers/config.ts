@@ -10,6 +10,8 @@ export type PeerWorkloadId = (typeof PEER_WORKLOAD_IDS)[number];
 
 export const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
+/** The other brokers: every system but Ferry. */
+export type PeerId = Exclude<SystemId, 'ferry'>;
 
 /** Message sizes of a default run, bytes. */
 export const DEFAULT_SIZES_BYTES = [100, 1024];

@@ -5,9 +5,7 @@
  * end-to-end latency and counts each message once.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { diskUsage, MemSampler, readMem } from '../broker.js';
 import {
   FLAG_WARMUP,
@@ -19,6 +17,8 @@ import {
 import { fanoutLoad, type FanoutTarget } from '../pubsub-load.js';
 import { summarizeLatency } from '../stats.js';
 import { startProgress, type RunOutput, type Scope } from '../workloads.js';
+import { packageVersion } from './clients.js';
+import type { PeerId, PeersConfig } from './config.js';
 
 /** A server that answered the probe: its version and durability settings as reported. */
 export interface ServerInfo {
@@ -74,7 +74,7 @@ export interface PeerRpc {
 }
 
 export interface Peer {
-  id: 'rabbitmq' | 'jetstream' | 'bullmq';
+  id: PeerId;
   name: string;
   /** /proc/<pid>/comm of the server process whose RSS is reported. */
   processName: string;
@@ -97,6 +97,18 @@ export interface Peer {
    * it creates on the server is deleted before and when the scope closes.
    */
   openFanout(scope: Scope, o: FanoutOpenOptions): Promise<FanoutTarget>;
+}
+
+/** A peer as its adapter builds it; its id and name come from load-peer.ts's table. */
+export type AdapterPeer = Omit<Peer, 'id' | 'name'>;
+
+/**
+ * What each adapter module, adapters/<id>.ts, exports. The adapters are the only code that
+ * imports a peer's client; bench/peers/tsconfig.json compiles them once `npm run bench:peers`
+ * installed the clients, and load-peer.ts imports one only when its peer answers.
+ */
+export interface PeerAdapter {
+  createPeer(cfg: PeersConfig): AdapterPeer;
 }
 
 /**
@@ -427,17 +439,4 @@ export function w3TotalCalls(calls: number): number {
 /** The result a W3 worker returns: `size` bytes. */
 export function w3Result(size: number): Buffer {
   return Buffer.alloc(size, 0x72);
-}
-
-/** The repository root, from dist/bench/peers/. */
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-/** The installed version of an npm package (the client library used), or '?'. */
-export function packageVersion(name: string): string {
-  try {
-    const file = path.join(REPO_ROOT, 'node_modules', name, 'package.json');
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
 }

@@ -2,7 +2,8 @@
  * `npm run bench:peers [-- --quick]`: Ferry side by side with RabbitMQ, NATS JetStream and
  * BullMQ on this machine, the same workloads for each. Ferry runs as a child process per run
  * (as in `npm run bench`); the peers are the servers already running on this machine, each
- * measured through its standard Node client in this process. Runs are interleaved: round 1 of
+ * measured through its standard Node client in this process (its adapter, adapters/<id>.ts, is
+ * loaded only once its port answers: load-peer.ts). Runs are interleaved: round 1 of
  * every system, then round 2, … so drift of a shared machine hits every system alike.
  * Prints a table per workload as it goes, writes JSON lines to bench/results/ and an SVG chart.
  */
@@ -26,21 +27,21 @@ import {
   type MetricDef,
   type RunOutput,
 } from '../workloads.js';
-import { bullmqPeer } from './bullmq.js';
+import { packageVersion } from './clients.js';
 import {
   loadPeersConfig,
   PEERS_ENV_HELP,
   W3_PAYLOAD_BYTES,
   type PeersConfig,
+  type PeerId,
   type PeerWorkloadId,
   type SystemId,
 } from './config.js';
 import { ferryW3, ferryW4, ferryWorkload, runFerryWorkload } from './ferry.js';
-import { jetstreamPeer } from './jetstream.js';
+import { connectPeer, PEER_ENDPOINTS } from './load-peer.js';
 import {
   FANOUT_MODES,
   findPid,
-  packageVersion,
   peerW1,
   peerW2,
   peerW4,
@@ -51,7 +52,6 @@ import {
   type Peer,
   type ServerInfo,
 } from './peer.js';
-import { rabbitmqPeer } from './rabbitmq.js';
 import { renderChart, type Panel } from '../svg-chart.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -285,13 +285,6 @@ function peerProgress(
       (mem ? `, ${peer.processName} RSS ${(mem.lastRssKiB / 1024).toFixed(0)} MB` : ''),
     () => c.acked / total,
   );
-}
-
-function peerFor(id: SystemId, cfg: PeersConfig): Peer | null {
-  if (id === 'rabbitmq') return rabbitmqPeer(cfg.amqpUrl);
-  if (id === 'jetstream') return jetstreamPeer(cfg.natsUrl);
-  if (id === 'bullmq') return bullmqPeer(cfg.redisUrl, cfg.bullmqConcurrency);
-  return null;
 }
 
 function peerRow(p: Peer, info: ServerInfo): SystemRow {
@@ -969,21 +962,20 @@ async function main(): Promise<void> {
   }
   const peers: { peer: Peer; info: ServerInfo }[] = [];
   for (const id of cfg.systems) {
-    const peer = peerFor(id, cfg);
-    if (!peer) continue;
-    try {
-      const info = await peer.probe();
-      peers.push({ peer, info });
-      servers[peer.id] = { ...info, client: clientPackage(peer.id) };
-      console.log(
-        `${peer.name} ${info.version} (client ${clientPackage(peer.id)}): ${info.durability}`,
-      );
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      console.log(`${peer.name}: not reachable (${reason}) — skipped`);
-      servers[peer.id] = { skipped: true, reason };
-      emit({ kind: 'skip', system: peer.id, reason });
+    if (id === 'ferry') continue;
+    const r = await connectPeer(id, cfg);
+    if ('why' in r) {
+      console.log(`${PEER_ENDPOINTS[id].name}: ${r.why} — skipped`);
+      servers[id] = { skipped: true, reason: r.reason };
+      emit({ kind: 'skip', system: id, reason: r.reason });
+      continue;
     }
+    peers.push(r);
+    const { peer, info } = r;
+    servers[peer.id] = { ...info, client: clientPackage(peer.id) };
+    console.log(
+      `${peer.name} ${info.version} (client ${clientPackage(peer.id)}): ${info.durability}`,
+    );
   }
   emit({ kind: 'machine', machine, servers, config: { ...cfg, base: undefined, bench: b } });
 
@@ -1151,8 +1143,8 @@ function ferryVersion(): string {
   }
 }
 
-function clientPackage(id: Peer['id']): string {
-  const name = id === 'rabbitmq' ? 'amqplib' : id === 'jetstream' ? 'nats' : 'bullmq';
+function clientPackage(id: PeerId): string {
+  const name = PEER_ENDPOINTS[id].client;
   return `${name} ${packageVersion(name)}`;
 }
 

@@ -7,12 +7,16 @@
  * durable: durable exchange, durable classic queues, persistent messages, one ack per message;
  * live: non-durable exchange, exclusive server-named queues, transient messages, noAck.
  */
-import amqp from 'amqplib';
+import type * as Amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
-import type { FanoutTarget } from '../pubsub-load.js';
-import type { Scope } from '../workloads.js';
-import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
-import { w3Result } from './peer.js';
+import type { FanoutTarget } from '../../pubsub-load.js';
+import type { Scope } from '../../workloads.js';
+import { peerClient } from '../clients.js';
+import type { PeersConfig } from '../config.js';
+import type { AdapterPeer, FanoutOpenOptions, PeerQueue, PeerRpc, ServerInfo } from '../peer.js';
+import { w3Result } from '../peer.js';
+
+const amqp = peerClient<typeof Amqp>('amqplib');
 
 const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 /** A persistent message's confirm, in a few words (the tables' durability column). */
@@ -114,10 +118,9 @@ async function openFanout(scope: Scope, url: string, o: FanoutOpenOptions): Prom
   };
 }
 
-export function rabbitmqPeer(url: string): Peer {
+export function createPeer(cfg: PeersConfig): AdapterPeer {
+  const url = cfg.amqpUrl;
   return {
-    id: 'rabbitmq',
-    name: 'RabbitMQ',
     processName: 'beam.smp',
     dataDir: RABBITMQ_DATA_DIR,
     rpcLabel: 'RabbitMQ RPC',

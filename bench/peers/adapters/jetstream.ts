@@ -11,19 +11,16 @@
  * server answered a flush (PING/PONG) sent after it, one flush per event-loop turn.
  */
 import fs from 'node:fs';
-import {
-  AckPolicy,
-  connect,
-  RetentionPolicy,
-  StorageType,
-  type NatsConnection,
-  type JetStreamManager,
-} from 'nats';
-import type { FanoutTarget } from '../pubsub-load.js';
-import type { Scope } from '../workloads.js';
-import { W3_CALL_TIMEOUT_MS } from './config.js';
-import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
-import { w3Result } from './peer.js';
+import type * as Nats from 'nats';
+import type { NatsConnection, JetStreamManager } from 'nats';
+import type { FanoutTarget } from '../../pubsub-load.js';
+import type { Scope } from '../../workloads.js';
+import { peerClient } from '../clients.js';
+import { W3_CALL_TIMEOUT_MS, type PeersConfig } from '../config.js';
+import type { AdapterPeer, FanoutOpenOptions, PeerQueue, PeerRpc, ServerInfo } from '../peer.js';
+import { w3Result } from '../peer.js';
+
+const { AckPolicy, connect, RetentionPolicy, StorageType } = peerClient<typeof Nats>('nats');
 
 const NATS_CONFIG = '/etc/nats-server.conf';
 const NATS_STORE_DIR = '/var/lib/nats-server';
@@ -171,10 +168,9 @@ function configuredSyncInterval(): string | null {
   }
 }
 
-export function jetstreamPeer(url: string): Peer {
+export function createPeer(cfg: PeersConfig): AdapterPeer {
+  const url = cfg.natsUrl;
   return {
-    id: 'jetstream',
-    name: 'NATS JetStream',
     processName: 'nats-server',
     dataDir: NATS_STORE_DIR,
     rpcLabel: 'NATS core',

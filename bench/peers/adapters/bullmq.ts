@@ -10,13 +10,18 @@
  * Redis pub/sub on the same Redis through ioredis: PUBLISH awaited, one subscriber connection
  * each (no reconnect, so a connection Redis closed for its output buffer stays closed).
  */
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import type { FanoutTarget } from '../pubsub-load.js';
-import type { Scope } from '../workloads.js';
-import { W3_CALL_TIMEOUT_MS } from './config.js';
-import type { FanoutOpenOptions, Peer, PeerQueue, PeerRpc, ServerInfo } from './peer.js';
-import { packageVersion, w3Result } from './peer.js';
+import type * as BullMQ from 'bullmq';
+import type { Job, Queue as QueueOf } from 'bullmq';
+import type * as IORedis from 'ioredis';
+import type { FanoutTarget } from '../../pubsub-load.js';
+import type { Scope } from '../../workloads.js';
+import { packageVersion, peerClient } from '../clients.js';
+import { W3_CALL_TIMEOUT_MS, type PeersConfig } from '../config.js';
+import type { AdapterPeer, FanoutOpenOptions, PeerQueue, PeerRpc, ServerInfo } from '../peer.js';
+import { w3Result } from '../peer.js';
+
+const { Queue, QueueEvents, Worker } = peerClient<typeof BullMQ>('bullmq');
+const { Redis } = peerClient<typeof IORedis>('ioredis');
 
 interface BodyData {
   b: string;
@@ -32,7 +37,7 @@ function connectionFor(url: string): { url: string; maxRetriesPerRequest: null }
   return { url, maxRetriesPerRequest: null };
 }
 
-async function freshQueue(scope: Scope, url: string, name: string): Promise<Queue<BodyData>> {
+async function freshQueue(scope: Scope, url: string, name: string): Promise<QueueOf<BodyData>> {
   const queue = new Queue<BodyData>(name, { connection: connectionFor(url) });
   await queue.obliterate({ force: true });
   scope.add(async () => {
@@ -71,10 +76,10 @@ async function redisPubSub(scope: Scope, url: string, o: FanoutOpenOptions): Pro
   };
 }
 
-export function bullmqPeer(url: string, concurrency: number): Peer {
+export function createPeer(cfg: PeersConfig): AdapterPeer {
+  const url = cfg.redisUrl;
+  const concurrency = cfg.bullmqConcurrency;
   return {
-    id: 'bullmq',
-    name: 'BullMQ',
     processName: 'redis-server',
     dataDir: null,
     rpcLabel: 'BullMQ',
