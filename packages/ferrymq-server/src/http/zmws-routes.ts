@@ -17,7 +17,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobApi } from '../core/job-types.js';
-import type { JobInfo, JobStatus } from 'ferrymq/model';
+import type { JobStatus } from 'ferrymq/model';
 import {
   ZMWS_PARAM_JSON,
   ZMWS_SERVER_QUERIES,
@@ -25,8 +25,9 @@ import {
   formatAccepted,
   formatRefused,
   formatSyncStatus,
+  failureJsonText,
   framesToJson,
-  isJsonText,
+  zmwsJobEntry,
   type ZmwsServerQuery,
 } from '../dialects/zmws/zmws-commands.js';
 import { FerryError } from 'ferrymq/model';
@@ -37,7 +38,6 @@ const JSONP_PARAM = 'jsonp';
 const JSONP_CALLBACK_PATTERN = /^[A-Za-z_$][\w$.]{0,99}$/;
 /** Most entries of a SERVER-* listing, as ZMWS's history. */
 export const ZMWS_HTTP_LISTING_MAX = 100;
-const MS_PER_S = 1000;
 
 export interface ZmwsRoutesOptions {
   jobs: JobApi;
@@ -67,17 +67,6 @@ export function zmwsParams(query: Record<string, unknown>, body: unknown): unkno
   return {};
 }
 
-function jobEntry(j: JobInfo): Record<string, unknown> {
-  return {
-    jobid: j.id,
-    service: j.service,
-    reqtime: j.createdAt / MS_PER_S,
-    startedat: j.startedAt === null ? null : j.startedAt / MS_PER_S,
-    completedat: j.finishedAt === null ? null : j.finishedAt / MS_PER_S,
-    status: j.status,
-  };
-}
-
 /** SERVER-* listings from the job server alone (stored jobs, every worker). */
 async function jobServerListing(jobs: JobApi, query: ZmwsServerQuery): Promise<unknown[]> {
   if (query === 'SERVER-WORKERS') {
@@ -92,15 +81,15 @@ async function jobServerListing(jobs: JobApi, query: ZmwsServerQuery): Promise<u
     );
   }
   const list = (status: JobStatus) => jobs.list({ status, limit: ZMWS_HTTP_LISTING_MAX });
-  if (query === 'SERVER-JOBS') return (await list('queued')).map(jobEntry);
-  if (query === 'SERVER-ACTIVE') return (await list('running')).map(jobEntry);
+  if (query === 'SERVER-JOBS') return (await list('queued')).map(zmwsJobEntry);
+  if (query === 'SERVER-ACTIVE') return (await list('running')).map(zmwsJobEntry);
   const finished = (
     await Promise.all((['done', 'failed', 'cancelled', 'expired'] as const).map(list))
   ).flat();
   return finished
     .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0))
     .slice(-ZMWS_HTTP_LISTING_MAX)
-    .map(jobEntry);
+    .map(zmwsJobEntry);
 }
 
 /** ZMWS's HTTP body of a reply: its last frame, then a newline and its first, if several. */
@@ -148,8 +137,7 @@ export function registerZmwsRoutes(app: FastifyInstance, o: ZmwsRoutesOptions): 
       return httpBody([formatSyncStatus('COMPLETE', service, done.id), param]);
     }
     const why = done.error?.message ?? '';
-    const reason = isJsonText(Buffer.from(why)) ? why : JSON.stringify(why);
-    const param = why === '' ? '' : `${ZMWS_PARAM_JSON}: ${reason}`;
+    const param = why === '' ? '' : `${ZMWS_PARAM_JSON}: ${failureJsonText(why)}`;
     return httpBody([formatSyncStatus('FAIL', service, done.id), param]);
   };
 

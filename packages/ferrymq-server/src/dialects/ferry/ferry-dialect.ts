@@ -2,15 +2,15 @@
  * The Ferry dialect: Ferry's own protocol (docs/protocol.md) mapped onto core calls.
  * One session per peer, opened by HELLO, kept alive by any traffic, closed by BYE or by
  * silence longer than heartbeat × liveness (its leases are then redelivered at once).
+ * This file holds the sessions and the routing; the commands are in groups: queues
+ * (ferry-queues.ts), jobs (ferry-jobs.ts) and pub/sub (ferry-topics.ts).
  */
-import type { Broker, Delivery, Session } from '../../core/broker.js';
+import type { Broker, Session } from '../../core/broker.js';
 import type { JobApi } from '../../core/job-types.js';
 import type { PubSub } from '../../core/pubsub.js';
 import type { StatsSource } from '../../core/stats.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
-import type { MessageState, NewMessage } from 'ferrymq/model';
-import { MESSAGE_STATES } from 'ferrymq/model';
 import { FerryError, toFerryError } from 'ferrymq/model';
 import {
   JOB_COMMAND_NAMES,
@@ -20,13 +20,12 @@ import {
   decodeRequest,
   encodeError,
   encodeReply,
-  joinMessages,
-  splitMessages,
   type Json,
   type Request,
 } from 'ferrymq/protocol';
-import { optBool, optInt, optNumber, optString, reqIds, reqString, settled } from './args.js';
+import { optInt } from './args.js';
 import { FerryJobCommands } from './ferry-jobs.js';
+import { FerryQueueCommands } from './ferry-queues.js';
 import { FerryTopicCommands } from './ferry-topics.js';
 
 /** Commands handled by the job part of the dialect (ferry-jobs.ts). */
@@ -81,7 +80,7 @@ export class FerryDialect {
   private closed = false;
   private readonly jobCommands: FerryJobCommands | undefined;
   private readonly topicCommands: FerryTopicCommands | undefined;
-  private readonly statsSource: StatsSource | undefined;
+  private readonly queueCommands: FerryQueueCommands;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -95,7 +94,13 @@ export class FerryDialect {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-    this.statsSource = options.stats;
+    this.queueCommands = new FerryQueueCommands(broker, sendTo, {
+      maxBatchMessages: this.maxBatchMessages,
+      maxRequestBytes: this.maxRequestBytes,
+      stats: options.stats,
+      connections: () => this.peers.size,
+      replyError: (peer, requestId, err) => this.replyError(peer, requestId, err),
+    });
     this.jobCommands = options.jobs
       ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
       : undefined;
@@ -168,21 +173,6 @@ export class FerryDialect {
     this.sendTo(id, encodeReply('OK', requestId, args ?? {}, payload));
   }
 
-  /** Runs an async core call and answers with its result or its error. */
-  private answer(peer: Peer, requestId: Buffer, work: () => Promise<Json>): void {
-    let p: Promise<Json>;
-    try {
-      p = work();
-    } catch (err) {
-      this.replyError(peer.id, requestId, toFerryError(err));
-      return;
-    }
-    p.then(
-      (args) => this.ok(peer, requestId, args),
-      (err: unknown) => this.replyError(peer.id, requestId, toFerryError(err)),
-    );
-  }
-
   private hello(peerId: Buffer, key: string, req: Request): void {
     const hb = optInt(req.args, 'heartbeatMs') ?? this.heartbeatMs;
     if (hb < MIN_HEARTBEAT_MS || hb > MAX_HEARTBEAT_MS) {
@@ -198,7 +188,7 @@ export class FerryDialect {
       this.topicCommands?.closePeer(key);
     }
     const session = this.broker.openSession({
-      deliver: (tag, messages) => this.deliver(peerId, tag, messages),
+      deliver: (tag, messages) => this.queueCommands.deliver(peerId, tag, messages),
     });
     this.peers.set(key, { id: peerId, session, heartbeatMs: hb, lastSeen: this.clock.now() });
     this.ok(peerId, req.requestId, {
@@ -217,21 +207,7 @@ export class FerryDialect {
     });
   }
 
-  private deliver(peerId: Buffer, tag: string, messages: Delivery[]): void {
-    const { specs, payload } = joinMessages(messages, (m) => {
-      const d: Json = { id: m.id, attempt: m.attempt, enqueuedAt: m.enqueuedAt };
-      if (m.priority !== 0) d['priority'] = m.priority;
-      if (m.headers) d['headers'] = m.headers;
-      return d;
-    });
-    this.sendTo(
-      peerId,
-      encodeReply('DELIVER', Buffer.alloc(0), { consumer: tag, messages: specs }, payload),
-    );
-  }
-
   private dispatch(peer: Peer, key: string, req: Request): void {
-    const { args, requestId } = req;
     if (JOB_COMMANDS.has(req.command)) {
       if (!this.jobCommands) {
         throw new FerryError('UNKNOWN_COMMAND', `${req.command}: this broker runs no job server`);
@@ -246,186 +222,21 @@ export class FerryDialect {
       this.topicCommands.handle(peer.id, key, peer.session, req);
       return;
     }
-    const s = peer.session;
     switch (req.command) {
       case 'PING':
-        this.sendTo(peer.id, encodeReply('PONG', requestId, {}));
+        this.sendTo(peer.id, encodeReply('PONG', req.requestId, {}));
         return;
       case 'BYE':
-        s.close();
+        peer.session.close();
         this.jobCommands?.closePeer(key);
         this.topicCommands?.closePeer(key);
         this.peers.delete(key);
-        this.ok(peer, requestId);
+        this.ok(peer, req.requestId);
         return;
-      case 'SEND': {
-        const queue = reqString(args, 'queue');
-        const requestKey = optString(args, 'requestKey');
-        if (req.payload.length > this.maxBatchMessages * 16) {
-          throw new FerryError('BATCH_TOO_LARGE', `too many frames in one request`);
-        }
-        let bytes = 0;
-        for (const f of req.payload) bytes += f.length;
-        if (bytes > this.maxRequestBytes) {
-          throw new FerryError(
-            'BATCH_TOO_LARGE',
-            `request is ${bytes} bytes; the limit is ${this.maxRequestBytes}`,
-          );
-        }
-        const decoded = splitMessages(args['messages'], req.payload, requestId, true);
-        if (decoded.length > this.maxBatchMessages) {
-          throw new FerryError(
-            'BATCH_TOO_LARGE',
-            `${decoded.length} messages in one request; the limit is ${this.maxBatchMessages}`,
-          );
-        }
-        const messages: NewMessage[] = decoded.map((d) => ({ ...d.spec, frames: d.frames }));
-        this.answer(peer, requestId, async () => {
-          const out = await s.send(queue, messages, { requestKey });
-          const reply: Json = { ids: out.ids };
-          if (out.replayed) reply['replayed'] = true;
-          else if (out.duplicates.length > 0) reply['duplicates'] = out.duplicates;
-          return reply;
-        });
-        return;
-      }
-      case 'SEND_MULTICAST': {
-        const queues = args['queues'];
-        if (!Array.isArray(queues) || !queues.every((q) => typeof q === 'string')) {
-          throw new FerryError('BAD_ARGUMENTS', 'queues must be an array of queue names');
-        }
-        if (req.payload.length === 0) {
-          throw new FerryError('BAD_FRAME', 'SEND_MULTICAST carries one message as payload frames');
-        }
-        let bytes = 0;
-        for (const f of req.payload) bytes += f.length;
-        if (bytes > this.maxRequestBytes) {
-          throw new FerryError('BATCH_TOO_LARGE', `request is ${bytes} bytes`);
-        }
-        const headers = args['headers'];
-        if (headers !== undefined && (typeof headers !== 'object' || headers === null)) {
-          throw new FerryError('BAD_ARGUMENTS', 'headers must be an object of strings');
-        }
-        const message: NewMessage = {
-          frames: req.payload,
-          headers: headers as Record<string, string> | undefined,
-          priority: optInt(args, 'priority'),
-          ttlMs: optNumber(args, 'ttlMs'),
-        };
-        const wait = optBool(args, 'wait') ?? false;
-        const timeoutMs = optNumber(args, 'timeoutMs');
-        this.answer(peer, requestId, async () => ({
-          ...(await s.multicast(queues as string[], message, { waitForAcks: wait, timeoutMs })),
-        }));
-        return;
-      }
-      case 'CONSUME': {
-        const queue = reqString(args, 'queue');
-        const tag = s.consume(queue, {
-          tag: optString(args, 'consumer'),
-          prefetch: optInt(args, 'prefetch'),
-          ackTimeoutMs: optInt(args, 'ackTimeoutMs'),
-        });
-        this.ok(peer, requestId, { consumer: tag });
-        return;
-      }
-      case 'CANCEL':
-        s.cancel(reqString(args, 'consumer'));
-        this.ok(peer, requestId);
-        return;
-      case 'ACK': {
-        const ids = reqIds(args);
-        this.answer(peer, requestId, async () => settled(ids, await s.ack(ids)));
-        return;
-      }
-      case 'NACK': {
-        const ids = reqIds(args);
-        const delayMs = optNumber(args, 'delayMs');
-        const dead = optBool(args, 'dead');
-        const requeue = optBool(args, 'requeue');
-        this.answer(peer, requestId, async () =>
-          settled(ids, await s.nack(ids, { delayMs, dead, requeue })),
-        );
-        return;
-      }
-      case 'EXTEND': {
-        const ids = reqIds(args);
-        const ms = optNumber(args, 'ms');
-        if (ms === undefined) throw new FerryError('BAD_ARGUMENTS', 'EXTEND needs ms');
-        this.ok(peer, requestId, settled(ids, s.extend(ids, ms)));
-        return;
-      }
-      case 'STATS': {
-        const queue = optString(args, 'queue');
-        this.answer(peer, requestId, async () => {
-          if (this.statsSource) return (await this.statsSource.snapshot(queue)) as unknown as Json;
-          const broker: Json = { ...this.broker.stats(), connections: this.peers.size };
-          const queues =
-            queue === undefined
-              ? await this.broker.allQueueStats()
-              : [await this.broker.queueStats(queue)];
-          return { broker, queues };
-        });
-        return;
-      }
-      case 'QUEUES':
-        this.ok(peer, requestId, { queues: this.broker.listQueues() });
-        return;
-      case 'PEEK':
-      case 'DLQ_LIST': {
-        const queue = reqString(args, 'queue');
-        let state = optString(args, 'state') as MessageState | undefined;
-        if (state !== undefined && !MESSAGE_STATES.includes(state)) {
-          throw new FerryError(
-            'BAD_ARGUMENTS',
-            `state must be one of ${MESSAGE_STATES.join(', ')}`,
-          );
-        }
-        if (req.command === 'DLQ_LIST') state = 'dead';
-        const limit = optInt(args, 'limit');
-        const afterId = optString(args, 'afterId');
-        void this.broker.peek(queue, { state, limit, afterId }).then(
-          (msgs) => {
-            const { specs, payload } = joinMessages(msgs, (m) => {
-              const d: Json = {
-                id: m.id,
-                state: m.state,
-                attempts: m.attempts,
-                priority: m.priority,
-                enqueuedAt: m.enqueuedAt,
-                notBefore: m.notBefore,
-              };
-              if (m.headers) d['headers'] = m.headers;
-              if (m.expiresAt !== null) d['expiresAt'] = m.expiresAt;
-              if (m.dedupKey !== null) d['dedupKey'] = m.dedupKey;
-              if (m.deadReason !== null) d['deadReason'] = m.deadReason;
-              return d;
-            });
-            this.ok(peer, requestId, { messages: specs }, payload);
-          },
-          (err: unknown) => this.replyError(peer.id, requestId, toFerryError(err)),
-        );
-        return;
-      }
-      case 'PURGE': {
-        const queue = reqString(args, 'queue');
-        const dead = optBool(args, 'dead');
-        this.answer(peer, requestId, async () => ({
-          purged: await this.broker.purge(queue, { dead }),
-        }));
-        return;
-      }
-      case 'DLQ_REDRIVE': {
-        const queue = reqString(args, 'queue');
-        const ids = args['ids'] === undefined ? undefined : reqIds(args);
-        const limit = optInt(args, 'limit');
-        this.answer(peer, requestId, async () => ({
-          redriven: await this.broker.redrive(queue, { ids, limit }),
-        }));
-        return;
-      }
       case 'HELLO':
         return;
+      default:
+        this.queueCommands.handle(peer.id, peer.session, req);
     }
   }
 

@@ -10,7 +10,9 @@
  * - Replies: `JOB: <jobid> <service>` (accepted), `FAIL: <service>` (refused), and for
  *   `SYNC-` requests `COMPLETE: <service> [<jobid>]` / `FAIL: <service> [<jobid>]` /
  *   `CONT: <service> [<jobid>]` followed by a `PARAM-JSON: <json>` frame.
+ * - A job in a `SERVER-*` listing is an object with ZMWS's field names (times in seconds).
  */
+import type { JobInfo } from 'ferrymq/model';
 
 export const ZMWS_JOB_PREFIX = 'JOB: ';
 export const ZMWS_SYNC_PREFIX = 'SYNC-';
@@ -39,6 +41,7 @@ export type ZmwsRequest =
   | { kind: 'invalid'; reason: string };
 
 const SEPARATOR = ': ';
+const MS_PER_S = 1_000;
 
 /** Splits a `<KEY>: <value>` frame; undefined when it is not one (no `PARAM` in the key). */
 export function decodeParam(frame: Buffer): ZmwsParam | undefined {
@@ -129,4 +132,32 @@ export type ZmwsOutcome = 'COMPLETE' | 'FAIL' | 'CONT';
 
 export function formatSyncStatus(outcome: ZmwsOutcome, service: string, jobId: string): string {
   return `${outcome}: ${service} [${jobId}]`;
+}
+
+/** A failure reason as JSON text: a worker's own JSON answer as it is, other text as a string. */
+export function failureJsonText(why: string): string {
+  return isJsonText(Buffer.from(why)) ? why : JSON.stringify(why);
+}
+
+/** A job in a SERVER-JOBS, SERVER-ACTIVE or SERVER-HIST listing, as ZMWS 1.0 named its fields. */
+export interface ZmwsJobEntry {
+  jobid: string;
+  service: string;
+  /** Times in seconds since the epoch. */
+  reqtime: number;
+  startedat: number | null;
+  completedat: number | null;
+  status: string;
+}
+
+/** A Ferry job as a listing entry. */
+export function zmwsJobEntry(j: JobInfo): ZmwsJobEntry {
+  return {
+    jobid: j.id,
+    service: j.service,
+    reqtime: j.createdAt / MS_PER_S,
+    startedat: j.startedAt === null ? null : j.startedAt / MS_PER_S,
+    completedat: j.finishedAt === null ? null : j.finishedAt / MS_PER_S,
+    status: j.status,
+  };
 }

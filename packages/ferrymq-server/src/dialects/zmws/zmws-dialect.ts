@@ -24,12 +24,13 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   ZMWS_PARAM_JSON,
   encodeParam,
+  failureJsonText,
   formatAccepted,
   formatRefused,
   formatSyncStatus,
-  isJsonText,
   paramJsonFrame,
   parseClientRequest,
+  type ZmwsJobEntry,
   type ZmwsParam,
   type ZmwsServerQuery,
 } from './zmws-commands.js';
@@ -39,6 +40,9 @@ import {
   encodeWorkerJob,
   type ZmwsWorkerMessage,
 } from './zmws-frames.js';
+import { ZmwsListings } from './zmws-listings.js';
+
+export { ZMWS_LISTING_MAX } from './zmws-listings.js';
 
 /** ZMWS's HEARTBEAT_INTERVAL. */
 export const ZMWS_HEARTBEAT_INTERVAL_MS = 5_000;
@@ -48,11 +52,8 @@ export const ZMWS_HEARTBEAT_LIVENESS = 3;
 export const ZMWS_LIVENESS_CHECKS_PER_INTERVAL = 5;
 /** A SYNC job no worker has started within this is expired and answered FAIL. */
 export const ZMWS_SYNC_TTL_MS = 60_000;
-/** Most entries in SERVER-JOBS, SERVER-ACTIVE and SERVER-HIST (ZMWS kept 100 of history). */
-export const ZMWS_LISTING_MAX = 100;
 /** Header that keeps a parameter key other than PARAM-JSON, to hand it to workers as sent. */
 export const ZMWS_PARAM_KEY_HEADER = 'zmws-param-key';
-const MS_PER_S = 1_000;
 
 export interface ZmwsDialectOptions {
   clock?: Clock;
@@ -79,16 +80,6 @@ interface ZmwsWorker {
   gone: boolean;
 }
 
-/** A SYNC job of this dialect, for the SERVER-* listings (transient jobs are not stored). */
-interface SyncJob {
-  jobid: string;
-  service: string;
-  reqtime: number;
-  startedat: number | null;
-  completedat: number | null;
-  status: string;
-}
-
 export interface ZmwsCounters {
   submitted: number;
   calls: number;
@@ -108,8 +99,8 @@ export class ZmwsDialect {
   private readonly workers = new Map<string, ZmwsWorker>();
   /** Services a ZMWS worker has registered since start (ZMWS's "seen" jobs). */
   private readonly seenServices = new Set<string>();
-  private readonly syncJobs = new Map<string, SyncJob>();
-  private readonly history: SyncJob[] = [];
+  /** SYNC jobs (not stored) and their history, for the SERVER-* listings. */
+  private readonly listings: ZmwsListings;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly heartbeatIntervalMs: number;
@@ -138,6 +129,12 @@ export class ZmwsDialect {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? ZMWS_HEARTBEAT_INTERVAL_MS;
     this.heartbeatLiveness = options.heartbeatLiveness ?? ZMWS_HEARTBEAT_LIVENESS;
     this.syncTtlMs = options.syncTtlMs ?? ZMWS_SYNC_TTL_MS;
+    this.listings = new ZmwsListings({
+      jobs,
+      clock: this.clock,
+      workers: () => this.workers.values(),
+      deadAfterMs: this.heartbeatIntervalMs * this.heartbeatLiveness,
+    });
     this.ticker = new HeartbeatTicker(
       this.clock,
       this.heartbeatIntervalMs,
@@ -242,12 +239,11 @@ export class ZmwsDialect {
       this.refuse(peer, service, new Error('no worker has registered this service'));
       return;
     }
-    let record: SyncJob | undefined;
+    let record: ZmwsJobEntry | undefined;
     const onEvent = (event: JobEvent): void => {
       if (this.closed || !record) return;
       if (event.type === 'status' && event.status === 'running') {
-        record.startedat = this.clock.now() / MS_PER_S;
-        record.status = 'running';
+        this.listings.syncStarted(record);
       } else if (event.type === 'partial' && partials) {
         this.counters.partials++;
         this.reply(
@@ -264,15 +260,7 @@ export class ZmwsDialect {
         {
           onEvent,
           onSubmitted: (job) => {
-            record = {
-              jobid: job.id,
-              service,
-              reqtime: job.createdAt / MS_PER_S,
-              startedat: null,
-              completedat: null,
-              status: 'queued',
-            };
-            this.syncJobs.set(job.id, record);
+            record = this.listings.syncSubmitted(job, service);
           },
         },
       );
@@ -281,7 +269,7 @@ export class ZmwsDialect {
     }
     pending.then(
       (job) => {
-        this.finishSync(job);
+        this.listings.syncFinished(job);
         if (job.status === 'done') {
           this.counters.completed++;
           const result = job.result ?? [];
@@ -297,21 +285,11 @@ export class ZmwsDialect {
         this.reply(
           peer,
           formatSyncStatus('FAIL', service, job.id),
-          why === '' ? EMPTY : encodeParam(ZMWS_PARAM_JSON, failureJson(why)),
+          why === '' ? EMPTY : encodeParam(ZMWS_PARAM_JSON, Buffer.from(failureJsonText(why))),
         );
       },
       (err: unknown) => this.refuse(peer, service, err),
     );
-  }
-
-  private finishSync(job: JobInfo): void {
-    const record = this.syncJobs.get(job.id);
-    if (!record) return;
-    this.syncJobs.delete(job.id);
-    record.completedat = this.clock.now() / MS_PER_S;
-    record.status = job.status;
-    this.history.push(record);
-    if (this.history.length > ZMWS_LISTING_MAX) this.history.shift();
   }
 
   // ---- introspection -------------------------------------------------------------------
@@ -327,55 +305,8 @@ export class ZmwsDialect {
   }
 
   /** The JSON array a SERVER-* query answers (field names as ZMWS 1.0 used them). */
-  async listing(query: ZmwsServerQuery): Promise<unknown[]> {
-    if (query === 'SERVER-WORKERS') return this.workerListing();
-    const sync = [...this.syncJobs.values()];
-    if (query === 'SERVER-JOBS') {
-      const stored = await this.jobs.list({ status: 'queued', limit: ZMWS_LISTING_MAX });
-      return [...sync.filter((j) => j.status === 'queued'), ...stored.map(jobEntry)].slice(
-        0,
-        ZMWS_LISTING_MAX,
-      );
-    }
-    if (query === 'SERVER-ACTIVE') {
-      const stored = await this.jobs.list({ status: 'running', limit: ZMWS_LISTING_MAX });
-      return [...sync.filter((j) => j.status === 'running'), ...stored.map(jobEntry)].slice(
-        0,
-        ZMWS_LISTING_MAX,
-      );
-    }
-    const finished = (
-      await Promise.all(
-        (['done', 'failed', 'cancelled', 'expired'] as const).map((status) =>
-          this.jobs.list({ status, limit: ZMWS_LISTING_MAX }),
-        ),
-      )
-    )
-      .flat()
-      .map(jobEntry);
-    return [...finished, ...this.history]
-      .sort((a, b) => (a.completedat ?? 0) - (b.completedat ?? 0))
-      .slice(-ZMWS_LISTING_MAX);
-  }
-
-  private workerListing(): unknown[] {
-    const ours = new Map<string, ZmwsWorker>();
-    for (const w of this.workers.values()) ours.set(w.handle.id, w);
-    const deadAfter = this.heartbeatIntervalMs * this.heartbeatLiveness;
-    const out: unknown[] = [];
-    for (const info of this.jobs.workers()) {
-      const z = ours.get(info.id);
-      for (const service of info.services) {
-        out.push({
-          hb: z ? (z.lastSeen + deadAfter) / MS_PER_S : null,
-          service,
-          workerid: z ? z.peer.toString('latin1') : info.name,
-          protocol: info.protocol,
-          running: info.running,
-        });
-      }
-    }
-    return out;
+  listing(query: ZmwsServerQuery): Promise<unknown[]> {
+    return this.listings.listing(query);
   }
 
   // ---- workers -------------------------------------------------------------------------
@@ -545,23 +476,6 @@ function paramFrameFor(job: Assignment): Buffer {
     return Buffer.from(`JOB: ${job.service}`);
   }
   return paramJsonFrame(job.params);
-}
-
-/** A failure reason as JSON: the worker's own JSON answer as it is, other text as a string. */
-function failureJson(why: string): Buffer {
-  const b = Buffer.from(why);
-  return isJsonText(b) ? b : Buffer.from(JSON.stringify(why));
-}
-
-function jobEntry(j: JobInfo): SyncJob {
-  return {
-    jobid: j.id,
-    service: j.service,
-    reqtime: j.createdAt / MS_PER_S,
-    startedat: j.startedAt === null ? null : j.startedAt / MS_PER_S,
-    completedat: j.finishedAt === null ? null : j.finishedAt / MS_PER_S,
-    status: j.status,
-  };
 }
 
 /** A routing id for logs and listings: text when printable, hex otherwise. */

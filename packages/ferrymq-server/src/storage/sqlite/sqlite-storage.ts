@@ -1,14 +1,15 @@
 /**
  * The embedded SQLite store: better-sqlite3, WAL, and group commit (every call of one
  * event-loop turn in one transaction, one fsync, then every promise of the turn resolves).
+ * This file opens the store and runs the queue operations; the group commit and WAL fsync
+ * are in sqlite-writer.ts, the queue SQL in sqlite-queue-statements.ts, jobs and pub/sub in
+ * sqlite-jobs.ts and sqlite-pubsub.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { FerryError } from 'ferrymq/model';
-import { BATCH_SIZE_BOUNDS, DURATION_MS_BOUNDS, Histogram } from 'ferrymq/model';
-import type { Headers, MessageState, QueueCounts, StoredMessage } from 'ferrymq/model';
+import type { QueueCounts, StoredMessage } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   BrowseOptions,
@@ -30,24 +31,26 @@ import type { StorageMetrics } from 'ferrymq/model';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
 import { SqlitePubSubStorage } from './sqlite-pubsub.js';
+import {
+  STATE_CODES,
+  STATE_DEAD,
+  STATE_LEASED,
+  STATE_NAMES,
+  STATE_READY,
+  STATE_SCHEDULED,
+  parseHeaders,
+  prepareQueueStatements,
+  rowToStored,
+  type MessageRow,
+  type QueueStatements,
+} from './sqlite-queue-statements.js';
+import { SqliteWriter } from './sqlite-writer.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
 const CACHE_SIZE_KIB = 8 * 1024;
 /** Keep the WAL file from growing past this after a checkpoint. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-
-const STATE_READY = 0;
-const STATE_LEASED = 1;
-const STATE_SCHEDULED = 2;
-const STATE_DEAD = 3;
-const STATE_CODES: Record<MessageState, number> = {
-  ready: STATE_READY,
-  leased: STATE_LEASED,
-  scheduled: STATE_SCHEDULED,
-  dead: STATE_DEAD,
-};
-const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
 
 /** Pass as dataDir for a store that lives in memory only (unit tests of the core). */
 export const IN_MEMORY = ':memory:';
@@ -60,178 +63,37 @@ export interface SqliteStorageOptions {
   maxStoreBytes?: number;
 }
 
-interface PendingCall {
-  run: () => unknown;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
-interface MessageRow {
-  id: number;
-  queue_id: number;
-  state: number;
-  priority: number;
-  not_before: number;
-  expires_at: number | null;
-  attempts: number;
-  enqueued_at: number;
-  size: number;
-  nframes: number;
-  headers: string | null;
-  dedup_key: string | null;
-  dead_reason: string | null;
-  body: Buffer;
-}
-
-/** A ready row as the lease query returns it (raw mode: an array, in SELECT order). */
-type LeaseRow = [
-  id: number,
-  priority: number,
-  attempts: number,
-  enqueuedAt: number,
-  size: number,
-  nframes: number,
-  headers: string | null,
-  body: Buffer,
-  expiresAt: number | null,
-];
-
-type Statements = ReturnType<typeof prepareStatements>;
-
-function prepareStatements(db: Database.Database) {
-  return {
-    queueId: db.prepare<[string], { id: number }>('SELECT id FROM queues WHERE name = ?'),
-    insertQueue: db.prepare<[string, number]>(
-      'INSERT OR IGNORE INTO queues(name, created_at) VALUES (?, ?)',
-    ),
-    insertMessage: db.prepare(
-      `INSERT INTO messages(queue_id, state, priority, not_before, expires_at, attempts, enqueued_at,
-         size, nframes, headers, dedup_key, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    getIdem: db.prepare<[string, string, number], { ids: string }>(
-      'SELECT ids FROM idempotency WHERE scope = ? AND key = ? AND expires_at > ?',
-    ),
-    putIdem: db.prepare<[string, string, string, number]>(
-      'INSERT OR REPLACE INTO idempotency(scope, key, ids, expires_at) VALUES (?, ?, ?, ?)',
-    ),
-    // Rows as arrays, not objects: measured 25 % cheaper per leased message (see LeaseRow).
-    selectReady: db
-      .prepare<[number, number], LeaseRow>(
-        `SELECT id, priority, attempts, enqueued_at, size, nframes, headers, body, expires_at
-         FROM messages WHERE queue_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?`,
-      )
-      .raw(true),
-    markLeased: db.prepare<[number]>(
-      'UPDATE messages SET state = 1, attempts = attempts + 1 WHERE id = ?',
-    ),
-    deleteById: db.prepare<[number]>('DELETE FROM messages WHERE id = ?'),
-    ack: db.prepare<[number, number]>(
-      'DELETE FROM messages WHERE id = ? AND state = 1 AND attempts = ?',
-    ),
-    releaseTo: db.prepare<[number, number, number, number, number]>(
-      `UPDATE messages SET state = ?, not_before = ?, attempts = attempts - ?
-       WHERE id = ? AND state = 1 AND attempts = ?`,
-    ),
-    releaseDead: db.prepare<[string, number, number, number]>(
-      `UPDATE messages SET state = 3, dead_reason = ?, attempts = attempts - ?
-       WHERE id = ? AND state = 1 AND attempts = ?`,
-    ),
-    dueCounts: db.prepare<[number], { name: string; n: number; bytes: number }>(
-      `SELECT q.name AS name, count(*) AS n, sum(m.size) AS bytes FROM messages m
-       JOIN queues q ON q.id = m.queue_id
-       WHERE m.state = 2 AND m.not_before <= ? GROUP BY q.name`,
-    ),
-    promote: db.prepare<[number]>(
-      'UPDATE messages SET state = 0 WHERE state = 2 AND not_before <= ?',
-    ),
-    nextDue: db.prepare<[], { t: number | null }>(
-      'SELECT min(not_before) AS t FROM messages WHERE state = 2',
-    ),
-    expiredRows: db.prepare<
-      [number, number],
-      { id: number; name: string; state: number; size: number }
-    >(
-      `SELECT m.id AS id, q.name AS name, m.state AS state, m.size AS size FROM messages m
-       JOIN queues q ON q.id = m.queue_id
-       WHERE m.expires_at <= ? AND m.state IN (0, 2) LIMIT ?`,
-    ),
-    sweepIdem: db.prepare<[number]>('DELETE FROM idempotency WHERE expires_at <= ?'),
-    counts: db.prepare<[], { name: string; state: number | null; n: number; bytes: number | null }>(
-      `SELECT q.name AS name, m.state AS state, count(m.id) AS n, sum(m.size) AS bytes
-       FROM queues q LEFT JOIN messages m ON m.queue_id = q.id GROUP BY q.name, m.state`,
-    ),
-    oldest: db.prepare<[number], { t: number }>(
-      'SELECT enqueued_at AS t FROM messages WHERE queue_id = ? AND state != 3 ORDER BY id LIMIT 1',
-    ),
-    purgeStats: db.prepare<[number], { state: number; n: number; bytes: number }>(
-      `SELECT state, count(*) AS n, sum(size) AS bytes FROM messages
-       WHERE queue_id = ? AND state IN (0, 2) GROUP BY state`,
-    ),
-    purgeLive: db.prepare<[number]>('DELETE FROM messages WHERE queue_id = ? AND state IN (0, 2)'),
-    purgeDead: db.prepare<[number]>('DELETE FROM messages WHERE queue_id = ? AND state = 3'),
-    redriveOne: db.prepare<[number, number], { size: number }>(
-      `UPDATE messages SET state = 0, attempts = 0, dead_reason = NULL, not_before = enqueued_at
-       WHERE id = ? AND queue_id = ? AND state = 3 RETURNING size`,
-    ),
-    deadIds: db.prepare<[number, number], { id: number }>(
-      'SELECT id FROM messages WHERE queue_id = ? AND state = 3 ORDER BY id LIMIT ?',
-    ),
-    releaseAllLeases: db.prepare('UPDATE messages SET state = 0 WHERE state = 1'),
-  };
-}
-
-function mapSqliteError(err: unknown): FerryError {
-  if (err instanceof FerryError) return err;
-  const code = (err as { code?: unknown }).code;
-  if (code === 'SQLITE_FULL') {
-    return new FerryError('STORAGE_FULL', 'the disk is full; the write was not stored', {
-      cause: err,
-    });
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  return new FerryError('STORAGE_ERROR', `storage write failed: ${message}`, { cause: err });
-}
-
 export class SqliteStorage implements Storage {
   readonly dbPath: string;
   private readonly sync: SyncPolicy;
   private readonly maxStoreBytes: number;
   private db: Database.Database | undefined;
-  private st!: Statements;
+  private st!: QueueStatements;
   private readonly queueIds = new Map<string, number>();
-  private pending: PendingCall[] = [];
-  readonly jobs = new SqliteJobStorage(<T>(fn: () => T) => this.call(fn));
-  readonly pubsub = new SqlitePubSubStorage(<T>(fn: () => T) => this.call(fn));
-  private flushScheduled = false;
+  /** Runs every call of a turn in one transaction. */
+  private readonly writer: SqliteWriter;
+  readonly jobs: SqliteJobStorage;
+  readonly pubsub: SqlitePubSubStorage;
   private closed = false;
-  private syncTimer: NodeJS.Timeout | undefined;
-  private walFd: number | undefined;
-  private dirtySinceSync = false;
-  /** Under `batch`: the WAL fsync running on libuv's thread pool, if one is. */
-  private walSyncInFlight: Promise<void> | undefined;
-  private readonly m = {
-    commits: 0,
-    operations: 0,
-    messagesWritten: 0,
-    fsyncs: 0,
-    commitMsTotal: 0,
-    commitMsMax: 0,
-  };
-  private readonly commitMs = new Histogram(DURATION_MS_BOUNDS);
-  private readonly commitBatchOps = new Histogram(BATCH_SIZE_BOUNDS);
-  private readonly fsyncMs = new Histogram(DURATION_MS_BOUNDS);
 
   constructor(options: SqliteStorageOptions) {
     this.dbPath =
       options.dataDir === IN_MEMORY ? IN_MEMORY : path.join(options.dataDir, SQLITE_DB_FILE);
     this.sync = options.sync;
     this.maxStoreBytes = options.maxStoreBytes ?? 0;
+    this.writer = new SqliteWriter({
+      dbPath: this.dbPath,
+      sync: this.sync,
+      onRollback: () => this.queueIds.clear(),
+    });
+    this.jobs = new SqliteJobStorage(<T>(fn: () => T) => this.writer.call(fn));
+    this.pubsub = new SqlitePubSubStorage(<T>(fn: () => T) => this.writer.call(fn));
   }
 
   async open(): Promise<StorageRecovery> {
     const db = new Database(this.dbPath);
     this.db = db;
+    this.writer.attach(db);
     db.pragma('journal_mode = WAL');
     db.pragma(
       `synchronous = ${this.sync.mode === 'always' ? 'FULL' : this.sync.mode === 'batch' ? 'NORMAL' : 'OFF'}`,
@@ -245,15 +107,11 @@ export class SqliteStorage implements Storage {
       const pageSize = Number(db.pragma('page_size', { simple: true }));
       db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxStoreBytes / pageSize))}`);
     }
-    this.st = prepareStatements(db);
+    this.st = prepareQueueStatements(db);
     const releasedLeases = this.st.releaseAllLeases.run().changes;
     const requeuedJobs = this.jobs.open(db);
     this.pubsub.open(db);
-    if (this.sync.mode === 'batch') {
-      const interval = this.sync.intervalMs;
-      this.syncTimer = setInterval(() => this.startWalSync(), interval);
-      this.syncTimer.unref();
-    }
+    this.writer.startSyncTimer();
     const queues = this.readCounts();
     const nextDueAt = this.st.nextDue.get()?.t ?? null;
     return { queues, releasedLeases, nextDueAt, requeuedJobs };
@@ -292,152 +150,9 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.pending.length > 0) this.flush();
-    if (this.syncTimer) clearInterval(this.syncTimer);
-    // The fd must outlive a sync in flight; then the last commits are pushed out in line.
-    await this.walSyncInFlight;
-    this.syncWalNow();
-    this.forgetWalFd();
+    await this.writer.close();
     this.db?.close();
     this.db = undefined;
-  }
-
-  /** Queue a call for this turn's transaction. */
-  private call<T>(run: () => T): Promise<T> {
-    if (this.closed || !this.db) {
-      return Promise.reject(new FerryError('SHUTTING_DOWN', 'the store is closed'));
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    let calls = this.pending;
-    this.pending = [];
-    const db = this.db;
-    if (calls.length === 0 || !db) return;
-    // Usually one pass. If a call makes SQLite abandon the whole transaction (SQLITE_FULL,
-    // I/O errors), that call fails alone and the rest of the turn runs again in a new one.
-    for (;;) {
-      const outcomes: { ok: boolean; value: unknown }[] = new Array(calls.length);
-      let culprit = -1;
-      const started = performance.now();
-      try {
-        db.transaction(() => {
-          for (let i = 0; i < calls.length; i++) {
-            try {
-              // A nested transaction is a savepoint: a failing call rolls back alone.
-              outcomes[i] = { ok: true, value: db.transaction(calls[i]!.run)() };
-            } catch (err) {
-              outcomes[i] = { ok: false, value: err };
-              // The rollback may have undone a queue this call created.
-              this.queueIds.clear();
-              if (!db.inTransaction) {
-                culprit = i;
-                throw err;
-              }
-            }
-          }
-        }).immediate();
-      } catch (err) {
-        this.queueIds.clear();
-        if (culprit >= 0) {
-          calls[culprit]!.reject(mapSqliteError(outcomes[culprit]!.value));
-          calls = calls.filter((_, i) => i !== culprit);
-          if (calls.length === 0) return;
-          continue;
-        }
-        const mapped = mapSqliteError(err);
-        for (const c of calls) c.reject(mapped);
-        return;
-      }
-      const elapsed = performance.now() - started;
-      this.m.commits++;
-      this.m.operations += calls.length;
-      this.m.commitMsTotal += elapsed;
-      if (elapsed > this.m.commitMsMax) this.m.commitMsMax = elapsed;
-      this.commitMs.observe(elapsed);
-      this.commitBatchOps.observe(calls.length);
-      if (this.sync.mode === 'always') this.m.fsyncs++;
-      else this.dirtySinceSync = true;
-      for (let i = 0; i < calls.length; i++) {
-        const o = outcomes[i]!;
-        if (o.ok) calls[i]!.resolve(o.value);
-        else calls[i]!.reject(mapSqliteError(o.value));
-      }
-      return;
-    }
-  }
-
-  /** The WAL's fd for fsync, opened on first use; undefined when there is no WAL file. */
-  private walFdForSync(): number | undefined {
-    if (this.walFd === undefined) {
-      try {
-        this.walFd = fs.openSync(`${this.dbPath}-wal`, 'r');
-      } catch {
-        return undefined; // no WAL yet: nothing to sync
-      }
-    }
-    return this.walFd;
-  }
-
-  private forgetWalFd(): void {
-    if (this.walFd === undefined) return;
-    try {
-      fs.closeSync(this.walFd);
-    } catch {
-      /* already gone */
-    }
-    this.walFd = undefined;
-  }
-
-  /**
-   * Under `batch`, on the timer: push the WAL to disk if anything was committed since the last
-   * time, on libuv's thread pool, so the event loop (and the commits of the next turns) go on
-   * meanwhile — an fdatasync of a second's worth of WAL takes milliseconds. One at a time.
-   */
-  private startWalSync(): void {
-    if (this.sync.mode !== 'batch' || !this.dirtySinceSync || this.walSyncInFlight) return;
-    const fd = this.walFdForSync();
-    if (fd === undefined) return;
-    this.dirtySinceSync = false;
-    const started = performance.now();
-    this.walSyncInFlight = new Promise<void>((resolve) => {
-      fs.fdatasync(fd, (err) => {
-        this.walSyncInFlight = undefined;
-        if (err) {
-          // The WAL was checkpointed away under us: sync again next time, on a new fd.
-          this.dirtySinceSync = true;
-          this.forgetWalFd();
-        } else {
-          this.fsyncMs.observe(performance.now() - started);
-          this.m.fsyncs++;
-        }
-        resolve();
-      });
-    });
-  }
-
-  /** Under `batch`, at close: the same fsync, in line. */
-  private syncWalNow(): void {
-    if (this.sync.mode !== 'batch' || !this.dirtySinceSync) return;
-    const fd = this.walFdForSync();
-    if (fd === undefined) return;
-    this.dirtySinceSync = false;
-    try {
-      const started = performance.now();
-      fs.fdatasyncSync(fd);
-      this.fsyncMs.observe(performance.now() - started);
-      this.m.fsyncs++;
-    } catch {
-      this.forgetWalFd();
-    }
   }
 
   private queueId(name: string, create: boolean, now = Date.now()): number | undefined {
@@ -453,13 +168,13 @@ export class SqliteStorage implements Storage {
   }
 
   ensureQueue(queue: string): Promise<void> {
-    return this.call(() => {
+    return this.writer.call(() => {
       this.queueId(queue, true);
     });
   }
 
   enqueue(items: EnqueueItem[], request?: EnqueueRequestKey): Promise<EnqueueOutcome> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const now = items[0]?.enqueuedAt ?? Date.now();
       if (request) {
         const prior = this.st.getIdem.get('request', request.key, now);
@@ -505,13 +220,13 @@ export class SqliteStorage implements Storage {
         duplicate.push(false);
       }
       if (request) this.st.putIdem.run('request', request.key, ids.join(','), request.until);
-      this.m.messagesWritten += duplicate.filter((d) => !d).length;
+      this.writer.noteMessagesWritten(duplicate.filter((d) => !d).length);
       return { ids, duplicate, replayed: false };
     });
   }
 
   lease(queue: string, max: number, now: number): Promise<LeaseOutcome> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const out: LeaseOutcome = { messages: [], expired: { count: 0, bytes: 0 } };
       const qid = this.queueId(queue, false);
       if (qid === undefined || max <= 0) return out;
@@ -549,13 +264,13 @@ export class SqliteStorage implements Storage {
   }
 
   ack(refs: LeaseRef[]): Promise<boolean[]> {
-    return this.call(() =>
+    return this.writer.call(() =>
       refs.map((r) => this.st.ack.run(Number(r.id), r.attempts).changes === 1),
     );
   }
 
   release(items: ReleaseItem[], now: number): Promise<boolean[]> {
-    return this.call(() =>
+    return this.writer.call(() =>
       items.map((it) => {
         const uncount = it.uncount ? 1 : 0;
         const id = Number(it.id);
@@ -569,7 +284,7 @@ export class SqliteStorage implements Storage {
   }
 
   promoteDue(now: number): Promise<QueueDelta[]> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const rows = this.st.dueCounts.all(now);
       if (rows.length > 0) this.st.promote.run(now);
       return rows.map((r) => ({ queue: r.name, count: r.n, bytes: r.bytes }));
@@ -577,11 +292,11 @@ export class SqliteStorage implements Storage {
   }
 
   nextDueAt(): Promise<number | null> {
-    return this.call(() => this.st.nextDue.get()?.t ?? null);
+    return this.writer.call(() => this.st.nextDue.get()?.t ?? null);
   }
 
   sweepExpired(now: number, max: number): Promise<ExpiryDelta[]> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const rows = this.st.expiredRows.all(now, max);
       const byQueue = new Map<string, ExpiryDelta>();
       for (const r of rows) {
@@ -618,11 +333,11 @@ export class SqliteStorage implements Storage {
   }
 
   counts(): Promise<Map<string, QueueCounts>> {
-    return this.call(() => this.readCounts());
+    return this.writer.call(() => this.readCounts());
   }
 
   browse(queue: string, options: BrowseOptions): Promise<StoredMessage[]> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const qid = this.queueId(queue, false);
       if (qid === undefined) return [];
       const after = options.afterId === undefined ? 0 : Number(options.afterId);
@@ -639,7 +354,7 @@ export class SqliteStorage implements Storage {
   }
 
   oldestEnqueuedAt(queue: string): Promise<number | null> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const qid = this.queueId(queue, false);
       if (qid === undefined) return null;
       return this.st.oldest.get(qid)?.t ?? null;
@@ -647,7 +362,7 @@ export class SqliteStorage implements Storage {
   }
 
   purge(queue: string, state: 'ready' | 'dead'): Promise<PurgeOutcome> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const out: PurgeOutcome = { ready: 0, scheduled: 0, dead: 0, bytes: 0 };
       const qid = this.queueId(queue, false);
       if (qid === undefined) return out;
@@ -666,7 +381,7 @@ export class SqliteStorage implements Storage {
   }
 
   redrive(queue: string, options: RedriveOptions): Promise<{ count: number; bytes: number }> {
-    return this.call(() => {
+    return this.writer.call(() => {
       const out = { count: 0, bytes: 0 };
       const qid = this.queueId(queue, false);
       if (qid === undefined) return out;
@@ -700,33 +415,7 @@ export class SqliteStorage implements Storage {
       path: this.dbPath,
       sync,
       sizeBytes,
-      ...this.m,
-      commitMs: this.commitMs.snapshot(),
-      commitBatchOps: this.commitBatchOps.snapshot(),
-      fsyncMs: this.fsyncMs.snapshot(),
+      ...this.writer.metrics(),
     };
   }
-}
-
-function parseHeaders(text: string | null): Headers | undefined {
-  if (text === null) return undefined;
-  return JSON.parse(text) as Headers;
-}
-
-function rowToStored(r: MessageRow, queue: string): StoredMessage {
-  return {
-    id: String(r.id),
-    queue,
-    frames: unpackFrames(r.body, r.nframes),
-    headers: parseHeaders(r.headers),
-    priority: r.priority,
-    attempts: r.attempts,
-    enqueuedAt: r.enqueued_at,
-    notBefore: r.not_before,
-    expiresAt: r.expires_at,
-    dedupKey: r.dedup_key,
-    size: r.size,
-    state: STATE_NAMES[r.state] ?? 'ready',
-    deadReason: r.dead_reason,
-  };
 }
