@@ -21,11 +21,14 @@ export class JobWatchers {
 
   constructor(
     private readonly log: Logger,
+    private readonly clock: Clock,
     private readonly transient: TransientJobs,
     /** A job's current state (durable ones from the store). */
     private readonly get: (id: string) => Promise<JobInfo | null>,
     /** A durable job's stored partial results. */
     private readonly storedPartials: (id: string) => Promise<Partials>,
+    /** Cancels a job (a call that timed out). */
+    private readonly cancel: (id: string) => Promise<JobInfo>,
   ) {}
 
   /** Streams a job's events from the start, then live ones; resolves with a stop function. */
@@ -110,53 +113,45 @@ export class JobWatchers {
     }
     if (ev.type === 'final') this.watchers.delete(id);
   }
-}
 
-/** How {@link awaitFinal} reaches the job server. */
-export interface AwaitFinalDeps {
-  clock: Clock;
-  watch(id: string, listener: Watcher): Promise<() => void>;
-  cancel(id: string): Promise<JobInfo>;
-}
-
-/** Resolves with the job's final state (streaming its events to onEvent meanwhile). */
-export function awaitFinal(
-  deps: AwaitFinalDeps,
-  id: string,
-  options: CallOptions,
-): Promise<JobInfo> {
-  return new Promise<JobInfo>((resolve, reject) => {
-    let stop: (() => void) | undefined;
-    let settled = false;
-    let cancelTimer: (() => void) | undefined;
-    const finish = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      cancelTimer?.();
-      stop?.();
-      fn();
-    };
-    if (options.timeoutMs !== undefined) {
-      cancelTimer = deps.clock.setTimer(() => {
-        finish(() => reject(new FerryError('TIMEOUT', `no result within ${options.timeoutMs} ms`)));
-        deps.cancel(id).catch(() => {});
-      }, options.timeoutMs);
-    }
-    deps
-      .watch(id, (ev) => {
+  /**
+   * Resolves with the job's final state (streaming its events to onEvent meanwhile); after
+   * `timeoutMs` rejects with TIMEOUT and cancels the job.
+   */
+  awaitFinal(id: string, options: CallOptions): Promise<JobInfo> {
+    return new Promise<JobInfo>((resolve, reject) => {
+      let stop: (() => void) | undefined;
+      let settled = false;
+      let cancelTimer: (() => void) | undefined;
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        cancelTimer?.();
+        stop?.();
+        fn();
+      };
+      if (options.timeoutMs !== undefined) {
+        cancelTimer = this.clock.setTimer(() => {
+          finish(() =>
+            reject(new FerryError('TIMEOUT', `no result within ${options.timeoutMs} ms`)),
+          );
+          this.cancel(id).catch(() => {});
+        }, options.timeoutMs);
+      }
+      this.watch(id, (ev) => {
         if (ev.type === 'final') {
           finish(() => {
             options.onFinal?.(ev.job);
             resolve(ev.job);
           });
         } else if (!settled) options.onEvent?.(ev);
-      })
-      .then(
+      }).then(
         (s) => {
           if (settled) s();
           else stop = s;
         },
         (err: unknown) => finish(() => reject(toFerryError(err))),
       );
-  });
+    });
+  }
 }

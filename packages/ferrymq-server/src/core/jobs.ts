@@ -46,7 +46,7 @@ import type {
   WorkerReportResult,
   WorkerSink,
 } from './job-types.js';
-import { JobWatchers, awaitFinal, type AwaitFinalDeps, type Watcher } from './job-watchers.js';
+import { JobWatchers, type Watcher } from './job-watchers.js';
 import { registerWorker } from './job-workers.js';
 
 export { JOB_LEASE_BATCH_MAX } from './job-dispatch.js';
@@ -71,7 +71,6 @@ export class JobServer implements JobApi {
   private readonly submitter: JobSubmit;
   private readonly multicaster: JobMulticast;
   private readonly maintenance: JobMaintenance;
-  private readonly callDeps: AwaitFinalDeps;
 
   private constructor(options: JobServerOptions) {
     const state = new JobServerState(options);
@@ -80,8 +79,13 @@ export class JobServer implements JobApi {
     this.clock = state.clock;
     const get = (id: string): Promise<JobInfo | null> => this.get(id);
     const childFinished = (parentId: string): void => this.multicaster.childFinished(parentId);
-    this.watchers = new JobWatchers(state.log, state.transient, get, (id) =>
-      state.calls.track(state.storage.partials(id)),
+    this.watchers = new JobWatchers(
+      state.log,
+      state.clock,
+      state.transient,
+      get,
+      (id) => state.calls.track(state.storage.partials(id)),
+      (id) => this.cancel(id),
     );
     this.dispatch = new JobDispatch(state, this.watchers);
     this.runs = new JobRuns(state, this.dispatch, this.watchers, childFinished);
@@ -101,11 +105,6 @@ export class JobServer implements JobApi {
       this.watchers,
       childFinished,
     );
-    this.callDeps = {
-      clock: state.clock,
-      watch: (id, listener) => this.watch(id, listener),
-      cancel: (id) => this.cancel(id),
-    };
   }
 
   /** Reads the durable jobs' counters from the (already opened) store and starts the timers. */
@@ -140,7 +139,7 @@ export class JobServer implements JobApi {
     }
     return this.submit({ ...spec, durable: spec.durable ?? false }).then((info) => {
       options.onSubmitted?.(info);
-      return awaitFinal(this.callDeps, info.id, options);
+      return this.watchers.awaitFinal(info.id, options);
     });
   }
 
