@@ -1,0 +1,153 @@
+/**
+ * The queue engine's public types and limits: broker options, what a session can do, what a
+ * consumer is handed, and the outcomes of sends and settles. The logic is in broker.ts and the
+ * queue-*.ts modules it composes.
+ */
+import type { ErrorCode, Headers, MessageState, NewMessage, QueuePolicy } from 'ferrymq/model';
+import type { Storage } from '../storage/types.js';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
+
+export const DEFAULT_PREFETCH = 100;
+export const DEFAULT_MAX_PREFETCH = 10_000;
+export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUES = 10_000;
+export const DEFAULT_MAX_CONSUMERS_PER_SESSION = 1_000;
+/** Most messages leased from the store in one call. */
+export const LEASE_BATCH_MAX = 1_000;
+/** How often leases are checked for an expired ack timeout. */
+export const LEASE_SCAN_INTERVAL_MS = 100;
+/** How often TTLs and dedup windows are swept, and idle consumers re-probe their queue. */
+export const MAINTENANCE_INTERVAL_MS = 1_000;
+/** Most expired messages removed per sweep. */
+export const SWEEP_BATCH_MAX = 10_000;
+/** Earliest a due-message timer fires after the last one. */
+export const DUE_MIN_INTERVAL_MS = 5;
+
+export interface BrokerLimits {
+  maxQueues: number;
+  maxConsumersPerSession: number;
+  maxPrefetch: number;
+  maxMessageBytes: number;
+}
+
+export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
+  maxQueues: DEFAULT_MAX_QUEUES,
+  maxConsumersPerSession: DEFAULT_MAX_CONSUMERS_PER_SESSION,
+  maxPrefetch: DEFAULT_MAX_PREFETCH,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+});
+
+export interface BrokerOptions {
+  storage: Storage;
+  clock?: Clock;
+  random?: () => number;
+  logger?: Logger;
+  /** Policy for every queue, over the built-in defaults. */
+  defaultPolicy?: Partial<QueuePolicy>;
+  /** Policy per queue name, over defaultPolicy. */
+  queuePolicies?: Record<string, Partial<QueuePolicy>>;
+  limits?: Partial<BrokerLimits>;
+  /** True while free disk space is below the floor: sends are refused with STORAGE_FULL. */
+  isStorageLow?: () => boolean;
+}
+
+/** A message handed to a consumer. */
+export interface Delivery {
+  id: string;
+  queue: string;
+  attempt: number;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  priority: number;
+  enqueuedAt: number;
+}
+
+/** How the core reaches the peer behind a session. Implemented by dialects. */
+export interface SessionSink {
+  deliver(consumerTag: string, messages: Delivery[]): void;
+}
+
+export interface ConsumeOptions {
+  /** Client-chosen tag; generated when absent. */
+  tag?: string | undefined;
+  /** Most unacked deliveries at once. */
+  prefetch?: number | undefined;
+  /** Overrides the queue's ack timeout for this consumer. */
+  ackTimeoutMs?: number | undefined;
+}
+
+export interface SendOptions {
+  /** Idempotency key of the whole request: a replay within the dedup window stores nothing. */
+  requestKey?: string | undefined;
+}
+
+export interface SendOutcome {
+  ids: string[];
+  /** Indexes of messages that matched an earlier dedup key (stored once, earlier). */
+  duplicates: number[];
+  replayed: boolean;
+}
+
+export interface MulticastOptions {
+  /** Answer only once every copy is acked (or dead-lettered), or after timeoutMs. */
+  waitForAcks?: boolean | undefined;
+  timeoutMs?: number | undefined;
+}
+
+export interface MulticastOutcome {
+  /** The id of the copy in each queue. */
+  ids: Record<string, string>;
+  /** With waitForAcks: every copy acked in time. */
+  complete?: boolean;
+  acked?: string[];
+  dead?: string[];
+  pending?: string[];
+}
+
+export const MAX_MULTICAST_QUEUES = 100;
+export const DEFAULT_MULTICAST_TIMEOUT_MS = 30_000;
+export const MAX_MULTICAST_TIMEOUT_MS = 24 * 3_600_000;
+
+/** Per id: null when done, or the code of why not. */
+export type SettleResult = ErrorCode | null;
+
+export interface NackOptions {
+  /** Redeliver after this delay; default: the queue's exponential backoff. */
+  delayMs?: number | undefined;
+  /** Send straight to the dead letters. */
+  dead?: boolean | undefined;
+  /**
+   * The message never reached the application (it was prefetched, then the consumer stopped):
+   * back to the queue at once, and this delivery does not count toward max attempts.
+   */
+  requeue?: boolean | undefined;
+}
+
+export interface PeekOptions {
+  state?: MessageState | undefined;
+  limit?: number | undefined;
+  afterId?: string | undefined;
+}
+
+/** One client's view of the broker. Created by a dialect per connected peer. */
+export interface Session {
+  readonly id: string;
+  send(queue: string, messages: NewMessage[], options?: SendOptions): Promise<SendOutcome>;
+  /** One message to several queues, stored in one commit; optionally waits for every ack. */
+  multicast(
+    queues: string[],
+    message: NewMessage,
+    options?: MulticastOptions,
+  ): Promise<MulticastOutcome>;
+  /** One message into several queues in one storage call: all copies or none. */
+  sendToQueues(queues: string[], message: NewMessage): Promise<string[]>;
+  consume(queue: string, options?: ConsumeOptions): string;
+  cancel(tag: string): void;
+  ack(ids: string[]): Promise<SettleResult[]>;
+  nack(ids: string[], options?: NackOptions): Promise<SettleResult[]>;
+  extend(ids: string[], ms: number): SettleResult[];
+  /** Ends the session: its leases are released for redelivery at once. */
+  close(): void;
+  readonly closed: boolean;
+}

@@ -1,0 +1,109 @@
+/**
+ * Operating the queues: listings, per-queue and broker stats, peeking, purging and redriving
+ * dead letters.
+ */
+import type { BrokerStats, QueueStats, StoredMessage } from 'ferrymq/model';
+import { FerryError } from 'ferrymq/model';
+import type { BrokerState } from './broker-state.js';
+import type { PeekOptions } from './broker-types.js';
+import type { QueueDispatch } from './queue-dispatch.js';
+import { addReady } from './queue-state.js';
+
+export class QueueAdmin {
+  constructor(
+    private readonly state: BrokerState,
+    private readonly dispatch: QueueDispatch,
+  ) {}
+
+  listQueues(): string[] {
+    return [...this.state.queues.keys()].sort();
+  }
+
+  async queueStats(name: string): Promise<QueueStats> {
+    const q = this.state.requireQueue(name);
+    const now = this.state.clock.now();
+    const oldest = await this.state.calls.track(this.state.storage.oldestEnqueuedAt(name));
+    const c = q.counts;
+    return {
+      name,
+      ready: c.ready,
+      leased: c.leased,
+      scheduled: c.scheduled,
+      dead: c.dead,
+      bytes: c.bytes,
+      depth: c.ready + c.leased + c.scheduled,
+      consumers: q.consumers.length,
+      enqueued: q.enqueued.total,
+      acked: q.acked.total,
+      expired: q.expired,
+      deadLettered: q.deadLettered,
+      leasedBytes: q.leasedBytes,
+      ackTimeouts: q.ackTimeouts,
+      redelivered: q.redelivered,
+      enqueueRate: q.enqueued.perSecond(now),
+      ackRate: q.acked.perSecond(now),
+      oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+    };
+  }
+
+  async allQueueStats(): Promise<QueueStats[]> {
+    return Promise.all(this.listQueues().map((n) => this.queueStats(n)));
+  }
+
+  stats(): BrokerStats {
+    const m = this.state.storage.metrics();
+    let consumers = 0;
+    for (const s of this.state.sessions) consumers += s.consumers.size;
+    return {
+      uptimeMs: this.state.clock.now() - this.state.startedAt,
+      sessions: this.state.sessions.size,
+      consumers,
+      queues: this.state.queues.size,
+      leases: this.state.leases.size,
+      storageLow: this.state.isStorageLow(),
+      storage: {
+        ...m,
+        avgBatchOps: m.commits === 0 ? 0 : m.operations / m.commits,
+        avgCommitMs: m.commits === 0 ? 0 : m.commitMsTotal / m.commits,
+      },
+    };
+  }
+
+  async peek(name: string, options: PeekOptions = {}): Promise<StoredMessage[]> {
+    this.state.requireQueue(name);
+    const limit = options.limit ?? 10;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new FerryError('BAD_ARGUMENTS', 'limit must be an integer 1–1000');
+    }
+    return this.state.calls.track(
+      this.state.storage.browse(name, { state: options.state, limit, afterId: options.afterId }),
+    );
+  }
+
+  /** Deletes a queue's ready and scheduled messages (or its dead letters). Leased ones stay. */
+  async purge(name: string, options: { dead?: boolean } = {}): Promise<number> {
+    const q = this.state.requireQueue(name);
+    const out = await this.state.calls.track(
+      this.state.storage.purge(name, options.dead ? 'dead' : 'ready'),
+    );
+    q.counts.ready = Math.max(0, q.counts.ready - out.ready);
+    q.counts.scheduled = Math.max(0, q.counts.scheduled - out.scheduled);
+    q.counts.dead = Math.max(0, q.counts.dead - out.dead);
+    q.counts.bytes -= out.bytes;
+    return out.ready + out.scheduled + out.dead;
+  }
+
+  /** Moves dead letters back to ready, attempts reset. */
+  async redrive(name: string, options: { ids?: string[]; limit?: number } = {}): Promise<number> {
+    const q = this.state.requireQueue(name);
+    if (options.ids !== undefined && !options.ids.every((i) => typeof i === 'string')) {
+      throw new FerryError('BAD_ARGUMENTS', 'ids must be strings');
+    }
+    const out = await this.state.calls.track(this.state.storage.redrive(name, options));
+    q.counts.dead = Math.max(0, q.counts.dead - out.count);
+    addReady(q, out.count);
+    q.counts.bytes += out.bytes;
+    this.dispatch.pump(q);
+    return out.count;
+  }
+}

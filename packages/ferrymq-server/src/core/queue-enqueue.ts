@@ -1,0 +1,426 @@
+/**
+ * Sending: checks and limits, the direct path (a new message stored already leased to a
+ * consumer with spare credit), one message into several queues in one commit, multicast with
+ * an optional wait for every ack, and applying a committed enqueue to the counters.
+ */
+import { FerryError, isValidQueueName, messageSize, toFerryError } from 'ferrymq/model';
+import type { NewMessage } from 'ferrymq/model';
+import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storage/types.js';
+import type { BrokerState } from './broker-state.js';
+import {
+  DEFAULT_MULTICAST_TIMEOUT_MS,
+  MAX_MULTICAST_QUEUES,
+  MAX_MULTICAST_TIMEOUT_MS,
+  type BrokerLimits,
+  type MulticastOptions,
+  type MulticastOutcome,
+  type SendOptions,
+  type SendOutcome,
+} from './broker-types.js';
+import { checkDelayMs, checkHeaders, checkKey, checkPriority, expiryOf } from './checks.js';
+import type { Clock } from './clock.js';
+import type { PendingCalls } from './pending-calls.js';
+import type { QueueDispatch } from './queue-dispatch.js';
+import {
+  addReady,
+  nextConsumer,
+  type Consumer,
+  type QueueState,
+  type SessionState,
+} from './queue-state.js';
+import type { DueTimer } from './scheduler.js';
+
+export class QueueEnqueue {
+  private readonly storage: Storage;
+  private readonly clock: Clock;
+  private readonly calls: PendingCalls;
+  private readonly limits: BrokerLimits;
+
+  constructor(
+    private readonly state: BrokerState,
+    private readonly dispatch: QueueDispatch,
+    private readonly due: DueTimer,
+  ) {
+    this.storage = state.storage;
+    this.clock = state.clock;
+    this.calls = state.calls;
+    this.limits = state.limits;
+  }
+
+  send(
+    session: SessionState,
+    queueName: string,
+    messages: NewMessage[],
+    options: SendOptions = {},
+  ): Promise<SendOutcome> {
+    try {
+      if (this.state.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
+      if (this.state.isStorageLow()) {
+        throw new FerryError(
+          'STORAGE_FULL',
+          'free disk space is below the floor; sends are refused',
+        );
+      }
+      const q = this.state.queueFor(queueName, true)!;
+      const now = this.clock.now();
+      const items: EnqueueItem[] = [];
+      let bytes = 0;
+      for (let i = 0; i < messages.length; i++) {
+        const item = this.toEnqueueItem(q, messages[i]!, now, i);
+        items.push(item);
+        bytes += messageSize(item.frames);
+      }
+      if (options.requestKey !== undefined) checkKey(options.requestKey, 'requestKey');
+      const p = q.policy;
+      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
+      if (p.maxDepth > 0 && depth + items.length > p.maxDepth) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages; ${items.length} more refused`,
+        );
+      }
+      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
+        );
+      }
+      if (items.length === 0) return Promise.resolve({ ids: [], duplicates: [], replayed: false });
+      const direct = this.reserveDirect(q, items);
+      let readyCount = 0;
+      for (let i = 0; i < items.length; i++) {
+        if (!direct[i] && items[i]!.notBefore <= now) readyCount++;
+      }
+      q.pendingCount += items.length;
+      q.pendingBytes += bytes;
+      q.pendingReady += readyCount;
+      const request =
+        options.requestKey === undefined
+          ? undefined
+          : { key: options.requestKey, until: now + p.dedupWindowMs };
+      const settle = (): void => {
+        q.pendingCount -= items.length;
+        q.pendingBytes -= bytes;
+        q.pendingReady -= readyCount;
+      };
+      return this.calls.track(this.storage.enqueue(items, request)).then(
+        (outcome) => {
+          settle();
+          const duplicates = this.afterEnqueue(
+            q,
+            items,
+            direct,
+            outcome.ids,
+            outcome.duplicate,
+            outcome.replayed,
+          );
+          return { ids: outcome.ids, duplicates, replayed: outcome.replayed };
+        },
+        (err: unknown) => {
+          settle();
+          for (const c of direct) if (c) c.inflight--;
+          this.dispatch.pump(q);
+          throw toFerryError(err);
+        },
+      );
+    } catch (err) {
+      return Promise.reject(toFerryError(err));
+    }
+  }
+
+  multicast(
+    session: SessionState,
+    queues: string[],
+    message: NewMessage,
+    options: MulticastOptions,
+  ): Promise<MulticastOutcome> {
+    if (
+      !Array.isArray(queues) ||
+      queues.length === 0 ||
+      queues.length > MAX_MULTICAST_QUEUES ||
+      new Set(queues).size !== queues.length
+    ) {
+      return Promise.reject(
+        new FerryError(
+          'BAD_ARGUMENTS',
+          `queues must be 1–${MAX_MULTICAST_QUEUES} distinct queue names`,
+        ),
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_MULTICAST_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_MULTICAST_TIMEOUT_MS) {
+      return Promise.reject(
+        new FerryError('BAD_ARGUMENTS', `timeoutMs must be in (0, ${MAX_MULTICAST_TIMEOUT_MS}]`),
+      );
+    }
+    for (const q of queues) {
+      if (!isValidQueueName(q)) {
+        return Promise.reject(
+          new FerryError('INVALID_QUEUE_NAME', `invalid queue name: ${JSON.stringify(q)}`),
+        );
+      }
+    }
+    // Every copy's storage call is made in this turn: one transaction, one fsync.
+    const stored = this.sendToQueues(session, queues, message).then((list) => {
+      const ids: Record<string, string> = {};
+      queues.forEach((q, i) => (ids[q] = list[i]!));
+      return ids;
+    });
+    if (!options.waitForAcks) return stored.then((ids) => ({ ids }));
+    return stored.then(
+      (ids) =>
+        new Promise<MulticastOutcome>((resolve) => {
+          const acked: string[] = [];
+          const dead: string[] = [];
+          const pending = new Set(queues);
+          const byId = new Map(queues.map((q) => [ids[q]!, q]));
+          const finish = (): void => {
+            cancel();
+            for (const id of byId.keys()) this.state.settleWatchers.delete(id);
+            resolve({
+              ids,
+              complete: pending.size === 0 && dead.length === 0,
+              acked: acked.sort(),
+              dead: dead.sort(),
+              pending: [...pending].sort(),
+            });
+          };
+          const cancel = this.clock.setTimer(finish, timeoutMs);
+          for (const [id, q] of byId) {
+            this.state.settleWatchers.set(id, (outcome) => {
+              if (!pending.delete(q)) return;
+              (outcome === 'acked' ? acked : dead).push(q);
+              if (pending.size === 0) finish();
+            });
+          }
+        }),
+    );
+  }
+
+  /** Applies a committed enqueue of one queue's items: counters, hand-outs, orphans. */
+  private afterEnqueue(
+    q: QueueState,
+    items: EnqueueItem[],
+    direct: (Consumer | undefined)[],
+    ids: string[],
+    duplicate: boolean[],
+    replayed: boolean,
+  ): number[] {
+    const duplicates: number[] = [];
+    const handOut = new Map<Consumer, LeasedMessage[]>();
+    const orphans: ReleaseItem[] = [];
+    let stored = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const c = direct[i];
+      if (replayed || duplicate[i]) {
+        duplicates.push(i);
+        if (c) c.inflight--; // the reservation is not used
+        continue;
+      }
+      stored++;
+      const size = messageSize(it.frames);
+      q.counts.bytes += size;
+      if (c) {
+        q.counts.leased++;
+        const m: LeasedMessage = {
+          id: ids[i]!,
+          frames: it.frames,
+          headers: it.headers,
+          priority: it.priority,
+          attempts: 1,
+          enqueuedAt: it.enqueuedAt,
+          size,
+        };
+        c.inflight--; // handOut counts it again as a lease
+        if (c.active && !c.session.closed) {
+          let batch = handOut.get(c);
+          if (!batch) handOut.set(c, (batch = []));
+          batch.push(m);
+        } else {
+          // Its consumer left before the commit: back to the queue, uncounted.
+          q.counts.leased--;
+          addReady(q, 1);
+          orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
+        }
+      } else if (it.notBefore > it.enqueuedAt) {
+        q.counts.scheduled++;
+        this.due.schedule(it.notBefore);
+      } else {
+        addReady(q, 1);
+      }
+    }
+    if (stored > 0) q.enqueued.mark(this.clock.now(), stored);
+    for (const [c, batch] of handOut) this.dispatch.handOut(c, batch);
+    if (orphans.length > 0) this.dispatch.releaseOrphans(orphans);
+    this.dispatch.pump(q);
+    return duplicates;
+  }
+
+  /**
+   * Throws what sendToQueues would refuse for (bad names, limits, message checks) without
+   * storing anything: a caller that must not write anything else on refusal checks first.
+   */
+  checkSendToQueues(queueNames: string[], message: NewMessage): void {
+    if (this.state.closing) throw new FerryError('SHUTTING_DOWN');
+    if (this.state.isStorageLow()) {
+      throw new FerryError('STORAGE_FULL', 'free disk space is below the floor; sends are refused');
+    }
+    this.prepareCopies(queueNames, message, this.clock.now());
+  }
+
+  private prepareCopies(
+    queueNames: string[],
+    message: NewMessage,
+    now: number,
+  ): {
+    q: QueueState;
+    items: EnqueueItem[];
+    bytes: number;
+    direct: (Consumer | undefined)[];
+    ready: number;
+  }[] {
+    return queueNames.map((name) => {
+      const q = this.state.queueFor(name, true)!;
+      const item = this.toEnqueueItem(q, message, now, 0);
+      const bytes = messageSize(item.frames);
+      const p = q.policy;
+      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
+      if (p.maxDepth > 0 && depth + 1 > p.maxDepth) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages`,
+        );
+      }
+      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
+        throw new FerryError(
+          'QUEUE_FULL',
+          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
+        );
+      }
+      return { q, items: [item], bytes, direct: [] as (Consumer | undefined)[], ready: 0 };
+    });
+  }
+
+  /**
+   * One message into several queues with one storage call (one commit): every queue's limits
+   * are checked first, so either every copy is stored or none is. Resolves with the copies' ids.
+   */
+  sendToQueues(
+    session: SessionState,
+    queueNames: string[],
+    message: NewMessage,
+  ): Promise<string[]> {
+    try {
+      if (this.state.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
+      if (this.state.isStorageLow()) {
+        throw new FerryError(
+          'STORAGE_FULL',
+          'free disk space is below the floor; sends are refused',
+        );
+      }
+      if (queueNames.length === 0) return Promise.resolve([]);
+      const now = this.clock.now();
+      const preps = this.prepareCopies(queueNames, message, now);
+      for (const pr of preps) {
+        pr.direct = this.reserveDirect(pr.q, pr.items);
+        pr.ready = !pr.direct[0] && pr.items[0]!.notBefore <= now ? 1 : 0;
+        pr.q.pendingCount += 1;
+        pr.q.pendingBytes += pr.bytes;
+        pr.q.pendingReady += pr.ready;
+      }
+      const settle = (): void => {
+        for (const pr of preps) {
+          pr.q.pendingCount -= 1;
+          pr.q.pendingBytes -= pr.bytes;
+          pr.q.pendingReady -= pr.ready;
+        }
+      };
+      return this.calls.track(this.storage.enqueue(preps.map((pr) => pr.items[0]!))).then(
+        (outcome) => {
+          settle();
+          preps.forEach((pr, i) =>
+            this.afterEnqueue(
+              pr.q,
+              pr.items,
+              pr.direct,
+              [outcome.ids[i]!],
+              [outcome.duplicate[i] ?? false],
+              false,
+            ),
+          );
+          return outcome.ids;
+        },
+        (err: unknown) => {
+          settle();
+          for (const pr of preps) {
+            for (const c of pr.direct) if (c) c.inflight--;
+            this.dispatch.pump(pr.q);
+          }
+          throw toFerryError(err);
+        },
+      );
+    } catch (err) {
+      return Promise.reject(toFerryError(err));
+    }
+  }
+
+  /**
+   * The direct path: when nothing is ready or about to be ready in the queue, a new message
+   * can be stored already leased to a consumer with spare credit and handed to it from memory
+   * after the commit. That skips a second write and a read per message, and a commit turn.
+   * Returns, per item, the consumer whose credit was reserved (or undefined).
+   */
+  private reserveDirect(q: QueueState, items: EnqueueItem[]): (Consumer | undefined)[] {
+    const out: (Consumer | undefined)[] = new Array(items.length);
+    if (q.consumers.length === 0 || q.counts.ready > 0 || q.pendingReady > 0 || q.leasing) {
+      return out;
+    }
+    // Within one request a higher priority may not wait behind a lower one: only go direct
+    // when the request is uniform in priority (the common case).
+    const prio = items[0]!.priority;
+    if (!items.every((it) => it.priority === prio)) return out;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (it.notBefore > it.enqueuedAt) continue;
+      const chosen = nextConsumer(q);
+      // Out of credit: this and every later item go through the queue, in order.
+      if (!chosen) break;
+      chosen.inflight++;
+      it.leased = true;
+      out[i] = chosen;
+    }
+    return out;
+  }
+
+  private toEnqueueItem(q: QueueState, m: NewMessage, now: number, index: number): EnqueueItem {
+    const where = `message ${index}`;
+    if (!Array.isArray(m.frames) || m.frames.length === 0) {
+      throw new FerryError('BAD_ARGUMENTS', `${where} has no frames`);
+    }
+    const size = messageSize(m.frames);
+    if (size > this.limits.maxMessageBytes) {
+      throw new FerryError(
+        'MESSAGE_TOO_LARGE',
+        `${where} is ${size} bytes; the limit is ${this.limits.maxMessageBytes}`,
+      );
+    }
+    const priority = checkPriority(m.priority, where);
+    const delayMs = checkDelayMs(m.delayMs, where);
+    const expiresAt = expiryOf(m.ttlMs, now, where);
+    const dedupKey = m.dedupKey ?? null;
+    if (dedupKey !== null) checkKey(dedupKey, `${where}: dedupKey`);
+    if (m.headers !== undefined) checkHeaders(m.headers, where);
+    return {
+      queue: q.name,
+      frames: m.frames,
+      headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
+      priority,
+      enqueuedAt: now,
+      notBefore: now + Math.round(delayMs),
+      expiresAt,
+      dedupKey,
+      dedupUntil: now + q.policy.dedupWindowMs,
+    };
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * What the queue engine holds in memory per queue, session, consumer and lease, and the small
+ * rules over it every part shares: counting messages that became ready, and picking the next
+ * consumer with credit (round robin).
+ */
+import type { QueueCounts, QueuePolicy } from 'ferrymq/model';
+import type { SessionSink } from './broker-types.js';
+import { nextWithCredit, type CreditHolder } from './credit.js';
+import type { InflightEntry, InflightHolder } from './inflight-table.js';
+import { RateMeter } from './rate-meter.js';
+
+export interface QueueState {
+  name: string;
+  policy: QueuePolicy;
+  counts: QueueCounts;
+  /** Sends accepted but not yet committed: count toward limits. */
+  pendingCount: number;
+  pendingBytes: number;
+  /** Of those, the ones that will be ready (not leased directly, not delayed) once committed. */
+  pendingReady: number;
+  consumers: Consumer[];
+  rr: number;
+  leasing: boolean;
+  probe: boolean;
+  /** Ready increments ever made: a lease compares before/after to never under-count. */
+  readyAdds: number;
+  enqueued: RateMeter;
+  acked: RateMeter;
+  expired: number;
+  deadLettered: number;
+  leasedBytes: number;
+  ackTimeouts: number;
+  redelivered: number;
+}
+
+export function newQueueState(name: string, policy: QueuePolicy, counts?: QueueCounts): QueueState {
+  return {
+    name,
+    policy,
+    counts: counts ?? { ready: 0, leased: 0, scheduled: 0, dead: 0, bytes: 0 },
+    pendingCount: 0,
+    pendingBytes: 0,
+    pendingReady: 0,
+    consumers: [],
+    rr: 0,
+    leasing: false,
+    probe: false,
+    readyAdds: 0,
+    enqueued: new RateMeter(),
+    acked: new RateMeter(),
+    expired: 0,
+    deadLettered: 0,
+    leasedBytes: 0,
+    ackTimeouts: 0,
+    redelivered: 0,
+  };
+}
+
+/** Counts messages that became ready (so a lease in flight can tell what it may have missed). */
+export function addReady(q: QueueState, n: number): void {
+  q.counts.ready += n;
+  q.readyAdds += n;
+}
+
+/** Round robin: the next consumer of the queue with spare credit, or none. */
+export function nextConsumer(q: QueueState): Consumer | undefined {
+  const i = nextWithCredit(q.consumers, q.rr);
+  if (i < 0) return undefined;
+  q.rr = (i + 1) % q.consumers.length;
+  return q.consumers[i];
+}
+
+/** A session as the engine sees it: its consumers and the leases it holds. */
+export class SessionState implements InflightHolder<Lease> {
+  readonly consumers = new Map<string, Consumer>();
+  readonly held = new Set<Lease>();
+  closed = false;
+  private nextTag = 1;
+
+  constructor(
+    readonly id: string,
+    readonly sink: SessionSink,
+  ) {}
+
+  newTag(): string {
+    return `c${this.nextTag++}`;
+  }
+}
+
+export class Consumer implements CreditHolder {
+  /** Deliveries not yet settled, plus credit reserved for deliveries on their way. */
+  inflight = 0;
+  active = true;
+
+  constructor(
+    readonly tag: string,
+    readonly session: SessionState,
+    readonly queue: QueueState,
+    readonly prefetch: number,
+    readonly ackTimeoutMs: number,
+  ) {}
+
+  get credit(): number {
+    return this.active ? Math.max(0, this.prefetch - this.inflight) : 0;
+  }
+}
+
+/** A message delivered and not yet settled; held by its consumer's session. */
+export interface Lease extends InflightEntry<SessionState> {
+  attempt: number;
+  consumer: Consumer;
+  size: number;
+}
