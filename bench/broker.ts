@@ -173,19 +173,19 @@ export async function startBroker(options: BrokerOptions): Promise<BrokerChild> 
     });
   });
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
     stderr = (stderr + s).slice(-4000);
   });
   let stdout = '';
-  child.stdout!.setEncoding('utf8');
+  child.stdout.setEncoding('utf8');
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`broker did not start within ${START_TIMEOUT_MS} ms`)),
         START_TIMEOUT_MS,
       );
-      child.stdout!.on('data', (s: string) => {
+      child.stdout.on('data', (s: string) => {
         stdout += s;
         if (stdout.includes('ferry listening on')) {
           clearTimeout(timer);

@@ -2,7 +2,7 @@
 
 /** Sorts a copy of the samples (ascending). */
 export function sorted(samples: ArrayLike<number>): Float64Array {
-  const out = Float64Array.from(samples as ArrayLike<number>);
+  const out = Float64Array.from(samples);
   out.sort();
   return out;
 }

@@ -123,7 +123,7 @@ export class FakeJobs implements JobApi {
       this.dispatch();
       return Promise.resolve(info);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
   }
 
@@ -132,7 +132,7 @@ export class FakeJobs implements JobApi {
     try {
       j = this.create(job);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
     if (options.onEvent) j.listeners.push(options.onEvent);
     const p = new Promise<JobInfo>((resolve) => j.waiters.push(resolve));

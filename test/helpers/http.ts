@@ -124,7 +124,7 @@ export async function readEvents(
 export function startWorker(
   server: RunningServer,
   service: string,
-  handle: (params: unknown) => unknown | Promise<unknown>,
+  handle: (params: unknown) => unknown,
 ): WorkerHandle {
   const w: WorkerHandle = server.jobs.registerWorker(
     {

@@ -468,7 +468,7 @@ describe('HTTP gateway', () => {
     // `ferry stats` reads the same snapshot over the Ferry protocol.
     const cli = await runCli(['stats', 'h.metrics', '--json', '--broker', b.endpoint]);
     assert.equal(cli.code, 0, cli.stderr);
-    const viaCli = JSON.parse(cli.stdout) as Loose;
+    const viaCli = JSON.parse(cli.stdout);
     const last = parsePrometheus((await get('/metrics')).text);
     const cq = viaCli.queues[0];
     for (const [field, metric] of [

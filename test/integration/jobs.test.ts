@@ -67,7 +67,7 @@ describe('jobs over the wire', () => {
     const w = await client(b.endpoint);
     await w.worker(
       'reports',
-      (j) => `report for ${(JSON.parse(j.params.toString()) as Json)['month']}`,
+      (j) => `report for ${String((JSON.parse(j.params.toString()) as Json)['month'])}`,
     ).ready;
     const [result] = await job.result({ timeoutMs: 10_000 });
     assert.equal(result!.toString(), 'report for 11');
@@ -146,7 +146,7 @@ describe('jobs over the wire', () => {
       return new Promise((_resolve, reject) => {
         job.signal.addEventListener('abort', () => {
           aborted = true;
-          reject(job.signal.reason);
+          reject(job.signal.reason as Error);
         });
       });
     }).ready;
@@ -187,7 +187,7 @@ describe('jobs over the wire', () => {
       attempts.push(job.attempt);
       if (job.attempt > 1) return 'second time lucky';
       return new Promise((_resolve, reject) => {
-        job.signal.addEventListener('abort', () => reject(job.signal.reason));
+        job.signal.addEventListener('abort', () => reject(job.signal.reason as Error));
       });
     }).ready;
     const out = await c.call('slow-then-fast', 'x', { timeoutMs: 10_000 });

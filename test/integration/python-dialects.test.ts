@@ -20,7 +20,7 @@ function runPython(script: string, args: string[]): Promise<unknown> {
       [path.join(REPO_ROOT, 'test', 'fixtures', script), ...args],
       { timeout: PY_TIMEOUT_MS, killSignal: 'SIGKILL' },
       (error, stdout, stderr) => {
-        if (error) reject(new Error(`${script} failed: ${String(error)}\n${stderr}`));
+        if (error) reject(new Error(`${script} failed: ${error.message}\n${stderr}`));
         else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!));
       },
     );

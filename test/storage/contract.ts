@@ -1072,7 +1072,7 @@ export function runStorageContract(name: string, makeStorage: StorageFactory): v
           ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
         );
         assert.equal(s.metrics().commits, before + 1);
-        const leased = results[3]!.status === 'fulfilled' ? results[3]!.value : undefined;
+        const leased = results[3].status === 'fulfilled' ? results[3].value : undefined;
         assert.deepEqual(bodies(leased?.messages ?? []), ['a', 'b']);
         assert.deepEqual(bodies(await s.browse('q', { limit: 10 })), ['a', 'b']);
       });

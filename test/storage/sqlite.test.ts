@@ -264,7 +264,7 @@ describe('sqlite storage (SQLite only)', () => {
     assert.deepEqual(ack, { status: 'fulfilled', value: [true] });
     assert.equal(tooBig.status, 'rejected');
     assert.ok(tooBig.status === 'rejected' && tooBig.reason instanceof FerryError);
-    assert.equal((tooBig as PromiseRejectedResult).reason.code, 'STORAGE_FULL');
+    assert.equal(tooBig.reason.code, 'STORAGE_FULL');
     assert.equal(small.status, 'fulfilled');
     const bodies = (await s.browse('q', { limit: 10 })).map((m) => m.frames[0]!.toString());
     assert.deepEqual(bodies, ['small']);

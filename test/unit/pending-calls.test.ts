@@ -38,8 +38,8 @@ describe('pending calls', () => {
     await calls.idle();
     const a = deferred();
     const b = deferred();
-    calls.track(a.p);
-    calls.track(b.p);
+    void calls.track(a.p);
+    void calls.track(b.p);
     let idle = false;
     const waiting = calls.idle().then(() => (idle = true));
     a.resolve(1);

@@ -58,7 +58,7 @@ export class RetainedExpiry {
   private armSweep(): void {
     if (this.closed) return;
     this.cancelSweepTimer = this.clock.setTimer(() => {
-      this.sweep().finally(() => this.armSweep());
+      void this.sweep().finally(() => this.armSweep()); // sweep() catches and logs its errors
     }, RETAINED_SWEEP_INTERVAL_MS);
   }
 

@@ -372,7 +372,7 @@ export class QueueEnqueue {
    * Returns, per item, the consumer whose credit was reserved (or undefined).
    */
   private reserveDirect(q: QueueState, items: EnqueueItem[]): (Consumer | undefined)[] {
-    const out: (Consumer | undefined)[] = new Array(items.length);
+    const out = new Array<Consumer | undefined>(items.length);
     if (q.consumers.length === 0 || q.counts.ready > 0 || q.pendingReady > 0 || q.leasing) {
       return out;
     }

@@ -115,7 +115,7 @@ export class HttpConsumers {
         this.session.consume(req.queue, { tag, prefetch: req.max, ackTimeoutMs: leaseMs });
       } catch (err) {
         this.polls.delete(tag);
-        reject(err as Error);
+        reject(err);
         return;
       }
       // wait=0 with ready messages: give the store's lease round trip a moment to answer.

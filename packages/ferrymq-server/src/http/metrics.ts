@@ -41,11 +41,12 @@ class SnapshotHistogram {
     values: { value: number; labels: Record<string, string | number>; metricName: string }[];
   } {
     const h = this.current ?? { bounds: [], counts: [], sum: 0, count: 0 };
-    const values = h.bounds.map((b, i) => ({
-      value: h.counts[i]!,
-      labels: { le: b / this.scale } as Record<string, string | number>,
-      metricName: `${this.name}_bucket`,
-    }));
+    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] =
+      h.bounds.map((b, i) => ({
+        value: h.counts[i]!,
+        labels: { le: b / this.scale },
+        metricName: `${this.name}_bucket`,
+      }));
     values.push({ value: h.count, labels: { le: '+Inf' }, metricName: `${this.name}_bucket` });
     values.push({ value: h.sum / this.scale, labels: {}, metricName: `${this.name}_sum` });
     values.push({ value: h.count, labels: {}, metricName: `${this.name}_count` });

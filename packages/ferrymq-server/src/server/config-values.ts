@@ -123,8 +123,8 @@ function coerceQueues(raw: unknown, where: string): Record<string, Partial<Queue
     throw invalid(where, 'expected an object of queue name → policy');
   }
   const out: Record<string, Partial<QueuePolicy>> = {};
-  for (const [name, policy] of Object.entries(raw)) {
-    if (!isValidQueueName(name)) throw invalid(`${where}.${name}`, 'invalid queue name');
+  for (const [name, policy] of Object.entries(raw as Record<string, unknown>)) {
+    if (!isValidQueueName(name)) throw invalid(`${where}.${String(name)}`, 'invalid queue name');
     if (typeof policy !== 'object' || policy === null || Array.isArray(policy)) {
       throw invalid(`${where}.${name}`, 'expected an object');
     }

@@ -32,7 +32,7 @@ export class Channel<T> implements AsyncIterable<T> {
         const v = this.items.shift();
         if (v !== undefined) return Promise.resolve({ value: v, done: false });
         if (this.error !== undefined) {
-          const e = this.error;
+          const e: unknown = this.error;
           this.error = undefined;
           return Promise.reject(e);
         }

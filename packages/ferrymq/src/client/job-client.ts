@@ -138,7 +138,7 @@ function resultFrames(value: unknown): Buffer[] {
     value.length > 0 &&
     value.every((v) => typeof v === 'string' || Buffer.isBuffer(v) || v instanceof Uint8Array)
   ) {
-    return toFrames(value as Body[]);
+    return toFrames(value);
   }
   return [Buffer.from(JSON.stringify(value), 'utf8')];
 }
@@ -287,7 +287,7 @@ export class JobHandle {
             const v = items.shift();
             if (v !== undefined) return Promise.resolve({ value: v, done: false });
             if (failure !== undefined) {
-              const e = failure;
+              const e: unknown = failure;
               failure = undefined;
               return Promise.reject(e);
             }

@@ -344,7 +344,7 @@ export class TopicSubscription implements AsyncIterable<TopicMessage> {
           return Promise.resolve({ value: v, done: false });
         }
         if (this.error !== undefined) {
-          const e = this.error;
+          const e: unknown = this.error;
           this.error = undefined;
           return Promise.reject(e);
         }

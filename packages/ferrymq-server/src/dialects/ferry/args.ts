@@ -59,5 +59,5 @@ export function reqIds(args: Json): string[] {
   ) {
     throw new FerryError('BAD_ARGUMENTS', 'ids must be an array of message id strings');
   }
-  return v as string[];
+  return v;
 }

@@ -121,7 +121,7 @@ export class FerryJobCommands extends CommandGroup {
         this.answer(
           peerId,
           requestId,
-          this.jobs.multicast(services as string[], rest).then((info) => jobJson(info).args),
+          this.jobs.multicast(services, rest).then((info) => jobJson(info).args),
         );
         return;
       }
@@ -243,7 +243,7 @@ export class FerryJobCommands extends CommandGroup {
             },
           },
           {
-            services: services as string[],
+            services: services,
             concurrency: optInt(args, 'concurrency'),
             name: optString(args, 'name'),
             protocol: 'ferry',

@@ -204,7 +204,7 @@ export class FerryQueueCommands extends CommandGroup {
     };
     const wait = optBool(args, 'wait') ?? false;
     const timeoutMs = optNumber(args, 'timeoutMs');
-    this.answer(peerId, requestId, this.multicast(s, queues as string[], message, wait, timeoutMs));
+    this.answer(peerId, requestId, this.multicast(s, queues, message, wait, timeoutMs));
   }
 
   private async multicast(

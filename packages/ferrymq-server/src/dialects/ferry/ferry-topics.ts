@@ -192,7 +192,7 @@ export class FerryTopicCommands extends CommandGroup {
           requestId,
           this.pubsub
             .rollout(topic, payload, {
-              nodes: nodes as string[] | undefined,
+              nodes: nodes,
               timeoutMs: optNumber(args, 'timeoutMs'),
               ttlMs: optNumber(args, 'ttlMs'),
               headers: optHeaders(args),

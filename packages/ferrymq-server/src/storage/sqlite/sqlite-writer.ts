@@ -113,7 +113,7 @@ export class SqliteWriter {
     // Usually one pass. If a call makes SQLite abandon the whole transaction (SQLITE_FULL,
     // I/O errors), that call fails alone and the rest of the turn runs again in a new one.
     for (;;) {
-      const outcomes: { ok: boolean; value: unknown }[] = new Array(calls.length);
+      const outcomes = new Array<{ ok: boolean; value: unknown }>(calls.length);
       let culprit = -1;
       const started = performance.now();
       try {
