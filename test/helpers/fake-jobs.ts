@@ -3,7 +3,6 @@
  * calls that resolve when a worker completes. Not the real job server (no retries, no
  * storage, no TTLs): just enough to drive a dialect without sockets.
  */
-import { randomBytes } from 'node:crypto';
 import type {
   Assignment,
   CallOptions,
@@ -19,6 +18,7 @@ import type {
   WorkerSink,
 } from '../../src/core/job-types.js';
 import { isFinalStatus } from '../../src/core/job-types.js';
+import { prng } from './seed.js';
 
 interface FakeJob {
   info: JobInfo;
@@ -43,6 +43,8 @@ export class FakeJobs implements JobApi {
   private readonly queue: string[] = [];
   private readonly workerList: FakeWorker[] = [];
   private nextWorker = 1;
+  /** Job ids: random bytes from the test seed (FERRY_TEST_SEED replays them). */
+  private readonly ids = prng('fake job ids');
 
   private create(job: NewJob): FakeJob {
     if (!/^[A-Za-z0-9._:-]{1,255}$/.test(job.service)) {
@@ -51,7 +53,7 @@ export class FakeJobs implements JobApi {
       });
     }
     const info: JobInfo = {
-      id: randomBytes(16).toString('hex'),
+      id: this.ids.bytes(16).toString('hex'),
       service: job.service,
       status: 'queued',
       durable: job.durable ?? false,
