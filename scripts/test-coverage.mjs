@@ -41,7 +41,7 @@ const c8 = path.join(
  */
 function typeOnlyFiles() {
   const found = [];
-  (function walk(dir) {
+  function walk(dir) {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
@@ -54,7 +54,12 @@ function typeOnlyFiles() {
         if (code === 'export{};') found.push(path.relative(root, p).split(path.sep).join('/'));
       }
     }
-  })(path.join(root, 'dist'));
+  }
+  // Walk the fixed part of each include glob ('dist/src/**/*.js' → dist/src).
+  for (const glob of COVERAGE.include) {
+    const dir = path.join(root, glob.split('/*')[0]);
+    if (fs.existsSync(dir)) walk(dir);
+  }
   return found;
 }
 
