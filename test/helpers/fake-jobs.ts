@@ -3,7 +3,6 @@
  * calls that resolve when a worker completes. Not the real job server (no retries, no
  * storage, no TTLs): just enough to drive a dialect without sockets.
  */
-import { randomBytes } from 'node:crypto';
 import type {
   CallOptions,
   JobApi,
@@ -14,6 +13,7 @@ import type {
 } from 'ferrymq-server/internal/core/job-types.js';
 import type { Assignment, JobEvent, JobInfo, NewJob, ServiceInfo, WorkerInfo } from 'ferrymq/model';
 import { isFinalStatus } from 'ferrymq/model';
+import { prng } from './seed.js';
 
 interface FakeJob {
   info: JobInfo;
@@ -38,6 +38,8 @@ export class FakeJobs implements JobApi {
   private readonly queue: string[] = [];
   private readonly workerList: FakeWorker[] = [];
   private nextWorker = 1;
+  /** Job ids: random bytes from the test seed (FERRY_TEST_SEED replays them). */
+  private readonly ids = prng('fake job ids');
 
   private create(job: NewJob): FakeJob {
     if (!/^[A-Za-z0-9._:-]{1,255}$/.test(job.service)) {
@@ -46,7 +48,7 @@ export class FakeJobs implements JobApi {
       });
     }
     const info: JobInfo = {
-      id: randomBytes(16).toString('hex'),
+      id: this.ids.bytes(16).toString('hex'),
       service: job.service,
       status: 'queued',
       durable: job.durable ?? false,

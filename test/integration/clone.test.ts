@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
@@ -20,6 +19,7 @@ import {
   type TestBroker,
   TestResources,
 } from '../helpers/broker.js';
+import { prng } from '../helpers/seed.js';
 
 const resources = new TestResources();
 const brokers = resources.brokers;
@@ -57,6 +57,9 @@ async function cloneBroker(): Promise<{ b: TestBroker; port: number }> {
   brokers.push(b);
   return { b, port };
 }
+
+/** The UUID frame of KVSET updates: random bytes, from the test seed. */
+const uuids = prng('clone uuids');
 
 function seqOf(frame: Buffer | undefined): number {
   assert.ok(frame && frame.length === 8, 'sequence is 8 bytes');
@@ -126,7 +129,7 @@ class RawCloneClient {
 
   async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
     const props = ttlSeconds === undefined ? '' : `ttl=${ttlSeconds}\n`;
-    await this.publisher.send([key, Buffer.alloc(8), randomBytes(16), props, value]);
+    await this.publisher.send([key, Buffer.alloc(8), uuids.bytes(16), props, value]);
   }
 }
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
+import fc from 'fast-check';
 import { runCli, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
   parsePrometheus,
@@ -14,6 +15,7 @@ import {
   startWorker,
   type Loose,
 } from '../helpers/http.js';
+import { fcOptions } from '../helpers/seed.js';
 
 const BODY_LIMIT = 64 * 1024;
 
@@ -503,12 +505,6 @@ describe('HTTP gateway', () => {
   });
 
   it('survives 500 random requests: every answer is a 2xx, 4xx or JSON error, never a crash', async () => {
-    let seed = 42;
-    const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
-    const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
     const paths = [
       '/v1/queues/h.fuzz/messages',
       '/v1/queues/h.fuzz/batch',
@@ -524,34 +520,49 @@ describe('HTTP gateway', () => {
       '/v1/queues/%00%ff/messages',
       '/v1/queues/h.fuzz/messages?encoding=%ff',
     ];
-    const bodies = [
-      () => JSON.stringify({ body: 'x'.repeat(rnd(100)) }),
-      () => JSON.stringify({ messages: [{ body: 'a', priority: rnd(400) - 50 }] }),
-      () =>
-        JSON.stringify({ frames: [String(rnd(1000))], encoding: pick(['utf8', 'base64', 'hex']) }),
-      () => JSON.stringify({ leases: [pick(['1.1', '', 'x', '9'.repeat(90)])], ms: rnd(10) - 2 }),
-      () => JSON.stringify(pick([null, 1, 'str', [], [{}], { params: { deep: [[[]]] } }])),
-      () => Buffer.from(Array.from({ length: rnd(64) }, () => rnd(256))).toString('latin1'),
-      () => '{"body":"\ud800"}',
-      () => '{'.repeat(rnd(50)),
-    ];
-    for (let i = 0; i < 500; i++) {
-      const method = pick(['GET', 'POST', 'DELETE']);
-      const r = await req(base, method, pick(paths), {
-        ...(method === 'GET' ? {} : { raw: pick(bodies)() }),
-        contentType: pick([
-          'application/json',
-          'text/plain',
-          'application/x-www-form-urlencoded',
-          'application/octet-stream',
-        ]),
-      });
-      assert.ok(r.status < 500 || r.status === 504, `status ${r.status}: ${r.text}`);
-      if (r.status >= 400) {
-        assert.equal(typeof r.body?.code, 'string', r.text);
-        assert.equal(typeof r.body?.message, 'string', r.text);
-      }
-    }
+    const bodies = fc.oneof(
+      fc.nat(99).map((n) => JSON.stringify({ body: 'x'.repeat(n) })),
+      fc
+        .integer({ min: -50, max: 349 })
+        .map((priority) => JSON.stringify({ messages: [{ body: 'a', priority }] })),
+      fc
+        .tuple(fc.nat(999), fc.constantFrom('utf8', 'base64', 'hex'))
+        .map(([n, encoding]) => JSON.stringify({ frames: [String(n)], encoding })),
+      fc
+        .tuple(fc.constantFrom('1.1', '', 'x', '9'.repeat(90)), fc.integer({ min: -2, max: 7 }))
+        .map(([lease, ms]) => JSON.stringify({ leases: [lease], ms })),
+      fc
+        .constantFrom(null, 1, 'str', [], [{}], { params: { deep: [[[]]] } })
+        .map((v) => JSON.stringify(v)),
+      fc.uint8Array({ maxLength: 63, size: 'max' }).map((a) => Buffer.from(a).toString('latin1')),
+      fc.constant('{"body":"\ud800"}'),
+      fc.nat(49).map((n) => '{'.repeat(n)),
+    );
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'DELETE'),
+      path: fc.constantFrom(...paths),
+      body: bodies,
+      contentType: fc.constantFrom(
+        'application/json',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/octet-stream',
+      ),
+    });
+    await fc.assert(
+      fc.asyncProperty(request, async ({ method, path, body, contentType }) => {
+        const r = await req(base, method, path, {
+          ...(method === 'GET' ? {} : { raw: body }),
+          contentType,
+        });
+        assert.ok(r.status < 500 || r.status === 504, `status ${r.status}: ${r.text}`);
+        if (r.status >= 400) {
+          assert.equal(typeof r.body?.code, 'string', r.text);
+          assert.equal(typeof r.body?.message, 'string', r.text);
+        }
+      }),
+      fcOptions(500),
+    );
     assert.equal((await get('/v1/queues')).status, 200, 'still serving');
   });
 

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { testSeed } from '../helpers/seed.js';
 
 const PYTHON = '/usr/bin/python3';
 const PY_TIMEOUT_MS = 60_000;
@@ -18,7 +19,12 @@ function runPython(script: string, args: string[]): Promise<unknown> {
     execFile(
       PYTHON,
       [path.join(REPO_ROOT, 'test', 'fixtures', script), ...args],
-      { timeout: PY_TIMEOUT_MS, killSignal: 'SIGKILL' },
+      {
+        timeout: PY_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        // The fixtures draw their random ids from the test seed.
+        env: { ...process.env, FERRY_TEST_SEED: String(testSeed()) },
+      },
       (error, stdout, stderr) => {
         if (error) reject(new Error(`${script} failed: ${error.message}\n${stderr}`));
         else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!));

@@ -1,8 +1,8 @@
 /** The FERRY01 codec: layouts, every malformation answered with a code, and a bounded fuzz. */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { FerryError } from 'ferrymq/model';
+import fc from 'fast-check';
 import {
   COMMANDS,
   COMMAND_ARGUMENTS,
@@ -15,6 +15,7 @@ import {
   joinMessages,
   splitMessages,
 } from 'ferrymq/protocol';
+import { fcOptions } from '../helpers/seed.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
 const rid = Buffer.from([0, 0, 0, 7]);
@@ -135,33 +136,36 @@ describe('FERRY01 codec', () => {
   });
 
   it('never throws anything but a coded ProtocolError on random input (fuzz, 20,000 cases)', () => {
-    const pieces = [
-      () => B(PROTOCOL_ID),
-      () => B('FERRY0'),
-      () => B(COMMANDS[Math.floor(Math.random() * COMMANDS.length)]!),
-      () => B('{"queue":"q","messages":2}'),
-      () => B('{"messages":[{"frames":2}]}'),
-      () => B('{'),
-      () => Buffer.alloc(0),
-      () => randomBytes(Math.floor(Math.random() * 80)),
-    ];
-    for (let i = 0; i < 20_000; i++) {
-      const n = Math.floor(Math.random() * 7);
-      const frames = Array.from({ length: n }, () =>
-        pieces[Math.floor(Math.random() * pieces.length)]!(),
-      );
-      try {
-        const req = decodeRequest(frames);
-        if (req.command === 'SEND')
-          splitMessages(req.args['messages'], req.payload, req.requestId, true);
-      } catch (err) {
-        assert.ok(err instanceof FerryError, `case ${i}: ${String(err)}`);
-        assert.ok(
-          ['BAD_FRAME', 'UNSUPPORTED_VERSION', 'UNKNOWN_COMMAND', 'BAD_ARGUMENTS'].includes(
-            err.code,
-          ),
-        );
-      }
-    }
+    const piece = fc.oneof(
+      fc.constant(PROTOCOL_ID),
+      fc.constant('FERRY0'),
+      fc.constantFrom(...COMMANDS),
+      fc.constant('{"queue":"q","messages":2}'),
+      fc.constant('{"messages":[{"frames":2}]}'),
+      fc.constant('{'),
+      fc.constant(''),
+      fc.uint8Array({ maxLength: 79, size: 'max' }),
+    );
+    const frames = fc.array(
+      piece.map((p) => Buffer.from(p)),
+      { maxLength: 6 },
+    );
+    fc.assert(
+      fc.property(frames, (frames) => {
+        try {
+          const req = decodeRequest(frames);
+          if (req.command === 'SEND')
+            splitMessages(req.args['messages'], req.payload, req.requestId, true);
+        } catch (err) {
+          assert.ok(err instanceof FerryError, String(err));
+          assert.ok(
+            ['BAD_FRAME', 'UNSUPPORTED_VERSION', 'UNKNOWN_COMMAND', 'BAD_ARGUMENTS'].includes(
+              err.code,
+            ),
+          );
+        }
+      }),
+      fcOptions(20_000),
+    );
   });
 });

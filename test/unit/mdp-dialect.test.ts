@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
+import fc from 'fast-check';
 import {
   MDP_HEARTBEAT_INTERVAL_MS,
   MDP_HEARTBEAT_LIVENESS,
@@ -14,6 +15,7 @@ import { decodeMdp } from 'ferrymq-server/internal/dialects/mdp/mdp-frames.js';
 import { MMI_PREFIX } from 'ferrymq-server/internal/dialects/mdp/mmi.js';
 import { TitanicServices } from 'ferrymq-server/internal/dialects/titanic/titanic-services.js';
 import { FakeJobs } from '../helpers/fake-jobs.js';
+import { fcOptions } from '../helpers/seed.js';
 
 const E = Buffer.alloc(0);
 const b = (s: string): Buffer => Buffer.from(s);
@@ -382,12 +384,6 @@ describe('MDP dialect', () => {
 
 describe('MDP robustness', () => {
   it('survives 20,000 random messages (valid headers, random frames) and still serves', async () => {
-    const { mdp, take } = setup();
-    let seed = 42;
-    const rand = (n: number): number => {
-      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-      return seed % n;
-    };
     const pieces = [
       E,
       b('MDPC01'),
@@ -397,26 +393,40 @@ describe('MDP robustness', () => {
       b('echo'),
       b('mmi.service'),
     ];
-    const frame = (): Buffer =>
-      rand(3) === 0
-        ? Buffer.from(Array.from({ length: rand(40) }, () => rand(256)))
-        : rand(4) === 0
-          ? byte(rand(8))
-          : pieces[rand(pieces.length)]!;
-    for (let i = 0; i < 20_000; i++) {
-      const msg = Array.from({ length: rand(8) }, frame);
-      assert.doesNotThrow(() => mdp.handle(b(`p${rand(50)}`), msg));
-    }
-    await settle();
-    take('W');
-    take('C');
-    mdp.handle(b('W'), ready1('echo-fuzz'));
-    mdp.handle(b('C'), request1('echo-fuzz', 'still'));
-    await settle();
-    const req = take('W').find((m) => m[2]?.[0] === 2)!;
-    mdp.handle(b('W'), [E, b('MDPW01'), byte(3), req[3]!, E, b('here')]);
-    await settle();
-    assert.deepEqual(text(take('C').at(-1)!), ['', 'MDPC01', 'echo-fuzz', 'here']);
+    const frame = fc.oneof(
+      {
+        weight: 2,
+        arbitrary: fc.uint8Array({ maxLength: 39, size: 'max' }).map((u) => Buffer.from(u)),
+      },
+      { weight: 1, arbitrary: fc.nat(7).map(byte) },
+      { weight: 3, arbitrary: fc.constantFrom(...pieces) },
+    );
+    const message = fc.record({ peer: fc.nat(49), frames: fc.array(frame, { maxLength: 7 }) });
+    // 20 runs of up to 2,000 messages each (about 20,000 in all), each on a fresh dialect.
+    const messages = fc.array(message, { maxLength: 2_000, size: 'max' });
+    await fc.assert(
+      fc.asyncProperty(messages, async (msgs) => {
+        const { mdp, take } = setup();
+        try {
+          for (const m of msgs) {
+            assert.doesNotThrow(() => mdp.handle(b(`p${m.peer}`), m.frames));
+          }
+          await settle();
+          take('W');
+          take('C');
+          mdp.handle(b('W'), ready1('echo-fuzz'));
+          mdp.handle(b('C'), request1('echo-fuzz', 'still'));
+          await settle();
+          const req = take('W').find((m) => m[2]?.[0] === 2)!;
+          mdp.handle(b('W'), [E, b('MDPW01'), byte(3), req[3]!, E, b('here')]);
+          await settle();
+          assert.deepEqual(text(take('C').at(-1)!), ['', 'MDPC01', 'echo-fuzz', 'here']);
+        } finally {
+          mdp.close();
+        }
+      }),
+      fcOptions(20),
+    );
   });
 });
 

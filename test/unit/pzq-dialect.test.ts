@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { Broker } from 'ferrymq-server/internal/core/broker.js';
 import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
 import { PzqDialect } from 'ferrymq-server/internal/dialects/pzq/pzq-dialect.js';
+import fc from 'fast-check';
 import {
   PZQ_EMPTY_MESSAGE_TEXT,
   PZQ_NO_DELIMITER_TEXT,
@@ -16,6 +17,7 @@ import {
   encodeMonitorReply,
 } from 'ferrymq-server/internal/dialects/pzq/pzq-frames.js';
 import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
+import { fcOptions } from '../helpers/seed.js';
 
 const E = Buffer.alloc(0);
 const b = (s: string): Buffer => Buffer.from(s);
@@ -180,40 +182,49 @@ describe('PZQ dialect', () => {
   });
 
   it('survives 20,000 random messages on every socket and still serves', async () => {
-    const { broker, pzq, producer, consumers, monitor } = await setup();
-    try {
-      let seed = 7;
-      const rand = (n: number): number => {
-        seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-        return seed % n;
-      };
-      const pieces = ['', '0', '1', 'MONITOR', 'id', '\u0000', 'x'.repeat(300)];
-      const frame = (): Buffer =>
-        rand(4) === 0 ? Buffer.from([rand(256), rand(256)]) : b(pieces[rand(pieces.length)]!);
-      pzq.consumersChanged(1);
-      for (let i = 0; i < 20_000; i++) {
-        const msg = Array.from({ length: rand(7) }, frame);
-        const where = rand(3);
-        assert.doesNotThrow(() => {
-          if (where === 0) pzq.handleProducer(b(`p${rand(9)}`), msg);
-          else if (where === 1) pzq.handleConsumer(msg);
-          else pzq.handleMonitor(b(`m${rand(9)}`), msg);
-        });
-        if (i % 1_000 === 0) await settle();
-      }
-      await settle();
-      producer.length = 0;
-      consumers.length = 0;
-      monitor.length = 0;
-      pzq.handleProducer(b('P'), [b('after'), E, b('still')]);
-      await until(() => producer.some((m) => text(m)[0] === 'after'), 'the ACK after the fuzz');
-      assert.deepEqual(text(producer.find((m) => text(m)[0] === 'after')!), ['after', '1', '']);
-      pzq.handleMonitor(b('M'), [E, b('MONITOR')]);
-      await until(() => monitor.length === 1, 'a monitor reply');
-      assert.equal(text(monitor[0]!)[1]!.split('\n').length, 7);
-    } finally {
-      pzq.close();
-      await broker.close();
-    }
+    const pieces = ['', '0', '1', 'MONITOR', 'id', '\u0000', 'x'.repeat(300)];
+    const frame = fc
+      .oneof(
+        { weight: 1, arbitrary: fc.uint8Array({ minLength: 2, maxLength: 2 }) },
+        { weight: 3, arbitrary: fc.constantFrom(...pieces) },
+      )
+      .map((f) => Buffer.from(f));
+    const message = fc.record({
+      where: fc.constantFrom('producer', 'consumer', 'monitor'),
+      peer: fc.nat(8),
+      frames: fc.array(frame, { maxLength: 6 }),
+    });
+    // 20 runs of up to 2,000 messages each (about 20,000 in all), each on a fresh broker.
+    const messages = fc.array(message, { maxLength: 2_000, size: 'max' });
+    await fc.assert(
+      fc.asyncProperty(messages, async (msgs) => {
+        const { broker, pzq, producer, consumers, monitor } = await setup();
+        try {
+          pzq.consumersChanged(1);
+          for (const [i, m] of msgs.entries()) {
+            assert.doesNotThrow(() => {
+              if (m.where === 'producer') pzq.handleProducer(b(`p${m.peer}`), m.frames);
+              else if (m.where === 'consumer') pzq.handleConsumer(m.frames);
+              else pzq.handleMonitor(b(`m${m.peer}`), m.frames);
+            });
+            if (i % 1_000 === 0) await settle();
+          }
+          await settle();
+          producer.length = 0;
+          consumers.length = 0;
+          monitor.length = 0;
+          pzq.handleProducer(b('P'), [b('after'), E, b('still')]);
+          await until(() => producer.some((m) => text(m)[0] === 'after'), 'the ACK after the fuzz');
+          assert.deepEqual(text(producer.find((m) => text(m)[0] === 'after')!), ['after', '1', '']);
+          pzq.handleMonitor(b('M'), [E, b('MONITOR')]);
+          await until(() => monitor.length === 1, 'a monitor reply');
+          assert.equal(text(monitor[0]!)[1]!.split('\n').length, 7);
+        } finally {
+          pzq.close();
+          await broker.close();
+        }
+      }),
+      fcOptions(20),
+    );
   });
 });

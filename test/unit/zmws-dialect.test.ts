@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
 import { JobServer } from 'ferrymq-server/internal/core/jobs.js';
+import fc from 'fast-check';
 import {
   decodeParam,
   framesToJson,
@@ -21,6 +22,7 @@ import {
 import { decodeWorkerMessage } from 'ferrymq-server/internal/dialects/zmws/zmws-frames.js';
 import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
+import { fcOptions } from '../helpers/seed.js';
 
 const E = Buffer.alloc(0);
 const b = (s: string): Buffer => Buffer.from(s);
@@ -75,13 +77,15 @@ async function harness(): Promise<Harness> {
   };
 }
 
-afterEach(async () => {
+async function closeOpened(): Promise<void> {
   for (const o of opened.splice(0)) {
     o.zmws.close();
     await o.jobs.close();
     await o.storage.close();
   }
-});
+}
+
+afterEach(closeOpened);
 
 /** Waits for something sent to a peer; returns it (bounded). */
 async function next(get: () => string[][], what: string): Promise<string[]> {
@@ -341,12 +345,6 @@ describe('ZMWS dialect', () => {
   });
 
   it('survives 20,000 random messages on both sockets and still serves', async () => {
-    const h = await harness();
-    let seed = 11;
-    const rand = (n: number): number => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed % n;
-    };
     const pieces = [
       '',
       'READY',
@@ -365,38 +363,58 @@ describe('ZMWS dialect', () => {
       'JOB: bad name',
       '\u00ff\u0000',
     ];
-    const frame = (): Buffer =>
-      rand(5) === 0
-        ? Buffer.from([rand(256), rand(256), rand(256)])
-        : b(pieces[rand(pieces.length)]!);
-    for (let i = 0; i < 20_000; i++) {
-      const msg = Array.from({ length: rand(5) }, frame);
-      const peer = b(`p${rand(20)}`);
-      assert.doesNotThrow(() =>
-        rand(2) === 0 ? h.zmws.handleClient(peer, msg) : h.zmws.handleWorker(peer, msg),
-      );
-      if (i % 500 === 0) {
-        h.clock.advance(1_000);
-        await new Promise((r) => setImmediate(r));
-      }
-    }
-    h.clock.advance(60_000);
-    await new Promise((r) => setImmediate(r));
-    h.client('Z');
-    h.zmws.handleWorker(b('GOOD'), [b('FUZZ-OK'), b('READY')]);
-    h.zmws.handleClient(b('Z'), [E, b('PARAM-JSON: "still"'), b('SYNC-FUZZ-OK')]);
-    let job: string[] = [];
-    await waitFor(
-      () => (job = h.worker('GOOD').find((m) => m[3]?.startsWith('JOB: ')) ?? []).length > 0,
-      'a job after the fuzz',
+    const frame = fc
+      .oneof(
+        { weight: 1, arbitrary: fc.uint8Array({ minLength: 3, maxLength: 3 }) },
+        { weight: 4, arbitrary: fc.constantFrom(...pieces) },
+      )
+      .map((f) => Buffer.from(f));
+    const message = fc.record({
+      toClient: fc.boolean(),
+      peer: fc.nat(19),
+      frames: fc.array(frame, { maxLength: 4 }),
+    });
+    // 20 runs of up to 2,000 messages each (about 20,000 in all), each on a fresh harness.
+    const messages = fc.array(message, { maxLength: 2_000, size: 'max' });
+    await fc.assert(
+      fc.asyncProperty(messages, async (msgs) => {
+        try {
+          const h = await harness();
+          for (const [i, m] of msgs.entries()) {
+            const peer = b(`p${m.peer}`);
+            assert.doesNotThrow(() =>
+              m.toClient
+                ? h.zmws.handleClient(peer, m.frames)
+                : h.zmws.handleWorker(peer, m.frames),
+            );
+            if (i % 500 === 0) {
+              h.clock.advance(1_000);
+              await new Promise((r) => setImmediate(r));
+            }
+          }
+          h.clock.advance(60_000);
+          await new Promise((r) => setImmediate(r));
+          h.client('Z');
+          h.zmws.handleWorker(b('GOOD'), [b('FUZZ-OK'), b('READY')]);
+          h.zmws.handleClient(b('Z'), [E, b('PARAM-JSON: "still"'), b('SYNC-FUZZ-OK')]);
+          let job: string[] = [];
+          await waitFor(
+            () => (job = h.worker('GOOD').find((m) => m[3]?.startsWith('JOB: ')) ?? []).length > 0,
+            'a job after the fuzz',
+          );
+          assert.equal(job[2], 'PARAM-JSON: "still"');
+          h.zmws.handleWorker(b('GOOD'), [
+            b('PARAM-JSON: "ok"'),
+            b('FUZZ-OK'),
+            b(job[3]!.replace('JOB', 'COMPLETE')),
+          ]);
+          const reply = await next(() => h.client('Z'), 'the reply after the fuzz');
+          assert.equal(reply[2], 'PARAM-JSON: "ok"');
+        } finally {
+          await closeOpened();
+        }
+      }),
+      fcOptions(20),
     );
-    assert.equal(job[2], 'PARAM-JSON: "still"');
-    h.zmws.handleWorker(b('GOOD'), [
-      b('PARAM-JSON: "ok"'),
-      b('FUZZ-OK'),
-      b(job[3]!.replace('JOB', 'COMPLETE')),
-    ]);
-    const reply = await next(() => h.client('Z'), 'the reply after the fuzz');
-    assert.equal(reply[2], 'PARAM-JSON: "ok"');
   });
 });
