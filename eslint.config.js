@@ -47,6 +47,7 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-non-null-assertion': 'off',
       'no-console': ['error', { allow: ['error'] }],
+      'no-duplicate-imports': 'error',
     },
   },
   {

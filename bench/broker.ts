@@ -16,7 +16,7 @@ export const CLI_PATH =
     path.dirname(fileURLToPath(import.meta.url)),
     '../../packages/ferrymq-server/dist/cli/main.js',
   );
-export const RSS_SAMPLE_MS = 100;
+const RSS_SAMPLE_MS = 100;
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 20_000;
 
@@ -35,7 +35,7 @@ export function killAllBrokers(): void {
 }
 
 /** A free TCP port on 127.0.0.1 (bound then released; the broker binds it right after). */
-export function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -1,7 +1,7 @@
 /** Bench settings: defaults, `--quick`, and BENCH_* environment variables (which win). */
 import os from 'node:os';
 
-export const WORKLOAD_IDS = [
+const WORKLOAD_IDS = [
   'ceilings',
   'w1',
   'w1-paced',

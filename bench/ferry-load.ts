@@ -29,13 +29,7 @@ export function newCounters(): LoadCounters {
 
 const FILLER = 0x78; // 'x'
 
-export function makeBody(
-  size: number,
-  seq: number,
-  sentAt: number,
-  scheduled: number,
-  flags: number,
-) {
+function makeBody(size: number, seq: number, sentAt: number, scheduled: number, flags: number) {
   const b = Buffer.allocUnsafe(size);
   b.writeDoubleLE(sentAt, 0);
   b.writeUInt32LE(seq, 8);

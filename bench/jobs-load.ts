@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { FerryClient } from 'ferrymq';
 
 /** Calls made before measuring (connections warm, JIT settled). */
-export const W3_WARMUP_CALLS = 500;
+const W3_WARMUP_CALLS = 500;
 /** How often W3-submit asks the broker how many jobs are done. */
 const DONE_POLL_MS = 20;
 

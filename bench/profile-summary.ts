@@ -47,7 +47,7 @@ function label(f: CallFrame): string {
   return file === '' ? name : `${name}  ${file}:${f.lineNumber + 1}`;
 }
 
-export function summarize(profile: CpuProfile, top: number): string {
+function summarize(profile: CpuProfile, top: number): string {
   const byId = new Map<number, ProfileNode>();
   for (const n of profile.nodes) byId.set(n.id, n);
   const selfUs = new Map<number, number>();

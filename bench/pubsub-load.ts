@@ -17,12 +17,12 @@ const SNAPSHOT_TOPIC_PREFIX = 'bench/snap/';
 /** Topics the fan-out spreads over (publish order is per topic). */
 const FANOUT_TOPICS = 16;
 /** Prefetch of Ferry's durable fan-out subscribers. */
-export const FANOUT_DURABLE_PREFETCH = 1_000;
+const FANOUT_DURABLE_PREFETCH = 1_000;
 /**
  * A fan-out run ends this long after the last publish was confirmed and no subscriber received
  * anything new, when some subscriber still lacks messages (lost, or dropped unnoticed), ms.
  */
-export const DEFAULT_FANOUT_SETTLE_MS = 5_000;
+const DEFAULT_FANOUT_SETTLE_MS = 5_000;
 /** The progress callback runs every this-many deliveries. */
 const PROGRESS_EVERY_DELIVERIES = 1_024;
 
@@ -56,7 +56,7 @@ export interface FanoutLoadOptions {
   onProgress?: (c: LoadCounters) => void;
 }
 
-export interface FanoutSubscriberStats {
+interface FanoutSubscriberStats {
   /** Distinct messages received. */
   received: number;
   duplicates: number;

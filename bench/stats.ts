@@ -1,14 +1,14 @@
 /** Small statistics helpers: percentiles over samples, median with min–max over runs. */
 
 /** Sorts a copy of the samples (ascending). */
-export function sorted(samples: ArrayLike<number>): Float64Array {
+function sorted(samples: ArrayLike<number>): Float64Array {
   const out = Float64Array.from(samples);
   out.sort();
   return out;
 }
 
 /** Nearest-rank percentile (p in 0–100) of ascending samples; NaN when empty. */
-export function percentile(ascending: Float64Array, p: number): number {
+function percentile(ascending: Float64Array, p: number): number {
   if (ascending.length === 0) return NaN;
   const rank = Math.ceil((p / 100) * ascending.length);
   const i = Math.min(ascending.length - 1, Math.max(0, rank - 1));

@@ -3,7 +3,7 @@
  * linear scale, one bar per system with its median printed above and a whisker for min–max.
  */
 
-export interface Bar {
+interface Bar {
   label: string;
   /** NaN = not measured (skipped or failed): drawn as a note instead of a bar. */
   median: number;

@@ -42,7 +42,7 @@ export class Scope {
 /** Temp dirs not yet removed: removed synchronously if the bench is interrupted. */
 export const liveTempDirs = new Set<string>();
 
-export function makeTempDir(cfg: BenchConfig, scope: Scope, prefix: string): string {
+function makeTempDir(cfg: BenchConfig, scope: Scope, prefix: string): string {
   const dir = fs.mkdtempSync(path.join(cfg.dir, prefix));
   liveTempDirs.add(dir);
   scope.add(() => {
@@ -52,7 +52,7 @@ export function makeTempDir(cfg: BenchConfig, scope: Scope, prefix: string): str
   return dir;
 }
 
-export interface RunContext {
+interface RunContext {
   cfg: BenchConfig;
   scope: Scope;
   /** Names the run on its progress line. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** bench/peers/ in the source tree (this file runs from dist/bench/peers/). */
-export const PEERS_PACKAGE_DIR = path.resolve(
+const PEERS_PACKAGE_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../../bench/peers',
 );

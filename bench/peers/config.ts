@@ -5,63 +5,63 @@
  */
 import { loadBenchConfig, type BenchConfig } from '../config.js';
 
-export const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4'] as const;
+const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4'] as const;
 export type PeerWorkloadId = (typeof PEER_WORKLOAD_IDS)[number];
 
-export const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
+const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
 export type SystemId = (typeof SYSTEM_IDS)[number];
 /** The other brokers: every system but Ferry. */
 export type PeerId = Exclude<SystemId, 'ferry'>;
 
 /** Message sizes of a default run, bytes. */
-export const DEFAULT_SIZES_BYTES = [100, 1024];
+const DEFAULT_SIZES_BYTES = [100, 1024];
 /** W2 backlog for the peers (Ferry's is BENCH_W2_N, 1,000,000): keeps the run under ~25 min. */
-export const DEFAULT_PEER_W2_COUNT = 200_000;
-export const QUICK_PEER_W2_COUNT = 20_000;
+const DEFAULT_PEER_W2_COUNT = 200_000;
+const QUICK_PEER_W2_COUNT = 20_000;
 /**
  * W1-paced against the peers: an offered rate every system here sustains at 100 B (BullMQ, the
  * slowest, tops out at 5,000–9,000 msgs/s in W1), so the latencies compare a message's trip,
  * not a backlog. Measured messages after the warm-up (BENCH_WARMUP_MS, 1 s).
  */
-export const DEFAULT_PEERS_RATE_PER_SEC = 2_000;
-export const DEFAULT_PEERS_PACED_COUNT = 20_000;
-export const QUICK_PEERS_PACED_COUNT = 4_000;
+const DEFAULT_PEERS_RATE_PER_SEC = 2_000;
+const DEFAULT_PEERS_PACED_COUNT = 20_000;
+const QUICK_PEERS_PACED_COUNT = 4_000;
 /** W3: sequential calls, workers, params/result size. */
-export const DEFAULT_W3_CALLS = 20_000;
-export const QUICK_W3_CALLS = 1_000;
-export const DEFAULT_W3_WORKERS = 4;
+const DEFAULT_W3_CALLS = 20_000;
+const QUICK_W3_CALLS = 1_000;
+const DEFAULT_W3_WORKERS = 4;
 export const W3_PAYLOAD_BYTES = 100;
 /** W3: one call's time limit, ms. */
 export const W3_CALL_TIMEOUT_MS = 10_000;
 /** W4 fan-out: messages per size, subscribers. */
-export const DEFAULT_W4_COUNT = 20_000;
-export const QUICK_W4_COUNT = 2_000;
-export const DEFAULT_W4_SUBSCRIBERS = 10;
+const DEFAULT_W4_COUNT = 20_000;
+const QUICK_W4_COUNT = 2_000;
+const DEFAULT_W4_SUBSCRIBERS = 10;
 /**
  * W4: once every publish is confirmed, a run ends after this long without a new delivery at any
  * subscriber (the missing ones count as lost), s.
  */
-export const DEFAULT_W4_SETTLE_S = 5;
+const DEFAULT_W4_SETTLE_S = 5;
 /**
  * Ferry's sync policies: `always` (its default; RabbitMQ also fsyncs before confirming),
  * `batch:1000` (acknowledged once written to the OS, fsync'd every second; JetStream acks
  * before fsync and syncs every 2 minutes by default) and `off` (never fsync'd; Redis here keeps
  * nothing on disk at all).
  */
-export const DEFAULT_FERRY_SYNCS = ['always', 'batch:1000', 'off'];
+const DEFAULT_FERRY_SYNCS = ['always', 'batch:1000', 'off'];
 /**
  * W2 (the longest workload: 1,000,000 messages per Ferry run) runs Ferry with `always` and
  * `off` only, the two ends; `batch:1000` lies between them (it is `off` plus a timer fsync).
  */
-export const DEFAULT_W2_FERRY_SYNCS = ['always', 'off'];
+const DEFAULT_W2_FERRY_SYNCS = ['always', 'off'];
 /** Before each run, wait up to this long for a quiet machine, s (`npm run bench`: 60). */
-export const DEFAULT_PEERS_QUIET_S = 20;
+const DEFAULT_PEERS_QUIET_S = 20;
 /** BullMQ worker concurrency in W1/W2: jobs in progress at once, as close to prefetch as it gets. */
-export const DEFAULT_BULLMQ_CONCURRENCY = 1_000;
+const DEFAULT_BULLMQ_CONCURRENCY = 1_000;
 
-export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
-export const DEFAULT_NATS_URL = '127.0.0.1:4222';
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+const DEFAULT_NATS_URL = '127.0.0.1:4222';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface PeersConfig {
   quick: boolean;

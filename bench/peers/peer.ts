@@ -30,7 +30,7 @@ export interface ServerInfo {
   settings: Record<string, unknown>;
 }
 
-export interface ConsumerHandlers {
+interface ConsumerHandlers {
   /** Called with each delivered body, before the peer acks it. */
   onMessage(body: Buffer): void;
   /** Called once the peer acked (sent the ack, or completed the job) for one message. */
@@ -148,7 +148,7 @@ function allocatedBytes(dir: string | null): number {
   }
 }
 
-export interface DrainResult {
+interface DrainResult {
   startedAt: number;
   firstReceiveAt: number;
   lastAckAt: number;
@@ -157,7 +157,7 @@ export interface DrainResult {
 }
 
 /** Starts the consumer and resolves once `count` distinct messages were received and acked. */
-export async function consumeAll(
+async function consumeAll(
   q: PeerQueue,
   o: { count: number; prefetch: number; recordLatency: boolean; counters: LoadCounters },
 ): Promise<DrainResult> {

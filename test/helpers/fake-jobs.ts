@@ -11,8 +11,15 @@ import type {
   WorkerReportResult,
   WorkerSink,
 } from 'ferrymq-server/internal/core/job-types.js';
-import type { Assignment, JobEvent, JobInfo, NewJob, ServiceInfo, WorkerInfo } from 'ferrymq/model';
-import { isFinalStatus } from 'ferrymq/model';
+import {
+  type Assignment,
+  isFinalStatus,
+  type JobEvent,
+  type JobInfo,
+  type NewJob,
+  type ServiceInfo,
+  type WorkerInfo,
+} from 'ferrymq/model';
 import { prng } from './seed.js';
 
 interface FakeJob {

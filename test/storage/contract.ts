@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { QueueCounts } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
+import { FerryError, type QueueCounts } from 'ferrymq/model';
 import type {
   EnqueueItem,
   LeasedMessage,

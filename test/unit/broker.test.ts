@@ -7,8 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Broker, type Delivery, type Session } from 'ferrymq-server/internal/core/broker.js';
 import { retryDelayMs } from 'ferrymq-server/internal/core/backoff.js';
 import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
-import type { QueuePolicy } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
+import { FerryError, type QueuePolicy } from 'ferrymq/model';
 import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 

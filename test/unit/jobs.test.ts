@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { ManualClock } from 'ferrymq-server/internal/core/clock.js';
 import type { WorkerHandle } from 'ferrymq-server/internal/core/job-types.js';
-import type { Assignment, JobEvent, JobPolicy } from 'ferrymq/model';
+import { type Assignment, FerryError, type JobEvent, type JobPolicy } from 'ferrymq/model';
 import { JobServer } from 'ferrymq-server/internal/core/jobs.js';
-import { FerryError } from 'ferrymq/model';
 import { IN_MEMORY, SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
 import { waitFor } from '../helpers/broker.js';
 

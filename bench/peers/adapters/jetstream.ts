@@ -17,8 +17,14 @@ import type { FanoutTarget } from '../../pubsub-load.js';
 import type { Scope } from '../../workloads.js';
 import { peerClient } from '../clients.js';
 import { W3_CALL_TIMEOUT_MS, type PeersConfig } from '../config.js';
-import type { AdapterPeer, FanoutOpenOptions, PeerQueue, PeerRpc, ServerInfo } from '../peer.js';
-import { w3Result } from '../peer.js';
+import {
+  type AdapterPeer,
+  type FanoutOpenOptions,
+  type PeerQueue,
+  type PeerRpc,
+  type ServerInfo,
+  w3Result,
+} from '../peer.js';
 
 const { AckPolicy, connect, RetentionPolicy, StorageType } = peerClient<typeof Nats>('nats');
 

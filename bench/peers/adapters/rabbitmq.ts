@@ -13,8 +13,14 @@ import type { FanoutTarget } from '../../pubsub-load.js';
 import type { Scope } from '../../workloads.js';
 import { peerClient } from '../clients.js';
 import type { PeersConfig } from '../config.js';
-import type { AdapterPeer, FanoutOpenOptions, PeerQueue, PeerRpc, ServerInfo } from '../peer.js';
-import { w3Result } from '../peer.js';
+import {
+  type AdapterPeer,
+  type FanoutOpenOptions,
+  type PeerQueue,
+  type PeerRpc,
+  type ServerInfo,
+  w3Result,
+} from '../peer.js';
 
 const amqp = peerClient<typeof Amqp>('amqplib');
 

@@ -1,4 +1,7 @@
-/** ferrymq: the client SDK (the package's main export). The broker is at ferrymq/server. */
+/**
+ * ferrymq: the client SDK (the package's main export). The broker is the ferrymq-server package;
+ * the shared model is also at ferrymq/model.
+ */
 export {
   connect,
   FerryClient,
@@ -8,12 +11,12 @@ export {
   type ConsumeOptions,
   type Consumer,
   type Message,
-  type NackOptions,
   type OutgoingMessage,
   type PeekedMessage,
   type QueueMulticastOutcome,
   type SendOptions,
 } from './client/client.js';
+export type { NackOptions } from './client/queue-api.js';
 export {
   JobFailure,
   JobHandle,

@@ -21,7 +21,7 @@ export function parse(
 }
 
 /** How long client commands wait for the broker by default. */
-export const DEFAULT_CLI_TIMEOUT_MS = 10_000;
+const DEFAULT_CLI_TIMEOUT_MS = 10_000;
 export const CLIENT_FLAGS = { broker: { type: 'string' }, timeout: { type: 'string' } } as const;
 
 export async function withClient<T>(

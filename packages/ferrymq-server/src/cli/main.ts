@@ -24,7 +24,7 @@ import { createLogger } from '../server/logger.js';
 import { startServer } from '../server/server.js';
 
 /** After the first SIGINT/SIGTERM, a second one (or this long) forces exit. */
-export const FORCE_EXIT_AFTER_MS = 15_000;
+const FORCE_EXIT_AFTER_MS = 15_000;
 
 const USAGE = `ferry — durable message broker for ZeroMQ
 
@@ -365,7 +365,7 @@ function serverVersion(): string {
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
-export async function main(argv: string[]): Promise<void> {
+async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'start':

@@ -4,8 +4,13 @@
  * closing flag. The parts (queue-enqueue, queue-dispatch, queue-settle, queue-maintenance,
  * queue-admin) each take this one object; broker.ts builds it and them.
  */
-import { DEFAULT_QUEUE_POLICY, FerryError, isValidQueueName } from 'ferrymq/model';
-import type { QueueCounts, QueuePolicy } from 'ferrymq/model';
+import {
+  DEFAULT_QUEUE_POLICY,
+  FerryError,
+  isValidQueueName,
+  type QueueCounts,
+  type QueuePolicy,
+} from 'ferrymq/model';
 import type { Storage } from '../storage/types.js';
 import { DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker-types.js';
 import { systemClock, type Clock } from './clock.js';

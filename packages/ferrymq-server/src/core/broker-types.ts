@@ -12,7 +12,7 @@ export const DEFAULT_PREFETCH = 100;
 export const DEFAULT_MAX_PREFETCH = 10_000;
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUES = 10_000;
-export const DEFAULT_MAX_CONSUMERS_PER_SESSION = 1_000;
+const DEFAULT_MAX_CONSUMERS_PER_SESSION = 1_000;
 /** Most messages leased from the store in one call. */
 export const LEASE_BATCH_MAX = 1_000;
 /** How often leases are checked for an expired ack timeout. */

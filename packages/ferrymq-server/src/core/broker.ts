@@ -11,14 +11,14 @@
  * acks, nacks and redelivery; queue-maintenance: timers and sweeps; queue-admin: stats and
  * operations), and re-exports the public types of broker-types.ts and checks.ts.
  */
-import type {
-  BrokerStats,
-  NewMessage,
-  QueuePolicy,
-  QueueStats,
-  StoredMessage,
+import {
+  type BrokerStats,
+  FerryError,
+  type NewMessage,
+  type QueuePolicy,
+  type QueueStats,
+  type StoredMessage,
 } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
 import type { Storage } from '../storage/types.js';
 import { BrokerState } from './broker-state.js';
 import {
@@ -46,19 +46,9 @@ import { DueTimer, Scheduler } from './scheduler.js';
 import { SessionImpl, type SessionParts } from './sessions.js';
 
 export {
-  DEFAULT_PREFETCH,
   DEFAULT_MAX_PREFETCH,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_QUEUES,
-  DEFAULT_MAX_CONSUMERS_PER_SESSION,
-  LEASE_BATCH_MAX,
-  LEASE_SCAN_INTERVAL_MS,
-  MAINTENANCE_INTERVAL_MS,
-  SWEEP_BATCH_MAX,
-  DEFAULT_BROKER_LIMITS,
-  MAX_MULTICAST_QUEUES,
-  DEFAULT_MULTICAST_TIMEOUT_MS,
-  MAX_MULTICAST_TIMEOUT_MS,
   type BrokerLimits,
   type BrokerOptions,
   type Delivery,
@@ -73,7 +63,7 @@ export {
   type PeekOptions,
   type Session,
 } from './broker-types.js';
-export { DEDUP_KEY_MAX_LENGTH, HEADERS_MAX_BYTES, checkHeaders, checkKey } from './checks.js';
+export { DEDUP_KEY_MAX_LENGTH, checkHeaders } from './checks.js';
 
 export class Broker {
   readonly limits: BrokerLimits;

@@ -16,7 +16,7 @@ import type { JobWatchers } from './job-watchers.js';
 import type { PendingCalls } from './pending-calls.js';
 
 /** Most durable jobs leased from the store in one call. */
-export const JOB_LEASE_BATCH_MAX = 1_000;
+const JOB_LEASE_BATCH_MAX = 1_000;
 
 export class JobDispatch {
   private readonly storage: JobStorage;

@@ -12,10 +12,10 @@ import { markDue, type Job } from './job-state.js';
 import type { JobWatchers } from './job-watchers.js';
 
 /** How often running jobs are checked against their deadline. */
-export const JOB_DEADLINE_SCAN_INTERVAL_MS = 250;
+const JOB_DEADLINE_SCAN_INTERVAL_MS = 250;
 /** How often TTLs and retention are swept, and idle workers probe the store for due jobs. */
-export const JOB_MAINTENANCE_INTERVAL_MS = 1_000;
-export const JOB_SWEEP_BATCH_MAX = 10_000;
+const JOB_MAINTENANCE_INTERVAL_MS = 1_000;
+const JOB_SWEEP_BATCH_MAX = 10_000;
 
 export class JobMaintenance {
   constructor(

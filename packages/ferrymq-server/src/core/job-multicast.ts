@@ -3,8 +3,14 @@
  * together (all or nothing). When the last child ends, the parent ends: done when every child
  * is, failed otherwise, with a summary of the children as its result.
  */
-import { FerryError, isFinalStatus, toFerryError } from 'ferrymq/model';
-import type { JobError, JobInfo, NewJob } from 'ferrymq/model';
+import {
+  FerryError,
+  isFinalStatus,
+  type JobError,
+  type JobInfo,
+  type NewJob,
+  toFerryError,
+} from 'ferrymq/model';
 import type { JobDispatch } from './job-dispatch.js';
 import { jobInfo, newJobId, rowInfo, toRow } from './job-records.js';
 import type { JobRuns } from './job-runs.js';

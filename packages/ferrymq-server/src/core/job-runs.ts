@@ -4,8 +4,13 @@
  * durable job's final state is stored before watchers hear of it; a transient one's is kept
  * in memory (finalize).
  */
-import { FerryError, isFinalStatus, messageSize } from 'ferrymq/model';
-import type { JobError, JobProgress } from 'ferrymq/model';
+import {
+  FerryError,
+  isFinalStatus,
+  type JobError,
+  type JobProgress,
+  messageSize,
+} from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
 import { retryDelayMs } from './backoff.js';
 import type { Clock } from './clock.js';
@@ -24,7 +29,7 @@ import type { WorkerReportResult } from './job-types.js';
 import type { JobWatchers } from './job-watchers.js';
 import type { PendingCalls } from './pending-calls.js';
 
-export const PROGRESS_MAX_BYTES = 64 * 1024;
+const PROGRESS_MAX_BYTES = 64 * 1024;
 
 export class JobRuns {
   private readonly storage: JobStorage;

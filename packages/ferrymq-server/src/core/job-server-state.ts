@@ -14,7 +14,7 @@ import { PendingCalls } from './pending-calls.js';
 import { Scheduler } from './scheduler.js';
 import { TransientJobs } from './transient-jobs.js';
 
-export const DEFAULT_MAX_PARAMS_BYTES = 8 * 1024 * 1024;
+const DEFAULT_MAX_PARAMS_BYTES = 8 * 1024 * 1024;
 
 export interface JobServerOptions {
   storage: JobStorage;

@@ -3,8 +3,7 @@
  * over it every part shares: the transient queue's order, and marking a service's durable
  * jobs as possibly due.
  */
-import type { JobError, JobPolicy, JobProgress, JobStatus } from 'ferrymq/model';
-import type { Headers } from 'ferrymq/model';
+import type { Headers, JobError, JobPolicy, JobProgress, JobStatus } from 'ferrymq/model';
 import type { CreditHolder } from './credit.js';
 import type { InflightEntry, InflightHolder } from './inflight-table.js';
 import type { WorkerSink } from './job-types.js';

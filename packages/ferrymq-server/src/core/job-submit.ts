@@ -3,8 +3,14 @@
  * is queued in memory and dispatched at once; a durable one is stored first (dedup keys
  * honoured) and the caller hears of it only after the commit.
  */
-import { FerryError, isValidQueueName, messageSize, toFerryError } from 'ferrymq/model';
-import type { JobInfo, NewJob } from 'ferrymq/model';
+import {
+  FerryError,
+  isValidQueueName,
+  type JobInfo,
+  messageSize,
+  type NewJob,
+  toFerryError,
+} from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
 import { checkDelayMs, checkHeaders, checkKey, checkPriority, expiryOf } from './checks.js';
 import type { JobDispatch } from './job-dispatch.js';

@@ -4,8 +4,14 @@
  * then the live events that came meanwhile without repeats. Also how a call waits for its job's
  * final state.
  */
-import { FerryError, isFinalStatus, isJobId, toFerryError } from 'ferrymq/model';
-import type { JobEvent, JobInfo } from 'ferrymq/model';
+import {
+  FerryError,
+  isFinalStatus,
+  isJobId,
+  type JobEvent,
+  type JobInfo,
+  toFerryError,
+} from 'ferrymq/model';
 import type { Clock } from './clock.js';
 import { jobInfo } from './job-records.js';
 import type { CallOptions } from './job-types.js';

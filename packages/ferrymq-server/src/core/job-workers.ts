@@ -2,8 +2,7 @@
  * Registered workers: the {@link WorkerHandle} a dialect holds per worker (each report goes
  * straight to the part of the job server that handles it), and registering one.
  */
-import { FerryError, isValidQueueName } from 'ferrymq/model';
-import type { JobError, JobProgress } from 'ferrymq/model';
+import { FerryError, isValidQueueName, type JobError, type JobProgress } from 'ferrymq/model';
 import type { JobDispatch } from './job-dispatch.js';
 import type { JobRuns } from './job-runs.js';
 import type { JobServerState } from './job-server-state.js';
@@ -15,7 +14,7 @@ import type {
   WorkerSink,
 } from './job-types.js';
 
-export const MAX_WORKER_CONCURRENCY = 10_000;
+const MAX_WORKER_CONCURRENCY = 10_000;
 
 let workerSeq = 0;
 

@@ -17,16 +17,18 @@
  * that work on it (job-submit, job-dispatch, job-runs, job-watchers, job-multicast,
  * job-maintenance, job-workers); reading, cancelling and listings are here.
  */
-import { FerryError, isFinalStatus, isJobId } from 'ferrymq/model';
-import type {
-  JobError,
-  JobInfo,
-  JobPolicy,
-  JobProgress,
-  JobStatus,
-  NewJob,
-  ServiceInfo,
-  WorkerInfo,
+import {
+  FerryError,
+  isFinalStatus,
+  isJobId,
+  type JobError,
+  type JobInfo,
+  type JobPolicy,
+  type JobProgress,
+  type JobStatus,
+  type NewJob,
+  type ServiceInfo,
+  type WorkerInfo,
 } from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
 import type { Clock } from './clock.js';
@@ -49,18 +51,7 @@ import type {
 import { JobWatchers, type Watcher } from './job-watchers.js';
 import { registerWorker } from './job-workers.js';
 
-export { JOB_LEASE_BATCH_MAX } from './job-dispatch.js';
-export {
-  JOB_DEADLINE_SCAN_INTERVAL_MS,
-  JOB_MAINTENANCE_INTERVAL_MS,
-  JOB_SWEEP_BATCH_MAX,
-} from './job-maintenance.js';
-export { PROGRESS_MAX_BYTES } from './job-runs.js';
-export { DEFAULT_MAX_PARAMS_BYTES, type JobServerOptions } from './job-server-state.js';
-export { MULTICAST_SERVICE } from './job-state.js';
-export { MAX_WORKER_CONCURRENCY } from './job-workers.js';
-export { RECENT_TRANSIENT_MAX } from './transient-jobs.js';
-
+export { type JobServerOptions } from './job-server-state.js';
 export class JobServer implements JobApi {
   private readonly state: JobServerState;
   private readonly storage: JobStorage;

@@ -8,9 +8,9 @@ import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
 /** Most expired retained values removed per sweep. */
-export const RETAINED_SWEEP_BATCH_MAX = 1_000;
+const RETAINED_SWEEP_BATCH_MAX = 1_000;
 /** How often the earliest retained expiry is checked. */
-export const RETAINED_SWEEP_INTERVAL_MS = 100;
+const RETAINED_SWEEP_INTERVAL_MS = 100;
 
 export interface RetainedExpiryOptions {
   storage: PubSubStorage;

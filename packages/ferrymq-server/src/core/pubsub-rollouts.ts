@@ -10,9 +10,9 @@ import type { Clock } from './clock.js';
 import { checkNodeName, positiveMs } from './pubsub-types.js';
 import { checkTopic, matches, parsePattern, scanPrefix } from './topics.js';
 
-export const DEFAULT_ROLLOUT_TIMEOUT_MS = 30_000;
-export const MAX_ROLLOUT_TIMEOUT_MS = 24 * 3_600_000;
-export const MAX_ROLLOUT_NODES = 10_000;
+const DEFAULT_ROLLOUT_TIMEOUT_MS = 30_000;
+const MAX_ROLLOUT_TIMEOUT_MS = 24 * 3_600_000;
+const MAX_ROLLOUT_NODES = 10_000;
 
 export interface RolloutOptions {
   /** Nodes that must confirm; default: every durable subscription whose pattern matches. */

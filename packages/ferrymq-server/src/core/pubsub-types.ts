@@ -1,20 +1,12 @@
 /**
  * What the pub/sub modules share: the topic message as the core passes it around (built from a
- * retained row, read back from a durable copy's headers) and the checks of node names and
- * durations. Re-exported by pubsub.ts.
+ * retained row) and the checks of node names and
+ * durations.
  */
-import {
-  PUBLISHED_AT_HEADER,
-  RESERVED_HEADER_PREFIX,
-  RETAIN_HEADER,
-  SEQ_HEADER,
-  TOPIC_HEADER,
-} from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
-import { isValidQueueName, type Headers } from 'ferrymq/model';
+import { FerryError, isValidQueueName, type Headers } from 'ferrymq/model';
 import type { RetainedRow } from '../storage/types.js';
 
-export const NODE_NAME_MAX_LENGTH = 190;
+const NODE_NAME_MAX_LENGTH = 190;
 
 /** A published message as subscribers see it. */
 export interface TopicMessage {
@@ -61,30 +53,5 @@ export function toTopicMessage(r: RetainedRow): TopicMessage {
     retained: true,
     deleted: false,
     publishedAt: r.publishedAt,
-  };
-}
-
-/** Reads a durable queue message's topic fields back (inverse of the headers set on publish). */
-export function topicFieldsOf(headers: Headers | undefined): {
-  topic: string;
-  seq: number;
-  retained: boolean;
-  publishedAt: number;
-  userHeaders: Headers | undefined;
-} | null {
-  if (!headers) return null;
-  const topic = headers[TOPIC_HEADER];
-  const seq = Number(headers[SEQ_HEADER]);
-  if (topic === undefined || !Number.isInteger(seq)) return null;
-  const user: Headers = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (!k.startsWith(RESERVED_HEADER_PREFIX)) user[k] = v;
-  }
-  return {
-    topic,
-    seq,
-    retained: headers[RETAIN_HEADER] === '1',
-    publishedAt: Number(headers[PUBLISHED_AT_HEADER] ?? 0),
-    userHeaders: Object.keys(user).length > 0 ? user : undefined,
   };
 }

@@ -13,17 +13,21 @@
  * durable subscriptions (pubsub-durable.ts), retained expiry (pubsub-expiry.ts), and
  * confirmations and rollouts (pubsub-rollouts.ts).
  */
-import type { PubSubStats } from 'ferrymq/model';
 import {
+  FerryError,
+  type Headers,
+  messageSize,
+  type NewMessage,
   PUBLISHED_AT_HEADER,
+  type PubSubStats,
   RESERVED_HEADER_PREFIX,
   RETAIN_HEADER,
-  SEQ_HEADER,
-  TOPIC_HEADER,
   type RolloutOutcome,
+  SEQ_HEADER,
+  toFerryError,
+  TOPIC_HEADER,
   type TopicStatus,
 } from 'ferrymq/model';
-import { FerryError, toFerryError } from 'ferrymq/model';
 import type { PubSubStorage, RetainedChange } from '../storage/types.js';
 import { checkHeaders, type Broker, type Session } from './broker.js';
 import { systemClock, type Clock } from './clock.js';
@@ -44,7 +48,6 @@ import {
 import { Rollouts, type RolloutOptions } from './pubsub-rollouts.js';
 import { positiveMs, toTopicMessage, type TopicMessage } from './pubsub-types.js';
 import { checkTopic, matches, parsePattern, scanPrefix, type TopicPattern } from './topics.js';
-import { messageSize, type Headers, type NewMessage } from 'ferrymq/model';
 
 export {
   DEFAULT_LIVE_WINDOW,
@@ -54,20 +57,9 @@ export {
   type LiveSink,
   type LiveSubscription,
 } from './pubsub-live.js';
-export { DEFAULT_MAX_SUBSCRIPTIONS, type DurableSubscriptionInfo } from './pubsub-durable.js';
-export { RETAINED_SWEEP_BATCH_MAX, RETAINED_SWEEP_INTERVAL_MS } from './pubsub-expiry.js';
-export {
-  DEFAULT_ROLLOUT_TIMEOUT_MS,
-  MAX_ROLLOUT_NODES,
-  MAX_ROLLOUT_TIMEOUT_MS,
-  type RolloutOptions,
-} from './pubsub-rollouts.js';
-export {
-  NODE_NAME_MAX_LENGTH,
-  checkNodeName,
-  topicFieldsOf,
-  type TopicMessage,
-} from './pubsub-types.js';
+export { type DurableSubscriptionInfo } from './pubsub-durable.js';
+export { type RolloutOptions } from './pubsub-rollouts.js';
+export { type TopicMessage } from './pubsub-types.js';
 
 export interface PublishOptions {
   /** Keep as the topic's last value; an empty body deletes it. */

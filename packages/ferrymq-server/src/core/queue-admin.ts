@@ -2,8 +2,7 @@
  * Operating the queues: listings, per-queue and broker stats, peeking, purging and redriving
  * dead letters.
  */
-import type { BrokerStats, QueueStats, StoredMessage } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
+import { type BrokerStats, FerryError, type QueueStats, type StoredMessage } from 'ferrymq/model';
 import type { BrokerState } from './broker-state.js';
 import type { PeekOptions } from './broker-types.js';
 import type { QueueDispatch } from './queue-dispatch.js';

@@ -3,8 +3,13 @@
  * consumer with spare credit), one message into several queues in one commit, multicast with
  * an optional wait for every ack, and applying a committed enqueue to the counters.
  */
-import { FerryError, isValidQueueName, messageSize, toFerryError } from 'ferrymq/model';
-import type { NewMessage } from 'ferrymq/model';
+import {
+  FerryError,
+  isValidQueueName,
+  messageSize,
+  type NewMessage,
+  toFerryError,
+} from 'ferrymq/model';
 import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storage/types.js';
 import type { BrokerState } from './broker-state.js';
 import {

@@ -1,5 +1,5 @@
 /** Events per second over a sliding window of whole seconds. */
-export const RATE_WINDOW_S = 10;
+const RATE_WINDOW_S = 10;
 
 export class RateMeter {
   private readonly buckets = new Float64Array(RATE_WINDOW_S);

@@ -10,8 +10,8 @@
  */
 import { FerryError } from 'ferrymq/model';
 
-export const TOPIC_MAX_LENGTH = 256;
-export const SEGMENT_SEPARATOR = '/';
+const TOPIC_MAX_LENGTH = 256;
+const SEGMENT_SEPARATOR = '/';
 const ONE_SEGMENT = '*';
 const ANY_SEGMENTS = '**';
 // eslint-disable-next-line no-control-regex

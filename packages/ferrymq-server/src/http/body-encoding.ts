@@ -1,6 +1,5 @@
 /** Message bytes ⇄ JSON strings for the gateway: UTF-8 text when it is, base64 otherwise. */
-import { FerryError } from 'ferrymq/model';
-import type { NewMessage } from 'ferrymq/model';
+import { FerryError, type NewMessage } from 'ferrymq/model';
 
 export type Encoding = 'utf8' | 'base64';
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 
 /** Where the asset files are, from dist/http/ (compiled) or src/http/ (sources). */
-export const DASHBOARD_DIR = path.resolve(
+const DASHBOARD_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../src/http/dashboard',
 );

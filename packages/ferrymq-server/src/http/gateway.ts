@@ -53,7 +53,7 @@ export interface HttpGateway {
  * On close, how long requests in flight (polls just answered, calls waiting for a job) get to
  * finish before their connections are cut.
  */
-export const CLOSE_GRACE_MS = 1_000;
+const CLOSE_GRACE_MS = 1_000;
 
 /** Longest path parameter the router takes (longer: 414 from Fastify itself). */
 const MAX_PARAM_LENGTH = 2048;
@@ -68,7 +68,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 };
 
 /** Maps anything a route or Fastify threw to the `{code, message}` the client gets. */
-export function gatewayError(err: unknown): FerryError {
+function gatewayError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   const e = err as FastifyError & { validation?: { instancePath?: string }[] };
   if (e.validation) {

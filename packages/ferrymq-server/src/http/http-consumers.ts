@@ -23,8 +23,7 @@ import type {
   Session,
   SettleResult,
 } from '../core/broker.js';
-import type { NewMessage } from 'ferrymq/model';
-import { FerryError, type ErrorCode } from 'ferrymq/model';
+import { type ErrorCode, FerryError, type NewMessage } from 'ferrymq/model';
 
 /** Longest a consume request may wait for a message. */
 export const MAX_CONSUME_WAIT_MS = 60_000;
@@ -65,11 +64,11 @@ interface LeaseEntry {
   deadline: number;
 }
 
-export function formatLeaseId(id: string, attempt: number): string {
+function formatLeaseId(id: string, attempt: number): string {
   return `${id}.${attempt}`;
 }
 
-export function parseLeaseId(lease: string): { id: string; attempt: number } | undefined {
+function parseLeaseId(lease: string): { id: string; attempt: number } | undefined {
   const i = lease.lastIndexOf('.');
   if (i <= 0) return undefined;
   const attempt = Number(lease.slice(i + 1));
@@ -242,7 +241,7 @@ export class HttpConsumers {
 }
 
 /** With `wait=0` and ready messages, how long the store's lease may take to answer. */
-export const IMMEDIATE_GRACE_MS = 1_000;
+const IMMEDIATE_GRACE_MS = 1_000;
 
 /** The error code of a single settle result, as HTTP answers it. */
 export function settleError(

@@ -1,6 +1,5 @@
 /** Jobs as JSON for HTTP replies, and HTTP job requests as the job server takes them. */
-import type { JobEvent, JobInfo, NewJob } from 'ferrymq/model';
-import type { Headers } from 'ferrymq/model';
+import type { Headers, JobEvent, JobInfo, NewJob } from 'ferrymq/model';
 import { encodeFrames } from './body-encoding.js';
 
 export interface HttpNewJob {
@@ -30,7 +29,7 @@ export function toNewJob(service: string, body: HttpNewJob | undefined, durable:
 }
 
 /** Result frames as JSON: the parsed value of a single JSON frame, else strings. */
-export function resultToJson(frames: readonly Buffer[]): { result: unknown; encoding?: string } {
+function resultToJson(frames: readonly Buffer[]): { result: unknown; encoding?: string } {
   if (frames.length === 1) {
     try {
       return { result: JSON.parse(frames[0]!.toString('utf8')) as unknown };

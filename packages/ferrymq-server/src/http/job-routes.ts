@@ -4,8 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { type JobApi } from '../core/job-types.js';
-import { isFinalStatus, type JobInfo, type JobStatus } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
+import { FerryError, isFinalStatus, type JobInfo, type JobStatus } from 'ferrymq/model';
 import { jobToJson, toNewJob, type HttpNewJob } from './job-json.js';
 import {
   errorResponses,
@@ -20,14 +19,14 @@ import {
 /** How long a sync call waits for its result unless `wait` says otherwise. */
 export const DEFAULT_CALL_WAIT_MS = 30_000;
 /** Longest a call or a job status request may wait. */
-export const MAX_JOB_WAIT_MS = 10 * 60_000;
+const MAX_JOB_WAIT_MS = 10 * 60_000;
 
 export interface JobRoutesOptions {
   jobs: JobApi;
 }
 
 /** A final job that did not succeed, as the error its caller gets. */
-export function jobOutcomeError(job: JobInfo): FerryError | undefined {
+function jobOutcomeError(job: JobInfo): FerryError | undefined {
   const why = job.error ? `${job.error.code}: ${job.error.message}` : undefined;
   switch (job.status) {
     case 'failed':
@@ -42,7 +41,7 @@ export function jobOutcomeError(job: JobInfo): FerryError | undefined {
 }
 
 /** The job once it is final, or as it is when `waitMs` runs out. */
-export async function waitForJob(jobs: JobApi, id: string, waitMs: number): Promise<JobInfo> {
+async function waitForJob(jobs: JobApi, id: string, waitMs: number): Promise<JobInfo> {
   const first = await jobs.get(id);
   if (!first) throw new FerryError('JOB_NOT_FOUND', `no job ${id}`);
   if (waitMs <= 0 || isFinalStatus(first.status)) return first;

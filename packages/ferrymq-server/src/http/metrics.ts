@@ -5,13 +5,11 @@
  * recorded here, as requests finish. docs/http.md lists every name.
  */
 import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
-import type { HistogramSnapshot } from 'ferrymq/model';
+import { type FerryStats, type HistogramSnapshot, JOB_STATUSES } from 'ferrymq/model';
 import type { StatsSource } from '../core/stats.js';
-import type { FerryStats } from 'ferrymq/model';
-import { JOB_STATUSES } from 'ferrymq/model';
 
 /** Upper bounds of the HTTP request latency histogram, seconds. */
-export const HTTP_LATENCY_BUCKETS_S = [
+const HTTP_LATENCY_BUCKETS_S = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
 ];
 

@@ -3,12 +3,11 @@
  * and @fastify/swagger turns them into the OpenAPI document at /openapi.json.
  */
 import { DEDUP_KEY_MAX_LENGTH } from '../core/broker.js';
-import { PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_MAX_LENGTH } from 'ferrymq/model';
-import { JOB_STATUSES } from 'ferrymq/model';
+import { JOB_STATUSES, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_MAX_LENGTH } from 'ferrymq/model';
 import { MAX_CONSUME_MESSAGES, MAX_CONSUME_WAIT_MS, MAX_LEASE_MS } from './http-consumers.js';
 
 /** The characters of queue and service names (src/core/types.ts). */
-export const NAME_PATTERN = '^[A-Za-z0-9._:-]+$';
+const NAME_PATTERN = '^[A-Za-z0-9._:-]+$';
 
 export const nameSchema = {
   type: 'string',
@@ -17,7 +16,7 @@ export const nameSchema = {
   pattern: NAME_PATTERN,
 } as const;
 
-export const errorSchema = {
+const errorSchema = {
   type: 'object',
   description: 'Every error: a stable code from docs/errors.md and a message for people.',
   required: ['code', 'message'],
@@ -30,13 +29,13 @@ export const errorResponses = {
   '5xx': errorSchema,
 } as const;
 
-export const encodingSchema = {
+const encodingSchema = {
   type: 'string',
   enum: ['utf8', 'base64'],
   description: 'How body and frames are written: UTF-8 text or base64 bytes.',
 } as const;
 
-export const headersSchema = {
+const headersSchema = {
   type: 'object',
   additionalProperties: { type: 'string' },
   description: 'String headers carried with the message.',

@@ -11,10 +11,10 @@ import { FerryError } from 'ferrymq/model';
 import { jobEventToJson } from './job-json.js';
 import { errorResponses, jobIdParams } from './schemas.js';
 
-export const SSE_KEEPALIVE_MS = 15_000;
-export const DEFAULT_STATS_INTERVAL_MS = 1_000;
-export const MIN_STATS_INTERVAL_MS = 100;
-export const MAX_STATS_INTERVAL_MS = 60_000;
+const SSE_KEEPALIVE_MS = 15_000;
+const DEFAULT_STATS_INTERVAL_MS = 1_000;
+const MIN_STATS_INTERVAL_MS = 100;
+const MAX_STATS_INTERVAL_MS = 60_000;
 
 /** One open event stream. */
 export class SseStream {

@@ -17,7 +17,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobApi } from '../core/job-types.js';
-import type { JobStatus } from 'ferrymq/model';
+import { FerryError, type JobStatus } from 'ferrymq/model';
 import {
   ZMWS_PARAM_JSON,
   ZMWS_SERVER_QUERIES,
@@ -30,14 +30,13 @@ import {
   zmwsJobEntry,
   type ZmwsServerQuery,
 } from '../dialects/zmws/zmws-commands.js';
-import { FerryError } from 'ferrymq/model';
 import { DEFAULT_CALL_WAIT_MS } from './job-routes.js';
 
 /** The query parameter that asks for a JSONP reply. */
 const JSONP_PARAM = 'jsonp';
 const JSONP_CALLBACK_PATTERN = /^[A-Za-z_$][\w$.]{0,99}$/;
 /** Most entries of a SERVER-* listing, as ZMWS's history. */
-export const ZMWS_HTTP_LISTING_MAX = 100;
+const ZMWS_HTTP_LISTING_MAX = 100;
 
 export interface ZmwsRoutesOptions {
   jobs: JobApi;
@@ -51,7 +50,7 @@ export interface ZmwsRoutesOptions {
 }
 
 /** ZMWS parameters: query string, else a JSON body, else a form body (already parsed). */
-export function zmwsParams(query: Record<string, unknown>, body: unknown): unknown {
+function zmwsParams(query: Record<string, unknown>, body: unknown): unknown {
   const q = { ...query };
   delete q[JSONP_PARAM];
   if (Object.keys(q).length > 0) return q;

@@ -31,29 +31,30 @@ import {
 } from '../dialects/ferry/ferry-dialect.js';
 import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 
+/** @public (the broker package exports it) */
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
-export const DEFAULT_DATA_DIR = './data';
+const DEFAULT_DATA_DIR = './data';
 /** Highest Clone base port: the collector binds P + 2. */
-export const CLONE_MAX_BASE_PORT = 65_533;
+const CLONE_MAX_BASE_PORT = 65_533;
 /** Below this much free disk space in the data folder, sends are refused (STORAGE_FULL). */
-export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
 /** PZQ's own default ports, bound on loopback. */
-export const DEFAULT_PZQ_RECEIVE = 'tcp://127.0.0.1:11131';
-export const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
-export const DEFAULT_PZQ_QUEUE = 'pzq';
+const DEFAULT_PZQ_RECEIVE = 'tcp://127.0.0.1:11131';
+const DEFAULT_PZQ_SEND = 'tcp://127.0.0.1:11132';
+const DEFAULT_PZQ_QUEUE = 'pzq';
 /** PZQ's own default: 5 s. */
-export const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
+const DEFAULT_PZQ_ACK_TIMEOUT_US = 5_000_000;
 /** ZMWS defaults moved off 5555/5556, which MDP and Clone use. */
-export const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
-export const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
+const DEFAULT_ZMWS_CLIENT = 'tcp://127.0.0.1:5565';
+const DEFAULT_ZMWS_WORKER = 'tcp://127.0.0.1:5566';
 /** Where the HTTP gateway (REST, dashboard, /metrics) listens unless told otherwise. */
-export const DEFAULT_HTTP_HOST = '127.0.0.1';
-export const DEFAULT_HTTP_PORT = 7480;
+const DEFAULT_HTTP_HOST = '127.0.0.1';
+const DEFAULT_HTTP_PORT = 7480;
 export const DEFAULT_HTTP = `${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`;
 /** The value of `http` (and what `--no-http` sets) that turns the gateway off. */
 export const HTTP_OFF = 'off';
 /** Largest HTTP request body: room for a largest message in base64 plus its JSON. */
-export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_HTTP_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -116,7 +117,7 @@ export interface FerryConfig {
 }
 
 /** How a key's value is read and checked (config-values.ts). */
-export type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
 
 export interface KeySpec {
   kind: Kind;

@@ -43,7 +43,7 @@ export function parseSync(value: string, where = 'sync'): SyncPolicy {
 }
 
 /** `host:port` (port 0 = any free port) or `off`; returns undefined for off. */
-export function parseHttpAddress(raw: unknown, where = 'http'): string | undefined {
+function parseHttpAddress(raw: unknown, where = 'http'): string | undefined {
   if (raw === null || raw === HTTP_OFF || raw === false) return undefined;
   const m =
     typeof raw === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw) : null;

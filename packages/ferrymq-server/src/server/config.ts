@@ -8,29 +8,14 @@ import type { JobPolicy, QueuePolicy } from 'ferrymq/model';
 import type { FerryConfig } from './config-schema.js';
 
 export {
-  CLONE_MAX_BASE_PORT,
   CONFIG_SCHEMA,
-  DEFAULT_BIND,
   DEFAULT_CONFIG,
-  DEFAULT_DATA_DIR,
-  DEFAULT_HTTP,
-  DEFAULT_HTTP_BODY_LIMIT_BYTES,
-  DEFAULT_HTTP_HOST,
-  DEFAULT_HTTP_PORT,
-  DEFAULT_MIN_FREE_DISK_BYTES,
-  DEFAULT_PZQ_ACK_TIMEOUT_US,
-  DEFAULT_PZQ_QUEUE,
-  DEFAULT_PZQ_RECEIVE,
-  DEFAULT_PZQ_SEND,
-  DEFAULT_ZMWS_CLIENT,
-  DEFAULT_ZMWS_WORKER,
   HTTP_OFF,
-  LOG_LEVELS,
   type FerryConfig,
   type LogLevel,
 } from './config-schema.js';
-export { formatSync, parseHttpAddress, parseSync, splitHttpAddress } from './config-values.js';
-export { loadConfig, type ConfigSources } from './config-sources.js';
+export { formatSync, parseSync, splitHttpAddress } from './config-values.js';
+export { loadConfig } from './config-sources.js';
 
 /** The queue policy defaults that the broker-wide keys set. */
 export function defaultPolicyOf(cfg: FerryConfig): QueuePolicy {

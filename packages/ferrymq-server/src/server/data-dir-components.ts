@@ -10,7 +10,7 @@ import { lockDataDir } from './data-dir-lock.js';
 import type { Component } from './lifecycle.js';
 
 /** How often free disk space in the data folder is checked. */
-export const DISK_CHECK_INTERVAL_MS = 1_000;
+const DISK_CHECK_INTERVAL_MS = 1_000;
 
 /** The data folder's lock file: taken first, released last. */
 export class DataDirLockComponent implements Component {

@@ -29,10 +29,10 @@ import type { Component } from './lifecycle.js';
 /** Extra bytes a frame may have over the largest message (protocol overhead). */
 const FRAME_SLACK_BYTES = 64 * 1024;
 /** Clone binds loopback only (its protocol has no authentication). */
-export const CLONE_HOST = '127.0.0.1';
+const CLONE_HOST = '127.0.0.1';
 
 /** Where the PZQ monitor binds when `pzqMonitor` is not set: an ipc socket in the data folder. */
-export function defaultPzqMonitor(dataDir: string): string {
+function defaultPzqMonitor(dataDir: string): string {
   return `ipc://${path.join(path.resolve(dataDir), 'pzq-monitor')}`;
 }
 

@@ -61,10 +61,6 @@ import {
   type LifecycleObserver,
 } from './lifecycle.js';
 
-export { DISK_CHECK_INTERVAL_MS } from './data-dir-components.js';
-export { CLONE_HOST, defaultPzqMonitor, type PzqEndpoints } from './dialect-components.js';
-export type { LifecycleEvent, LifecycleObserver } from './lifecycle.js';
-
 export interface RunningServer {
   /** The bound endpoint, resolved (a `*` port becomes the real one). */
   readonly endpoint: string;

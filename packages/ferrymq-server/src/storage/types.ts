@@ -7,9 +7,15 @@
  * transaction is committed under the backend's sync policy. A failing call rejects alone; the
  * others in the same turn still commit. A failed commit rejects every call of the turn.
  */
-import type { StorageMetrics } from 'ferrymq/model';
-import type { JobError, JobStatus } from 'ferrymq/model';
-import type { Headers, MessageState, QueueCounts, StoredMessage } from 'ferrymq/model';
+import type {
+  Headers,
+  JobError,
+  JobStatus,
+  MessageState,
+  QueueCounts,
+  StorageMetrics,
+  StoredMessage,
+} from 'ferrymq/model';
 
 /** How hard a commit is pushed to disk before it counts as done. */
 export type SyncPolicy =

@@ -1,11 +1,15 @@
 /** A ZeroMQ DEALER bound on an endpoint: sends go round-robin to the peers connected to it. */
 import * as zmq from 'zeromq';
-import type { FanOutEndpoint, FanOutEvents } from 'ferrymq/transport';
-import { bindWithRetry, SendQueue } from 'ferrymq/transport';
+import {
+  bindWithRetry,
+  type FanOutEndpoint,
+  type FanOutEvents,
+  SendQueue,
+} from 'ferrymq/transport';
 
 /** Messages queued per peer inside ZeroMQ (credit in the core bounds what is in flight). */
-export const FAN_OUT_SEND_HWM = 1_000;
-export const FAN_OUT_RECEIVE_HWM = 100_000;
+const FAN_OUT_SEND_HWM = 1_000;
+const FAN_OUT_RECEIVE_HWM = 100_000;
 
 export interface FanOutOptions {
   /** Largest single frame accepted, bytes (ZMQ_MAXMSGSIZE). */

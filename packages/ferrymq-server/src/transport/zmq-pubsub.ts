@@ -6,8 +6,8 @@
 import * as zmq from 'zeromq';
 import { bindWithRetry, CLOSE_FLUSH_MAX_MS, SendQueue } from 'ferrymq/transport';
 
-export const PUB_SEND_HWM = 100_000;
-export const SUB_RECEIVE_HWM = 100_000;
+const PUB_SEND_HWM = 100_000;
+const SUB_RECEIVE_HWM = 100_000;
 
 /** A bound PUB socket. */
 export interface PublisherEndpoint {

@@ -1,11 +1,16 @@
 /** A ZeroMQ ROUTER bound on an endpoint, with an ordered, never-blocking send queue. */
 import * as zmq from 'zeromq';
-import { bindWithRetry, CLOSE_FLUSH_MAX_MS, SendQueue } from 'ferrymq/transport';
-import type { PeerMessageHandler, ServerEndpoint } from 'ferrymq/transport';
+import {
+  bindWithRetry,
+  CLOSE_FLUSH_MAX_MS,
+  type PeerMessageHandler,
+  SendQueue,
+  type ServerEndpoint,
+} from 'ferrymq/transport';
 
 /** Messages queued per peer before ZeroMQ refuses more (ample: credit bounds deliveries). */
-export const ROUTER_SEND_HWM = 100_000;
-export const ROUTER_RECEIVE_HWM = 100_000;
+const ROUTER_SEND_HWM = 100_000;
+const ROUTER_RECEIVE_HWM = 100_000;
 
 export interface RouterOptions {
   /** Largest single frame accepted, bytes (ZMQ_MAXMSGSIZE); larger peers are disconnected. */

@@ -53,27 +53,19 @@ import type {
   TopicSubscription,
 } from './topic-client.js';
 
-export {
-  CLIENT_LIVENESS,
-  DEFAULT_CLIENT_HEARTBEAT_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  type ClientStatus,
-} from './connection.js';
+export { type ClientStatus } from './connection.js';
 export type { PeekedMessage } from './admin-api.js';
 export {
-  DEFAULT_ACK_FLUSH_AT,
-  DEFAULT_CLIENT_BATCH,
   type ConsumeOptions,
   type Consumer,
   type Message,
-  type NackOptions,
   type OutgoingMessage,
   type QueueMulticastOutcome,
   type SendOptions,
 } from './queue-api.js';
 
 export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
-export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const BYE_TIMEOUT_MS = 1_000;
 
 export interface ConnectOptions {

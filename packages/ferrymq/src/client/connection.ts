@@ -21,7 +21,7 @@ import { Channel } from './channel.js';
 import type { JobWire } from './job-client.js';
 
 export const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
-export const CLIENT_LIVENESS = 3;
+const CLIENT_LIVENESS = 3;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 export type ClientStatus =

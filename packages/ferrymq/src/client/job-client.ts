@@ -51,7 +51,10 @@ export interface CallOptions extends JobOptions {
   signal?: AbortSignal;
 }
 
-/** What a worker's handler gets. */
+/**
+ * What a worker's handler gets.
+ * @public (the SDK's index exports it)
+ */
 export interface JobContext {
   readonly id: string;
   readonly service: string;
@@ -151,7 +154,7 @@ export function jobInfoOf(args: Json, payload: Buffer[]): JobInfo {
 }
 
 /** The FerryError for a job that ended without a result. */
-export function jobError(info: JobInfo): FerryError {
+function jobError(info: JobInfo): FerryError {
   const code: ErrorCode =
     info.status === 'cancelled'
       ? 'JOB_CANCELLED'

@@ -57,6 +57,7 @@ export interface ConsumeOptions {
   ackTimeoutMs?: number;
 }
 
+/** @public (the SDK's index exports it) */
 export interface NackOptions {
   /** Redeliver after this delay (default: the queue's exponential backoff). */
   delayMs?: number;

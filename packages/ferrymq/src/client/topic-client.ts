@@ -18,9 +18,9 @@ import {
 import { splitMessages, type Json, type Reply } from '../protocol/codec.js';
 
 /** Topic messages acknowledged per TOPIC_ACK (live) or CONFIRM request. */
-export const TOPIC_ACK_EVERY = 64;
+const TOPIC_ACK_EVERY = 64;
 /** Longest a consumed count or a confirmation waits before it is sent. */
-export const TOPIC_FLUSH_MS = 20;
+const TOPIC_FLUSH_MS = 20;
 
 export interface PublishOptions {
   /** Keep as the topic's last value; an empty body deletes it. */

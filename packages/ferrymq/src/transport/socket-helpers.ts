@@ -11,8 +11,8 @@ import { FerryError } from '../model/errors.js';
  * endpoint can find it still taken for a few milliseconds: such a bind is retried for this
  * long before ADDRESS_IN_USE is reported.
  */
-export const BIND_IN_USE_RETRY_MS = 1_000;
-export const BIND_IN_USE_RETRY_INTERVAL_MS = 20;
+const BIND_IN_USE_RETRY_MS = 1_000;
+const BIND_IN_USE_RETRY_INTERVAL_MS = 20;
 /** On close, how long queued messages get to go out before the socket closes. */
 export const CLOSE_FLUSH_MAX_MS = 1_000;
 const CLOSE_FLUSH_POLL_MS = 10;

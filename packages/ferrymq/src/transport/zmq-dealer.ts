@@ -3,9 +3,9 @@ import * as zmq from 'zeromq';
 import { SendQueue } from './socket-helpers.js';
 import type { ClientConnection, ClientConnectionEvents } from './types.js';
 
-export const DEALER_RECONNECT_MS = 100;
-export const DEALER_RECONNECT_MAX_MS = 2_000;
-export const DEALER_HWM = 100_000;
+const DEALER_RECONNECT_MS = 100;
+const DEALER_RECONNECT_MAX_MS = 2_000;
+const DEALER_HWM = 100_000;
 
 /** How long close() lets queued requests go out. */
 const DEALER_CLOSE_FLUSH_MS = 500;

@@ -12,24 +12,23 @@
  * number, which strictly increases. The `ttl` property (seconds) becomes the retained TTL; an
  * empty value deletes. This file maps frames onto core calls and nothing else.
  */
-import { prefixPattern } from '../../core/topics.js';
-import { isValidTopic } from '../../core/topics.js';
+import { isValidTopic, prefixPattern } from '../../core/topics.js';
 import type { LiveSubscription, PubSub, TopicMessage } from '../../core/pubsub.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { ErrorCode } from 'ferrymq/model';
 
-export const ICANHAZ = 'ICANHAZ?';
-export const KTHXBAI = 'KTHXBAI';
-export const HUGZ = 'HUGZ';
-export const HUGZ_INTERVAL_MS = 1_000;
-export const CLONE_FRAMES = 5;
-export const SEQUENCE_BYTES = 8;
-export const UUID_BYTES = 16;
+const ICANHAZ = 'ICANHAZ?';
+const KTHXBAI = 'KTHXBAI';
+const HUGZ = 'HUGZ';
+const HUGZ_INTERVAL_MS = 1_000;
+const CLONE_FRAMES = 5;
+const SEQUENCE_BYTES = 8;
+const UUID_BYTES = 16;
 /** Headers a Clone update's UUID and properties travel in, inside Ferry. */
-export const CLONE_UUID_HEADER = 'clone-uuid';
-export const CLONE_PROPS_HEADER = 'clone-props';
-export const TTL_PROPERTY = 'ttl';
+const CLONE_UUID_HEADER = 'clone-uuid';
+const CLONE_PROPS_HEADER = 'clone-props';
+const TTL_PROPERTY = 'ttl';
 const MS_PER_SECOND = 1_000;
 const EMPTY = Buffer.alloc(0);
 
@@ -44,14 +43,14 @@ export type SnapshotSend = (peer: Buffer, frames: Buffer[]) => void;
 /** Broadcasts a five-frame message on the publisher socket. */
 export type Broadcast = (frames: Buffer[]) => void;
 
-export function encodeSequence(seq: number): Buffer {
+function encodeSequence(seq: number): Buffer {
   const b = Buffer.alloc(SEQUENCE_BYTES);
   b.writeBigUInt64BE(BigInt(seq));
   return b;
 }
 
 /** Parses "name=value\n" lines; null when malformed. */
-export function parseProperties(text: string): Map<string, string> | null {
+function parseProperties(text: string): Map<string, string> | null {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
     if (line === '') continue;

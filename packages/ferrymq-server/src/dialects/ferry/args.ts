@@ -48,7 +48,7 @@ export function optBool(args: Json, key: string): boolean | undefined {
   return v;
 }
 
-export const MAX_IDS_PER_REQUEST = 100_000;
+const MAX_IDS_PER_REQUEST = 100_000;
 
 export function reqIds(args: Json): string[] {
   const v = args['ids'];

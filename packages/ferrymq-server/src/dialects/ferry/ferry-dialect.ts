@@ -36,10 +36,10 @@ const TOPIC_COMMANDS: ReadonlySet<string> = new Set(TOPIC_COMMAND_NAMES);
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 export const MIN_HEARTBEAT_MS = 100;
 export const MAX_HEARTBEAT_MS = 60_000;
-export const HEARTBEAT_LIVENESS = 3;
+const HEARTBEAT_LIVENESS = 3;
 export const DEFAULT_MAX_BATCH_MESSAGES = 10_000;
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
-export const BROKER_VERSION = '0.1.0';
+const BROKER_VERSION = '0.1.0';
 
 export interface FerryDialectOptions {
   clock?: Clock;

@@ -5,17 +5,23 @@
  * watches end with its session.
  */
 import type { JobApi, WorkerHandle } from '../../core/job-types.js';
-import type { JobEvent, JobInfo, NewJob } from 'ferrymq/model';
-import { JOB_STATUSES, type JobStatus } from 'ferrymq/model';
-import type { Headers } from 'ferrymq/model';
-import { FerryError, type ErrorCode } from 'ferrymq/model';
+import {
+  type ErrorCode,
+  FerryError,
+  type Headers,
+  JOB_STATUSES,
+  type JobEvent,
+  type JobInfo,
+  type JobStatus,
+  type NewJob,
+} from 'ferrymq/model';
 import { encodeReply, type Json, type Request } from 'ferrymq/protocol';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
 const EMPTY = Buffer.alloc(0);
-export const MAX_WORKERS_PER_SESSION = 1_000;
-export const MAX_WATCHES_PER_SESSION = 10_000;
+const MAX_WORKERS_PER_SESSION = 1_000;
+const MAX_WATCHES_PER_SESSION = 10_000;
 
 interface PeerJobs {
   id: Buffer;
@@ -27,7 +33,7 @@ interface PeerJobs {
 }
 
 /** The wire form of a job: JSON fields, and its result frames as the payload. */
-export function jobJson(info: JobInfo): { args: Json; payload: Buffer[] } {
+function jobJson(info: JobInfo): { args: Json; payload: Buffer[] } {
   const args: Json = {
     id: info.id,
     service: info.service,
@@ -49,7 +55,7 @@ export function jobJson(info: JobInfo): { args: Json; payload: Buffer[] } {
 }
 
 /** The error a caller gets for a job that ended without a result. */
-export function jobErrorCode(status: JobStatus): ErrorCode {
+function jobErrorCode(status: JobStatus): ErrorCode {
   if (status === 'cancelled') return 'JOB_CANCELLED';
   if (status === 'expired') return 'JOB_EXPIRED';
   return 'JOB_FAILED';

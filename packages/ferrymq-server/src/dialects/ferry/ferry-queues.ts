@@ -6,9 +6,13 @@
  */
 import type { Broker, Delivery, Session } from '../../core/broker.js';
 import type { StatsSource } from '../../core/stats.js';
-import type { MessageState, NewMessage } from 'ferrymq/model';
-import { MESSAGE_STATES } from 'ferrymq/model';
-import { FerryError, toFerryError } from 'ferrymq/model';
+import {
+  FerryError,
+  MESSAGE_STATES,
+  type MessageState,
+  type NewMessage,
+  toFerryError,
+} from 'ferrymq/model';
 import {
   encodeReply,
   joinMessages,

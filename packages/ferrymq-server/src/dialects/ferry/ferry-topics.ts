@@ -6,18 +6,21 @@
  * with ACK like any consumer. A peer's live subscriptions end with its session.
  */
 import type { Session } from '../../core/broker.js';
-import { SNAPSHOT_BATCH_MAX } from '../../core/pubsub.js';
-import type { LiveSubscription, PubSub, TopicMessage } from '../../core/pubsub.js';
-import type { Headers } from 'ferrymq/model';
-import { FerryError } from 'ferrymq/model';
+import {
+  type LiveSubscription,
+  type PubSub,
+  SNAPSHOT_BATCH_MAX,
+  type TopicMessage,
+} from '../../core/pubsub.js';
+import { FerryError, type Headers } from 'ferrymq/model';
 import { encodeReply, joinMessages, type Json, type Request } from 'ferrymq/protocol';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
 const EMPTY = Buffer.alloc(0);
-export const MAX_SUBSCRIPTIONS_PER_SESSION = 1_000;
-export const MAX_CONFIRM_ITEMS = 10_000;
-export const SUBSCRIPTION_TAG_MAX_LENGTH = 100;
+const MAX_SUBSCRIPTIONS_PER_SESSION = 1_000;
+const MAX_CONFIRM_ITEMS = 10_000;
+const SUBSCRIPTION_TAG_MAX_LENGTH = 100;
 
 type PeerSubscription =
   { kind: 'live'; live: LiveSubscription } | { kind: 'durable'; name: string; session: Session };
@@ -28,7 +31,7 @@ interface PeerTopics {
 }
 
 /** The wire descriptor of one topic message; its frames follow in the payload. */
-export function topicSpec(m: TopicMessage): Json {
+function topicSpec(m: TopicMessage): Json {
   const d: Json = { topic: m.topic, seq: m.seq, publishedAt: m.publishedAt };
   if (m.retained) d['retained'] = true;
   if (m.deleted) d['deleted'] = true;

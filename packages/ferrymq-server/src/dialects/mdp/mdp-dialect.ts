@@ -37,13 +37,13 @@ import { MmiServices } from './mmi.js';
 /** Broker heartbeat to workers (the zguide default). */
 export const MDP_HEARTBEAT_INTERVAL_MS = 2_500;
 /** Silence is checked this many times per heartbeat interval (dead workers found sooner). */
-export const MDP_LIVENESS_CHECKS_PER_INTERVAL = 5;
+const MDP_LIVENESS_CHECKS_PER_INTERVAL = 5;
 /** A worker silent for this many intervals is dead (7.5 s at the defaults). */
 export const MDP_HEARTBEAT_LIVENESS = 3;
 /** A client request no worker has started within this is expired (7/MDP: SHOULD expire). */
-export const MDP_REQUEST_TTL_MS = 60_000;
+const MDP_REQUEST_TTL_MS = 60_000;
 /** How many peers that said DISCONNECT are remembered, so nothing more is sent to them. */
-export const MDP_GONE_PEERS_REMEMBERED = 10_000;
+const MDP_GONE_PEERS_REMEMBERED = 10_000;
 
 export interface MdpDialectOptions {
   clock?: Clock;

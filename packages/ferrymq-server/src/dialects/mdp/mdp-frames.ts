@@ -6,35 +6,35 @@
  * MDP/0.2 commands start with the header (`MDPC02` / `MDPW02`) and have no empty frame.
  */
 
-export const MDP_CLIENT_V1 = 'MDPC01';
-export const MDP_WORKER_V1 = 'MDPW01';
-export const MDP_CLIENT_V2 = 'MDPC02';
-export const MDP_WORKER_V2 = 'MDPW02';
+const MDP_CLIENT_V1 = 'MDPC01';
+const MDP_WORKER_V1 = 'MDPW01';
+const MDP_CLIENT_V2 = 'MDPC02';
+const MDP_WORKER_V2 = 'MDPW02';
 
 export type MdpVersion = 1 | 2;
 
 /** MDP/0.1 worker command bytes (7/MDP). */
-export const MDPW01_READY = 0x01;
-export const MDPW01_REQUEST = 0x02;
-export const MDPW01_REPLY = 0x03;
-export const MDPW01_HEARTBEAT = 0x04;
-export const MDPW01_DISCONNECT = 0x05;
+const MDPW01_READY = 0x01;
+const MDPW01_REQUEST = 0x02;
+const MDPW01_REPLY = 0x03;
+const MDPW01_HEARTBEAT = 0x04;
+const MDPW01_DISCONNECT = 0x05;
 
 /** MDP/0.2 client command bytes (18/MDP). */
-export const MDPC02_REQUEST = 0x01;
-export const MDPC02_PARTIAL = 0x02;
-export const MDPC02_FINAL = 0x03;
+const MDPC02_REQUEST = 0x01;
+const MDPC02_PARTIAL = 0x02;
+const MDPC02_FINAL = 0x03;
 
 /** MDP/0.2 worker command bytes (18/MDP). */
-export const MDPW02_READY = 0x01;
-export const MDPW02_REQUEST = 0x02;
-export const MDPW02_PARTIAL = 0x03;
-export const MDPW02_FINAL = 0x04;
-export const MDPW02_HEARTBEAT = 0x05;
-export const MDPW02_DISCONNECT = 0x06;
+const MDPW02_READY = 0x01;
+const MDPW02_REQUEST = 0x02;
+const MDPW02_PARTIAL = 0x03;
+const MDPW02_FINAL = 0x04;
+const MDPW02_HEARTBEAT = 0x05;
+const MDPW02_DISCONNECT = 0x06;
 
 /** Longest service name accepted on the wire (the core applies its own, stricter rule). */
-export const MDP_MAX_SERVICE_NAME_BYTES = 255;
+const MDP_MAX_SERVICE_NAME_BYTES = 255;
 
 /** A client asks a service for something. */
 export interface MdpClientRequest {
@@ -63,7 +63,7 @@ export type MdpWorkerCommand =
  * A message that is not valid MDP. `from` says whose header it carried, when it had a known
  * one: a worker gets DISCONNECT, a client's message is dropped, anything else is dropped.
  */
-export interface MdpInvalid {
+interface MdpInvalid {
   kind: 'invalid';
   from: 'client' | 'worker' | 'unknown';
   version: MdpVersion | undefined;

@@ -6,11 +6,11 @@
 import type { InternalServices } from './internal-services.js';
 
 export const MMI_PREFIX = 'mmi.';
-export const MMI_SERVICE = 'mmi.service';
+const MMI_SERVICE = 'mmi.service';
 
-export const MMI_OK = '200';
-export const MMI_NOT_FOUND = '404';
-export const MMI_NOT_IMPLEMENTED = '501';
+const MMI_OK = '200';
+const MMI_NOT_FOUND = '404';
+const MMI_NOT_IMPLEMENTED = '501';
 
 export class MmiServices implements InternalServices {
   /** @param isServed true when a service has a worker or is answered by the broker. */

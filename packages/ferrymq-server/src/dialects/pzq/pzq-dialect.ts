@@ -30,7 +30,7 @@ import {
 } from './pzq-frames.js';
 
 /** Deliveries not yet acked by PZQ consumers, all together (PZQ itself kept ~1 per consumer). */
-export const PZQ_DEFAULT_PREFETCH = 100;
+const PZQ_DEFAULT_PREFETCH = 100;
 const US_PER_MS = 1_000;
 
 /** The broker calls the dialect makes. */

@@ -13,7 +13,7 @@ export const PZQ_NO_DELIMITER_TEXT =
   'Malformed message, no delimiter found or missing message parts';
 /** PZQ's own NACK text for a message with a delimiter and no body after it. */
 export const PZQ_EMPTY_MESSAGE_TEXT = 'Trying to save empty message';
-export const PZQ_MONITOR_COMMAND = 'MONITOR';
+const PZQ_MONITOR_COMMAND = 'MONITOR';
 
 const OK = Buffer.from('1');
 const NOT_OK = Buffer.from('0');

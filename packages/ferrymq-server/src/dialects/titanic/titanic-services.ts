@@ -13,22 +13,21 @@
  * any explanation travels in a separate frame after them.
  */
 import type { JobApi } from '../../core/job-types.js';
-import type { JobInfo } from 'ferrymq/model';
-import { isFinalStatus, isJobId } from 'ferrymq/model';
+import { isFinalStatus, isJobId, type JobInfo } from 'ferrymq/model';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import type { InternalServices } from '../mdp/internal-services.js';
 
-export const TITANIC_PREFIX = 'titanic.';
-export const TITANIC_REQUEST = 'titanic.request';
-export const TITANIC_REPLY = 'titanic.reply';
-export const TITANIC_CLOSE = 'titanic.close';
+const TITANIC_PREFIX = 'titanic.';
+const TITANIC_REQUEST = 'titanic.request';
+const TITANIC_REPLY = 'titanic.reply';
+const TITANIC_CLOSE = 'titanic.close';
 
-export const TITANIC_OK = '200';
-export const TITANIC_PENDING = '300';
-export const TITANIC_UNKNOWN = '400';
-export const TITANIC_ERROR = '500';
+const TITANIC_OK = '200';
+const TITANIC_PENDING = '300';
+const TITANIC_UNKNOWN = '400';
+const TITANIC_ERROR = '500';
 /** Answer to a `titanic.*` service 9/TSP does not define. */
-export const TITANIC_NOT_IMPLEMENTED = '501';
+const TITANIC_NOT_IMPLEMENTED = '501';
 
 export interface TitanicOptions {
   logger?: Logger;

@@ -14,7 +14,7 @@
  */
 import type { JobInfo } from 'ferrymq/model';
 
-export const ZMWS_JOB_PREFIX = 'JOB: ';
+const ZMWS_JOB_PREFIX = 'JOB: ';
 export const ZMWS_SYNC_PREFIX = 'SYNC-';
 export const ZMWS_PARAM_JSON = 'PARAM-JSON';
 export const ZMWS_SERVER_QUERIES = [
@@ -25,7 +25,7 @@ export const ZMWS_SERVER_QUERIES = [
 ] as const;
 export type ZmwsServerQuery = (typeof ZMWS_SERVER_QUERIES)[number];
 /** Longest service name taken from a request (Ferry's own limit is checked by the job server). */
-export const ZMWS_SERVICE_MAX_LENGTH = 255;
+const ZMWS_SERVICE_MAX_LENGTH = 255;
 
 /** A parameter frame: `<key>: <value>`. */
 export interface ZmwsParam {
@@ -87,7 +87,7 @@ export function parseClientRequest(frames: Buffer[]): ZmwsRequest {
 }
 
 /** True when a frame holds valid JSON text. */
-export function isJsonText(b: Buffer): boolean {
+function isJsonText(b: Buffer): boolean {
   if (b.length === 0) return false;
   try {
     JSON.parse(b.toString('utf8'));

@@ -42,18 +42,16 @@ import {
 } from './zmws-frames.js';
 import { ZmwsListings } from './zmws-listings.js';
 
-export { ZMWS_LISTING_MAX } from './zmws-listings.js';
-
 /** ZMWS's HEARTBEAT_INTERVAL. */
 export const ZMWS_HEARTBEAT_INTERVAL_MS = 5_000;
 /** ZMWS's HEARTBEAT_MAXTRIES: a worker silent this many intervals is purged (15 s). */
 export const ZMWS_HEARTBEAT_LIVENESS = 3;
 /** Silence is checked this many times per interval. */
-export const ZMWS_LIVENESS_CHECKS_PER_INTERVAL = 5;
+const ZMWS_LIVENESS_CHECKS_PER_INTERVAL = 5;
 /** A SYNC job no worker has started within this is expired and answered FAIL. */
 export const ZMWS_SYNC_TTL_MS = 60_000;
 /** Header that keeps a parameter key other than PARAM-JSON, to hand it to workers as sent. */
-export const ZMWS_PARAM_KEY_HEADER = 'zmws-param-key';
+const ZMWS_PARAM_KEY_HEADER = 'zmws-param-key';
 
 export interface ZmwsDialectOptions {
   clock?: Clock;

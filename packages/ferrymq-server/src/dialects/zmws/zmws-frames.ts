@@ -7,8 +7,8 @@
  */
 import { decodeParam, type ZmwsParam } from './zmws-commands.js';
 
-export const ZMWS_READY = 'READY';
-export const ZMWS_HEARTBEAT = 'HEARTBEAT';
+const ZMWS_READY = 'READY';
+const ZMWS_HEARTBEAT = 'HEARTBEAT';
 const RESULT_PATTERN = /^(COMPLETE|FAIL|CONT): (\S+)$/;
 const EMPTY = Buffer.alloc(0);
 

@@ -10,7 +10,7 @@ import type { JobInfo } from 'ferrymq/model';
 import { zmwsJobEntry, type ZmwsJobEntry, type ZmwsServerQuery } from './zmws-commands.js';
 
 /** Most entries in SERVER-JOBS, SERVER-ACTIVE and SERVER-HIST (ZMWS kept 100 of history). */
-export const ZMWS_LISTING_MAX = 100;
+const ZMWS_LISTING_MAX = 100;
 const MS_PER_S = 1_000;
 
 /** What the listing shows of one of the dialect's workers. */

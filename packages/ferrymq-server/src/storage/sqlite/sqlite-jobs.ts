@@ -4,9 +4,7 @@
  * with queue writes.
  */
 import type Database from 'better-sqlite3';
-import type { JobError, JobStatus } from 'ferrymq/model';
-import { JOB_STATUSES } from 'ferrymq/model';
-import type { Headers } from 'ferrymq/model';
+import { type Headers, JOB_STATUSES, type JobError, type JobStatus } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   InsertJobsOutcome,
@@ -336,6 +334,6 @@ export class SqliteJobStorage implements JobStorage {
   }
 }
 
-export function emptyJobCounts(): JobCounts {
+function emptyJobCounts(): JobCounts {
   return { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0, expired: 0 };
 }

@@ -37,7 +37,7 @@ export interface MessageRow {
 }
 
 /** A ready row as the lease query returns it (raw mode: an array, in SELECT order). */
-export type LeaseRow = [
+type LeaseRow = [
   id: number,
   priority: number,
   attempts: number,

@@ -8,8 +8,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { FerryError } from 'ferrymq/model';
-import type { QueueCounts, StoredMessage } from 'ferrymq/model';
+import {
+  FerryError,
+  type QueueCounts,
+  type StorageMetrics,
+  type StoredMessage,
+} from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   BrowseOptions,
@@ -27,7 +31,6 @@ import type {
   StorageRecovery,
   SyncPolicy,
 } from '../types.js';
-import type { StorageMetrics } from 'ferrymq/model';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
 import { SqlitePubSubStorage } from './sqlite-pubsub.js';

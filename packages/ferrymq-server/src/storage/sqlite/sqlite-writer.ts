@@ -7,8 +7,13 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type Database from 'better-sqlite3';
-import { BATCH_SIZE_BOUNDS, DURATION_MS_BOUNDS, FerryError, Histogram } from 'ferrymq/model';
-import type { StorageMetrics } from 'ferrymq/model';
+import {
+  BATCH_SIZE_BOUNDS,
+  DURATION_MS_BOUNDS,
+  FerryError,
+  Histogram,
+  type StorageMetrics,
+} from 'ferrymq/model';
 import type { SyncPolicy } from '../types.js';
 
 export interface SqliteWriterOptions {
@@ -28,7 +33,7 @@ interface PendingCall {
   reject: (err: unknown) => void;
 }
 
-export function mapSqliteError(err: unknown): FerryError {
+function mapSqliteError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   const code = (err as { code?: unknown }).code;
   if (code === 'SQLITE_FULL') {
