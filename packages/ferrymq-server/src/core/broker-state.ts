@@ -70,7 +70,8 @@ export class BrokerState {
       for (const [k, v] of Object.entries(settings.overrides)) {
         // A value this version would refuse (a hand-edited store) is left out, and said so.
         const problem = policyChangesProblem({ [k]: v });
-        if (problem === undefined && typeof v === 'number') (q.overrides as Record<string, unknown>)[k] = v;
+        if (problem === undefined && typeof v === 'number')
+          (q.overrides as Record<string, unknown>)[k] = v;
         else this.log.warn('stored queue policy value ignored', { queue: name, key: k, problem });
       }
       q.policy = this.effectivePolicy(name, q.overrides);

@@ -77,16 +77,17 @@ export const DEFAULT_QUEUE_POLICY: Readonly<QueuePolicy> = Object.freeze({
 });
 
 /** Bounds of every policy key, inclusive (the same the config file enforces). */
-export const QUEUE_POLICY_BOUNDS: Readonly<Record<keyof QueuePolicy, { min: number; max: number }>> =
-  Object.freeze({
-    ackTimeoutMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
-    maxAttempts: { min: 1, max: 1_000_000 },
-    maxDepth: { min: 0, max: Number.MAX_SAFE_INTEGER },
-    maxBytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
-    dedupWindowMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
-    retryBaseMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
-    retryMaxMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
-  });
+export const QUEUE_POLICY_BOUNDS: Readonly<
+  Record<keyof QueuePolicy, { min: number; max: number }>
+> = Object.freeze({
+  ackTimeoutMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  maxAttempts: { min: 1, max: 1_000_000 },
+  maxDepth: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  maxBytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  dedupWindowMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  retryBaseMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  retryMaxMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
+});
 
 export const QUEUE_POLICY_KEYS = Object.keys(QUEUE_POLICY_BOUNDS) as (keyof QueuePolicy)[];
 

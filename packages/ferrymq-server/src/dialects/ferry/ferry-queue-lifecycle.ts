@@ -65,7 +65,10 @@ export class FerryQueueLifecycleCommands extends CommandGroup {
           policy !== undefined &&
           (typeof policy !== 'object' || policy === null || Array.isArray(policy))
         ) {
-          throw new FerryError('INVALID_POLICY', 'policy must be an object of key → integer or null');
+          throw new FerryError(
+            'INVALID_POLICY',
+            'policy must be an object of key → integer or null',
+          );
         }
         const reset = optBool(args, 'reset');
         const work =
