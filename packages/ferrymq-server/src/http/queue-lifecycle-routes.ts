@@ -6,12 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Broker } from '../core/broker.js';
 import type { PubSub } from '../core/pubsub.js';
-import {
-  FerryError,
-  QUEUE_POLICY_BOUNDS,
-  QUEUE_POLICY_KEYS,
-  type QueuePolicyChanges,
-} from 'ferrymq/model';
+import { FerryError, QUEUE_POLICY_BOUNDS, QUEUE_POLICY_KEYS } from 'ferrymq/model';
 import { errorResponses, nameSchema, queueParams } from './schemas.js';
 
 export interface QueueLifecycleRoutesOptions {
@@ -163,7 +158,7 @@ export function registerQueueLifecycleRoutes(
         response: { 200: policyInfoSchema, ...errorResponses },
       },
     },
-    (req) => broker.setQueuePolicy(req.params.queue, req.body as QueuePolicyChanges),
+    (req) => broker.setQueuePolicy(req.params.queue, req.body),
   );
 
   app.delete<{ Params: QueueParams }>(

@@ -4,7 +4,7 @@
  * a consumer its queue was deleted.
  */
 import type { Broker } from '../../core/broker.js';
-import { FerryError, type QueuePolicyChanges } from 'ferrymq/model';
+import { FerryError } from 'ferrymq/model';
 import { encodeReply, type Json, type Request } from 'ferrymq/protocol';
 import { optBool, reqString } from './args.js';
 import { CommandGroup } from './command-group.js';
@@ -74,11 +74,11 @@ export class FerryQueueLifecycleCommands extends CommandGroup {
         const work =
           policy === undefined && reset === undefined
             ? Promise.resolve(this.broker.queuePolicy(queue))
-            : this.broker.setQueuePolicy(queue, policy as QueuePolicyChanges, { reset });
+            : this.broker.setQueuePolicy(queue, policy, { reset });
         this.answer(
           peerId,
           requestId,
-          work.then((info) => ({ ...info }) as Json),
+          work.then((info) => ({ ...info })),
         );
         return;
       }

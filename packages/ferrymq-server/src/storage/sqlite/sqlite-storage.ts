@@ -130,7 +130,7 @@ export class SqliteStorage implements Storage {
       try {
         const parsed: unknown = JSON.parse(r.policy);
         if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-          overrides = parsed as Partial<QueuePolicy>;
+          overrides = parsed;
         }
       } catch {
         // A row this store did not write: the core checks every key anyway; keep none.
