@@ -54,6 +54,7 @@ import {
   type PzqEndpoints,
 } from './dialect-components.js';
 import { HttpComponent } from './http-component.js';
+import { applyLogFormat } from './logger.js';
 import { packageVersion } from './package-version.js';
 import { readinessProbe, type ServerPhase } from './readiness.js';
 import {
@@ -150,6 +151,7 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
+  applyLogFormat(log, config.logFormat);
   let phase: ServerPhase = 'starting';
   const c = componentsOf(config, log, () => phase);
   const stack = new ComponentStack({ logger: log, onLifecycle: options.onLifecycle });
