@@ -4,6 +4,7 @@
  * subscribers and HTTP publishers seeing the same topic. Every stream read is bounded.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { TestResources, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { readEvents, req, type Loose } from '../helpers/http.js';
@@ -100,6 +101,44 @@ describe('HTTP topics', () => {
       () => b.server.stats.snapshot().then((s) => s.pubsub?.liveSubscriptions === 0),
       'the subscription ended with its stream',
     );
+  });
+
+  it('a stream that is not read falls behind its window: dropped event, then the end', async () => {
+    // A reader that stops reading: node's client, paused, so the socket's buffers fill up.
+    const url = new URL(`${base}/v1/topics/subscribe?pattern=slow/**&window=2`);
+    const res0 = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(url, resolve).on('error', reject);
+    });
+    assert.equal(res0.statusCode, 200);
+    res0.pause();
+    await waitFor(
+      () => b.server.stats.snapshot().then((s) => (s.pubsub?.liveSubscriptions ?? 0) > 0),
+      'the slow subscription is open',
+    );
+    const dropped = () =>
+      b.server.stats.snapshot().then((s) => (s.pubsub?.droppedSubscribers ?? 0) > 0);
+    const big = 'x'.repeat(256 * 1024);
+    // At most 200 × 256 KB (50 MB): far beyond what loopback socket buffers hold.
+    for (let i = 0; i < 200 && !(await dropped()); i++) {
+      const r = await req(base, 'POST', '/v1/topics/publish', {
+        body: { topic: 'slow/t', body: big },
+      });
+      assert.equal(r.status, 201, r.text);
+    }
+    assert.ok(await dropped(), 'the subscription was dropped');
+    // Reading again: the events written before the drop, then `dropped`, then the end.
+    const text = await new Promise<string>((resolve, reject) => {
+      let t = '';
+      res0.setEncoding('utf8');
+      res0.on('data', (d: string) => (t += d));
+      res0.on('end', () => resolve(t));
+      res0.on('error', reject);
+      res0.resume();
+    });
+    const blocks = text.split('\n\n').filter((x) => x.startsWith('event: '));
+    const last = blocks.at(-1)!;
+    assert.match(last, /^event: dropped\ndata: \{"code":"SUBSCRIBER_DROPPED"/);
+    assert.ok(blocks.length >= 2, 'some messages came first');
   });
 
   it('answers bad input with coded errors', async () => {

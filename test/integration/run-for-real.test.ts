@@ -37,7 +37,7 @@ function run(args: string[], env: Record<string, string> = {}): Running {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, stderrLines: () => err.split('\n').filter((l) => l !== ''), exited };
 }
