@@ -1,6 +1,7 @@
 /**
  * The HTTP gateway against a real broker: every route with good and bad input, the lease
- * model, jobs (sync, async, cancel), SSE, the ZMWS routes, /metrics and the OpenAPI document.
+ * model, jobs (sync, async, cancel), SSE, /metrics and the OpenAPI document (the ZMWS routes:
+ * http-zmws.test.ts; names, 405, health and readiness: http-conventions.test.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -228,12 +229,63 @@ describe('HTTP gateway', () => {
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
+      // JSON only: text and forms (curl -d's default) are 415, never parsed or stored.
       [
         'text body',
         req(base, 'POST', '/v1/queues/h.bad/messages', { raw: 'x', contentType: 'text/plain' }),
-        400,
-        'BAD_ARGUMENTS',
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
       ],
+      [
+        'form body',
+        req(base, 'POST', '/v1/queues/h.bad/messages', {
+          raw: 'body=x',
+          contentType: 'application/x-www-form-urlencoded',
+        }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      ],
+      [
+        'form job',
+        req(base, 'POST', '/v1/services/h.bad/jobs', {
+          raw: 'params=1',
+          contentType: 'application/x-www-form-urlencoded',
+        }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      ],
+      [
+        '10,000 levels of JSON',
+        req(base, 'POST', '/v1/services/h.bad/jobs', {
+          raw: `{"params":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+        }),
+        400,
+        'JSON_TOO_DEEP',
+      ],
+      [
+        '__proto__ key',
+        req(base, 'POST', '/v1/queues/h.bad/messages', {
+          raw: '{"json":{"__proto__":{"polluted":true}}}',
+        }),
+        400,
+        'JSON_FORBIDDEN_KEY',
+      ],
+      [
+        '__proto__ header',
+        req(base, 'POST', '/v1/queues/h.bad/messages', {
+          raw: '{"body":"x","headers":{"__proto__":"y"}}',
+        }),
+        400,
+        'JSON_FORBIDDEN_KEY',
+      ],
+      ['10 KB queue name', get(`/v1/queues/${'q'.repeat(10_240)}`), 400, 'INVALID_QUEUE_NAME'],
+      [
+        '10 KB service name',
+        post(`/v1/services/${'s'.repeat(10_240)}/jobs`, {}),
+        400,
+        'INVALID_SERVICE_NAME',
+      ],
+      ['10 KB lease', post(`/v1/leases/${'1'.repeat(10_240)}/ack`), 400, 'BAD_ARGUMENTS'],
       ['consume max', post('/v1/queues/h.bad/consume?max=0'), 400, 'BAD_ARGUMENTS'],
       ['consume wait', post('/v1/queues/h.bad/consume?wait=999999'), 400, 'BAD_ARGUMENTS'],
       ['consume unknown param', post('/v1/queues/h.bad/consume?foo=1'), 400, 'BAD_ARGUMENTS'],
@@ -255,7 +307,9 @@ describe('HTTP gateway', () => {
         'BAD_ARGUMENTS',
       ],
       ['unknown route', get('/v1/nothing/here'), 404, 'ROUTE_NOT_FOUND'],
-      ['wrong method', req(base, 'PUT', '/v1/queues'), 404, 'ROUTE_NOT_FOUND'],
+      ['wrong method', req(base, 'PUT', '/v1/queues'), 405, 'METHOD_NOT_ALLOWED'],
+      ['wrong method, params', del('/v1/leases/1.1/ack'), 405, 'METHOD_NOT_ALLOWED'],
+      ['GET /health is no job', get('/health'), 404, 'ROUTE_NOT_FOUND'],
       ['bad job id', get('/v1/jobs/xyz'), 400, 'BAD_ARGUMENTS'],
       ['unknown job', get(`/v1/jobs/${'0'.repeat(32)}`), 404, 'JOB_NOT_FOUND'],
       ['bad service', post('/v1/services/bad%20svc/jobs', {}), 400, 'INVALID_SERVICE_NAME'],
@@ -343,77 +397,6 @@ describe('HTTP gateway', () => {
     assert.equal((await get('/v1/events/stats?intervalMs=1')).body.code, 'BAD_ARGUMENTS');
   });
 
-  it('ZMWS routes: async job, SYNC- with query, JSON and form parameters, SERVER-WORKERS, jsonp', async () => {
-    const seen: unknown[] = [];
-    const w = startWorker(b.server, 'STR-REV', (p) => {
-      seen.push(p);
-      return String((p as { str: string }).str)
-        .split('')
-        .reverse()
-        .join('');
-    });
-    try {
-      const sync = await req(base, 'GET', '/SYNC-STR-REV?str=Hello,+world');
-      assert.equal(sync.status, 200);
-      assert.equal(sync.headers.get('content-type'), 'application/javascript');
-      assert.equal(sync.headers.get('access-control-allow-origin'), '*');
-      assert.match(sync.text, /^PARAM-JSON: "dlrow ,olleH"\nCOMPLETE: STR-REV \[[0-9a-f]{32}\]$/);
-      assert.deepEqual(seen[0], { str: 'Hello, world' });
-
-      const json = await req(base, 'POST', '/SYNC-STR-REV', { body: { str: 'abc' } });
-      assert.match(json.text, /^PARAM-JSON: "cba"\nCOMPLETE: STR-REV/);
-      const form = await req(base, 'POST', '/SYNC-STR-REV', {
-        raw: 'str=xyz',
-        contentType: 'application/x-www-form-urlencoded',
-      });
-      assert.match(form.text, /^PARAM-JSON: "zyx"\n/);
-
-      const async = await req(base, 'GET', '/STR-REV?str=q');
-      const m = /^JOB: ([0-9a-f]{32}) STR-REV$/.exec(async.text);
-      assert.ok(m, async.text);
-      const done = await get(`/v1/jobs/${m[1]}?wait=10000`);
-      assert.equal(done.body.result, 'q');
-
-      const workers = await req(base, 'GET', '/SERVER-WORKERS');
-      const list = JSON.parse(workers.text) as Loose[];
-      assert.ok(list.some((x) => x.service === 'STR-REV' && typeof x.workerid === 'string'));
-      const mine = list.find((x) => x.service === 'STR-REV');
-      assert.deepEqual([mine.protocol, mine.running, mine.hb], ['test', 0, null]);
-      const hist = JSON.parse((await req(base, 'GET', '/SERVER-HIST')).text) as Loose[];
-      assert.ok(hist.some((j) => j.jobid === m[1] && j.status === 'done'));
-      assert.equal(typeof hist[0].completedat, 'number');
-      assert.deepEqual(JSON.parse((await req(base, 'GET', '/SERVER-ACTIVE')).text), []);
-      assert.ok(Array.isArray(JSON.parse((await req(base, 'GET', '/SERVER-JOBS')).text)));
-
-      const jsonp = await req(base, 'GET', '/STR-REV?str=z&jsonp=cb');
-      assert.match(jsonp.text, /^cb\("JOB: [0-9a-f]{32} STR-REV"\);$/);
-      const badJsonp = await req(base, 'GET', '/STR-REV?jsonp=alert(1)');
-      assert.equal(badJsonp.body.code, 'BAD_ARGUMENTS');
-    } finally {
-      w.close();
-    }
-    assert.equal((await req(base, 'GET', '/SYNC-NEVER-SEEN?x=1')).text, 'FAIL: NEVER-SEEN');
-    assert.match(
-      (await req(base, 'GET', '/NEVER-SEEN?x=1')).text,
-      /^JOB: [0-9a-f]{32} NEVER-SEEN$/,
-    );
-    assert.equal((await req(base, 'GET', '/bad%20name')).text, 'FAIL: bad name');
-    // A worker's failure: FAIL with its reason.
-    const f = startWorker(b.server, 'h.zfail', () => {
-      throw new Error('no such file');
-    });
-    try {
-      const failed = await req(base, 'GET', '/SYNC-h.zfail?x=1');
-      assert.match(failed.text, /^PARAM-JSON: ".*no such file"\nFAIL: h\.zfail \[[0-9a-f]{32}\]$/);
-    } finally {
-      f.close();
-    }
-    assert.equal(
-      (await req(base, 'POST', '/X', { raw: '{nope', contentType: 'text/plain' })).body.code,
-      'BAD_JSON',
-    );
-  });
-
   it('/metrics parses and moves after traffic; /v1/stats and /metrics agree', async () => {
     const scrape = async () => {
       const r = await get('/metrics');
@@ -446,7 +429,8 @@ describe('HTTP gateway', () => {
       })! >= 1,
     );
     for (const name of [
-      'ferry_queue_in_flight',
+      'ferry_queue_leased',
+      'ferry_queue_scheduled',
       'ferry_queue_dead',
       'ferry_queue_redelivered_total',
       'ferry_queue_dead_lettered_total',
@@ -454,11 +438,20 @@ describe('HTTP gateway', () => {
       'ferry_service_workers',
       'ferry_storage_fsync_duration_seconds_count',
       'ferry_storage_size_bytes',
+      // prom-client's default process metrics.
+      'nodejs_eventloop_lag_seconds',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_gc_duration_seconds_count',
     ]) {
       assert.ok(
         after.some((s) => s.name === name),
         `${name} is exported`,
       );
+    }
+    // One vocabulary: the old names of the message states are gone.
+    for (const old of ['ferry_queue_in_flight', 'ferry_queue_delayed', 'ferry_queue_inflight']) {
+      assert.ok(!after.some((s) => s.name === old), `${old} is no longer exported`);
     }
     const stats = (await get('/v1/stats')).body;
     const q = stats.queues.find((x: Loose) => x.name === 'h.metrics');
@@ -477,7 +470,8 @@ describe('HTTP gateway', () => {
       ['enqueued', 'ferry_queue_enqueued_total'],
       ['acked', 'ferry_queue_acked_total'],
       ['depth', 'ferry_queue_depth'],
-      ['leased', 'ferry_queue_in_flight'],
+      ['leased', 'ferry_queue_leased'],
+      ['scheduled', 'ferry_queue_scheduled'],
       ['dead', 'ferry_queue_dead'],
       ['redelivered', 'ferry_queue_redelivered_total'],
     ] as const) {
@@ -591,11 +585,23 @@ describe('HTTP gateway', () => {
     assert.ok(Object.keys(paths).length >= 25);
   });
 
+  it('health, readiness and topics answer here too (their suites: http-conventions, http-topics)', async () => {
+    assert.equal((await get('/healthz')).status, 200);
+    assert.equal((await get('/readyz')).status, 200);
+    const pub = await post('/v1/topics/publish', { topic: 'h/t', body: 'v', retain: true });
+    assert.equal(pub.status, 201, pub.text);
+    const kept = await get('/v1/topics/retained?pattern=h/**');
+    assert.deepEqual(
+      kept.body.items.map((m: Loose) => [m.topic, m.body]),
+      [['h/t', 'v']],
+    );
+  });
+
   it('every route was exercised by this suite (per the latency histogram)', async () => {
     const samples = parsePrometheus((await get('/metrics')).text);
     for (const r of b.server.http!.routes) {
-      // Event streams leave Fastify's reply cycle (hijacked): tested above, not timed.
-      if (r.url.includes('/events')) continue;
+      // Event streams leave Fastify's reply cycle (hijacked): tested elsewhere, not timed.
+      if (r.url.includes('/events') || r.url === '/v1/topics/subscribe') continue;
       const hit = samples.some(
         (s) =>
           s.name === 'ferry_http_request_duration_seconds_count' &&

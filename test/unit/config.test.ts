@@ -105,6 +105,7 @@ describe('config', () => {
       queue: { text: ['bad name'], json: ['bad name', 3] },
       sync: { text: ['sometimes'], json: [1] },
       level: { text: ['loud'], json: [0] },
+      format: { text: ['xml', 'JSON'], json: [1] },
       http: { text: ['not-an-address'], json: [8080] },
       queues: { text: [], json: [[1], 'q'] },
     };

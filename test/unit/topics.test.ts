@@ -1,7 +1,7 @@
 /** Topic names and patterns: exact, prefix and wildcard matching, and refusals. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FerryError } from 'ferrymq/model';
+import { FerryError, isValidQueueName } from 'ferrymq/model';
 import {
   checkTopic,
   matches,
@@ -14,6 +14,22 @@ function m(pattern: string, topic: string): boolean {
 }
 
 describe('topic patterns', () => {
+  it('refuses . and .. as a topic, a segment or a pattern segment; names with dots stay valid', () => {
+    const refused = (f: () => unknown) =>
+      assert.throws(f, (e: unknown) => e instanceof FerryError && e.code === 'INVALID_TOPIC');
+    for (const t of ['.', '..', 'a/../b', 'a/.', './a', 'a/./b']) {
+      refused(() => checkTopic(t));
+      refused(() => parsePattern(t));
+    }
+    refused(() => parsePattern('../**'));
+    refused(() => parsePattern('a/*/..'));
+    assert.equal(checkTopic('a/.../b.c'), 'a/.../b.c');
+    assert.ok(m('v1.2/**', 'v1.2/x'));
+    // Queue and service names: the model's one check.
+    for (const n of ['.', '..']) assert.ok(!isValidQueueName(n), n);
+    for (const n of ['...', '.a', 'a..b', 'a.']) assert.ok(isValidQueueName(n), n);
+  });
+
   it('exact names match only themselves', () => {
     assert.ok(m('config/db/primary', 'config/db/primary'));
     assert.ok(!m('config/db/primary', 'config/db/primary/x'));

@@ -2,13 +2,15 @@
  * Topic names and subscription patterns. Pure functions, no state.
  *
  * A topic is a name of 1–256 characters without control characters, `*` or `#`, in segments
- * separated by `/` (`config/db/primary`). A pattern is one of:
+ * separated by `/` (`config/db/primary`); no segment is `.` or `..` (they read as "this" and
+ * "the parent" in URLs and paths, so such a topic could not be named unambiguously). A pattern
+ * is one of:
  *   - exact: a topic name (`config/db/primary`);
  *   - prefix: ends with `/` and matches every topic that starts with it (`config/`);
  *   - wildcard: has `*` segments (exactly one segment) and/or a `**` segment (zero or more
  *     segments), e.g. `config/* /primary` without the space, `config/**`, `**` (everything).
  */
-import { FerryError } from 'ferrymq/model';
+import { FerryError, RESERVED_NAMES } from 'ferrymq/model';
 
 const TOPIC_MAX_LENGTH = 256;
 const SEGMENT_SEPARATOR = '/';
@@ -24,12 +26,18 @@ export type TopicPattern =
   | { kind: 'prefix'; source: string; prefix: string }
   | { kind: 'wildcard'; source: string; segments: string[]; prefix: string };
 
+/** True when a segment of `name` is `.` or `..`. */
+function hasReservedSegment(name: string): boolean {
+  return name.split(SEGMENT_SEPARATOR).some((seg) => RESERVED_NAMES.includes(seg));
+}
+
 export function isValidTopic(topic: unknown): topic is string {
   return (
     typeof topic === 'string' &&
     topic.length > 0 &&
     topic.length <= TOPIC_MAX_LENGTH &&
-    !FORBIDDEN_IN_TOPIC.test(topic)
+    !FORBIDDEN_IN_TOPIC.test(topic) &&
+    !hasReservedSegment(topic)
   );
 }
 
@@ -39,7 +47,7 @@ export function checkTopic(topic: unknown): string {
     throw new FerryError(
       'INVALID_TOPIC',
       `invalid topic ${JSON.stringify(typeof topic === 'string' ? topic.slice(0, 60) : topic)}: ` +
-        `1–${TOPIC_MAX_LENGTH} characters, no control characters, * or #`,
+        `1–${TOPIC_MAX_LENGTH} characters, no control characters, * or #, no . or .. segment`,
     );
   }
   return topic;
@@ -51,12 +59,13 @@ export function parsePattern(source: unknown): TopicPattern {
     typeof source !== 'string' ||
     source.length === 0 ||
     source.length > TOPIC_MAX_LENGTH ||
-    FORBIDDEN_IN_PATTERN.test(source)
+    FORBIDDEN_IN_PATTERN.test(source) ||
+    hasReservedSegment(source)
   ) {
     throw new FerryError(
       'INVALID_TOPIC',
       `invalid pattern ${JSON.stringify(typeof source === 'string' ? source.slice(0, 60) : source)}: ` +
-        `1–${TOPIC_MAX_LENGTH} characters, no control characters or #`,
+        `1–${TOPIC_MAX_LENGTH} characters, no control characters or #, no . or .. segment`,
     );
   }
   if (!source.includes(ONE_SEGMENT)) {

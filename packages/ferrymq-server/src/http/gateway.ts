@@ -1,45 +1,56 @@
 /**
- * The HTTP gateway: REST for queues and jobs, the ZMWS routes, server-sent events, the
- * dashboard at `/`, Prometheus metrics at `/metrics` and the OpenAPI document at
- * `/openapi.json`. Built on Fastify; it calls the core (broker, job server, stats) and never
- * the store. docs/http.md describes every route.
+ * The HTTP gateway: REST for queues, jobs and topics, server-sent events, liveness and
+ * readiness, the dashboard at `/`, Prometheus metrics at `/metrics`, the OpenAPI document at
+ * `/openapi.json`, and the ZMWS routes when the ZMWS dialect is on. Built on Fastify; it calls
+ * the core (broker, job server, pub/sub, stats) and never the store. docs/http.md describes
+ * every route.
  */
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import type { Broker } from '../core/broker.js';
 import type { JobApi } from '../core/job-types.js';
 import type { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError, toFerryError, type ErrorCode } from 'ferrymq/model';
+import { FerryError, toFerryError } from 'ferrymq/model';
 import { registerDashboardRoutes } from './dashboard-routes.js';
+import { errorBody, gatewayError, RouteMethods, routerError } from './gateway-errors.js';
+import { registerHealthRoutes, type ReadinessProbe } from './health-routes.js';
 import { registerEventRoutes, SseStreams } from './sse.js';
 import { HttpConsumers } from './http-consumers.js';
 import { registerJobRoutes } from './job-routes.js';
+import { parseJsonBody } from './json-body.js';
 import { GatewayMetrics } from './metrics.js';
 import { registerQueueLifecycleRoutes } from './queue-lifecycle-routes.js';
 import { registerQueueRoutes } from './queue-routes.js';
+import { registerTopicRoutes } from './topic-routes.js';
 import { registerZmwsRoutes } from './zmws-routes.js';
 import type { ZmwsServerQuery } from '../dialects/zmws/zmws-commands.js';
 
 export interface GatewayOptions {
   broker: Broker;
   jobs: JobApi;
+  /** Pub/sub: the topic routes, and deleting durable subscriptions. */
+  pubsub: PubSub;
   stats: StatsSource;
-  /** Pub/sub, for deleting durable subscriptions. */
-  pubsub?: PubSub | undefined;
   /** Host to listen on (loopback by default in the server config). */
   host: string;
   /** Port; 0 picks a free one. */
   port: number;
   /** Largest request body, bytes. */
   bodyLimitBytes: number;
+  /** Where errors go, and each request at debug level (the access log). */
   logger?: Logger | undefined;
-  /** The ZMWS dialect's SERVER-* listings, when it runs (the HTTP ZMWS routes answer alike). */
+  /**
+   * The ZMWS dialect's SERVER-* listings, when the dialect runs: only then are the ZMWS
+   * routes (`/<JOB>`, `/SYNC-<JOB>`, `/SERVER-*`) mounted.
+   */
   zmwsListing?: ((query: ZmwsServerQuery) => Promise<unknown[]>) | undefined;
+  /** The server's readiness checks, for `/readyz`. */
+  readiness?: ReadinessProbe | undefined;
   /** Package version, shown in the OpenAPI document. */
-  version?: string | undefined;
+  version: string;
 }
 
 /** What the server holds of a running gateway. */
@@ -59,42 +70,8 @@ export interface HttpGateway {
  */
 const CLOSE_GRACE_MS = 1_000;
 
-/** Longest path parameter the router takes (longer: 414 from Fastify itself). */
+/** Longest path parameter the router takes (longer: answered by routerError). */
 const MAX_PARAM_LENGTH = 2048;
-
-/** Fastify's own error codes, as the gateway answers them. */
-const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_ARGUMENTS',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_JSON',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_JSON',
-};
-
-/** Maps anything a route or Fastify threw to the `{code, message}` the client gets. */
-function gatewayError(err: unknown): FerryError {
-  if (err instanceof FerryError) return err;
-  const e = err as FastifyError & { validation?: { instancePath?: string }[] };
-  if (e.validation) {
-    const onName =
-      e.validationContext === 'params' &&
-      e.validation.some((v) => v.instancePath === '/queue' || v.instancePath === '/service');
-    const code: ErrorCode = onName
-      ? e.validation.some((v) => v.instancePath === '/service')
-        ? 'INVALID_SERVICE_NAME'
-        : 'INVALID_QUEUE_NAME'
-      : 'BAD_ARGUMENTS';
-    return new FerryError(code, e.message);
-  }
-  if (typeof e.code === 'string' && FASTIFY_CODES[e.code]) {
-    return new FerryError(FASTIFY_CODES[e.code]!, e.message);
-  }
-  if (e instanceof SyntaxError) return new FerryError('BAD_JSON', e.message);
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return new FerryError('BAD_ARGUMENTS', e.message);
-  }
-  return toFerryError(err);
-}
 
 export async function startGateway(options: GatewayOptions): Promise<HttpGateway> {
   const log = options.logger ?? silentLogger;
@@ -102,17 +79,32 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     logger: false,
     bodyLimit: options.bodyLimitBytes,
     // Refuse unknown fields instead of dropping them; coerce query strings to their types.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Verbose: a violation carries its schema, so the error can list the allowed fields.
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: 'array',
+        allErrors: false,
+        verbose: true,
+      },
+    },
     forceCloseConnections: true,
     // Queue and service names are up to 200 characters; longer ones get INVALID_*_NAME.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors of the router itself (a 10 KB name, a URL that does not decode): Ferry's shape.
+    frameworkErrors: (err, req, reply) => {
+      const fe = routerError(err, req.url.split('?')[0] ?? '');
+      void (reply as FastifyReply).status(fe.status).send(errorBody(fe));
+    },
   });
   const consumers = new HttpConsumers(options.broker);
   const metrics = new GatewayMetrics(options.stats);
   const sockets = new Set<Socket>();
   const routes: { method: string; url: string }[] = [];
+  const methods = new RouteMethods();
   app.addHook('onRoute', (r) => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) {
+      methods.add(method, r.url);
       if (method !== 'HEAD') routes.push({ method, url: r.url });
     }
   });
@@ -127,25 +119,29 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
       info: {
         title: 'Ferry HTTP gateway',
         description: 'Queues, jobs, stats and events of a Ferry broker. See docs/http.md.',
-        version: options.version ?? '0.0.0',
+        version: options.version,
       },
       tags: [
         { name: 'queues', description: 'Send, consume, settle, browse, dead letters' },
         { name: 'jobs', description: 'Services, workers, jobs' },
+        { name: 'topics', description: 'Publish, retained values, subscriptions' },
         { name: 'events', description: 'Server-sent events' },
         { name: 'zmws', description: 'ZMWS 1.0 gateway routes' },
-        { name: 'ops', description: 'Stats, metrics, dashboard, this document' },
+        { name: 'ops', description: 'Health, readiness, stats, metrics, dashboard, this document' },
       ],
     },
   });
 
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'string' },
-    (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    },
-  );
+  // Bodies are JSON only (Fastify would also take text/plain): anything else is 415. The ZMWS
+  // routes take form and text bodies too, in their own scope (zmws-routes.ts).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   // A POST without a body is an empty object: routes whose fields are all optional take it.
   app.addHook('preValidation', (req, _reply, done) => {
@@ -156,13 +152,22 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   app.setErrorHandler((err, _req, reply) => {
     const fe = gatewayError(err);
     if (fe.code === 'INTERNAL') log.error('http route failed', { err: String(err) });
-    void reply.status(fe.status).send({ code: fe.code, message: fe.message });
+    void reply.status(fe.status).send(errorBody(fe));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({
-      code: 'ROUTE_NOT_FOUND',
-      message: `no route ${req.method} ${req.url.split('?')[0]}`,
-    });
+    const path = req.url.split('?')[0] ?? '';
+    const allowed = methods.allowed(path);
+    if (allowed.length > 0) {
+      const fe = new FerryError(
+        'METHOD_NOT_ALLOWED',
+        `${path} does not take ${req.method}; it takes ${allowed.join(', ')}`,
+      );
+      void reply.status(fe.status).header('allow', allowed.join(', ')).send(errorBody(fe));
+      return;
+    }
+    void reply
+      .status(404)
+      .send({ code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${path}` });
   });
 
   const inflight = new Set<FastifyRequest>();
@@ -187,6 +192,14 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
       reply.statusCode,
       reply.elapsedTime,
     );
+    log.debug('http request', {
+      method: req.method,
+      url: req.url,
+      route: req.routeOptions.url ?? null,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      remote: req.ip,
+    });
     done();
   });
 
@@ -213,11 +226,19 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     () => options.stats.snapshot(),
   );
 
+  let closingNow = false;
+  registerHealthRoutes(app, { readiness: options.readiness, isClosing: () => closingNow });
   registerQueueRoutes(app, { broker: options.broker, consumers });
   registerQueueLifecycleRoutes(app, { broker: options.broker, pubsub: options.pubsub });
   registerJobRoutes(app, { jobs: options.jobs });
+  registerTopicRoutes(app, { pubsub: options.pubsub, streams });
   registerEventRoutes(app, { jobs: options.jobs, stats: options.stats, streams });
-  registerZmwsRoutes(app, { jobs: options.jobs, listing: options.zmwsListing });
+  const zmwsListing = options.zmwsListing;
+  if (zmwsListing) {
+    await app.register((scope) =>
+      registerZmwsRoutes(scope, { jobs: options.jobs, listing: zmwsListing }),
+    );
+  }
   registerDashboardRoutes(app);
 
   try {
@@ -246,6 +267,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     routes,
     close() {
       closing ??= (async () => {
+        closingNow = true; // /readyz answers 503 from now on
         // Answer the waiting polls, end the event streams, give answers a moment to go out.
         consumers.close();
         streams.closeAll();

@@ -2,9 +2,19 @@
  * `/metrics` in the Prometheus text format (prom-client). Every broker, queue, job, worker,
  * storage and connection number comes from one {@link StatsSource} snapshot per scrape, the
  * same one `ferry stats` and `/v1/stats` show; only the HTTP request latency histogram is
- * recorded here, as requests finish. docs/http.md lists every name.
+ * recorded here, as requests finish, and prom-client's default process metrics (`process_*`,
+ * `nodejs_*`: CPU, memory, event-loop lag, GC) are collected by prom-client itself.
+ * docs/http.md lists every name. Message states are named as everywhere: ready, leased,
+ * scheduled, dead.
  */
-import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type Metric,
+} from 'prom-client';
 import { type FerryStats, type HistogramSnapshot, JOB_STATUSES } from 'ferrymq/model';
 import type { StatsSource } from '../core/stats.js';
 
@@ -87,10 +97,10 @@ export class GatewayMetrics {
     gauge('ferry_queues', 'Queues.');
     gauge('ferry_connections', 'Open connections per dialect.', ['dialect']);
     const q = ['queue'];
-    gauge('ferry_queue_depth', 'Live messages (ready + in flight + delayed).', q);
+    gauge('ferry_queue_depth', 'Live messages (ready + leased + scheduled).', q);
     gauge('ferry_queue_ready', 'Messages ready for delivery.', q);
-    gauge('ferry_queue_in_flight', 'Messages delivered, not yet acked.', q);
-    gauge('ferry_queue_delayed', 'Messages waiting for their time (delay or retry).', q);
+    gauge('ferry_queue_leased', 'Messages delivered under a lease, not yet settled.', q);
+    gauge('ferry_queue_scheduled', 'Messages waiting for their time (delay or retry).', q);
     gauge('ferry_queue_dead', 'Dead letters.', q);
     gauge('ferry_queue_bytes', 'Bytes of live messages.', q);
     gauge('ferry_queue_consumers', 'Consumers of the queue.', q);
@@ -128,6 +138,8 @@ export class GatewayMetrics {
     );
     gauge('ferry_process_resident_memory_bytes', 'Resident memory of the broker process.');
     gauge('ferry_process_heap_used_bytes', 'V8 heap in use.');
+    // Event-loop lag, GC, memory, CPU, handles: prom-client keeps these itself.
+    collectDefaultMetrics({ register: this.registry });
   }
 
   get contentType(): string {
@@ -166,8 +178,8 @@ export class GatewayMetrics {
       const l = { queue: q.name };
       g('ferry_queue_depth').set(l, q.depth);
       g('ferry_queue_ready').set(l, q.ready);
-      g('ferry_queue_in_flight').set(l, q.leased);
-      g('ferry_queue_delayed').set(l, q.scheduled);
+      g('ferry_queue_leased').set(l, q.leased);
+      g('ferry_queue_scheduled').set(l, q.scheduled);
       g('ferry_queue_dead').set(l, q.dead);
       g('ferry_queue_bytes').set(l, q.bytes);
       g('ferry_queue_consumers').set(l, q.consumers);

@@ -79,7 +79,7 @@ export function registerQueueRoutes(app: FastifyInstance, o: QueueRoutesOptions)
     {
       schema: {
         tags,
-        summary: 'One queue: depth, in flight, delayed, dead, rates, oldest age',
+        summary: 'One queue: depth, ready, leased, scheduled, dead, rates, oldest age',
         params: queueParams,
         response: { 200: queueStatsSchema, ...errorResponses },
       },
@@ -317,7 +317,7 @@ export function registerQueueRoutes(app: FastifyInstance, o: QueueRoutesOptions)
     {
       schema: {
         tags,
-        summary: 'Purge ready and delayed messages (leased ones stay)',
+        summary: 'Purge ready and scheduled messages (leased ones stay)',
         params: queueParams,
         response: {
           200: { type: 'object', properties: { purged: { type: 'integer' } } },

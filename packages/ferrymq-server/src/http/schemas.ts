@@ -6,8 +6,11 @@ import { DEDUP_KEY_MAX_LENGTH } from '../core/broker.js';
 import { JOB_STATUSES, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_MAX_LENGTH } from 'ferrymq/model';
 import { MAX_CONSUME_MESSAGES, MAX_CONSUME_WAIT_MS, MAX_LEASE_MS } from './http-consumers.js';
 
-/** The characters of queue and service names (src/core/types.ts). */
-const NAME_PATTERN = '^[A-Za-z0-9._:-]+$';
+/**
+ * Queue and service names (ferrymq/model isValidQueueName): its characters, and not `.` or
+ * `..` (RESERVED_NAMES).
+ */
+const NAME_PATTERN = '^(?!\\.\\.?$)[A-Za-z0-9._:-]+$';
 
 export const nameSchema = {
   type: 'string',
@@ -18,9 +21,14 @@ export const nameSchema = {
 
 const errorSchema = {
   type: 'object',
-  description: 'Every error: a stable code from docs/errors.md and a message for people.',
+  description:
+    'Every error: a stable code from docs/errors.md and a message for people; a schema violation also names the field.',
   required: ['code', 'message'],
-  properties: { code: { type: 'string' }, message: { type: 'string' } },
+  properties: {
+    code: { type: 'string' },
+    message: { type: 'string' },
+    field: { type: 'string', description: 'The offending field, e.g. body.messages[0].priority.' },
+  },
 } as const;
 
 /** Error replies every route may give. */
@@ -172,8 +180,11 @@ export const queueStatsSchema = {
     name: { type: 'string' },
     depth: { type: 'integer' },
     ready: { type: 'integer' },
-    leased: { type: 'integer', description: 'In flight: delivered, not yet acked.' },
-    scheduled: { type: 'integer', description: 'Delayed (or waiting for a retry).' },
+    leased: { type: 'integer', description: 'Delivered under a lease, not yet settled.' },
+    scheduled: {
+      type: 'integer',
+      description: 'Waiting for their time (a delay or a retry backoff).',
+    },
     dead: { type: 'integer' },
     bytes: { type: 'integer' },
     consumers: { type: 'integer' },

@@ -1,5 +1,6 @@
 /**
- * Server-sent events: a job's updates (status, progress, partials, final) and live stats.
+ * Server-sent events: a job's updates (status, progress, partials, final) and live stats
+ * (topic subscriptions are in topic-routes.ts).
  * Each stream is `text/event-stream` with `event:` names and JSON `data:`; a comment line
  * every SSE_KEEPALIVE_MS keeps proxies from closing an idle stream.
  */
@@ -42,9 +43,12 @@ export class SseStream {
     return this.closed;
   }
 
-  send(event: string, data: unknown): void {
+  /** Writes one event; `onFlushed` runs once the socket took it (not if the stream ends first). */
+  send(event: string, data: unknown, onFlushed?: () => void): void {
     if (this.closed) return;
-    this.res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    if (onFlushed === undefined) this.res.write(text);
+    else this.res.write(text, (err) => (err ? undefined : onFlushed()));
   }
 
   whenClosed(fn: () => void): void {

@@ -1,7 +1,8 @@
 /**
- * The ZMWS 1.0 HTTP gateway routes (research/protocols.md §2.6) over the job server. They
- * answer as Ferry's ZMWS ZeroMQ dialect does (docs/dialects.md), with its text formatting
- * (`dialects/zmws/zmws-commands.ts`, pure and shared):
+ * The ZMWS 1.0 HTTP gateway routes over the job server, mounted only when the ZMWS dialect
+ * is on (`--zmws`): without it, `/<JOB>` would turn any unknown path (`GET /health`) into a
+ * stored job. They answer as Ferry's ZMWS ZeroMQ dialect does (docs/dialects.md), with its
+ * text formatting (`dialects/zmws/zmws-commands.ts`, pure and shared):
  *
  * - `GET|POST /<JOB>` submits a durable job to service JOB: `JOB: <id> <JOB>`;
  * - `GET|POST /SYNC-<JOB>` calls it: `PARAM-JSON: <result>\nCOMPLETE: <JOB> [<id>]`, or
@@ -12,12 +13,13 @@
  *   queue) answers `FAIL: <JOB>`.
  *
  * Parameters come from the query string, else a JSON body, else a form body, and become the
- * job's params as their JSON text (ZMWS's `PARAM-JSON`). `jsonp=cb` wraps the reply as
+ * job's params as their JSON text (ZMWS's `PARAM-JSON`). Form and text bodies are parsed in
+ * this plugin's scope only; every other route takes JSON alone. `jsonp=cb` wraps the reply as
  * `cb(<reply>);`. Replies are 200 `application/javascript` with `Access-Control-Allow-Origin: *`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobApi } from '../core/job-types.js';
-import { FerryError, type JobStatus } from 'ferrymq/model';
+import { FerryError } from 'ferrymq/model';
 import {
   ZMWS_PARAM_JSON,
   ZMWS_SERVER_QUERIES,
@@ -27,26 +29,21 @@ import {
   formatSyncStatus,
   failureJsonText,
   framesToJson,
-  zmwsJobEntry,
   type ZmwsServerQuery,
 } from '../dialects/zmws/zmws-commands.js';
 import { DEFAULT_CALL_WAIT_MS } from './job-routes.js';
+import { parseJsonBody } from './json-body.js';
 
 /** The query parameter that asks for a JSONP reply. */
 const JSONP_PARAM = 'jsonp';
 const JSONP_CALLBACK_PATTERN = /^[A-Za-z_$][\w$.]{0,99}$/;
-/** Most entries of a SERVER-* listing, as ZMWS's history. */
-const ZMWS_HTTP_LISTING_MAX = 100;
 
 export interface ZmwsRoutesOptions {
   jobs: JobApi;
   /** How long a SYNC- request waits for its result (then `FAIL`, the job expired). */
   syncTimeoutMs?: number | undefined;
-  /**
-   * The ZMWS dialect's own SERVER-* listing, when it runs (it knows its workers' heartbeats
-   * and its SYNC- jobs); without it the listings come from the job server alone.
-   */
-  listing?: ((query: ZmwsServerQuery) => Promise<unknown[]>) | undefined;
+  /** The ZMWS dialect's own SERVER-* listing (its workers' heartbeats, its SYNC- jobs). */
+  listing: (query: ZmwsServerQuery) => Promise<unknown[]>;
 }
 
 /** ZMWS parameters: query string, else a JSON body, else a form body (already parsed). */
@@ -56,39 +53,10 @@ function zmwsParams(query: Record<string, unknown>, body: unknown): unknown {
   if (Object.keys(q).length > 0) return q;
   if (typeof body === 'string') {
     if (body.trim() === '') return {};
-    try {
-      return JSON.parse(body) as unknown;
-    } catch {
-      throw new FerryError('BAD_JSON', 'the body is neither JSON nor a form');
-    }
+    return parseJsonBody(body); // the same depth and key checks as a JSON body
   }
   if (body !== undefined && body !== null) return body;
   return {};
-}
-
-/** SERVER-* listings from the job server alone (stored jobs, every worker). */
-async function jobServerListing(jobs: JobApi, query: ZmwsServerQuery): Promise<unknown[]> {
-  if (query === 'SERVER-WORKERS') {
-    return jobs.workers().flatMap((w) =>
-      w.services.map((service) => ({
-        hb: null,
-        service,
-        workerid: w.name,
-        protocol: w.protocol,
-        running: w.running,
-      })),
-    );
-  }
-  const list = (status: JobStatus) => jobs.list({ status, limit: ZMWS_HTTP_LISTING_MAX });
-  if (query === 'SERVER-JOBS') return (await list('queued')).map(zmwsJobEntry);
-  if (query === 'SERVER-ACTIVE') return (await list('running')).map(zmwsJobEntry);
-  const finished = (
-    await Promise.all((['done', 'failed', 'cancelled', 'expired'] as const).map(list))
-  ).flat();
-  return finished
-    .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0))
-    .slice(-ZMWS_HTTP_LISTING_MAX)
-    .map(zmwsJobEntry);
 }
 
 /** ZMWS's HTTP body of a reply: its last frame, then a newline and its first, if several. */
@@ -96,10 +64,24 @@ function httpBody(frames: string[]): string {
   return frames.length > 1 ? `${frames.at(-1)!}\n${frames[0]!}` : (frames[0] ?? '');
 }
 
-export function registerZmwsRoutes(app: FastifyInstance, o: ZmwsRoutesOptions): void {
-  const { jobs } = o;
+/** Registers the routes; call it inside its own plugin scope (its body parsers are scoped). */
+export async function registerZmwsRoutes(
+  app: FastifyInstance,
+  o: ZmwsRoutesOptions,
+): Promise<void> {
+  const { jobs, listing } = o;
   const syncTimeoutMs = o.syncTimeoutMs ?? DEFAULT_CALL_WAIT_MS;
-  const listing = o.listing ?? ((q: ZmwsServerQuery) => jobServerListing(jobs, q));
+  // ZMWS clients post forms and raw text; the gateway's other routes take JSON only.
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    },
+  );
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, body);
+  });
 
   const reply = (req: FastifyRequest, res: FastifyReply, body: string): FastifyReply => {
     const cb = (req.query as Record<string, unknown>)[JSONP_PARAM];

@@ -57,6 +57,9 @@ export const HTTP_OFF = 'off';
 const DEFAULT_HTTP_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** How log lines are written: `text` for people, `json` (pino, one object a line) for machines. */
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface FerryConfig {
   dataDir: string;
@@ -82,6 +85,8 @@ export interface FerryConfig {
   jobRetentionMs: number;
   jobMaxQueued: number;
   logLevel: LogLevel;
+  /** Log line format on stderr. */
+  logFormat: LogFormat;
   /** Majordomo endpoint (MDP/0.1 + MMI, MDP/0.2, Titanic); off when undefined. */
   mdp: string | undefined;
   /** Messages a live subscriber may be behind before the broker drops it (0 = unbounded). */
@@ -117,7 +122,7 @@ export interface FerryConfig {
 }
 
 /** How a key's value is read and checked (config-values.ts). */
-type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'queues' | 'http';
+type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'format' | 'queues' | 'http';
 
 export interface KeySpec {
   kind: Kind;
@@ -294,6 +299,12 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     env: 'FERRY_LOG_LEVEL',
     help: LOG_LEVELS.join(', '),
   },
+  logFormat: {
+    kind: 'format',
+    flag: 'log-format',
+    env: 'FERRY_LOG_FORMAT',
+    help: `log lines: ${LOG_FORMATS.join(' or ')} (json: one pino object a line)`,
+  },
   mdp: {
     kind: 'string',
     flag: 'mdp',
@@ -421,6 +432,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   jobRetentionMs: DEFAULT_JOB_RETENTION_MS,
   jobMaxQueued: DEFAULT_JOB_MAX_QUEUED,
   logLevel: 'info',
+  logFormat: 'text',
   mdp: undefined,
   liveWindow: DEFAULT_LIVE_WINDOW,
   clone: undefined,

@@ -10,6 +10,7 @@ import {
   DEFAULT_HTTP,
   HTTP_OFF,
   INT_MAX,
+  LOG_FORMATS,
   LOG_LEVELS,
   type FerryConfig,
 } from './config-schema.js';
@@ -109,6 +110,11 @@ export function coerce(
     case 'level':
       if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) {
         throw invalid(where, `expected one of ${LOG_LEVELS.join(', ')}`);
+      }
+      return raw;
+    case 'format':
+      if (typeof raw !== 'string' || !(LOG_FORMATS as readonly string[]).includes(raw)) {
+        throw invalid(where, `expected one of ${LOG_FORMATS.join(', ')}`);
       }
       return raw;
     case 'queues':

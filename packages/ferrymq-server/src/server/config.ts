@@ -12,6 +12,7 @@ export {
   DEFAULT_CONFIG,
   HTTP_OFF,
   type FerryConfig,
+  type LogFormat,
   type LogLevel,
 } from './config-schema.js';
 export { formatSync, parseSync, splitHttpAddress } from './config-values.js';

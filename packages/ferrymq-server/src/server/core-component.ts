@@ -34,14 +34,19 @@ export class CoreComponent implements Component {
   private broker: Broker | undefined;
   private jobs: JobServer | undefined;
   private pubsub: PubSub | undefined;
-  private started: CoreParts | undefined;
+  private startedParts: CoreParts | undefined;
 
   constructor(private readonly options: CoreComponentOptions) {}
 
+  /** True once start() finished (parts can be read). */
+  get started(): boolean {
+    return this.startedParts !== undefined;
+  }
+
   /** The broker, job server, pub/sub and stats, once started. */
   get parts(): CoreParts {
-    if (!this.started) throw new Error('the core is not started');
-    return this.started;
+    if (!this.startedParts) throw new Error('the core is not started');
+    return this.startedParts;
   }
 
   async start(): Promise<void> {
@@ -81,7 +86,7 @@ export class CoreComponent implements Component {
       pubsub,
       connections: this.options.connections,
     });
-    this.started = { broker, jobs, pubsub, stats };
+    this.startedParts = { broker, jobs, pubsub, stats };
   }
 
   /**

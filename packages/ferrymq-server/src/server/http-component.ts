@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { HttpGateway } from '../http/gateway.js';
+import type { ReadinessProbe } from '../http/health-routes.js';
 import { splitHttpAddress, type FerryConfig } from './config.js';
 import type { CoreComponent } from './core-component.js';
 import type { ZmwsComponent } from './dialect-components.js';
@@ -17,6 +18,10 @@ export interface HttpComponentOptions {
   core: CoreComponent;
   /** The ZMWS dialect, when on: the HTTP ZMWS routes answer its SERVER-* listings alike. */
   zmws: ZmwsComponent | undefined;
+  /** The server's readiness, for `/readyz` (server/readiness.ts). */
+  readiness: ReadinessProbe;
+  /** This package's version (the OpenAPI document's). */
+  version: string;
   logger: Logger;
 }
 
@@ -27,21 +32,24 @@ export class HttpComponent implements Component {
   constructor(private readonly options: HttpComponentOptions) {}
 
   async start(): Promise<void> {
-    const { config, core, zmws, logger } = this.options;
+    const { config, core, zmws, logger, readiness, version } = this.options;
     const { host, port } = splitHttpAddress(this.options.address);
-    const { broker, jobs, stats, pubsub } = core.parts;
+    const { broker, jobs, pubsub, stats } = core.parts;
     const listing = zmws?.dialect;
     // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
     const { startGateway } = await import('../http/gateway.js');
     this.gateway = await startGateway({
       broker,
       jobs,
-      stats,
       pubsub,
+      stats,
       host,
       port,
       bodyLimitBytes: config.httpBodyLimitBytes,
+      // The ZMWS routes exist only with the ZMWS dialect on.
       zmwsListing: listing ? (query) => listing.listing(query) : undefined,
+      readiness,
+      version,
       logger,
     });
   }

@@ -54,6 +54,9 @@ import {
   type PzqEndpoints,
 } from './dialect-components.js';
 import { HttpComponent } from './http-component.js';
+import { applyLogFormat } from './logger.js';
+import { packageVersion } from './package-version.js';
+import { readinessProbe, type ServerPhase } from './readiness.js';
 import {
   ComponentStack,
   connectionsOf,
@@ -103,7 +106,7 @@ export interface StartOptions {
 }
 
 /** The components of a broker for `config`, in start order, and the typed ones it reads. */
-function componentsOf(config: FerryConfig, log: Logger) {
+function componentsOf(config: FerryConfig, log: Logger, phase: () => ServerPhase) {
   const list: Component[] = [];
   const disk = new DiskWatcherComponent(config.dataDir, config.minFreeDiskBytes, log);
   const store = new StoreComponent(config);
@@ -120,9 +123,23 @@ function componentsOf(config: FerryConfig, log: Logger) {
   const clone = config.clone !== undefined ? new CloneComponent(ctx, config.clone) : undefined;
   const pzq = config.pzq ? new PzqComponent(ctx) : undefined;
   const zmws = config.zmws ? new ZmwsComponent(ctx) : undefined;
+  const readiness = readinessProbe({
+    dataDir: config.dataDir,
+    phase,
+    isStorageLow: disk.isLow,
+    isBrokerClosing: () => (core.started ? core.parts.broker.isClosing : undefined),
+  });
   const http =
     config.http !== undefined
-      ? new HttpComponent({ config, address: config.http, core, zmws, logger: log })
+      ? new HttpComponent({
+          config,
+          address: config.http,
+          core,
+          zmws,
+          readiness,
+          version: packageVersion(),
+          logger: log,
+        })
       : undefined;
   const optional = [mdp, clone, pzq, zmws, http].filter((c) => c !== undefined);
   list.push(new DataDirLockComponent(config.dataDir), disk, store, core, ferry, ...optional);
@@ -134,9 +151,12 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const log = options.logger ?? silentLogger;
-  const c = componentsOf(config, log);
+  applyLogFormat(log, config.logFormat);
+  let phase: ServerPhase = 'starting';
+  const c = componentsOf(config, log, () => phase);
   const stack = new ComponentStack({ logger: log, onLifecycle: options.onLifecycle });
   await stack.start(c.list);
+  phase = 'running';
   const { broker, jobs, pubsub, stats } = c.core.parts;
   const endpoint = c.ferry.endpoint!.endpoint;
   const mdpEndpoint = c.mdp?.endpoint?.endpoint;
@@ -173,6 +193,7 @@ export async function startServer(
     stats,
     config,
     close() {
+      phase = 'stopping';
       closing ??= stack.close().then(() => log.info('ferry broker stopped'));
       return closing;
     },

@@ -20,7 +20,8 @@ export const ERROR_REGISTRY = {
   },
   INVALID_QUEUE_NAME: {
     status: 400,
-    description: 'A queue name was empty, too long, or used characters outside [A-Za-z0-9._:-].',
+    description:
+      'A queue name was empty, too long, `.` or `..`, or used characters outside [A-Za-z0-9._:-].',
   },
   MESSAGE_TOO_LARGE: { status: 413, description: 'A message exceeded the broker limit on bytes.' },
   BATCH_TOO_LARGE: {
@@ -98,7 +99,8 @@ export const ERROR_REGISTRY = {
   ADDRESS_IN_USE: { status: 409, description: 'The endpoint to bind is already in use.' },
   INVALID_SERVICE_NAME: {
     status: 400,
-    description: 'A service name was empty, too long, or used characters outside [A-Za-z0-9._:-].',
+    description:
+      'A service name was empty, too long, `.` or `..`, or used characters outside [A-Za-z0-9._:-].',
   },
   JOB_NOT_FOUND: {
     status: 404,
@@ -121,7 +123,7 @@ export const ERROR_REGISTRY = {
   INVALID_TOPIC: {
     status: 400,
     description:
-      'A topic or subscription pattern was empty, too long, had control characters, or misused * and **.',
+      'A topic or subscription pattern was empty, too long, had control characters or a `.` or `..` segment, or misused * and **.',
   },
   SUBSCRIPTION_CONFLICT: {
     status: 409,
@@ -140,7 +142,7 @@ export const ERROR_REGISTRY = {
     status: 429,
     description: 'The session or the broker is at its limit on the number of subscriptions.',
   },
-  ROUTE_NOT_FOUND: { status: 404, description: 'No HTTP route matches that method and path.' },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No HTTP route has that path.' },
   BAD_JSON: { status: 400, description: 'The HTTP request body was not valid JSON.' },
   BODY_TOO_LARGE: {
     status: 413,
@@ -149,6 +151,24 @@ export const ERROR_REGISTRY = {
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     description: 'The HTTP request body had a content type the route does not take.',
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    description:
+      'The HTTP path exists but not with that method; the Allow header lists those it takes.',
+  },
+  JSON_TOO_DEEP: {
+    status: 400,
+    description: 'The HTTP request body nested arrays and objects deeper than the gateway allows.',
+  },
+  JSON_FORBIDDEN_KEY: {
+    status: 400,
+    description: 'The HTTP request body had a __proto__ key, which the gateway refuses anywhere.',
+  },
+  NOT_READY: {
+    status: 503,
+    description:
+      'The broker is not ready: starting, draining, or its store cannot take writes (GET /readyz).',
   },
   INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
 } as const satisfies Record<string, { status: number; description: string }>;

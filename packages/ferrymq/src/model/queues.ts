@@ -140,13 +140,21 @@ export const PRIORITY_MIN = 0;
 export const PRIORITY_MAX = 255;
 export const QUEUE_NAME_MAX_LENGTH = 200;
 const QUEUE_NAME_PATTERN = /^[A-Za-z0-9._:-]+$/;
+/**
+ * Names refused although their characters are allowed: `.` and `..` mean "this" and "the
+ * parent" in paths (URLs, files, shells), so a queue, service or node named so could not be
+ * reached or shown unambiguously.
+ */
+export const RESERVED_NAMES: readonly string[] = ['.', '..'];
 
+/** A queue, service or node name: 1–200 of [A-Za-z0-9._:-], not `.` or `..`. */
 export function isValidQueueName(name: unknown): name is string {
   return (
     typeof name === 'string' &&
     name.length > 0 &&
     name.length <= QUEUE_NAME_MAX_LENGTH &&
-    QUEUE_NAME_PATTERN.test(name)
+    QUEUE_NAME_PATTERN.test(name) &&
+    !RESERVED_NAMES.includes(name)
   );
 }
 

@@ -336,7 +336,7 @@ async function act(action) {
       const r = await api('DELETE', `/v1/queues/${q}/dead`);
       msg.textContent = `${r.purged} dead letters deleted`;
     } else if (action === 'purge') {
-      if (!confirm(`Delete every ready and delayed message of ${selected}?`)) return;
+      if (!confirm(`Delete every ready and scheduled message of ${selected}?`)) return;
       const r = await api('DELETE', `/v1/queues/${q}/messages`);
       msg.textContent = `${r.purged} messages deleted`;
     }
