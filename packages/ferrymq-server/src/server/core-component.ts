@@ -4,6 +4,7 @@
  * carry its traffic, and it drains before they close so its last replies still go out.
  */
 import { Broker } from '../core/broker.js';
+import type { PeerGuardStats } from 'ferrymq/model';
 import { JobServer } from '../core/jobs.js';
 import type { Logger } from '../core/logger.js';
 import { PubSub } from '../core/pubsub.js';
@@ -27,6 +28,8 @@ export interface CoreComponentOptions {
   logger: Logger;
   /** Open connections per dialect, read at each stats snapshot. */
   connections: () => Record<string, number>;
+  /** Peer guard counters per dialect, read at each stats snapshot. */
+  peers?: () => Record<string, PeerGuardStats>;
 }
 
 export class CoreComponent implements Component {
@@ -80,6 +83,7 @@ export class CoreComponent implements Component {
       jobs,
       pubsub,
       connections: this.options.connections,
+      peers: this.options.peers,
     });
     this.started = { broker, jobs, pubsub, stats };
   }

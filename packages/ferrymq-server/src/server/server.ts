@@ -57,6 +57,7 @@ import { HttpComponent } from './http-component.js';
 import {
   ComponentStack,
   connectionsOf,
+  peerStatsOf,
   type Component,
   type LifecycleObserver,
 } from './lifecycle.js';
@@ -113,6 +114,7 @@ function componentsOf(config: FerryConfig, log: Logger) {
     disk,
     logger: log,
     connections: () => connectionsOf(list),
+    peers: () => peerStatsOf(list),
   });
   const ctx: DialectContext = { config, core, logger: log };
   const ferry = new FerryComponent(ctx);

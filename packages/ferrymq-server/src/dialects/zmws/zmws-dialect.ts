@@ -155,9 +155,9 @@ export class ZmwsDialect {
 
   // ---- clients -------------------------------------------------------------------------
 
-  /** A message from a client (frames after the ROUTER id). Never throws. */
-  handleClient(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A message from a client (frames after the ROUTER id). Never throws. False: invalid. */
+  handleClient(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     try {
       // A REQ client sends an empty delimiter first; a DEALER client (client_base.php) not.
       const fromReq = frames[0]?.length === 0;
@@ -166,18 +166,19 @@ export class ZmwsDialect {
         case 'invalid':
           this.counters.dropped++;
           this.log.warn('zmws: dropped an invalid client request', { reason: req.reason });
-          return;
+          return false;
         case 'server':
           this.serverQuery(peer, req.query);
-          return;
+          return true;
         case 'job':
           if (req.sync) this.syncJob(peer, req.service, req.param, !fromReq);
           else this.asyncJob(peer, req.service, req.param);
-          return;
+          return true;
       }
     } catch (err) {
       this.log.error('zmws: internal error handling a client message', { err: String(err) });
     }
+    return true;
   }
 
   private reply(peer: Buffer, ...frames: (Buffer | string)[]): void {
@@ -309,14 +310,17 @@ export class ZmwsDialect {
 
   // ---- workers -------------------------------------------------------------------------
 
-  /** A message from a worker (frames after the ROUTER id). Never throws. */
-  handleWorker(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A message from a worker (frames after the ROUTER id). Never throws. False: invalid. */
+  handleWorker(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     try {
-      this.workerMessage(peer, decodeWorkerMessage(frames));
+      const msg = decodeWorkerMessage(frames);
+      this.workerMessage(peer, msg);
+      return msg.kind !== 'invalid';
     } catch (err) {
       this.log.error('zmws: internal error handling a worker message', { err: String(err) });
     }
+    return true;
   }
 
   private workerMessage(peer: Buffer, msg: ZmwsWorkerMessage): void {
