@@ -17,7 +17,13 @@ import { systemClock, type Clock } from './clock.js';
 import { InflightTable } from './inflight-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { PendingCalls } from './pending-calls.js';
-import { newQueueState, type Lease, type QueueState, type SessionState } from './queue-state.js';
+import {
+  InflightBytes,
+  newQueueState,
+  type Lease,
+  type QueueState,
+  type SessionState,
+} from './queue-state.js';
 
 export class BrokerState {
   readonly storage: Storage;
@@ -35,6 +41,10 @@ export class BrokerState {
   /** Multicasts waiting for acks: message id → what to tell when it is acked or dead. */
   readonly settleWatchers = new Map<string, (outcome: 'acked' | 'dead') => void>();
   readonly startedAt: number;
+  /** Bytes delivered and not yet settled; the broker sets what runs when its cap frees up. */
+  readonly inflightBytes: InflightBytes;
+  /** Pumps every queue with ready messages (set by the broker once dispatch exists). */
+  pumpAll: () => void = () => {};
   closing = false;
   private readonly defaultPolicy: QueuePolicy;
   private readonly queuePolicies: Record<string, Partial<QueuePolicy>>;
@@ -47,6 +57,11 @@ export class BrokerState {
     this.defaultPolicy = { ...DEFAULT_QUEUE_POLICY, ...options.defaultPolicy };
     this.queuePolicies = options.queuePolicies ?? {};
     this.limits = { ...DEFAULT_BROKER_LIMITS, ...options.limits };
+    this.inflightBytes = new InflightBytes(
+      this.limits.maxInflightBytes,
+      this.limits.consumerMaxBytes,
+      () => queueMicrotask(() => this.pumpAll()),
+    );
     this.isStorageLow = options.isStorageLow ?? (() => false);
     this.startedAt = this.clock.now();
   }

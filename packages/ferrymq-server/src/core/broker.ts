@@ -46,6 +46,8 @@ import { DueTimer, Scheduler } from './scheduler.js';
 import { SessionImpl, type SessionParts } from './sessions.js';
 
 export {
+  DEFAULT_CONSUMER_MAX_BYTES,
+  DEFAULT_MAX_INFLIGHT_BYTES,
   DEFAULT_MAX_PREFETCH,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_QUEUES,
@@ -92,6 +94,9 @@ export class Broker {
     this.maintenance = new QueueMaintenance(state, this.dispatch, this.settle, this.due);
     this.admin = new QueueAdmin(state, this.dispatch);
     this.sessionParts = { enqueue: this.enqueue, dispatch: this.dispatch, settle: this.settle };
+    state.pumpAll = () => {
+      for (const q of state.queues.values()) if (q.consumers.length > 0) this.dispatch.pump(q);
+    };
   }
 
   /** Opens the store, recovers counters, starts the timers. */

@@ -63,7 +63,7 @@ export class QueueDispatch {
     if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs < 1) {
       throw new FerryError('BAD_ARGUMENTS', 'ackTimeoutMs must be a number ≥ 1');
     }
-    const c = new Consumer(tag, session, q, prefetch, ackTimeoutMs);
+    const c = new Consumer(tag, session, q, prefetch, ackTimeoutMs, this.state.inflightBytes);
     session.consumers.set(tag, c);
     q.consumers.push(c);
     q.probe = true;
@@ -160,6 +160,7 @@ export class QueueDispatch {
         size: m.size,
       };
       c.inflight++;
+      c.addBytes(m.size);
       q.leasedBytes += m.size;
       this.leases.add(lease);
       batch.push({

@@ -87,9 +87,41 @@ export class SessionState implements InflightHolder<Lease> {
   }
 }
 
+/**
+ * Bytes delivered and not yet settled, broker-wide, against their cap; `blocked` is set when
+ * a consumer went without a delivery for the cap, so freeing bytes pumps the queues again.
+ */
+export class InflightBytes {
+  bytes = 0;
+  blocked = false;
+
+  constructor(
+    /** Broker-wide cap. */
+    readonly max: number,
+    /** Per-consumer cap. */
+    readonly perConsumer: number,
+    /** Called (once per unblocking) when bytes were freed after the cap had held deliveries. */
+    private readonly onFreed: () => void,
+  ) {}
+
+  add(n: number): void {
+    this.bytes += n;
+  }
+
+  remove(n: number): void {
+    this.bytes -= n;
+    if (this.blocked && this.bytes < this.max) {
+      this.blocked = false;
+      this.onFreed();
+    }
+  }
+}
+
 export class Consumer implements CreditHolder {
   /** Deliveries not yet settled, plus credit reserved for deliveries on their way. */
   inflight = 0;
+  /** Bytes of the deliveries not yet settled. */
+  inflightBytes = 0;
   active = true;
 
   constructor(
@@ -98,10 +130,43 @@ export class Consumer implements CreditHolder {
     readonly queue: QueueState,
     readonly prefetch: number,
     readonly ackTimeoutMs: number,
+    private readonly bytes: InflightBytes,
   ) {}
 
+  /**
+   * Messages it may take now: its prefetch less what it holds, and no more than its byte room
+   * (its own cap and the broker's) holds at the queue's average message size. A consumer
+   * holding nothing always gets one message, however large, so a message above the
+   * per-consumer cap is still delivered.
+   */
   get credit(): number {
-    return this.active ? Math.max(0, this.prefetch - this.inflight) : 0;
+    if (!this.active) return 0;
+    const byCount = this.prefetch - this.inflight;
+    if (byCount <= 0) return 0;
+    const globalRoom = this.bytes.max - this.bytes.bytes;
+    if (globalRoom <= 0) {
+      this.bytes.blocked = true;
+      return 0;
+    }
+    const room = Math.min(this.bytes.perConsumer - this.inflightBytes, globalRoom);
+    if (room <= 0) return this.inflight === 0 ? 1 : 0;
+    const c = this.queue.counts;
+    const live = c.ready + c.leased + c.scheduled;
+    const avg = live > 0 ? c.bytes / live : 0;
+    if (avg <= 0) return byCount;
+    return Math.max(1, Math.min(byCount, Math.floor(room / avg)));
+  }
+
+  /** A delivery of `size` bytes was handed to it. */
+  addBytes(size: number): void {
+    this.inflightBytes += size;
+    this.bytes.add(size);
+  }
+
+  /** A delivery of `size` bytes was settled (acked, given back, timed out). */
+  removeBytes(size: number): void {
+    this.inflightBytes -= size;
+    this.bytes.remove(size);
   }
 }
 

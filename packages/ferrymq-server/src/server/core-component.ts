@@ -59,6 +59,8 @@ export class CoreComponent implements Component {
         maxQueues: config.maxQueues,
         maxMessageBytes: config.maxMessageBytes,
         maxPrefetch: config.maxPrefetch,
+        consumerMaxBytes: config.consumerMaxBytes,
+        maxInflightBytes: config.maxInflightBytes,
       },
       isStorageLow: disk.isLow,
     });
@@ -76,6 +78,7 @@ export class CoreComponent implements Component {
       broker,
       logger: log,
       liveWindow: config.liveWindow,
+      liveWindowBytes: config.liveWindowBytes,
     });
     this.pubsub = pubsub;
     const stats = new StatsSource({

@@ -60,7 +60,12 @@ export interface DialectContext {
 function sumPeerStats(endpoints: (GuardedEndpoint | undefined)[]): PeerGuardStats | undefined {
   const bound = endpoints.filter((e) => e !== undefined);
   if (bound.length === 0) return undefined;
-  const sum: PeerGuardStats = { invalidFrames: 0, peersDropped: 0, ignoredFrames: 0, droppedNow: 0 };
+  const sum: PeerGuardStats = {
+    invalidFrames: 0,
+    peersDropped: 0,
+    ignoredFrames: 0,
+    droppedNow: 0,
+  };
   for (const e of bound) {
     const s = e.peerStats;
     sum.invalidFrames += s.invalidFrames;
