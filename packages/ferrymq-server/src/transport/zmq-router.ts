@@ -19,6 +19,8 @@ const ROUTER_RECEIVE_HWM = 100_000;
 const PEER_TURN_BUDGET = 32;
 /** Messages read from the socket and not yet handled, all peers together (then reading waits). */
 const INBOUND_MAX_MESSAGES = 2_048;
+/** Messages read from the socket (handled or discarded) before reading yields a turn. */
+const READ_TURN_BUDGET = 256;
 /** Replies of one peer sent per turn before the next peer's. */
 const PEER_SEND_TURN = 32;
 /** Bytes queued for one peer and not yet handed to ZeroMQ; more is refused (counted dropped). */
@@ -152,8 +154,15 @@ class RouterEndpoint implements ServerEndpoint {
 
   /** Reads the socket into the per-peer inbound queues; waits while they are full. */
   async read(): Promise<void> {
+    let read = 0;
     try {
       for await (const [peer, ...frames] of this.sock) {
+        // Reading alone (a dropped peer's flood is discarded here) must not hold the event
+        // loop: timers, storage callbacks, sends and the dispatcher get turns in between.
+        if (++read >= READ_TURN_BUDGET) {
+          read = 0;
+          await nextTurn();
+        }
         if (peer === undefined) continue;
         const key = peer.toString('latin1');
         if (this.guard.ignores(key)) continue;
