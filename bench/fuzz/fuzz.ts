@@ -12,7 +12,9 @@ import path from 'node:path';
 import * as zmq from 'zeromq';
 import { decodeReply, encodeRequest } from 'ferrymq/protocol';
 import { startBroker, type BrokerChild } from '../broker.js';
-import { hostileHttp, hostileMessage, Rng } from './frames.js';
+import { Worker } from 'node:worker_threads';
+import { hostileHttp, Rng } from './frames.js';
+import type { FloodJob, FloodResult } from './flood-worker.js';
 
 /** Every endpoint the harness can flood, in the order it floods them. */
 export const FUZZ_TARGETS = [
@@ -68,7 +70,6 @@ export const DEFAULT_FUZZ_OPTIONS: Omit<FuzzOptions, 'seed'> = {
 /** Round trips during a flood are capped at this many (the list is kept in memory). */
 const MAX_FLOOD_PINGS = 1_000_000;
 const HEALTHY_TIMEOUT_MS = 30_000;
-const FLOOD_SEND_HWM = 1_000;
 const CLONE_PORT_TRIES = 20;
 
 export interface LatencySummary {
@@ -79,6 +80,8 @@ export interface LatencySummary {
 
 export interface TargetReport {
   target: FuzzTarget;
+  /** The dialect label of its counters in /metrics (cumulative over that dialect's targets). */
+  dialect: string;
   sent: number;
   seconds: number;
   /** Replies the flooding peers got (HTTP: responses). */
@@ -230,45 +233,29 @@ class HealthyClient {
   }
 }
 
-/** Floods a ZeroMQ endpoint; resolves with the replies the flooders got. */
-async function floodZmq(
+/** Floods a ZeroMQ endpoint from a worker thread; resolves with what it sent and got back. */
+function floodZmq(
   target: Exclude<FuzzTarget, 'http'>,
   endpoint: string,
   options: FuzzOptions,
-  rng: Rng,
-  progress: { sent: number },
-): Promise<number> {
-  let replies = 0;
-  const open = (): zmq.Dealer | zmq.Publisher => {
-    const s =
-      target === 'clone-collector'
-        ? new zmq.Publisher({ linger: 0, sendHighWaterMark: FLOOD_SEND_HWM })
-        : new zmq.Dealer({ linger: 0, sendHighWaterMark: FLOOD_SEND_HWM });
-    s.connect(endpoint);
-    if (s instanceof zmq.Dealer) {
-      void (async () => {
-        try {
-          for await (const _ of s) replies++;
-        } catch {
-          // closed
-        }
-      })();
-    }
-    return s;
+  seed: number,
+): Promise<FloodResult> {
+  const job: FloodJob = {
+    target,
+    endpoint,
+    seed,
+    frames: options.frames,
+    peerFrames: options.peerFrames,
   };
-  let sock = open();
-  try {
-    for (; progress.sent < options.frames; progress.sent++) {
-      if (options.peerFrames > 0 && progress.sent > 0 && progress.sent % options.peerFrames === 0) {
-        sock.close();
-        sock = open();
-      }
-      await sock.send(hostileMessage(target, rng));
-    }
-  } finally {
-    sock.close();
-  }
-  return replies;
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
+    let result: FloodResult | undefined;
+    w.once('message', (r: FloodResult) => (result = r));
+    w.once('error', reject);
+    w.once('exit', (code) =>
+      result ? resolve(result) : reject(new Error(`flood worker exited with ${code}`)),
+    );
+  });
 }
 
 /** Floods the HTTP gateway with `httpConcurrency` requests at a time. */
@@ -332,7 +319,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     await healthy.roundTrip('HELLO');
     for (const [i, target] of options.targets.entries()) {
       // Each target gets its own stream, so `--endpoint X` replays X's part of a full run.
-      const rng = new Rng((options.seed + i * 0x9e3779b9) >>> 0);
+      const seed = (options.seed + i * 0x9e3779b9) >>> 0;
       const base: number[] = [];
       for (let k = 0; k < options.baselinePings; k++) base.push(await healthy.roundTrip());
       broker.mem.takePhasePeak();
@@ -341,11 +328,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       let floodDone = false;
       const flood = (
         target === 'http'
-          ? floodHttp(ep.http, options, rng, progress)
-          : floodZmq(target, ep.zmq[target], options, rng, progress).then((replies) => ({
-              replies,
-              serverErrors: 0,
-            }))
+          ? floodHttp(ep.http, options, new Rng(seed), progress)
+          : floodZmq(target, ep.zmq[target], options, seed).then((r) => {
+              progress.sent = r.sent;
+              return { replies: r.replies, serverErrors: 0 };
+            })
       ).finally(() => (floodDone = true));
       const during: number[] = [];
       while (!floodDone && during.length < MAX_FLOOD_PINGS) during.push(await healthy.roundTrip());
@@ -357,6 +344,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       const dialect = DIALECT_OF[target];
       const r: TargetReport = {
         target,
+        dialect,
         sent: progress.sent,
         seconds,
         replies,

@@ -1,10 +1,11 @@
 /**
- * A ZeroMQ ROUTER bound on an endpoint that serves its peers fairly: what peers send is queued
- * per peer and handled round robin, at most PEER_TURN_BUDGET messages of one peer per turn,
- * yielding to the event loop between turns; replies are queued per peer and sent round robin
- * too, so one peer's backlog never delays another's reply. A peer that keeps sending invalid
- * frames is dropped for a cool-down (peer-guard.ts). docs/operations.md "Limits and hostile
- * peers".
+ * A ZeroMQ ROUTER bound on an endpoint that serves its peers fairly. Incoming: ZeroMQ queues
+ * what each peer sends in its own pipe and hands the socket one message per peer in turn;
+ * each is handled as it is read, and reading yields to the event loop every READ_TURN_BUDGET
+ * messages. Outgoing: replies are queued per peer and sent round robin, PEER_SEND_TURN of one
+ * peer at a time, so one peer's backlog never delays another's reply, and a peer's queue is
+ * capped in bytes. A peer that keeps sending invalid frames is dropped for a cool-down
+ * (peer-guard.ts). docs/operations.md "Limits and backpressure".
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as zmq from 'zeromq';
@@ -15,12 +16,8 @@ import { PeerGuard } from './peer-guard.js';
 /** Messages queued per peer inside ZeroMQ before it refuses more (credit bounds deliveries). */
 const ROUTER_SEND_HWM = 100_000;
 const ROUTER_RECEIVE_HWM = 100_000;
-/** Messages of one peer handled per turn before the next peer's. */
-const PEER_TURN_BUDGET = 32;
-/** Messages read from the socket and not yet handled, all peers together (then reading waits). */
-const INBOUND_MAX_MESSAGES = 2_048;
 /** Messages read from the socket (handled or discarded) before reading yields a turn. */
-const READ_TURN_BUDGET = 256;
+const READ_TURN_BUDGET = 64;
 /** Replies of one peer sent per turn before the next peer's. */
 const PEER_SEND_TURN = 32;
 /** Bytes queued for one peer and not yet handed to ZeroMQ; more is refused (counted dropped). */
@@ -49,7 +46,7 @@ interface PeerQueue {
   bytes: number;
 }
 
-/** Per-peer queues served round robin: `ring` holds the keys that have something queued. */
+/** Per-peer send queues served round robin: `ring` holds the keys with something queued. */
 class FairQueues {
   readonly peers = new Map<string, PeerQueue>();
   readonly ring: string[] = [];
@@ -79,12 +76,6 @@ class FairQueues {
     else this.peers.delete(key);
     return { key, q, batch };
   }
-
-  clear(): void {
-    this.peers.clear();
-    this.ring.length = 0;
-    this.count = 0;
-  }
 }
 
 function sizeOf(frames: Buffer[]): number {
@@ -95,12 +86,9 @@ function sizeOf(frames: Buffer[]): number {
 
 class RouterEndpoint implements ServerEndpoint {
   private readonly outbound = new FairQueues();
-  private readonly inbound = new FairQueues();
   private sending = false;
-  private dispatching = false;
   private stopped = false;
   private closed = false;
-  private readerWaiting: (() => void) | undefined;
   /** Messages a send refused (peer gone, pipe full, its queue over its byte cap). */
   dropped = 0;
 
@@ -152,68 +140,41 @@ class RouterEndpoint implements ServerEndpoint {
     this.sending = false;
   }
 
-  /** Reads the socket into the per-peer inbound queues; waits while they are full. */
+  /**
+   * Reads the socket and handles each message as it is read. ZeroMQ's ROUTER fair-queues
+   * what peers send (one message per peer with messages waiting, in turn), so no peer gets
+   * ahead of another; a dropped peer's messages are discarded unread.
+   */
   async read(): Promise<void> {
     let read = 0;
     try {
       for await (const [peer, ...frames] of this.sock) {
         // Reading alone (a dropped peer's flood is discarded here) must not hold the event
-        // loop: timers, storage callbacks, sends and the dispatcher get turns in between.
+        // loop: timers, storage callbacks and sends get a turn in between.
         if (++read >= READ_TURN_BUDGET) {
           read = 0;
           await nextTurn();
         }
+        if (this.closed) break;
         if (peer === undefined) continue;
         const key = peer.toString('latin1');
         if (this.guard.ignores(key)) continue;
-        this.inbound.push(key, peer, frames, 0);
-        if (!this.dispatching) void this.dispatch();
-        if (this.inbound.count >= INBOUND_MAX_MESSAGES) {
-          await new Promise<void>((resolve) => (this.readerWaiting = resolve));
+        let verdict: boolean | void;
+        try {
+          verdict = this.onMessage(peer, frames);
+        } catch {
+          verdict = false; // handlers never throw; count it as invalid if one does
         }
+        if (verdict === false) this.guard.invalid(key);
       }
     } catch {
       // Socket closed.
     }
   }
 
-  /** Handles queued messages round robin, one turn per peer, yielding between rounds. */
-  private async dispatch(): Promise<void> {
-    this.dispatching = true;
-    try {
-      while (!this.closed && this.inbound.count > 0) {
-        for (let peers = this.inbound.ring.length; peers > 0; peers--) {
-          const turn = this.inbound.takeTurn(PEER_TURN_BUDGET);
-          if (!turn) break;
-          for (const msg of turn.batch) {
-            if (this.guard.ignores(turn.key)) continue;
-            let verdict: boolean | void;
-            try {
-              verdict = this.onMessage(turn.q.id, msg);
-            } catch {
-              verdict = false; // handlers never throw; count it as invalid if one does
-            }
-            if (verdict === false) this.guard.invalid(turn.key);
-          }
-        }
-        const waiting = this.readerWaiting;
-        if (waiting && this.inbound.count < INBOUND_MAX_MESSAGES) {
-          this.readerWaiting = undefined;
-          waiting();
-        }
-        // Let timers, storage callbacks and sends run between rounds.
-        await nextTurn();
-      }
-    } finally {
-      this.dispatching = false;
-    }
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.inbound.clear();
-    this.readerWaiting?.();
     // Let queued replies go out before closing (sends made meanwhile still queue).
     const until = Date.now() + CLOSE_FLUSH_MAX_MS;
     while ((this.outbound.count > 0 || this.sending) && Date.now() < until) {

@@ -19,7 +19,7 @@
 import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { JobApi, WorkerHandle } from '../../core/job-types.js';
-import type { Assignment, JobEvent, JobInfo } from 'ferrymq/model';
+import { isValidQueueName, type Assignment, type JobEvent, type JobInfo } from 'ferrymq/model';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   ZMWS_PARAM_JSON,
@@ -171,6 +171,11 @@ export class ZmwsDialect {
           this.serverQuery(peer, req.query);
           return true;
         case 'job':
+          if (!isValidQueueName(req.service)) {
+            // Refused as the job server would, but now: it counts as an invalid frame.
+            this.refuse(peer, req.service, new Error('invalid service name'));
+            return false;
+          }
           if (req.sync) this.syncJob(peer, req.service, req.param, !fromReq);
           else this.asyncJob(peer, req.service, req.param);
           return true;
