@@ -43,8 +43,8 @@ export class BrokerState {
   readonly startedAt: number;
   /** Bytes delivered and not yet settled; the broker sets what runs when its cap frees up. */
   readonly inflightBytes: InflightBytes;
-  /** Pumps every queue with ready messages (set by the broker once dispatch exists). */
-  pumpAll: () => void = () => {};
+  /** Pumps these queues (set by the broker once dispatch exists). */
+  pumpQueues: (queues: QueueState[]) => void = () => {};
   closing = false;
   private readonly defaultPolicy: QueuePolicy;
   private readonly queuePolicies: Record<string, Partial<QueuePolicy>>;
@@ -60,7 +60,7 @@ export class BrokerState {
     this.inflightBytes = new InflightBytes(
       this.limits.maxInflightBytes,
       this.limits.consumerMaxBytes,
-      () => queueMicrotask(() => this.pumpAll()),
+      (queues) => this.pumpQueues(queues),
     );
     this.isStorageLow = options.isStorageLow ?? (() => false);
     this.startedAt = this.clock.now();

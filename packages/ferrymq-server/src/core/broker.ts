@@ -94,8 +94,8 @@ export class Broker {
     this.maintenance = new QueueMaintenance(state, this.dispatch, this.settle, this.due);
     this.admin = new QueueAdmin(state, this.dispatch);
     this.sessionParts = { enqueue: this.enqueue, dispatch: this.dispatch, settle: this.settle };
-    state.pumpAll = () => {
-      for (const q of state.queues.values()) if (q.consumers.length > 0) this.dispatch.pump(q);
+    state.pumpQueues = (queues) => {
+      for (const q of queues) this.dispatch.pump(q);
     };
   }
 

@@ -88,21 +88,27 @@ export class SessionState implements InflightHolder<Lease> {
 }
 
 /**
- * Bytes delivered and not yet settled, broker-wide, against their cap; `blocked` is set when
- * a consumer went without a delivery for the cap, so freeing bytes pumps the queues again.
+ * Bytes delivered and not yet settled, broker-wide, against their cap. The queues the cap held
+ * back wait in arrival order; when bytes are freed they are pumped first, before the queue
+ * whose settle freed them takes the room back.
  */
 export class InflightBytes {
   bytes = 0;
-  blocked = false;
+  private readonly waiting = new Set<QueueState>();
 
   constructor(
     /** Broker-wide cap. */
     readonly max: number,
     /** Per-consumer cap. */
     readonly perConsumer: number,
-    /** Called (once per unblocking) when bytes were freed after the cap had held deliveries. */
-    private readonly onFreed: () => void,
+    /** Pumps the queues the cap held back (called once bytes were freed). */
+    private readonly onFreed: (queues: QueueState[]) => void,
   ) {}
+
+  /** The cap held back a delivery of `q`. */
+  block(q: QueueState): void {
+    this.waiting.add(q);
+  }
 
   add(n: number): void {
     this.bytes += n;
@@ -110,9 +116,10 @@ export class InflightBytes {
 
   remove(n: number): void {
     this.bytes -= n;
-    if (this.blocked && this.bytes < this.max) {
-      this.blocked = false;
-      this.onFreed();
+    if (this.waiting.size > 0 && this.bytes < this.max) {
+      const queues = [...this.waiting];
+      this.waiting.clear();
+      this.onFreed(queues);
     }
   }
 }
@@ -145,7 +152,7 @@ export class Consumer implements CreditHolder {
     if (byCount <= 0) return 0;
     const globalRoom = this.bytes.max - this.bytes.bytes;
     if (globalRoom <= 0) {
-      this.bytes.blocked = true;
+      this.bytes.block(this.queue);
       return 0;
     }
     const room = Math.min(this.bytes.perConsumer - this.inflightBytes, globalRoom);
