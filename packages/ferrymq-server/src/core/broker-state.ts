@@ -19,7 +19,13 @@ import { systemClock, type Clock } from './clock.js';
 import { InflightTable } from './inflight-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { PendingCalls } from './pending-calls.js';
-import { newQueueState, type Lease, type QueueState, type SessionState } from './queue-state.js';
+import {
+  InflightBytes,
+  newQueueState,
+  type Lease,
+  type QueueState,
+  type SessionState,
+} from './queue-state.js';
 
 export class BrokerState {
   readonly storage: Storage;
@@ -37,6 +43,10 @@ export class BrokerState {
   /** Multicasts waiting for acks: message id → what to tell when it is acked or dead. */
   readonly settleWatchers = new Map<string, (outcome: 'acked' | 'dead') => void>();
   readonly startedAt: number;
+  /** Bytes delivered and not yet settled; the broker sets what runs when its cap frees up. */
+  readonly inflightBytes: InflightBytes;
+  /** Pumps these queues (set by the broker once dispatch exists). */
+  pumpQueues: (queues: QueueState[]) => void = () => {};
   closing = false;
   private readonly defaultPolicy: QueuePolicy;
   private readonly queuePolicies: Record<string, Partial<QueuePolicy>>;
@@ -49,6 +59,11 @@ export class BrokerState {
     this.defaultPolicy = { ...DEFAULT_QUEUE_POLICY, ...options.defaultPolicy };
     this.queuePolicies = options.queuePolicies ?? {};
     this.limits = { ...DEFAULT_BROKER_LIMITS, ...options.limits };
+    this.inflightBytes = new InflightBytes(
+      this.limits.maxInflightBytes,
+      this.limits.consumerMaxBytes,
+      (queues) => this.pumpQueues(queues),
+    );
     this.isStorageLow = options.isStorageLow ?? (() => false);
     this.startedAt = this.clock.now();
   }

@@ -19,6 +19,10 @@ export const DEFAULT_PREFETCH = 100;
 export const DEFAULT_MAX_PREFETCH = 10_000;
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUES = 10_000;
+/** Bytes delivered to one consumer and not yet settled before it gets no more. */
+export const DEFAULT_CONSUMER_MAX_BYTES = 16 * 1024 * 1024;
+/** Bytes delivered to all consumers together and not yet settled before deliveries wait. */
+export const DEFAULT_MAX_INFLIGHT_BYTES = 256 * 1024 * 1024;
 const DEFAULT_MAX_CONSUMERS_PER_SESSION = 1_000;
 /** Most messages leased from the store in one call. */
 export const LEASE_BATCH_MAX = 1_000;
@@ -36,6 +40,10 @@ export interface BrokerLimits {
   maxConsumersPerSession: number;
   maxPrefetch: number;
   maxMessageBytes: number;
+  /** A consumer's credit in bytes (as well as its prefetch in messages). */
+  consumerMaxBytes: number;
+  /** Broker-wide cap on bytes delivered and not yet settled. */
+  maxInflightBytes: number;
 }
 
 export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
@@ -43,6 +51,8 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxConsumersPerSession: DEFAULT_MAX_CONSUMERS_PER_SESSION,
   maxPrefetch: DEFAULT_MAX_PREFETCH,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  consumerMaxBytes: DEFAULT_CONSUMER_MAX_BYTES,
+  maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
 });
 
 export interface BrokerOptions {

@@ -50,6 +50,8 @@ import { DueTimer, Scheduler } from './scheduler.js';
 import { SessionImpl, type SessionParts } from './sessions.js';
 
 export {
+  DEFAULT_CONSUMER_MAX_BYTES,
+  DEFAULT_MAX_INFLIGHT_BYTES,
   DEFAULT_MAX_PREFETCH,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_QUEUES,
@@ -100,6 +102,9 @@ export class Broker {
     this.admin = new QueueAdmin(state, this.dispatch);
     this.lifecycle = new QueueLifecycle(state, this.dispatch);
     this.sessionParts = { enqueue: this.enqueue, dispatch: this.dispatch, settle: this.settle };
+    state.pumpQueues = (queues) => {
+      for (const q of queues) this.dispatch.pump(q);
+    };
   }
 
   /** Opens the store, recovers counters, starts the timers. */

@@ -12,6 +12,8 @@ import { matches, scanPrefix, type TopicPattern } from './topics.js';
 /** Messages a live subscriber may be behind (sent, not yet consumed) before it is dropped. */
 export const DEFAULT_LIVE_WINDOW = 10_000;
 export const MAX_LIVE_WINDOW = 1_000_000;
+/** Bytes a live subscriber may be behind (sent, not yet consumed) before it is dropped. */
+export const DEFAULT_LIVE_WINDOW_BYTES = 16 * 1024 * 1024;
 /** Retained values per snapshot batch sent to a subscriber. */
 export const SNAPSHOT_BATCH_MAX = 1_000;
 
@@ -45,6 +47,8 @@ export interface LiveSubscribersOptions {
   clock: Clock;
   /** Default window. */
   window: number;
+  /** Window in bytes of every live subscriber (0 = unbounded). */
+  windowBytes: number;
   maxSubscriptions: number;
 }
 
@@ -54,6 +58,10 @@ interface Live {
   sink: LiveSink;
   window: number;
   pending: number;
+  /** Bytes of the pending messages, and each one's size in send order (from `sizesHead`). */
+  pendingBytes: number;
+  sizes: number[];
+  sizesHead: number;
   /** Until its snapshot is sent: messages held back, and the snapshot's sequence. */
   holding: TopicMessage[] | undefined;
   snapshotSeq: number;
@@ -71,6 +79,7 @@ export class LiveSubscribers {
   private readonly storage: PubSubStorage;
   private readonly clock: Clock;
   private readonly window: number;
+  private readonly windowBytes: number;
   private readonly maxSubscriptions: number;
   private nextLiveId = 1;
   private readonly live = new Map<number, Live>();
@@ -84,6 +93,7 @@ export class LiveSubscribers {
     this.storage = options.storage;
     this.clock = options.clock;
     this.window = options.window;
+    this.windowBytes = options.windowBytes;
     this.maxSubscriptions = options.maxSubscriptions;
   }
 
@@ -143,13 +153,25 @@ export class LiveSubscribers {
   private sendLive(sub: Live, batch: TopicMessage[]): void {
     if (sub.closed) return;
     sub.pending += batch.length;
-    if (sub.window > 0 && sub.pending > sub.window) {
+    if (this.windowBytes > 0) {
+      for (const m of batch) {
+        let size = 0;
+        for (const f of m.frames) size += f.length;
+        sub.pendingBytes += size;
+        sub.sizes.push(size);
+      }
+    }
+    const overCount = sub.window > 0 && sub.pending > sub.window;
+    if (overCount || (this.windowBytes > 0 && sub.pendingBytes > this.windowBytes)) {
       this.droppedSubscribers++;
       this.removeLive(sub);
+      const behind = overCount
+        ? `${sub.pending} messages behind (window ${sub.window})`
+        : `${sub.pendingBytes} bytes behind (window ${this.windowBytes} bytes)`;
       sub.sink.dropped(
         new FerryError(
           'SUBSCRIBER_DROPPED',
-          `subscription to ${sub.pattern.source} fell ${sub.pending} messages behind (window ${sub.window}); dropped`,
+          `subscription to ${sub.pattern.source} fell ${behind}; dropped`,
         ),
       );
       return;
@@ -174,6 +196,9 @@ export class LiveSubscribers {
       sink,
       window,
       pending: 0,
+      pendingBytes: 0,
+      sizes: [],
+      sizesHead: 0,
       holding: undefined,
       snapshotSeq: 0,
       closed: false,
@@ -204,7 +229,15 @@ export class LiveSubscribers {
       id: sub.id,
       pattern: p.source,
       consumed: (n: number) => {
-        if (Number.isFinite(n) && n > 0) sub.pending = Math.max(0, sub.pending - n);
+        if (!Number.isFinite(n) || n <= 0) return;
+        sub.pending = Math.max(0, sub.pending - n);
+        const end = Math.min(sub.sizes.length, sub.sizesHead + Math.floor(n));
+        for (let i = sub.sizesHead; i < end; i++) sub.pendingBytes -= sub.sizes[i]!;
+        sub.sizesHead = end;
+        if (sub.sizesHead > 1024 && sub.sizesHead * 2 > sub.sizes.length) {
+          sub.sizes = sub.sizes.slice(sub.sizesHead);
+          sub.sizesHead = 0;
+        }
       },
       close: () => this.removeLive(sub),
     };

@@ -40,6 +40,7 @@ import {
 import { RetainedExpiry } from './pubsub-expiry.js';
 import {
   DEFAULT_LIVE_WINDOW,
+  DEFAULT_LIVE_WINDOW_BYTES,
   LiveSubscribers,
   type LiveOptions,
   type LiveSink,
@@ -51,6 +52,7 @@ import { checkTopic, matches, parsePattern, scanPrefix, type TopicPattern } from
 
 export {
   DEFAULT_LIVE_WINDOW,
+  DEFAULT_LIVE_WINDOW_BYTES,
   MAX_LIVE_WINDOW,
   SNAPSHOT_BATCH_MAX,
   type LiveOptions,
@@ -82,6 +84,8 @@ export interface PubSubOptions {
   logger?: Logger;
   /** Default window of live subscribers (DEFAULT_LIVE_WINDOW). */
   liveWindow?: number;
+  /** Bytes a live subscriber may be behind before it is dropped (DEFAULT_LIVE_WINDOW_BYTES; 0 = unbounded). */
+  liveWindowBytes?: number;
   maxSubscriptions?: number;
 }
 
@@ -110,6 +114,7 @@ export class PubSub {
       storage,
       clock,
       window: options.liveWindow ?? DEFAULT_LIVE_WINDOW,
+      windowBytes: options.liveWindowBytes ?? DEFAULT_LIVE_WINDOW_BYTES,
       maxSubscriptions,
     });
     this.durable = new DurableSubscriptions({

@@ -65,7 +65,7 @@ export class QueueDispatch {
     }
     // Every check passed: only now may the queue be created.
     const q = this.state.queueFor(queueName, true)!;
-    const c = new Consumer(tag, session, q, prefetch, ackTimeoutMs);
+    const c = new Consumer(tag, session, q, prefetch, ackTimeoutMs, this.state.inflightBytes);
     session.consumers.set(tag, c);
     q.consumers.push(c);
     q.probe = true;
@@ -185,6 +185,7 @@ export class QueueDispatch {
         size: m.size,
       };
       c.inflight++;
+      c.addBytes(m.size);
       q.leasedBytes += m.size;
       this.leases.add(lease);
       batch.push({

@@ -45,6 +45,7 @@ export class QueueSettle {
   private dropLease(lease: Lease): void {
     this.leases.remove(lease);
     lease.consumer.inflight--;
+    lease.consumer.removeBytes(lease.size);
     lease.consumer.queue.counts.leased--;
     lease.consumer.queue.leasedBytes -= lease.size;
   }

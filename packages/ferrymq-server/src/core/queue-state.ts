@@ -94,9 +94,48 @@ export class SessionState implements InflightHolder<Lease> {
   }
 }
 
+/**
+ * Bytes delivered and not yet settled, broker-wide, against their cap. The queues the cap held
+ * back wait in arrival order; when bytes are freed they are pumped first, before the queue
+ * whose settle freed them takes the room back.
+ */
+export class InflightBytes {
+  bytes = 0;
+  private readonly waiting = new Set<QueueState>();
+
+  constructor(
+    /** Broker-wide cap. */
+    readonly max: number,
+    /** Per-consumer cap. */
+    readonly perConsumer: number,
+    /** Pumps the queues the cap held back (called once bytes were freed). */
+    private readonly onFreed: (queues: QueueState[]) => void,
+  ) {}
+
+  /** The cap held back a delivery of `q`. */
+  block(q: QueueState): void {
+    this.waiting.add(q);
+  }
+
+  add(n: number): void {
+    this.bytes += n;
+  }
+
+  remove(n: number): void {
+    this.bytes -= n;
+    if (this.waiting.size > 0 && this.bytes < this.max) {
+      const queues = [...this.waiting];
+      this.waiting.clear();
+      this.onFreed(queues);
+    }
+  }
+}
+
 export class Consumer implements CreditHolder {
   /** Deliveries not yet settled, plus credit reserved for deliveries on their way. */
   inflight = 0;
+  /** Bytes of the deliveries not yet settled. */
+  inflightBytes = 0;
   active = true;
 
   constructor(
@@ -106,14 +145,47 @@ export class Consumer implements CreditHolder {
     readonly prefetch: number,
     /** The consumer's own ack timeout; without it, the queue's (as it is at each delivery). */
     readonly ackTimeoutOverride: number | undefined,
+    private readonly bytes: InflightBytes,
   ) {}
 
   get ackTimeoutMs(): number {
     return this.ackTimeoutOverride ?? this.queue.policy.ackTimeoutMs;
   }
 
+  /**
+   * Messages it may take now: its prefetch less what it holds, and no more than its byte room
+   * (its own cap and the broker's) holds at the queue's average message size. A consumer
+   * holding nothing always gets one message, however large, so a message above the
+   * per-consumer cap is still delivered.
+   */
   get credit(): number {
-    return this.active ? Math.max(0, this.prefetch - this.inflight) : 0;
+    if (!this.active) return 0;
+    const byCount = this.prefetch - this.inflight;
+    if (byCount <= 0) return 0;
+    const globalRoom = this.bytes.max - this.bytes.bytes;
+    if (globalRoom <= 0) {
+      this.bytes.block(this.queue);
+      return 0;
+    }
+    const room = Math.min(this.bytes.perConsumer - this.inflightBytes, globalRoom);
+    if (room <= 0) return this.inflight === 0 ? 1 : 0;
+    const c = this.queue.counts;
+    const live = c.ready + c.leased + c.scheduled;
+    const avg = live > 0 ? c.bytes / live : 0;
+    if (avg <= 0) return byCount;
+    return Math.max(1, Math.min(byCount, Math.floor(room / avg)));
+  }
+
+  /** A delivery of `size` bytes was handed to it. */
+  addBytes(size: number): void {
+    this.inflightBytes += size;
+    this.bytes.add(size);
+  }
+
+  /** A delivery of `size` bytes was settled (acked, given back, timed out). */
+  removeBytes(size: number): void {
+    this.inflightBytes -= size;
+    this.bytes.remove(size);
   }
 }
 

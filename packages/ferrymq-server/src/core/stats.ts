@@ -4,7 +4,7 @@
  * protocol's STATS reply (what `ferry stats` prints), the HTTP gateway's `/v1/stats`, the
  * dashboard and `/metrics` all read it, so they always agree.
  */
-import type { FerryStats, PubSubStats, WorkerCounts } from 'ferrymq/model';
+import type { FerryStats, PeerGuardStats, PubSubStats, WorkerCounts } from 'ferrymq/model';
 import type { Broker } from './broker.js';
 import type { JobApi } from './job-types.js';
 
@@ -14,6 +14,8 @@ export interface StatsSourceOptions {
   /** Open connections per dialect, read at snapshot time. */
   connections?: (() => Record<string, number>) | undefined;
   pubsub?: { stats(): PubSubStats } | undefined;
+  /** Peer guard counters per dialect, read at snapshot time. */
+  peers?: (() => Record<string, PeerGuardStats>) | undefined;
 }
 
 export class StatsSource {
@@ -21,12 +23,14 @@ export class StatsSource {
   private readonly jobs: JobApi | undefined;
   private readonly connections: () => Record<string, number>;
   private readonly pubsub: { stats(): PubSubStats } | undefined;
+  private readonly peers: (() => Record<string, PeerGuardStats>) | undefined;
 
   constructor(options: StatsSourceOptions) {
     this.broker = options.broker;
     this.jobs = options.jobs;
     this.connections = options.connections ?? (() => ({}));
     this.pubsub = options.pubsub;
+    this.peers = options.peers;
   }
 
   /** Every number, now. With `queue`, only that queue's stats (QUEUE_NOT_FOUND if none). */
@@ -53,6 +57,7 @@ export class StatsSource {
       services,
       workers,
       ...(this.pubsub ? { pubsub: this.pubsub.stats() } : {}),
+      ...(this.peers ? { peers: this.peers() } : {}),
     };
   }
 }

@@ -136,6 +136,11 @@ export class GatewayMetrics {
       'Duration of each separate WAL fsync (sync=batch:<ms>).',
       MS_PER_S,
     );
+    const d = ['dialect'];
+    counter('ferry_peer_invalid_frames_total', 'Frames that were not a valid message.', d);
+    counter('ferry_peers_dropped_total', 'Peers dropped (ignored) for invalid frames.', d);
+    counter('ferry_peer_ignored_frames_total', 'Messages discarded from dropped peers.', d);
+    gauge('ferry_peers_dropped', 'Peers being ignored now.', d);
     gauge('ferry_process_resident_memory_bytes', 'Resident memory of the broker process.');
     gauge('ferry_process_heap_used_bytes', 'V8 heap in use.');
     // Event-loop lag, GC, memory, CPU, handles: prom-client keeps these itself.
@@ -208,6 +213,12 @@ export class GatewayMetrics {
     this.h['ferry_storage_commit_duration_seconds']!.set(st.commitMs);
     this.h['ferry_storage_commit_batch_operations']!.set(st.commitBatchOps);
     this.h['ferry_storage_fsync_duration_seconds']!.set(st.fsyncMs);
+    for (const [dialect, p] of Object.entries(s.peers ?? {})) {
+      c('ferry_peer_invalid_frames_total').inc({ dialect }, p.invalidFrames);
+      c('ferry_peers_dropped_total').inc({ dialect }, p.peersDropped);
+      c('ferry_peer_ignored_frames_total').inc({ dialect }, p.ignoredFrames);
+      g('ferry_peers_dropped').set({ dialect }, p.droppedNow);
+    }
     const mem = process.memoryUsage();
     g('ferry_process_resident_memory_bytes').set(mem.rss);
     g('ferry_process_heap_used_bytes').set(mem.heapUsed);

@@ -16,12 +16,14 @@ import {
   type QueuePolicy,
 } from 'ferrymq/model';
 import {
+  DEFAULT_CONSUMER_MAX_BYTES,
+  DEFAULT_MAX_INFLIGHT_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PREFETCH,
   DEFAULT_MAX_QUEUES,
 } from '../core/broker.js';
 import type { SyncPolicy } from '../storage/types.js';
-import { DEFAULT_LIVE_WINDOW, MAX_LIVE_WINDOW } from '../core/pubsub.js';
+import { DEFAULT_LIVE_WINDOW, DEFAULT_LIVE_WINDOW_BYTES, MAX_LIVE_WINDOW } from '../core/pubsub.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_BATCH_MESSAGES,
@@ -78,6 +80,10 @@ export interface FerryConfig {
   maxRequestBytes: number;
   maxQueues: number;
   maxPrefetch: number;
+  /** Bytes delivered to one consumer and not yet settled before it gets no more. */
+  consumerMaxBytes: number;
+  /** Bytes delivered to all consumers and not yet settled before deliveries wait. */
+  maxInflightBytes: number;
   minFreeDiskBytes: number;
   maxStoreBytes: number;
   jobTimeoutMs: number;
@@ -91,6 +97,8 @@ export interface FerryConfig {
   mdp: string | undefined;
   /** Messages a live subscriber may be behind before the broker drops it (0 = unbounded). */
   liveWindow: number;
+  /** Bytes a live subscriber may be behind before the broker drops it (0 = unbounded). */
+  liveWindowBytes: number;
   /** Clone (12/CHP) base port P: snapshot P, publisher P+1, collector P+2; off when undefined. */
   clone: number | undefined;
   /** PZQ dialect on (producers, consumers, monitor). */
@@ -245,6 +253,22 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: 1_000_000,
     help: 'largest prefetch a consumer may ask',
   },
+  consumerMaxBytes: {
+    kind: 'int',
+    flag: 'consumer-max-bytes',
+    env: 'FERRY_CONSUMER_MAX_BYTES',
+    min: 1,
+    max: INT_MAX,
+    help: 'bytes delivered to one consumer and not yet settled (its credit in bytes)',
+  },
+  maxInflightBytes: {
+    kind: 'int',
+    flag: 'max-inflight-bytes',
+    env: 'FERRY_MAX_INFLIGHT_BYTES',
+    min: 1,
+    max: INT_MAX,
+    help: 'bytes delivered to all consumers and not yet settled, broker-wide',
+  },
   minFreeDiskBytes: {
     kind: 'int',
     flag: 'min-free-disk',
@@ -318,6 +342,14 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     min: 0,
     max: MAX_LIVE_WINDOW,
     help: 'messages a live subscriber may be behind before it is dropped (0 = unbounded)',
+  },
+  liveWindowBytes: {
+    kind: 'int',
+    flag: 'live-window-bytes',
+    env: 'FERRY_LIVE_WINDOW_BYTES',
+    min: 0,
+    max: INT_MAX,
+    help: 'bytes a live subscriber may be behind before it is dropped (0 = unbounded)',
   },
   clone: {
     kind: 'int',
@@ -425,6 +457,8 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   maxQueues: DEFAULT_MAX_QUEUES,
   maxPrefetch: DEFAULT_MAX_PREFETCH,
+  consumerMaxBytes: DEFAULT_CONSUMER_MAX_BYTES,
+  maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
   minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
   maxStoreBytes: 0,
   jobTimeoutMs: DEFAULT_JOB_RUN_TIMEOUT_MS,
@@ -435,6 +469,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   logFormat: 'text',
   mdp: undefined,
   liveWindow: DEFAULT_LIVE_WINDOW,
+  liveWindowBytes: DEFAULT_LIVE_WINDOW_BYTES,
   clone: undefined,
   pzq: false,
   pzqReceive: DEFAULT_PZQ_RECEIVE,

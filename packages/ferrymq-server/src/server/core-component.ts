@@ -4,6 +4,7 @@
  * carry its traffic, and it drains before they close so its last replies still go out.
  */
 import { Broker } from '../core/broker.js';
+import type { PeerGuardStats } from 'ferrymq/model';
 import { JobServer } from '../core/jobs.js';
 import type { Logger } from '../core/logger.js';
 import { PubSub } from '../core/pubsub.js';
@@ -27,6 +28,8 @@ export interface CoreComponentOptions {
   logger: Logger;
   /** Open connections per dialect, read at each stats snapshot. */
   connections: () => Record<string, number>;
+  /** Peer guard counters per dialect, read at each stats snapshot. */
+  peers?: () => Record<string, PeerGuardStats>;
 }
 
 export class CoreComponent implements Component {
@@ -61,6 +64,8 @@ export class CoreComponent implements Component {
         maxQueues: config.maxQueues,
         maxMessageBytes: config.maxMessageBytes,
         maxPrefetch: config.maxPrefetch,
+        consumerMaxBytes: config.consumerMaxBytes,
+        maxInflightBytes: config.maxInflightBytes,
       },
       isStorageLow: disk.isLow,
     });
@@ -78,6 +83,7 @@ export class CoreComponent implements Component {
       broker,
       logger: log,
       liveWindow: config.liveWindow,
+      liveWindowBytes: config.liveWindowBytes,
     });
     this.pubsub = pubsub;
     const stats = new StatsSource({
@@ -85,6 +91,7 @@ export class CoreComponent implements Component {
       jobs,
       pubsub,
       connections: this.options.connections,
+      peers: this.options.peers,
     });
     this.startedParts = { broker, jobs, pubsub, stats };
   }

@@ -5,7 +5,8 @@
  * binding.
  */
 import path from 'node:path';
-import type { FanOutEndpoint, ServerEndpoint } from 'ferrymq/transport';
+import type { PeerGuardStats } from 'ferrymq/model';
+import type { FanOutEndpoint } from 'ferrymq/transport';
 import type { Logger } from '../core/logger.js';
 import { CloneDialect } from '../dialects/clone/clone-dialect.js';
 import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
@@ -21,13 +22,19 @@ import {
   type CollectorEndpoint,
   type PublisherEndpoint,
 } from '../transport/zmq-pubsub.js';
-import { bindRouter } from '../transport/zmq-router.js';
+import { bindRouter, type GuardedEndpoint } from '../transport/zmq-router.js';
 import type { FerryConfig } from './config.js';
 import type { CoreComponent } from './core-component.js';
 import type { Component } from './lifecycle.js';
 
 /** Extra bytes a frame may have over the largest message (protocol overhead). */
 const FRAME_SLACK_BYTES = 64 * 1024;
+/**
+ * ZeroMQ drops the connection of a peer whose frame exceeds its max message size, silently:
+ * the Ferry endpoint lets frames up to this many times the request limit through, so the
+ * dialect answers them MESSAGE_TOO_LARGE (docs/operations.md "Limits").
+ */
+const OVERSIZE_ANSWER_FACTOR = 2;
 /** Clone binds loopback only (its protocol has no authentication). */
 const CLONE_HOST = '127.0.0.1';
 
@@ -49,6 +56,26 @@ export interface DialectContext {
   logger: Logger;
 }
 
+/** The guard counters of a component's ROUTER endpoints, summed; undefined before binding. */
+function sumPeerStats(endpoints: (GuardedEndpoint | undefined)[]): PeerGuardStats | undefined {
+  const bound = endpoints.filter((e) => e !== undefined);
+  if (bound.length === 0) return undefined;
+  const sum: PeerGuardStats = {
+    invalidFrames: 0,
+    peersDropped: 0,
+    ignoredFrames: 0,
+    droppedNow: 0,
+  };
+  for (const e of bound) {
+    const s = e.peerStats;
+    sum.invalidFrames += s.invalidFrames;
+    sum.peersDropped += s.peersDropped;
+    sum.ignoredFrames += s.ignoredFrames;
+    sum.droppedNow += s.droppedNow;
+  }
+  return sum;
+}
+
 function maxFrameBytesOf(config: FerryConfig): number {
   return config.maxMessageBytes + FRAME_SLACK_BYTES;
 }
@@ -57,7 +84,7 @@ function maxFrameBytesOf(config: FerryConfig): number {
 export class FerryComponent implements Component {
   readonly name = 'ferry';
   dialect: FerryDialect | undefined;
-  endpoint: ServerEndpoint | undefined;
+  endpoint: GuardedEndpoint | undefined;
 
   constructor(private readonly ctx: DialectContext) {}
 
@@ -75,7 +102,9 @@ export class FerryComponent implements Component {
     });
     this.dialect = d;
     this.endpoint = await bindRouter(config.bind, (peer, frames) => d.handle(peer, frames), {
-      maxFrameBytes: Math.max(config.maxMessageBytes, config.maxRequestBytes) + FRAME_SLACK_BYTES,
+      maxFrameBytes:
+        OVERSIZE_ANSWER_FACTOR * Math.max(config.maxMessageBytes, config.maxRequestBytes) +
+        FRAME_SLACK_BYTES,
     });
   }
 
@@ -90,13 +119,17 @@ export class FerryComponent implements Component {
   connections(): number {
     return this.dialect?.connections ?? 0;
   }
+
+  peerStats(): PeerGuardStats | undefined {
+    return sumPeerStats([this.endpoint]);
+  }
 }
 
 /** Majordomo (MDP/0.1 + MMI, MDP/0.2) with Titanic's durable services, on `mdp`. */
 export class MdpComponent implements Component {
   readonly name = 'mdp';
   dialect: MdpDialect | undefined;
-  endpoint: ServerEndpoint | undefined;
+  endpoint: GuardedEndpoint | undefined;
 
   constructor(
     private readonly ctx: DialectContext,
@@ -133,13 +166,17 @@ export class MdpComponent implements Component {
   connections(): number | undefined {
     return this.dialect?.workerCount;
   }
+
+  peerStats(): PeerGuardStats | undefined {
+    return sumPeerStats([this.endpoint]);
+  }
 }
 
 /** Clone (12/CHP) on loopback: snapshot on P, publisher on P+1, collector on P+2. */
 export class CloneComponent implements Component {
   readonly name = 'clone';
   dialect: CloneDialect | undefined;
-  snapshot: ServerEndpoint | undefined;
+  snapshot: GuardedEndpoint | undefined;
   publisher: PublisherEndpoint | undefined;
   collector: CollectorEndpoint | undefined;
 
@@ -180,6 +217,10 @@ export class CloneComponent implements Component {
     await this.publisher?.close();
   }
 
+  peerStats(): PeerGuardStats | undefined {
+    return sumPeerStats([this.snapshot]);
+  }
+
   /** The three bound endpoints, once started. */
   get endpoints(): { snapshot: string; publisher: string; collector: string } | undefined {
     const { snapshot, publisher, collector } = this;
@@ -197,9 +238,9 @@ export class CloneComponent implements Component {
 export class PzqComponent implements Component {
   readonly name = 'pzq';
   dialect: PzqDialect | undefined;
-  private receive: ServerEndpoint | undefined;
+  private receive: GuardedEndpoint | undefined;
   private send: FanOutEndpoint | undefined;
-  private monitor: ServerEndpoint | undefined;
+  private monitor: GuardedEndpoint | undefined;
 
   constructor(private readonly ctx: DialectContext) {}
 
@@ -254,6 +295,10 @@ export class PzqComponent implements Component {
     return this.dialect?.connectedConsumers;
   }
 
+  peerStats(): PeerGuardStats | undefined {
+    return sumPeerStats([this.receive, this.monitor]);
+  }
+
   /** The three bound endpoints, once started. */
   get endpoints(): PzqEndpoints | undefined {
     const { receive, send, monitor } = this;
@@ -267,8 +312,8 @@ export class PzqComponent implements Component {
 export class ZmwsComponent implements Component {
   readonly name = 'zmws';
   dialect: ZmwsDialect | undefined;
-  private client: ServerEndpoint | undefined;
-  private worker: ServerEndpoint | undefined;
+  private client: GuardedEndpoint | undefined;
+  private worker: GuardedEndpoint | undefined;
 
   constructor(private readonly ctx: DialectContext) {}
 
@@ -308,6 +353,10 @@ export class ZmwsComponent implements Component {
   /** Workers registered: ZMWS clients hold no session to count. */
   connections(): number | undefined {
     return this.dialect?.workerCount;
+  }
+
+  peerStats(): PeerGuardStats | undefined {
+    return sumPeerStats([this.client, this.worker]);
   }
 
   /** The two bound endpoints, once started. */

@@ -3,6 +3,7 @@
  * and closes them. Components start in list order; shutdown unwinds the same stack twice in
  * reverse (every drain(), then every close()); server.ts's first comment says why.
  */
+import type { PeerGuardStats } from 'ferrymq/model';
 import type { Logger } from '../core/logger.js';
 
 /** One part of a running broker: the store, the core, a dialect, the HTTP gateway, … */
@@ -24,6 +25,8 @@ export interface Component {
   close(): Promise<void>;
   /** Open connections (or peers it tracks) for stats, keyed by `name`; undefined: none. */
   connections?(): number | undefined;
+  /** What its endpoints' peer guards counted, for stats; undefined: no guarded endpoint. */
+  peerStats?(): PeerGuardStats | undefined;
 }
 
 /** What happened to a component: for tests and tools watching the order. */
@@ -109,6 +112,16 @@ export class ComponentStack {
 }
 
 /** Connections per component that counts them, in list order (the stats `connections` row). */
+/** The peer guard counters of every component that has some, keyed by name. */
+export function peerStatsOf(components: readonly Component[]): Record<string, PeerGuardStats> {
+  const out: Record<string, PeerGuardStats> = {};
+  for (const c of components) {
+    const s = c.peerStats?.();
+    if (s !== undefined) out[c.name] = s;
+  }
+  return out;
+}
+
 export function connectionsOf(components: readonly Component[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of components) {

@@ -60,6 +60,7 @@ import { readinessProbe, type ServerPhase } from './readiness.js';
 import {
   ComponentStack,
   connectionsOf,
+  peerStatsOf,
   type Component,
   type LifecycleObserver,
 } from './lifecycle.js';
@@ -116,6 +117,7 @@ function componentsOf(config: FerryConfig, log: Logger, phase: () => ServerPhase
     disk,
     logger: log,
     connections: () => connectionsOf(list),
+    peers: () => peerStatsOf(list),
   });
   const ctx: DialectContext = { config, core, logger: log };
   const ferry = new FerryComponent(ctx);

@@ -81,6 +81,18 @@ export interface WorkerCounts {
   byService: Record<string, number>;
 }
 
+/** What a ZeroMQ endpoint's peer guard counted (docs/protocol.md "Dropped peers"). */
+export interface PeerGuardStats {
+  /** Frames that were not a valid message of the dialect, since start. */
+  invalidFrames: number;
+  /** Times a peer was dropped (ignored for a cool-down) for sending invalid frames. */
+  peersDropped: number;
+  /** Messages discarded unread because their peer was dropped. */
+  ignoredFrames: number;
+  /** Peers being ignored now. */
+  droppedNow: number;
+}
+
 export interface FerryStats {
   /** Broker counters; `connections` is the sum over every dialect. */
   broker: BrokerStats & { connections: number };
@@ -91,4 +103,6 @@ export interface FerryStats {
   workers: WorkerCounts;
   /** Pub/sub counters (sequence, live and durable subscriptions, dropped subscribers). */
   pubsub?: PubSubStats;
+  /** Peer guard counters per dialect (summed over its ROUTER endpoints). */
+  peers?: Record<string, PeerGuardStats>;
 }

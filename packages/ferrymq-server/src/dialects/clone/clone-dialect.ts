@@ -132,10 +132,10 @@ export class CloneDialect {
   }
 
   /** A message on the snapshot (ROUTER) port. Never throws. */
-  handleSnapshot(peer: Buffer, frames: Buffer[]): void {
+  handleSnapshot(peer: Buffer, frames: Buffer[]): boolean {
     if (frames.length !== 2 || frames[0]!.toString('latin1') !== ICANHAZ) {
       this.refuse('BAD_FRAME', `snapshot port takes "${ICANHAZ}" <subtree> (2 frames)`);
-      return;
+      return false;
     }
     const subtree = frames[1]!.toString('utf8');
     if (subtree.length > 0 && !isValidTopic(subtree)) {
@@ -143,7 +143,7 @@ export class CloneDialect {
         'INVALID_TOPIC',
         `bad subtree ${JSON.stringify(frames[1]!.toString('utf8').slice(0, 60))}`,
       );
-      return;
+      return false;
     }
     this.pubsub.retained(prefixPattern(subtree)).then(
       (state) => {
@@ -167,6 +167,7 @@ export class CloneDialect {
       },
       (err: unknown) => this.refuse('STORAGE_ERROR', String(err)),
     );
+    return true;
   }
 
   /** A KVSET on the collector (SUB) port. Never throws. */

@@ -19,6 +19,7 @@ import {
   TOPIC_COMMAND_NAMES,
   PROTOCOL_VERSION,
   ProtocolError,
+  REQUEST_ID_MAX_BYTES,
   decodeRequest,
   encodeError,
   encodeReply,
@@ -144,15 +145,34 @@ export class FerryDialect {
     }
   }
 
-  /** Entry point for every message a peer sends. Never throws. */
-  handle(peerId: Buffer, frames: Buffer[]): void {
+  /**
+   * Entry point for every message a peer sends. Never throws. Returns false when the message
+   * was not a valid request (answered with a coded error): the transport counts those per peer.
+   */
+  handle(peerId: Buffer, frames: Buffer[]): boolean {
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    if (bytes > this.maxRequestBytes) {
+      // Checked before decoding: the id is echoed when frame 2 looks like one.
+      const id = frames[2];
+      const requestId = id && id.length <= REQUEST_ID_MAX_BYTES ? id : Buffer.alloc(0);
+      this.replyError(
+        peerId,
+        requestId,
+        new FerryError(
+          'MESSAGE_TOO_LARGE',
+          `request is ${bytes} bytes; the limit is ${this.maxRequestBytes}`,
+        ),
+      );
+      return true;
+    }
     let request: Request;
     try {
       request = decodeRequest(frames);
     } catch (err) {
       const e = err instanceof ProtocolError ? err : new ProtocolError('BAD_FRAME', String(err));
       this.replyError(peerId, e.requestId, e);
-      return;
+      return false;
     }
     const key = peerId.toString('latin1');
     const peer = this.peers.get(key);
@@ -160,7 +180,7 @@ export class FerryDialect {
     try {
       if (request.command === 'HELLO') {
         this.hello(peerId, key, request);
-        return;
+        return true;
       }
       if (!peer) {
         throw new FerryError('NO_SESSION', 'no session for this peer: send HELLO first');
@@ -169,6 +189,7 @@ export class FerryDialect {
     } catch (err) {
       this.replyError(peerId, request.requestId, toFerryError(err));
     }
+    return true;
   }
 
   private replyError(peer: Buffer, requestId: Buffer, err: FerryError): void {

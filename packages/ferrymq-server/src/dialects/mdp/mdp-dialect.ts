@@ -137,18 +137,18 @@ export class MdpDialect {
     return this.workers.size;
   }
 
-  /** Entry point for every message a peer sends. Never throws. */
-  handle(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** Entry point for every message a peer sends. Never throws. False: it was invalid. */
+  handle(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     try {
       const msg = decodeMdp(frames);
       switch (msg.kind) {
         case 'client-request':
           this.clientRequest(peer, msg);
-          return;
+          return true;
         case 'worker':
           this.workerCommand(peer, msg);
-          return;
+          return true;
         case 'invalid':
           if (msg.from === 'worker' && msg.version !== undefined) {
             this.violation(peer, msg.version, msg.reason);
@@ -159,11 +159,12 @@ export class MdpDialect {
               reason: msg.reason,
             });
           }
-          return;
+          return false;
       }
     } catch (err) {
       this.log.error('mdp: internal error handling a message', { err: String(err) });
     }
+    return true;
   }
 
   close(): void {

@@ -112,20 +112,20 @@ export class PzqDialect {
 
   // ---- producers -----------------------------------------------------------------------
 
-  /** A message from a producer (frames after the ROUTER id). Never throws. */
-  handleProducer(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A message from a producer (frames after the ROUTER id). Never throws. False: invalid. */
+  handleProducer(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     const msg = decodeProducerMessage(frames);
     if (msg.kind === 'dropped') {
       this.counters.dropped++;
       this.log.warn('pzq: dropped a producer message', { reason: msg.reason });
-      return;
+      return false;
     }
     if (msg.kind === 'refused') {
       this.counters.refused++;
       this.log.debug('pzq: refused a malformed producer message', { reason: msg.text });
       this.out.toProducer(peer, encodeProducerAck(msg.id, false, msg.text));
-      return;
+      return false;
     }
     this.session.send(this.queue, [{ frames: msg.body }]).then(
       () => {
@@ -139,6 +139,7 @@ export class PzqDialect {
         this.out.toProducer(peer, encodeProducerAck(msg.id, false, `${e.code}: ${e.message}`));
       },
     );
+    return true;
   }
 
   // ---- consumers -----------------------------------------------------------------------
@@ -223,18 +224,19 @@ export class PzqDialect {
 
   // ---- monitor -------------------------------------------------------------------------
 
-  /** A monitor request. Anything but MONITOR gets no reply, as with PZQ. Never throws. */
-  handleMonitor(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A monitor request. Anything but MONITOR gets no reply, as with PZQ (false). Never throws. */
+  handleMonitor(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     if (!isMonitorRequest(frames)) {
       this.log.debug('pzq: ignored a monitor request that is not MONITOR');
-      return;
+      return false;
     }
     this.counters.monitorRequests++;
     this.monitorStats().then(
       (stats) => this.out.toMonitor(peer, encodeMonitorReply(stats)),
       (err: unknown) => this.log.error('pzq: monitor stats failed', { err: String(err) }),
     );
+    return true;
   }
 
   /** PZQ's six monitor values, for the queue (see docs/dialects.md for the mapping). */

@@ -19,7 +19,7 @@
 import { HeartbeatTicker, type HeartbeatTick } from '../heartbeat-ticker.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { JobApi, WorkerHandle } from '../../core/job-types.js';
-import type { Assignment, JobEvent, JobInfo } from 'ferrymq/model';
+import { isValidQueueName, type Assignment, type JobEvent, type JobInfo } from 'ferrymq/model';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import {
   ZMWS_PARAM_JSON,
@@ -155,9 +155,9 @@ export class ZmwsDialect {
 
   // ---- clients -------------------------------------------------------------------------
 
-  /** A message from a client (frames after the ROUTER id). Never throws. */
-  handleClient(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A message from a client (frames after the ROUTER id). Never throws. False: invalid. */
+  handleClient(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     try {
       // A REQ client sends an empty delimiter first; a DEALER client (client_base.php) not.
       const fromReq = frames[0]?.length === 0;
@@ -166,18 +166,24 @@ export class ZmwsDialect {
         case 'invalid':
           this.counters.dropped++;
           this.log.warn('zmws: dropped an invalid client request', { reason: req.reason });
-          return;
+          return false;
         case 'server':
           this.serverQuery(peer, req.query);
-          return;
+          return true;
         case 'job':
+          if (!isValidQueueName(req.service)) {
+            // Refused as the job server would, but now: it counts as an invalid frame.
+            this.refuse(peer, req.service, new Error('invalid service name'));
+            return false;
+          }
           if (req.sync) this.syncJob(peer, req.service, req.param, !fromReq);
           else this.asyncJob(peer, req.service, req.param);
-          return;
+          return true;
       }
     } catch (err) {
       this.log.error('zmws: internal error handling a client message', { err: String(err) });
     }
+    return true;
   }
 
   private reply(peer: Buffer, ...frames: (Buffer | string)[]): void {
@@ -309,14 +315,17 @@ export class ZmwsDialect {
 
   // ---- workers -------------------------------------------------------------------------
 
-  /** A message from a worker (frames after the ROUTER id). Never throws. */
-  handleWorker(peer: Buffer, frames: Buffer[]): void {
-    if (this.closed) return;
+  /** A message from a worker (frames after the ROUTER id). Never throws. False: invalid. */
+  handleWorker(peer: Buffer, frames: Buffer[]): boolean {
+    if (this.closed) return true;
     try {
-      this.workerMessage(peer, decodeWorkerMessage(frames));
+      const msg = decodeWorkerMessage(frames);
+      this.workerMessage(peer, msg);
+      return msg.kind !== 'invalid';
     } catch (err) {
       this.log.error('zmws: internal error handling a worker message', { err: String(err) });
     }
+    return true;
   }
 
   private workerMessage(peer: Buffer, msg: ZmwsWorkerMessage): void {
