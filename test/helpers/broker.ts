@@ -124,6 +124,14 @@ export async function spawnBroker(args: string[], timeoutMs = 20_000): Promise<C
   return { child, endpoint, stderr: () => err, exited };
 }
 
+/** Kills a child broker with SIGKILL (as a crash would) and waits until it is gone. */
+export async function killHard(b: ChildBroker): Promise<void> {
+  b.child.kill('SIGKILL');
+  const { signal } = await b.exited;
+  if (signal !== 'SIGKILL')
+    throw new Error(`the broker exited with ${signal ?? 'a code'}, not SIGKILL`);
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago (for restarts on the same endpoint). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect, type FerryClient } from 'ferrymq';
-import { freePort, spawnBroker, tmpDir, waitFor, type ChildBroker } from '../helpers/broker.js';
+import { freePort, killHard, spawnBroker, tmpDir, waitFor } from '../helpers/broker.js';
 import { prng, seeded } from '../helpers/seed.js';
 
 const ROUNDS = 3;
@@ -16,12 +16,6 @@ const ROUNDS = 3;
 const TARGET_ACKED = 3_000;
 /** Most unconfirmed sends in flight at once. */
 const WINDOW = 200;
-
-async function killHard(b: ChildBroker): Promise<void> {
-  b.child.kill('SIGKILL');
-  const { signal } = await b.exited;
-  assert.equal(signal, 'SIGKILL');
-}
 
 describe('crash safety (kill -9)', () => {
   for (let round = 1; round <= ROUNDS; round++) {

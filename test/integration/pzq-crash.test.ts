@@ -5,19 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { freePort, spawnBroker, tmpDir, waitFor, type ChildBroker } from '../helpers/broker.js';
+import { freePort, killHard, spawnBroker, tmpDir, waitFor } from '../helpers/broker.js';
 import { prng, seeded } from '../helpers/seed.js';
 import { RawSocket, texts } from '../helpers/zmq-inbox.js';
 
 /** Long enough that a redelivery within the test can only come from the restart. */
 const ACK_TIMEOUT_US = 60_000_000;
 const WINDOW = 50;
-
-async function killHard(b: ChildBroker): Promise<void> {
-  b.child.kill('SIGKILL');
-  const { signal } = await b.exited;
-  assert.equal(signal, 'SIGKILL');
-}
 
 describe('PZQ crash safety (kill -9)', { timeout: 120_000 }, () => {
   it(

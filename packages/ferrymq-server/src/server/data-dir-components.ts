@@ -2,8 +2,8 @@
  * The components under the core, all about the data folder: its lock (one broker per
  * folder), the free-disk-space watcher, and the store (SQLite) the core opens and writes.
  */
-import fs from 'node:fs';
 import type { Logger } from '../core/logger.js';
+import { DiskFloor, type StatFs } from '../storage/sqlite/disk-floor.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import type { FerryConfig } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -29,47 +29,40 @@ export class DataDirLockComponent implements Component {
   }
 }
 
-/** Reads free disk space every second; below the floor, sends are refused (STORAGE_FULL). */
+/**
+ * The free-disk floor: read every second here, and by the store before each commit that
+ * could cross it (DiskFloor accounts the bytes written between readings). Below the floor,
+ * sends and job submits are refused (STORAGE_FULL).
+ */
 export class DiskWatcherComponent implements Component {
   readonly name = 'disk-watcher';
-  private low = false;
+  readonly floor: DiskFloor;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly dataDir: string,
-    private readonly floorBytes: number,
-    private readonly log: Logger,
-  ) {}
+  constructor(dataDir: string, floorBytes: number, log: Logger, statfs?: StatFs) {
+    this.floor = new DiskFloor({
+      dir: dataDir,
+      floorBytes,
+      statfs,
+      onChange: (low, freeBytes) =>
+        log.warn(low ? 'free disk below the floor: refusing sends' : 'free disk recovered', {
+          freeBytes,
+          floorBytes,
+        }),
+    });
+  }
 
   /** True while free space is below the floor (read by the broker and the job server). */
-  readonly isLow = (): boolean => this.low;
+  readonly isLow = (): boolean => this.floor.isLow();
 
   async start(): Promise<void> {
-    this.check();
-    this.timer = setInterval(() => this.check(), DISK_CHECK_INTERVAL_MS);
+    this.floor.refresh();
+    this.timer = setInterval(() => this.floor.refresh(), DISK_CHECK_INTERVAL_MS);
     this.timer.unref();
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-  }
-
-  private check(): void {
-    if (this.floorBytes <= 0) return;
-    try {
-      const s = fs.statfsSync(this.dataDir);
-      const free = s.bavail * s.bsize;
-      const nowLow = free < this.floorBytes;
-      if (nowLow !== this.low) {
-        this.log.warn(
-          nowLow ? 'free disk below the floor: refusing sends' : 'free disk recovered',
-          { freeBytes: free, floorBytes: this.floorBytes },
-        );
-      }
-      this.low = nowLow;
-    } catch {
-      /* keep the last reading */
-    }
   }
 }
 
@@ -81,7 +74,10 @@ export class StoreComponent implements Component {
   readonly name = 'store';
   private store: SqliteStorage | undefined;
 
-  constructor(private readonly config: FerryConfig) {}
+  constructor(
+    private readonly config: FerryConfig,
+    private readonly floor?: DiskFloor,
+  ) {}
 
   /** The store, once started. */
   get storage(): SqliteStorage {
@@ -94,6 +90,7 @@ export class StoreComponent implements Component {
       dataDir: this.config.dataDir,
       sync: this.config.sync,
       maxStoreBytes: this.config.maxStoreBytes,
+      floor: this.floor,
     });
   }
 

@@ -37,6 +37,7 @@ import type { MdpDialect } from '../dialects/mdp/mdp-dialect.js';
 import type { PzqDialect } from '../dialects/pzq/pzq-dialect.js';
 import type { ZmwsDialect } from '../dialects/zmws/zmws-dialect.js';
 import type { HttpGateway } from '../http/gateway.js';
+import type { StatFs } from '../storage/sqlite/disk-floor.js';
 import { formatSync, type FerryConfig } from './config.js';
 import { CoreComponent } from './core-component.js';
 import {
@@ -104,13 +105,23 @@ export interface StartOptions {
    * tests and tools that check the start and shutdown order.
    */
   onLifecycle?: LifecycleObserver;
+  /**
+   * Reads free space of the data folder for the free-disk floor (default: fs.statfsSync).
+   * For tests that need a small disk without mounting one.
+   */
+  statfs?: StatFs;
 }
 
 /** The components of a broker for `config`, in start order, and the typed ones it reads. */
-function componentsOf(config: FerryConfig, log: Logger, phase: () => ServerPhase) {
+function componentsOf(
+  config: FerryConfig,
+  log: Logger,
+  phase: () => ServerPhase,
+  statfs: StatFs | undefined,
+) {
   const list: Component[] = [];
-  const disk = new DiskWatcherComponent(config.dataDir, config.minFreeDiskBytes, log);
-  const store = new StoreComponent(config);
+  const disk = new DiskWatcherComponent(config.dataDir, config.minFreeDiskBytes, log, statfs);
+  const store = new StoreComponent(config, disk.floor);
   const core = new CoreComponent({
     config,
     store,
@@ -155,7 +166,7 @@ export async function startServer(
   const log = options.logger ?? silentLogger;
   applyLogFormat(log, config.logFormat);
   let phase: ServerPhase = 'starting';
-  const c = componentsOf(config, log, () => phase);
+  const c = componentsOf(config, log, () => phase, options.statfs);
   const stack = new ComponentStack({ logger: log, onLifecycle: options.onLifecycle });
   await stack.start(c.list);
   phase = 'running';

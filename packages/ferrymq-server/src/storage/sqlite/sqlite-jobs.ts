@@ -4,7 +4,13 @@
  * with queue writes.
  */
 import type Database from 'better-sqlite3';
-import { type Headers, JOB_STATUSES, type JobError, type JobStatus } from 'ferrymq/model';
+import {
+  type Headers,
+  JOB_STATUSES,
+  type JobError,
+  type JobStatus,
+  messageSize,
+} from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   InsertJobsOutcome,
@@ -16,6 +22,8 @@ import type {
   JobSweepOutcome,
   NewJobRow,
 } from '../types.js';
+import { estimateDiskBytes } from './disk-floor.js';
+import type { WriteCost } from './sqlite-writer.js';
 
 interface JobDbRow {
   id: string;
@@ -163,13 +171,19 @@ function finishColumns(f: JobFinish) {
   ] as const;
 }
 
+/** A final state's result or error, on disk (estimated; accounted, never refused). */
+function resultDiskBytes(f: JobFinish): number {
+  const payload = (f.result ? messageSize(f.result) : 0) + (f.error ? f.error.message.length : 0);
+  return estimateDiskBytes(payload, 1);
+}
+
 export class SqliteJobStorage implements JobStorage {
   private st: JobStatements | undefined;
 
   /**
    * @param run queues a function for the store's current group-commit transaction
    */
-  constructor(private readonly run: <T>(fn: () => T) => Promise<T>) {}
+  constructor(private readonly run: <T>(fn: () => T, cost?: WriteCost) => Promise<T>) {}
 
   /** Prepares statements and puts the previous run's running jobs back to queued. */
   open(db: Database.Database): number {
@@ -183,6 +197,9 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome> {
+    let payload = 0;
+    for (const j of jobs) payload += messageSize(j.params);
+    const cost = { diskBytes: estimateDiskBytes(payload, jobs.length), refusable: true };
     return this.run(() => {
       const ids: string[] = [];
       const duplicate: boolean[] = [];
@@ -218,7 +235,7 @@ export class SqliteJobStorage implements JobStorage {
         duplicate.push(false);
       }
       return { ids, duplicate };
-    });
+    }, cost);
   }
 
   lease(service: string, max: number, now: number): Promise<JobRow[]> {
@@ -238,7 +255,11 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   finish(id: string, attempt: number, finish: JobFinish): Promise<boolean> {
-    return this.run(() => this.s.finish.run(...finishColumns(finish), id, attempt).changes > 0);
+    const cost = { diskBytes: resultDiskBytes(finish), refusable: false };
+    return this.run(
+      () => this.s.finish.run(...finishColumns(finish), id, attempt).changes > 0,
+      cost,
+    );
   }
 
   requeue(id: string, attempt: number, notBefore: number, uncount = false): Promise<boolean> {
@@ -261,10 +282,11 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   addPartial(id: string, seq: number, frames: Buffer[]): Promise<void> {
+    const cost = { diskBytes: estimateDiskBytes(messageSize(frames), 1), refusable: false };
     return this.run(() => {
       this.s.addPartial.run(id, seq, frames.length, packFrames(frames));
       this.s.bumpPartials.run(seq, id);
-    });
+    }, cost);
   }
 
   partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]> {

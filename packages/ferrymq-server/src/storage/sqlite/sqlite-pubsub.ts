@@ -4,7 +4,7 @@
  * queues are committed in one transaction and one fsync.
  */
 import type Database from 'better-sqlite3';
-import type { Headers } from 'ferrymq/model';
+import { type Headers, messageSize } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   ConfirmationRow,
@@ -14,6 +14,8 @@ import type {
   RetainedChange,
   RetainedRow,
 } from '../types.js';
+import { estimateDiskBytes } from './disk-floor.js';
+import type { WriteCost } from './sqlite-writer.js';
 
 const SEQ_KEY = 'seq';
 
@@ -78,7 +80,7 @@ type Statements = ReturnType<typeof prepare>;
 export class SqlitePubSubStorage implements PubSubStorage {
   private st: Statements | undefined;
 
-  constructor(private readonly run: <T>(fn: () => T) => Promise<T>) {}
+  constructor(private readonly run: <T>(fn: () => T, cost?: WriteCost) => Promise<T>) {}
 
   open(db: Database.Database): void {
     this.st = prepare(db);
@@ -99,6 +101,8 @@ export class SqlitePubSubStorage implements PubSubStorage {
   }
 
   record(seq: number, change: RetainedChange): Promise<void> {
+    const payload = change.op === 'set' ? messageSize(change.row.frames) : 0;
+    const cost = { diskBytes: estimateDiskBytes(payload, 1), refusable: false };
     return this.run(() => {
       this.s.setSeq.run(SEQ_KEY, seq);
       if (change.op === 'set') {
@@ -115,7 +119,7 @@ export class SqlitePubSubStorage implements PubSubStorage {
       } else if (change.op === 'delete') {
         this.s.remove.run(change.topic);
       }
-    });
+    }, cost);
   }
 
   retained(prefix: string, now: number): Promise<RetainedRow[]> {

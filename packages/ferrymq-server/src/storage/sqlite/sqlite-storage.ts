@@ -10,6 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
   FerryError,
+  messageSize,
   type QueueCounts,
   type QueuePolicy,
   type QueueSettings,
@@ -34,6 +35,7 @@ import type {
   StorageRecovery,
   SyncPolicy,
 } from '../types.js';
+import { estimateDiskBytes, type DiskFloor } from './disk-floor.js';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
 import { SqlitePubSubStorage } from './sqlite-pubsub.js';
@@ -50,7 +52,7 @@ import {
   type MessageRow,
   type QueueStatements,
 } from './sqlite-queue-statements.js';
-import { SqliteWriter } from './sqlite-writer.js';
+import { SqliteWriter, type WriteCost } from './sqlite-writer.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
@@ -67,6 +69,11 @@ export interface SqliteStorageOptions {
   sync: SyncPolicy;
   /** Cap on the database size in bytes (0 = none): past it, writes fail with STORAGE_FULL. */
   maxStoreBytes?: number;
+  /**
+   * The free-disk floor of dataDir: checked before each group commit that could cross it;
+   * sends and job submits that would go below it are refused with STORAGE_FULL.
+   */
+  floor?: DiskFloor;
 }
 
 export class SqliteStorage implements Storage {
@@ -91,9 +98,11 @@ export class SqliteStorage implements Storage {
       dbPath: this.dbPath,
       sync: this.sync,
       onRollback: () => this.queueIds.clear(),
+      floor: options.floor,
     });
-    this.jobs = new SqliteJobStorage(<T>(fn: () => T) => this.writer.call(fn));
-    this.pubsub = new SqlitePubSubStorage(<T>(fn: () => T) => this.writer.call(fn));
+    const run = <T>(fn: () => T, cost?: WriteCost): Promise<T> => this.writer.call(fn, cost);
+    this.jobs = new SqliteJobStorage(run);
+    this.pubsub = new SqlitePubSubStorage(run);
   }
 
   async open(): Promise<StorageRecovery> {
@@ -197,6 +206,9 @@ export class SqliteStorage implements Storage {
   }
 
   enqueue(items: EnqueueItem[], request?: EnqueueRequestKey): Promise<EnqueueOutcome> {
+    let payload = 0;
+    for (const item of items) payload += messageSize(item.frames);
+    const cost = { diskBytes: estimateDiskBytes(payload, items.length), refusable: true };
     return this.writer.call(() => {
       const now = items[0]?.enqueuedAt ?? Date.now();
       if (request) {
@@ -245,7 +257,7 @@ export class SqliteStorage implements Storage {
       if (request) this.st.putIdem.run('request', request.key, ids.join(','), request.until);
       this.writer.noteMessagesWritten(duplicate.filter((d) => !d).length);
       return { ids, duplicate, replayed: false };
-    });
+    }, cost);
   }
 
   lease(queue: string, max: number, now: number): Promise<LeaseOutcome> {

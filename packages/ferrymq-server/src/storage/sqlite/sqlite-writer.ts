@@ -15,6 +15,7 @@ import {
   type StorageMetrics,
 } from 'ferrymq/model';
 import type { SyncPolicy } from '../types.js';
+import { COMMIT_OVERHEAD_BYTES, type DiskFloor } from './disk-floor.js';
 
 export interface SqliteWriterOptions {
   /** The database file (its WAL is `<dbPath>-wal`). */
@@ -22,6 +23,15 @@ export interface SqliteWriterOptions {
   sync: SyncPolicy;
   /** A call's savepoint or the turn's transaction rolled back (cached ids may be stale). */
   onRollback: () => void;
+  /** The free-disk floor, checked before each commit that could cross it. */
+  floor?: DiskFloor;
+}
+
+/** What a call adds to the disk (estimated), and whether the floor may refuse it. */
+export interface WriteCost {
+  diskBytes: number;
+  /** New data (a send, a job submit): refused with STORAGE_FULL below the floor. */
+  refusable: boolean;
 }
 
 /** The writer's part of StorageMetrics: commits, fsyncs and their timings. */
@@ -29,6 +39,7 @@ export type SqliteWriterMetrics = Omit<StorageMetrics, 'backend' | 'path' | 'syn
 
 interface PendingCall {
   run: () => unknown;
+  cost: WriteCost | undefined;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -49,6 +60,7 @@ export class SqliteWriter {
   private readonly dbPath: string;
   private readonly sync: SyncPolicy;
   private readonly onRollback: () => void;
+  private readonly floor: DiskFloor | undefined;
   private db: Database.Database | undefined;
   private pending: PendingCall[] = [];
   private flushScheduled = false;
@@ -74,6 +86,7 @@ export class SqliteWriter {
     this.dbPath = options.dbPath;
     this.sync = options.sync;
     this.onRollback = options.onRollback;
+    this.floor = options.floor;
   }
 
   /** The database is open: calls are taken from now on. */
@@ -95,13 +108,13 @@ export class SqliteWriter {
     this.m.messagesWritten += n;
   }
 
-  /** Queue a call for this turn's transaction. */
-  call<T>(run: () => T): Promise<T> {
+  /** Queue a call for this turn's transaction; `cost` for calls that add data. */
+  call<T>(run: () => T, cost?: WriteCost): Promise<T> {
     if (this.closed || !this.db) {
       return Promise.reject(new FerryError('SHUTTING_DOWN', 'the store is closed'));
     }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ run, cost, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -115,6 +128,11 @@ export class SqliteWriter {
     this.pending = [];
     const db = this.db;
     if (calls.length === 0 || !db) return;
+    let written = 0;
+    if (this.floor) {
+      [calls, written] = this.admitUnderFloor(calls, this.floor);
+      if (calls.length === 0) return;
+    }
     // Usually one pass. If a call makes SQLite abandon the whole transaction (SQLITE_FULL,
     // I/O errors), that call fails alone and the rest of the turn runs again in a new one.
     for (;;) {
@@ -151,6 +169,7 @@ export class SqliteWriter {
         return;
       }
       const elapsed = performance.now() - started;
+      this.floor?.noteWritten(written);
       this.m.commits++;
       this.m.operations += calls.length;
       this.m.commitMsTotal += elapsed;
@@ -166,6 +185,36 @@ export class SqliteWriter {
       }
       return;
     }
+  }
+
+  /**
+   * Before a commit: the calls that stay above the free-disk floor, and the bytes they write
+   * (estimated). When the account says the turn could cross the floor, free space is read
+   * again; growing calls that would go below it are refused with STORAGE_FULL, in order
+   * (the others — acks, completions, releases — always run: they free space or hold little).
+   */
+  private admitUnderFloor(calls: PendingCall[], floor: DiskFloor): [PendingCall[], number] {
+    let total = COMMIT_OVERHEAD_BYTES;
+    for (const c of calls) total += c.cost?.diskBytes ?? 0;
+    const room = floor.headroom(total);
+    if (room >= total) return [calls, total];
+    const kept: PendingCall[] = [];
+    let used = COMMIT_OVERHEAD_BYTES;
+    for (const c of calls) {
+      const bytes = c.cost?.diskBytes ?? 0;
+      if (c.cost?.refusable === true && used + bytes > room) {
+        c.reject(
+          new FerryError(
+            'STORAGE_FULL',
+            'free disk space is below the floor; the write was refused',
+          ),
+        );
+        continue;
+      }
+      used += bytes;
+      kept.push(c);
+    }
+    return [kept, used];
   }
 
   /** The WAL's fd for fsync, opened on first use; undefined when there is no WAL file. */

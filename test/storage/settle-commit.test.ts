@@ -1,0 +1,106 @@
+/**
+ * Acks and job completions reach the disk with the next group commit, never later: issued in
+ * one event-loop turn together with a large batch of sends, they are in the database file —
+ * seen by a second, independent SQLite connection, as after a kill -9 — once that turn's
+ * commit ran, before their promises are even awaited. A deferred, separately batched or
+ * timer-driven ack or completion would fail this.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
+import type { EnqueueItem } from 'ferrymq-server/internal/storage/types.js';
+import { tmpDir } from '../helpers/broker.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+const JOB_ID = 'a'.repeat(32);
+/** Sends committed in the same turn as the ack and the completion. */
+const BURST = 2_000;
+
+function item(body: string): EnqueueItem {
+  return {
+    queue: 'q',
+    frames: [Buffer.from(body)],
+    headers: undefined,
+    priority: 0,
+    enqueuedAt: T0,
+    notBefore: T0,
+    expiresAt: null,
+    dedupKey: null,
+    dedupUntil: 0,
+  };
+}
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('settling reaches the disk with the next group commit', () => {
+  it('an ack and a job completion issued in one turn with a burst of sends are in the file after that turn', async () => {
+    const dataDir = tmpDir('ferry-settle-');
+    dirs.push(dataDir);
+    const store = new SqliteStorage({ dataDir, sync: { mode: 'batch', intervalMs: 60_000 } });
+    await store.open();
+    await store.enqueue([item('m1')]);
+    const leased = await store.lease('q', 1, T0);
+    const msgId = leased.messages[0]!.id;
+    await store.jobs.insert([
+      {
+        id: JOB_ID,
+        service: 's',
+        status: 'queued',
+        priority: 0,
+        maxAttempts: 3,
+        params: [Buffer.from('p')],
+        headers: undefined,
+        createdAt: T0,
+        notBefore: T0,
+        expiresAt: null,
+        dedupKey: null,
+        dedupUntil: 0,
+        parentId: null,
+        children: null,
+      },
+    ]);
+    const [running] = await store.jobs.lease('s', 1, T0);
+    const attempt = running!.attempts;
+    const reader = new Database(store.dbPath, { readonly: true });
+    try {
+      const messageRows = (): number =>
+        (
+          reader.prepare('SELECT COUNT(*) AS n FROM messages WHERE id = ?').get(Number(msgId)) as {
+            n: number;
+          }
+        ).n;
+      const jobStatus = (): string =>
+        (reader.prepare('SELECT status FROM jobs WHERE id = ?').get(JOB_ID) as { status: string })
+          .status;
+      assert.equal(messageRows(), 1);
+      assert.equal(jobStatus(), 'running');
+
+      // One turn: a burst of sends, the ack and the completion (promises not awaited yet).
+      const sends = [];
+      for (let i = 0; i < BURST; i++) sends.push(store.enqueue([item(`burst-${i}`)]));
+      const acked = store.ack([{ id: msgId, attempts: 1 }]);
+      const finished = store.jobs.finish(JOB_ID, attempt, {
+        status: 'done',
+        finishedAt: T0,
+        retainUntil: T0 + 1_000,
+        result: [Buffer.from('r')],
+        error: undefined,
+      });
+      // The next turn: the group commit of the previous one has run (it was scheduled first).
+      await new Promise((r) => setImmediate(r));
+      assert.equal(messageRows(), 0, 'the ack is not in the file after the next commit');
+      assert.equal(jobStatus(), 'done', 'the completion is not in the file after the next commit');
+      assert.deepEqual(await acked, [true]);
+      assert.equal(await finished, true);
+      assert.equal((await Promise.all(sends)).length, BURST);
+    } finally {
+      reader.close();
+      await store.close();
+    }
+  });
+});
