@@ -6,6 +6,7 @@ export {
   connect,
   FerryClient,
   DEFAULT_ENDPOINT,
+  type ClientCounters,
   type ClientStatus,
   type ConnectOptions,
   type ConsumeOptions,
@@ -49,7 +50,15 @@ export type {
   ServiceInfo,
   WorkerInfo,
 } from './model/jobs.js';
-export type { Headers, MessageState, QueueCounts } from './model/queues.js';
+export type {
+  AckOutcome,
+  ExtendOutcome,
+  Headers,
+  LeaseLost,
+  MessageState,
+  NackOutcome,
+  QueueCounts,
+} from './model/queues.js';
 export type {
   BrokerStats,
   FerryStats,

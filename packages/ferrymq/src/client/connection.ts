@@ -18,21 +18,54 @@ import {
 import { connectDealer } from '../transport/zmq-dealer.js';
 import type { ClientConnection } from '../transport/types.js';
 import { Channel } from './channel.js';
+import { ENDPOINT_FORM } from './connect-options.js';
 import type { JobWire } from './job-client.js';
+import type { ClientCounters, ClientStatus, SettleCommand } from './status.js';
 
-export const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
 const CLIENT_LIVENESS = 3;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
-export type ClientStatus =
-  | { type: 'connected'; endpoint: string; session: string }
-  | { type: 'disconnected'; endpoint: string }
-  | { type: 'reconnected'; endpoint: string; session: string; resent: number }
-  | { type: 'closed' };
+/**
+ * Requests sent again after a reconnect when the broker refused them with SHUTTING_DOWN
+ * (a graceful stop): refused means not done, and each is safe to repeat — reads, SENDs (their
+ * request key stores them once), settles (answered lease-lost if the lease died with the
+ * session), registrations. CALL, MULTICAST, PUBLISH, PURGE… are not: their caller decides.
+ */
+const RETRY_AFTER_SHUTDOWN: ReadonlySet<Command> = new Set<Command>([
+  'SEND',
+  'CONSUME',
+  'CANCEL',
+  'ACK',
+  'NACK',
+  'EXTEND',
+  'STATS',
+  'QUEUES',
+  'PEEK',
+  'DLQ_LIST',
+  'JOB',
+  'JOBS',
+  'WATCH',
+  'UNWATCH',
+  'WORKER',
+  'WORKER_STOP',
+  'COMPLETE',
+  'FAIL',
+  'PROGRESS',
+  'JOB_EXTEND',
+  'SERVICES',
+  'WORKERS',
+  'SUBSCRIBE',
+  'UNSUBSCRIBE',
+  'TOPIC_ACK',
+  'RETAINED',
+  'CONFIRM',
+  'TOPIC_STATUS',
+]);
 
 export interface ConnectionOptions {
   heartbeatMs: number;
   requestTimeoutMs: number;
+  /** Before the first session: how long an endpoint gets to accept a TCP connection. */
+  connectTimeoutMs: number;
   /** Name shown in broker logs. */
   name: string;
 }
@@ -52,6 +85,10 @@ export interface ConnectionHandlers {
 interface Pending {
   command: Command;
   frames: Buffer[];
+  /** Sent again after a reconnect if the broker answered SHUTTING_DOWN. */
+  retryAfterShutdown: boolean;
+  /** Means something only in this session (a settle): LEASE_LOST once that session is gone. */
+  scope: string | undefined;
   resolve: (reply: Reply) => void;
   reject: (err: FerryError) => void;
   timer: NodeJS.Timeout | undefined;
@@ -64,6 +101,11 @@ interface Stream {
   answered: boolean;
   /** Send again after a reconnect (watches). */
   resend: boolean;
+}
+
+/** What a request of a session that is gone rejects with. */
+function sessionGone(): FerryError {
+  return new FerryError('LEASE_LOST', 'the session that held the lease ended (reconnected)');
 }
 
 /** The FerryError of an ERROR reply, with the reply's extra fields (e.g. `job`) as details. */
@@ -95,6 +137,11 @@ export class Connection implements JobWire {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly statusChannels = new Set<Channel<ClientStatus>>();
   private everConnected = false;
+  /** Endpoints that refused or never accepted a connection, before the first session. */
+  private readonly unreachable = new Set<number>();
+  private connectTimer: NodeJS.Timeout | undefined;
+  private failStart: ((err: FerryError) => void) | undefined;
+  readonly counters: ClientCounters = { leasesLost: 0, reconnects: 0, retriedAfterShutdown: 0 };
 
   constructor(
     private readonly endpoints: string[],
@@ -104,15 +151,58 @@ export class Connection implements JobWire {
     this.heartbeatMs = options.heartbeatMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.name = options.name;
+    this.connectTimeoutMs = options.connectTimeoutMs;
     this.ready = new Promise((r) => (this.readyResolve = r));
-    this.transport = this.open(this.endpoints[0]!);
+    this.transport = this.open(0);
   }
 
-  private open(endpoint: string): ClientConnection {
-    return connectDealer(endpoint, {
+  private readonly connectTimeoutMs: number;
+
+  private open(index: number): ClientConnection {
+    const endpoint = this.endpoints[index]!;
+    let reached = false;
+    const transport = connectDealer(endpoint, {
       onMessage: (frames) => this.onFrames(frames),
       onDisconnect: () => this.onTransportDown(),
+      onConnect: () => {
+        reached = true;
+        if (this.transport === transport) clearTimeout(this.connectTimer);
+      },
+      onConnectRetry: () => {
+        if (!reached && this.transport === transport) this.onUnreachable(index);
+      },
     });
+    clearTimeout(this.connectTimer);
+    if (!this.everConnected) {
+      this.connectTimer = setTimeout(() => {
+        if (!reached && this.transport === transport) this.onUnreachable(index);
+      }, this.connectTimeoutMs);
+      this.connectTimer.unref();
+    }
+    return transport;
+  }
+
+  /**
+   * Before the first session, an endpoint refused the connection (or did not accept one in
+   * time): try the next; when none is left, connect() rejects UNREACHABLE. After the first
+   * session, ZeroMQ keeps retrying by itself, as for any disconnect.
+   */
+  private onUnreachable(index: number): void {
+    if (this.everConnected || this.stopped) return;
+    this.unreachable.add(index);
+    if (this.unreachable.size < this.endpoints.length) {
+      this.failover();
+      return;
+    }
+    const where = this.endpoints.join(', ');
+    this.failStart?.(
+      new FerryError(
+        'UNREACHABLE',
+        `nothing answers at ${where}: no Ferry broker runs there, or it cannot be reached. ` +
+          'Start one with `npx ferry start` (in a clone: `npm start`), or `ferry start --bind ' +
+          `${this.endpoints[0]!}\`; endpoints take the form ${ENDPOINT_FORM}.`,
+      ),
+    );
   }
 
   /** The endpoint in use now. */
@@ -144,14 +234,20 @@ export class Connection implements JobWire {
       await Promise.race([
         this.ready,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.join(', ')}`)),
-            this.requestTimeoutMs,
-          );
+          this.failStart = reject;
+          if (this.requestTimeoutMs > 0) {
+            timer = setTimeout(
+              () =>
+                reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.join(', ')}`)),
+              this.requestTimeoutMs,
+            );
+          }
         }),
       ]);
     } finally {
+      this.failStart = undefined;
       clearTimeout(timer);
+      clearTimeout(this.connectTimer);
     }
   }
 
@@ -166,22 +262,46 @@ export class Connection implements JobWire {
     for (const ch of this.statusChannels) ch.push(s);
   }
 
+  /** A settle found its lease gone: counted, and told to status iterators. */
+  reportLeaseLost(command: SettleCommand, id: string): void {
+    this.counters.leasesLost++;
+    this.emit({ type: 'lease-lost', command, id });
+  }
+
   // -------------------------------------------------------------- requests
 
-  /** Sends a request; resolves with its answer, ERROR included. */
+  /**
+   * Sends a request; resolves with its answer, ERROR included. With `scope` (a session id),
+   * the request belongs to that session: it rejects LEASE_LOST, unsent, once that session is
+   * gone (settles of leases the session held).
+   */
   rawRequest(
     command: Command,
     args: Json,
     payload: Buffer[] = [],
     timeoutMs = this.requestTimeoutMs,
     rid: Buffer = this.newRequestId(),
+    scope?: string,
   ): Promise<Reply> {
     if (this.stopped && command !== 'BYE')
       return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    if (scope !== undefined && scope !== this.sessionId) return Promise.reject(sessionGone());
     const frames = encodeRequest(command, rid, args, payload);
     return new Promise<Reply>((resolve, reject) => {
       const key = rid.toString('latin1');
-      const p: Pending = { command, frames, resolve, reject, timer: undefined, sentAt: Date.now() };
+      const p: Pending = {
+        command,
+        frames,
+        // A SUBMIT with a dedup key is stored once, whatever the number of tries.
+        retryAfterShutdown:
+          RETRY_AFTER_SHUTDOWN.has(command) ||
+          (command === 'SUBMIT' && typeof args['dedupKey'] === 'string'),
+        scope,
+        resolve,
+        reject,
+        timer: undefined,
+        sentAt: Date.now(),
+      };
       if (timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.pending.delete(key);
@@ -208,8 +328,10 @@ export class Connection implements JobWire {
     args: Json,
     payload: Buffer[] = [],
     timeoutMs = this.requestTimeoutMs,
+    scope?: string,
   ): Promise<Reply> {
-    const reply = await this.rawRequest(command, args, payload, timeoutMs);
+    const rid = this.newRequestId();
+    const reply = await this.rawRequest(command, args, payload, timeoutMs, rid, scope);
     if (reply.kind === 'ERROR') throw errorWithDetails(reply);
     return reply;
   }
@@ -278,6 +400,13 @@ export class Connection implements JobWire {
       this.handshake();
       return;
     }
+    if (reply.kind === 'ERROR' && reply.args['code'] === 'SHUTTING_DOWN' && p.retryAfterShutdown) {
+      // A graceful stop refused it (so did not do it): hold it for the broker that comes back.
+      // The heartbeat redoes HELLO at its pace until one answers; the request goes out then.
+      this.counters.retriedAfterShutdown++;
+      this.sessionId = undefined;
+      return;
+    }
     this.pending.delete(key);
     if (p.timer) clearTimeout(p.timer);
     p.resolve(reply);
@@ -315,6 +444,9 @@ export class Connection implements JobWire {
         this.sessionId = String(reply.args['session']);
         this.connected = true;
         this.everConnected = true;
+        clearTimeout(this.connectTimer);
+        if (wasConnected) this.counters.reconnects++;
+        this.dropScopedTo(this.sessionId);
         // Resume consumers, then send again every request still waiting for an answer.
         this.handlers.onSession();
         for (const st of this.streams.values()) {
@@ -338,6 +470,16 @@ export class Connection implements JobWire {
         if (generation === this.handshakeGeneration) this.handshaking = false;
       },
     );
+  }
+
+  /** Rejects LEASE_LOST, unsent, the requests that belonged to a session other than `session`. */
+  private dropScopedTo(session: string): void {
+    for (const [key, p] of this.pending) {
+      if (p.scope === undefined || p.scope === session) continue;
+      this.pending.delete(key);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(sessionGone());
+    }
   }
 
   private heartbeat(): void {
@@ -374,7 +516,13 @@ export class Connection implements JobWire {
   private failover(): void {
     const old = this.transport;
     this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-    this.transport = this.open(this.endpoints[this.endpointIndex]!);
+    if (!this.everConnected) {
+      // Before the first session, skip endpoints already found unreachable.
+      for (let i = 0; i < this.endpoints.length && this.unreachable.has(this.endpointIndex); i++) {
+        this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
+      }
+    }
+    this.transport = this.open(this.endpointIndex);
     void old.close();
     this.sessionId = undefined;
     this.abandonHandshake();
@@ -402,6 +550,7 @@ export class Connection implements JobWire {
   stop(): void {
     this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    clearTimeout(this.connectTimer);
     for (const p of this.pending.values()) {
       if (p.timer) clearTimeout(p.timer);
       p.reject(new FerryError('CONNECTION_CLOSED'));

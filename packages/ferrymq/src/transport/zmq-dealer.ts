@@ -1,5 +1,6 @@
 /** A ZeroMQ DEALER connected to one broker endpoint, with an ordered send queue. */
 import * as zmq from 'zeromq';
+import { FerryError } from '../model/errors.js';
 import { SendQueue } from './socket-helpers.js';
 import type { ClientConnection, ClientConnectionEvents } from './types.js';
 
@@ -44,7 +45,16 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
     reconnectInterval: DEALER_RECONNECT_MS,
     reconnectMaxInterval: DEALER_RECONNECT_MAX_MS,
   });
-  sock.connect(endpoint);
+  try {
+    sock.connect(endpoint);
+  } catch (err) {
+    sock.close();
+    throw new FerryError(
+      'CONFIG_INVALID',
+      `cannot connect to ${JSON.stringify(endpoint)}: ${(err as Error).message} (expected tcp://host:port)`,
+      { cause: err },
+    );
+  }
   const conn = new DealerConnection(sock, endpoint);
   void (async () => {
     try {
@@ -53,12 +63,13 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
       // Socket closed.
     }
   })();
-  if (events.onConnect || events.onDisconnect) {
+  if (events.onConnect || events.onDisconnect || events.onConnectRetry) {
     void (async () => {
       try {
         for await (const ev of sock.events) {
           if (ev.type === 'connect') events.onConnect?.();
           else if (ev.type === 'disconnect') events.onDisconnect?.();
+          else if (ev.type === 'connect:retry') events.onConnectRetry?.();
         }
       } catch {
         // Socket closed.
