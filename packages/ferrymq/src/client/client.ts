@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Body } from '../model/body.js';
-import { FerryError } from '../model/errors.js';
 import type { JobInfo, JobStatus, ServiceInfo, WorkerInfo } from '../model/jobs.js';
 import type { FerryStats } from '../model/stats.js';
 import type { RolloutOutcome, TopicStatus } from '../model/topics.js';

@@ -103,7 +103,9 @@ export function resolveConnectOptions(
   const bag = options as Record<string, unknown>;
   for (const key of Object.keys(bag)) {
     if (!KNOWN_OPTIONS.has(key)) {
-      throw invalid(`unknown client option ${JSON.stringify(key)} (known: ${[...KNOWN_OPTIONS]})`);
+      throw invalid(
+        `unknown client option ${JSON.stringify(key)} (known: ${[...KNOWN_OPTIONS].join(', ')})`,
+      );
     }
   }
   const name = bag['name'] ?? 'ferry-js';

@@ -10,56 +10,24 @@ import { FerryError } from '../model/errors.js';
 import {
   decodeReply,
   encodeRequest,
-  errorFromReply,
   type Command,
   type Json,
   type Reply,
 } from '../protocol/codec.js';
-import { connectDealer } from '../transport/zmq-dealer.js';
 import type { ClientConnection } from '../transport/types.js';
 import { Channel } from './channel.js';
-import { ENDPOINT_FORM } from './connect-options.js';
+import { Endpoints } from './endpoints.js';
+import {
+  errorWithDetails,
+  retriesAfterShutdown,
+  sessionGone,
+  type Pending,
+  type Stream,
+} from './requests.js';
 import type { JobWire } from './job-client.js';
 import type { ClientCounters, ClientStatus, SettleCommand } from './status.js';
 
 const CLIENT_LIVENESS = 3;
-
-/**
- * Requests sent again after a reconnect when the broker refused them with SHUTTING_DOWN
- * (a graceful stop): refused means not done, and each is safe to repeat — reads, SENDs (their
- * request key stores them once), settles (answered lease-lost if the lease died with the
- * session), registrations. CALL, MULTICAST, PUBLISH, PURGE… are not: their caller decides.
- */
-const RETRY_AFTER_SHUTDOWN: ReadonlySet<Command> = new Set<Command>([
-  'SEND',
-  'CONSUME',
-  'CANCEL',
-  'ACK',
-  'NACK',
-  'EXTEND',
-  'STATS',
-  'QUEUES',
-  'PEEK',
-  'DLQ_LIST',
-  'JOB',
-  'JOBS',
-  'WATCH',
-  'UNWATCH',
-  'WORKER',
-  'WORKER_STOP',
-  'COMPLETE',
-  'FAIL',
-  'PROGRESS',
-  'JOB_EXTEND',
-  'SERVICES',
-  'WORKERS',
-  'SUBSCRIBE',
-  'UNSUBSCRIBE',
-  'TOPIC_ACK',
-  'RETAINED',
-  'CONFIRM',
-  'TOPIC_STATUS',
-]);
 
 export interface ConnectionOptions {
   heartbeatMs: number;
@@ -82,43 +50,9 @@ export interface ConnectionHandlers {
   onSession(): void;
 }
 
-interface Pending {
-  command: Command;
-  frames: Buffer[];
-  /** Sent again after a reconnect if the broker answered SHUTTING_DOWN. */
-  retryAfterShutdown: boolean;
-  /** Means something only in this session (a settle): LEASE_LOST once that session is gone. */
-  scope: string | undefined;
-  resolve: (reply: Reply) => void;
-  reject: (err: FerryError) => void;
-  timer: NodeJS.Timeout | undefined;
-  sentAt: number;
-}
-
-interface Stream {
-  onEvent: (reply: Reply) => void;
-  frames: Buffer[];
-  answered: boolean;
-  /** Send again after a reconnect (watches). */
-  resend: boolean;
-}
-
-/** What a request of a session that is gone rejects with. */
-function sessionGone(): FerryError {
-  return new FerryError('LEASE_LOST', 'the session that held the lease ended (reconnected)');
-}
-
-/** The FerryError of an ERROR reply, with the reply's extra fields (e.g. `job`) as details. */
-function errorWithDetails(reply: Reply): FerryError {
-  const base = errorFromReply(reply);
-  const { code: _c, message: _m, ...details } = reply.args;
-  if (Object.keys(details).length === 0) return base;
-  return new FerryError(base.code, base.message, { details });
-}
-
 export class Connection implements JobWire {
   private transport: ClientConnection;
-  private endpointIndex = 0;
+  private readonly endpoints: Endpoints;
   private nextRequest = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly streams = new Map<string, Stream>();
@@ -137,72 +71,34 @@ export class Connection implements JobWire {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly statusChannels = new Set<Channel<ClientStatus>>();
   private everConnected = false;
-  /** Endpoints that refused or never accepted a connection, before the first session. */
-  private readonly unreachable = new Set<number>();
-  private connectTimer: NodeJS.Timeout | undefined;
   private failStart: ((err: FerryError) => void) | undefined;
+  /** Every endpoint was found unreachable (before start() listened). */
+  private unreachableError: FerryError | undefined;
   readonly counters: ClientCounters = { leasesLost: 0, reconnects: 0, retriedAfterShutdown: 0 };
 
   constructor(
-    private readonly endpoints: string[],
+    endpoints: readonly string[],
     options: ConnectionOptions,
     private readonly handlers: ConnectionHandlers,
   ) {
     this.heartbeatMs = options.heartbeatMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.name = options.name;
-    this.connectTimeoutMs = options.connectTimeoutMs;
     this.ready = new Promise((r) => (this.readyResolve = r));
-    this.transport = this.open(0);
-  }
-
-  private readonly connectTimeoutMs: number;
-
-  private open(index: number): ClientConnection {
-    const endpoint = this.endpoints[index]!;
-    let reached = false;
-    const transport = connectDealer(endpoint, {
+    this.endpoints = new Endpoints(endpoints, options.connectTimeoutMs, {
       onMessage: (frames) => this.onFrames(frames),
       onDisconnect: () => this.onTransportDown(),
-      onConnect: () => {
-        reached = true;
-        if (this.transport === transport) clearTimeout(this.connectTimer);
-      },
-      onConnectRetry: () => {
-        if (!reached && this.transport === transport) this.onUnreachable(index);
+      onUnreachable: (all) => {
+        if (this.stopped) return;
+        if (!all) {
+          this.failover();
+          return;
+        }
+        this.unreachableError = this.endpoints.unreachableError();
+        this.failStart?.(this.unreachableError);
       },
     });
-    clearTimeout(this.connectTimer);
-    if (!this.everConnected) {
-      this.connectTimer = setTimeout(() => {
-        if (!reached && this.transport === transport) this.onUnreachable(index);
-      }, this.connectTimeoutMs);
-      this.connectTimer.unref();
-    }
-    return transport;
-  }
-
-  /**
-   * Before the first session, an endpoint refused the connection (or did not accept one in
-   * time): try the next; when none is left, connect() rejects UNREACHABLE. After the first
-   * session, ZeroMQ keeps retrying by itself, as for any disconnect.
-   */
-  private onUnreachable(index: number): void {
-    if (this.everConnected || this.stopped) return;
-    this.unreachable.add(index);
-    if (this.unreachable.size < this.endpoints.length) {
-      this.failover();
-      return;
-    }
-    const where = this.endpoints.join(', ');
-    this.failStart?.(
-      new FerryError(
-        'UNREACHABLE',
-        `nothing answers at ${where}: no Ferry broker runs there, or it cannot be reached. ` +
-          'Start one with `npx ferry start` (in a clone: `npm start`), or `ferry start --bind ' +
-          `${this.endpoints[0]!}\`; endpoints take the form ${ENDPOINT_FORM}.`,
-      ),
-    );
+    this.transport = this.endpoints.open();
   }
 
   /** The endpoint in use now. */
@@ -235,10 +131,10 @@ export class Connection implements JobWire {
         this.ready,
         new Promise<never>((_, reject) => {
           this.failStart = reject;
+          if (this.unreachableError) reject(this.unreachableError);
           if (this.requestTimeoutMs > 0) {
             timer = setTimeout(
-              () =>
-                reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.join(', ')}`)),
+              () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoint}`)),
               this.requestTimeoutMs,
             );
           }
@@ -247,7 +143,7 @@ export class Connection implements JobWire {
     } finally {
       this.failStart = undefined;
       clearTimeout(timer);
-      clearTimeout(this.connectTimer);
+      this.endpoints.stopProbing();
     }
   }
 
@@ -292,10 +188,7 @@ export class Connection implements JobWire {
       const p: Pending = {
         command,
         frames,
-        // A SUBMIT with a dedup key is stored once, whatever the number of tries.
-        retryAfterShutdown:
-          RETRY_AFTER_SHUTDOWN.has(command) ||
-          (command === 'SUBMIT' && typeof args['dedupKey'] === 'string'),
+        retryAfterShutdown: retriesAfterShutdown(command, args),
         scope,
         resolve,
         reject,
@@ -444,7 +337,7 @@ export class Connection implements JobWire {
         this.sessionId = String(reply.args['session']);
         this.connected = true;
         this.everConnected = true;
-        clearTimeout(this.connectTimer);
+        this.endpoints.stopProbing();
         if (wasConnected) this.counters.reconnects++;
         this.dropScopedTo(this.sessionId);
         // Resume consumers, then send again every request still waiting for an answer.
@@ -488,14 +381,14 @@ export class Connection implements JobWire {
     if (silentFor > this.heartbeatMs * CLIENT_LIVENESS && this.connected) {
       this.connected = false;
       this.emit({ type: 'disconnected', endpoint: this.endpoint });
-      if (this.endpoints.length > 1) this.failover();
+      if (this.endpoints.count > 1) this.failover();
     }
     if (this.sessionId === undefined) {
       if (!this.handshaking) {
         this.handshake();
       } else if (Date.now() - this.helloSentAt > this.heartbeatMs * CLIENT_LIVENESS) {
         // No answer to HELLO (the broker may have died holding it): try again, or elsewhere.
-        if (this.endpoints.length > 1) {
+        if (this.endpoints.count > 1) {
           this.failover();
         } else {
           this.abandonHandshake();
@@ -515,14 +408,8 @@ export class Connection implements JobWire {
   /** Moves to the next endpoint: the requests in flight are sent again there after HELLO. */
   private failover(): void {
     const old = this.transport;
-    this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-    if (!this.everConnected) {
-      // Before the first session, skip endpoints already found unreachable.
-      for (let i = 0; i < this.endpoints.length && this.unreachable.has(this.endpointIndex); i++) {
-        this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-      }
-    }
-    this.transport = this.open(this.endpointIndex);
+    this.endpoints.advance();
+    this.transport = this.endpoints.open();
     void old.close();
     this.sessionId = undefined;
     this.abandonHandshake();
@@ -550,7 +437,7 @@ export class Connection implements JobWire {
   stop(): void {
     this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    clearTimeout(this.connectTimer);
+    this.endpoints.stopProbing();
     for (const p of this.pending.values()) {
       if (p.timer) clearTimeout(p.timer);
       p.reject(new FerryError('CONNECTION_CLOSED'));

@@ -2,7 +2,10 @@
 import type { Command } from '../protocol/codec.js';
 
 /** Requests that settle a lease: of a delivered message, or of a worker's job. */
-export type SettleCommand = Extract<Command, 'ACK' | 'NACK' | 'EXTEND' | 'COMPLETE' | 'FAIL' | 'JOB_EXTEND'>;
+export type SettleCommand = Extract<
+  Command,
+  'ACK' | 'NACK' | 'EXTEND' | 'COMPLETE' | 'FAIL' | 'JOB_EXTEND'
+>;
 
 export type ClientStatus =
   | { type: 'connected'; endpoint: string; session: string }

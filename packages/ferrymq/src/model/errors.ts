@@ -76,7 +76,8 @@ export const ERROR_REGISTRY = {
   CONFIG_INVALID: { status: 400, description: 'A configuration key, flag or value was not valid.' },
   UNREACHABLE: {
     status: 503,
-    description: 'Nothing answers at the broker endpoint: no broker runs there, or it cannot be reached.',
+    description:
+      'Nothing answers at the broker endpoint: no broker runs there, or it cannot be reached.',
   },
   DATA_DIR_LOCKED: {
     status: 409,

@@ -45,6 +45,21 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
     reconnectInterval: DEALER_RECONNECT_MS,
     reconnectMaxInterval: DEALER_RECONNECT_MAX_MS,
   });
+  // The observer starts before connect: events that happen before it watches are lost.
+  if (events.onConnect || events.onDisconnect || events.onConnectRetry) {
+    const observer = sock.events;
+    void (async () => {
+      try {
+        for await (const ev of observer) {
+          if (ev.type === 'connect') events.onConnect?.();
+          else if (ev.type === 'disconnect') events.onDisconnect?.();
+          else if (ev.type === 'connect:retry') events.onConnectRetry?.();
+        }
+      } catch {
+        // Socket closed.
+      }
+    })();
+  }
   try {
     sock.connect(endpoint);
   } catch (err) {
@@ -63,18 +78,5 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
       // Socket closed.
     }
   })();
-  if (events.onConnect || events.onDisconnect || events.onConnectRetry) {
-    void (async () => {
-      try {
-        for await (const ev of sock.events) {
-          if (ev.type === 'connect') events.onConnect?.();
-          else if (ev.type === 'disconnect') events.onDisconnect?.();
-          else if (ev.type === 'connect:retry') events.onConnectRetry?.();
-        }
-      } catch {
-        // Socket closed.
-      }
-    })();
-  }
   return conn;
 }
