@@ -188,7 +188,7 @@ export class Connection implements JobWire {
       const p: Pending = {
         command,
         frames,
-        retryAfterShutdown: retriesAfterShutdown(command, args),
+        retryAfterShutdown: retriesAfterShutdown(command),
         scope,
         resolve,
         reject,

@@ -69,9 +69,12 @@ export interface JobContext {
   readonly attempt: number;
   /** Aborted when a client cancels the job, or the broker took it back. */
   readonly signal: AbortSignal;
-  /** Reports progress (any JSON), seen by callers and watchers. */
+  /**
+   * Reports progress (any JSON), seen by callers and watchers. Once the broker took the job
+   * back (`signal` aborted), reports are dropped without an error.
+   */
   progress(progress: unknown): Promise<void>;
-  /** Sends a partial result, relayed to callers and watchers in order. */
+  /** Sends a partial result, relayed to callers and watchers in order (dropped likewise). */
   partial(body: Body | Body[]): Promise<void>;
   /**
    * More time: the run's deadline becomes at least `ms` from now. Resolves `'lease-lost'`
@@ -389,12 +392,8 @@ export class JobWorker implements Worker {
       headers: (args['headers'] as Record<string, string> | undefined) ?? {},
       attempt: Number(args['attempt'] ?? 1),
       signal: controller.signal,
-      progress: async (progress) => {
-        await this.wire.request('PROGRESS', { id, progress: progress ?? null });
-      },
-      partial: async (body) => {
-        await this.wire.request('PROGRESS', { id, partial: true }, toFrames(body));
-      },
+      progress: (progress) => this.report({ id, progress: progress ?? null }, [], session),
+      partial: (body) => this.report({ id, partial: true }, toFrames(body), session),
       extend: async (ms) => {
         const lost = await this.settle('JOB_EXTEND', { id, ms }, [], session);
         return lost ?? 'extended';
@@ -454,6 +453,15 @@ export class JobWorker implements Worker {
       if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) throw err;
       this.wire.reportLeaseLost(command, String(args['id']));
       return 'lease-lost';
+    }
+  }
+
+  /** A PROGRESS report of a job this session holds: dropped once the job was taken back. */
+  private async report(args: Json, frames: Buffer[], session: string | undefined): Promise<void> {
+    try {
+      await this.wire.request('PROGRESS', args, frames, undefined, session);
+    } catch (err) {
+      if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) throw err;
     }
   }
 

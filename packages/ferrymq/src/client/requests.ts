@@ -4,52 +4,20 @@
  * graceful broker stop, and the errors requests end with.
  */
 import { FerryError } from '../model/errors.js';
-import { errorFromReply, type Command, type Json, type Reply } from '../protocol/codec.js';
+import { errorFromReply, type Command, type Reply } from '../protocol/codec.js';
 
 /**
- * Requests sent again after a reconnect when the broker refused them with SHUTTING_DOWN
- * (a graceful stop): refused means not done, and each is safe to repeat — reads, SENDs (their
- * request key stores them once), settles (answered lease-lost if the lease died with the
- * session), registrations. CALL, MULTICAST, PUBLISH, PURGE… are not: their caller decides.
+ * The broker answers SHUTTING_DOWN (a graceful stop) only for a request it refused before
+ * doing any of it: a check before the work, or a store that refused the whole write. So such a
+ * request is held and sent again once a broker answers HELLO — SENDs are stored once anyway
+ * (their request key), SUBMITs too (their dedup key), settles of leases the old session held
+ * resolve lease-lost, reads and registrations are repeatable. Not the session's own traffic.
  */
-const RETRY_AFTER_SHUTDOWN: ReadonlySet<Command> = new Set<Command>([
-  'SEND',
-  'CONSUME',
-  'CANCEL',
-  'ACK',
-  'NACK',
-  'EXTEND',
-  'STATS',
-  'QUEUES',
-  'PEEK',
-  'DLQ_LIST',
-  'JOB',
-  'JOBS',
-  'WATCH',
-  'UNWATCH',
-  'WORKER',
-  'WORKER_STOP',
-  'COMPLETE',
-  'FAIL',
-  'PROGRESS',
-  'JOB_EXTEND',
-  'SERVICES',
-  'WORKERS',
-  'SUBSCRIBE',
-  'UNSUBSCRIBE',
-  'TOPIC_ACK',
-  'RETAINED',
-  'CONFIRM',
-  'TOPIC_STATUS',
-]);
+const NOT_RETRIED_AFTER_SHUTDOWN: ReadonlySet<Command> = new Set<Command>(['HELLO', 'PING', 'BYE']);
 
 /** Whether a request refused with SHUTTING_DOWN is held and sent again after the reconnect. */
-export function retriesAfterShutdown(command: Command, args: Json): boolean {
-  // A SUBMIT with a dedup key is stored once, whatever the number of tries.
-  return (
-    RETRY_AFTER_SHUTDOWN.has(command) ||
-    (command === 'SUBMIT' && typeof args['dedupKey'] === 'string')
-  );
+export function retriesAfterShutdown(command: Command): boolean {
+  return !NOT_RETRIED_AFTER_SHUTDOWN.has(command);
 }
 
 export interface Pending {
