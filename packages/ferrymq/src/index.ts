@@ -6,6 +6,7 @@ export {
   connect,
   FerryClient,
   DEFAULT_ENDPOINT,
+  type ClientCounters,
   type ClientStatus,
   type ConnectOptions,
   type ConsumeOptions,
@@ -52,8 +53,12 @@ export type {
   WorkerInfo,
 } from './model/jobs.js';
 export type {
+  AckOutcome,
+  ExtendOutcome,
   Headers,
+  LeaseLost,
   MessageState,
+  NackOutcome,
   QueueCounts,
   QueuePolicy,
   QueuePolicyChanges,

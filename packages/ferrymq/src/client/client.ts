@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Body } from '../model/body.js';
-import { FerryError } from '../model/errors.js';
 import type { JobInfo, JobStatus, ServiceInfo, WorkerInfo } from '../model/jobs.js';
 import type { QueuePolicyChanges } from '../model/queues.js';
 import type { FerryStats } from '../model/stats.js';
@@ -24,11 +23,12 @@ import {
   type QueuePolicyInfo,
 } from './admin-api.js';
 import {
-  Connection,
-  DEFAULT_CLIENT_HEARTBEAT_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  type ClientStatus,
-} from './connection.js';
+  checkEndpoints,
+  DEFAULT_ENDPOINT,
+  resolveConnectOptions,
+  type ConnectOptions,
+} from './connect-options.js';
+import { Connection } from './connection.js';
 import { JobApi } from './job-api.js';
 import type {
   CallOptions,
@@ -50,6 +50,7 @@ import {
   type QueueMulticastOutcome,
   type SendOptions,
 } from './queue-api.js';
+import type { ClientCounters, ClientStatus } from './status.js';
 import { TopicApi } from './topic-api.js';
 import type {
   PublishOptions,
@@ -59,7 +60,8 @@ import type {
   TopicSubscription,
 } from './topic-client.js';
 
-export { type ClientStatus } from './connection.js';
+export { DEFAULT_ENDPOINT, type ConnectOptions } from './connect-options.js';
+export type { ClientCounters, ClientStatus } from './status.js';
 export type { DeleteQueueOutcome, PeekedMessage, QueuePolicyInfo } from './admin-api.js';
 export {
   type ConsumeOptions,
@@ -70,22 +72,8 @@ export {
   type SendOptions,
 } from './queue-api.js';
 
-export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const BYE_TIMEOUT_MS = 1_000;
-
-export interface ConnectOptions {
-  /** How often the client pings; the broker drops a session silent for 3× this. */
-  heartbeatMs?: number;
-  /** A request with no answer within this rejects with TIMEOUT. */
-  requestTimeoutMs?: number;
-  /** Most messages per SEND request when batching. */
-  maxBatchMessages?: number;
-  /** Send queued acks as soon as this many are waiting, without waiting for the tick to end. */
-  ackFlushAt?: number;
-  /** Name shown in broker logs. */
-  name?: string;
-}
 
 /**
  * A client of one broker. It owns the {@link Connection} and delegates each concern to one
@@ -101,15 +89,14 @@ export class FerryClient {
   private readonly topicApi: TopicApi;
   private readonly adminApi: AdminApi;
 
-  /** Use {@link connect}. */
-  constructor(endpoints: string[], options: ConnectOptions = {}) {
-    if (endpoints.length === 0) throw new FerryError('CONFIG_INVALID', 'no broker endpoint given');
-    const connectionOptions = {
-      heartbeatMs: options.heartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS,
-      requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      name: options.name ?? 'ferry-js',
-    };
-    this.conn = new Connection(endpoints, connectionOptions, {
+  /** Use {@link connect}. Throws CONFIG_INVALID for a malformed endpoint or option. */
+  constructor(endpoints: string | string[], options: ConnectOptions = {}) {
+    const list = checkEndpoints(endpoints);
+    const resolved = resolveConnectOptions(options, {
+      maxBatchMessages: DEFAULT_CLIENT_BATCH,
+      ackFlushAt: DEFAULT_ACK_FLUSH_AT,
+    });
+    this.conn = new Connection(list, resolved, {
       onDeliver: (reply) => this.queueApi.onDeliver(reply),
       onWorkerMessage: (reply) => this.jobApi.onWorkerMessage(reply),
       onTopicMessage: (reply) => this.topicApi.onTopicMessage(reply),
@@ -128,10 +115,7 @@ export class FerryClient {
     this.queueApi = new QueueApi(
       this.conn,
       this.clientId,
-      {
-        maxBatch: options.maxBatchMessages ?? DEFAULT_CLIENT_BATCH,
-        ackFlushAt: options.ackFlushAt ?? DEFAULT_ACK_FLUSH_AT,
-      },
+      { maxBatch: resolved.maxBatchMessages, ackFlushAt: resolved.ackFlushAt },
       this.topicApi.subscriptions,
     );
     this.jobApi = new JobApi(this.conn, this.clientId);
@@ -153,9 +137,17 @@ export class FerryClient {
     }
   }
 
-  /** Connection events, as an async iterator. */
+  /**
+   * Connection events (connected, disconnected, reconnected, lease-lost, closed), as an async
+   * iterator; read it to the end or it buffers what happens.
+   */
   status(): AsyncIterable<ClientStatus> {
     return this.conn.status();
+  }
+
+  /** What this client counted so far: leases lost, reconnects, requests held over a restart. */
+  get counters(): ClientCounters {
+    return { ...this.conn.counters };
   }
 
   /** One request; rejects with the FerryError of an ERROR answer (tests send raw commands). */
@@ -416,7 +408,7 @@ export async function connect(
   endpoints: string | string[] = DEFAULT_ENDPOINT,
   options: ConnectOptions = {},
 ): Promise<FerryClient> {
-  const client = new FerryClient(Array.isArray(endpoints) ? endpoints : [endpoints], options);
+  const client = new FerryClient(endpoints, options);
   await client.start();
   return client;
 }

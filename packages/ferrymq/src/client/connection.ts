@@ -10,29 +10,30 @@ import { FerryError } from '../model/errors.js';
 import {
   decodeReply,
   encodeRequest,
-  errorFromReply,
   type Command,
   type Json,
   type Reply,
 } from '../protocol/codec.js';
-import { connectDealer } from '../transport/zmq-dealer.js';
 import type { ClientConnection } from '../transport/types.js';
 import { Channel } from './channel.js';
+import { Endpoints } from './endpoints.js';
+import {
+  errorWithDetails,
+  retriesAfterShutdown,
+  sessionGone,
+  type Pending,
+  type Stream,
+} from './requests.js';
 import type { JobWire } from './job-client.js';
+import type { ClientCounters, ClientStatus, SettleCommand } from './status.js';
 
-export const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
 const CLIENT_LIVENESS = 3;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-export type ClientStatus =
-  | { type: 'connected'; endpoint: string; session: string }
-  | { type: 'disconnected'; endpoint: string }
-  | { type: 'reconnected'; endpoint: string; session: string; resent: number }
-  | { type: 'closed' };
 
 export interface ConnectionOptions {
   heartbeatMs: number;
   requestTimeoutMs: number;
+  /** Before the first session: how long an endpoint gets to accept a TCP connection. */
+  connectTimeoutMs: number;
   /** Name shown in broker logs. */
   name: string;
 }
@@ -51,34 +52,9 @@ export interface ConnectionHandlers {
   onSession(): void;
 }
 
-interface Pending {
-  command: Command;
-  frames: Buffer[];
-  resolve: (reply: Reply) => void;
-  reject: (err: FerryError) => void;
-  timer: NodeJS.Timeout | undefined;
-  sentAt: number;
-}
-
-interface Stream {
-  onEvent: (reply: Reply) => void;
-  frames: Buffer[];
-  answered: boolean;
-  /** Send again after a reconnect (watches). */
-  resend: boolean;
-}
-
-/** The FerryError of an ERROR reply, with the reply's extra fields (e.g. `job`) as details. */
-function errorWithDetails(reply: Reply): FerryError {
-  const base = errorFromReply(reply);
-  const { code: _c, message: _m, ...details } = reply.args;
-  if (Object.keys(details).length === 0) return base;
-  return new FerryError(base.code, base.message, { details });
-}
-
 export class Connection implements JobWire {
   private transport: ClientConnection;
-  private endpointIndex = 0;
+  private readonly endpoints: Endpoints;
   private nextRequest = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly streams = new Map<string, Stream>();
@@ -97,9 +73,13 @@ export class Connection implements JobWire {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly statusChannels = new Set<Channel<ClientStatus>>();
   private everConnected = false;
+  private failStart: ((err: FerryError) => void) | undefined;
+  /** Every endpoint was found unreachable (before start() listened). */
+  private unreachableError: FerryError | undefined;
+  readonly counters: ClientCounters = { leasesLost: 0, reconnects: 0, retriedAfterShutdown: 0 };
 
   constructor(
-    private readonly endpoints: string[],
+    endpoints: readonly string[],
     options: ConnectionOptions,
     private readonly handlers: ConnectionHandlers,
   ) {
@@ -107,14 +87,20 @@ export class Connection implements JobWire {
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.name = options.name;
     this.ready = new Promise((r) => (this.readyResolve = r));
-    this.transport = this.open(this.endpoints[0]!);
-  }
-
-  private open(endpoint: string): ClientConnection {
-    return connectDealer(endpoint, {
+    this.endpoints = new Endpoints(endpoints, options.connectTimeoutMs, {
       onMessage: (frames) => this.onFrames(frames),
       onDisconnect: () => this.onTransportDown(),
+      onUnreachable: (all) => {
+        if (this.stopped) return;
+        if (!all) {
+          this.failover();
+          return;
+        }
+        this.unreachableError = this.endpoints.unreachableError();
+        this.failStart?.(this.unreachableError);
+      },
     });
+    this.transport = this.endpoints.open();
   }
 
   /** The endpoint in use now. */
@@ -146,14 +132,20 @@ export class Connection implements JobWire {
       await Promise.race([
         this.ready,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.join(', ')}`)),
-            this.requestTimeoutMs,
-          );
+          this.failStart = reject;
+          if (this.unreachableError) reject(this.unreachableError);
+          if (this.requestTimeoutMs > 0) {
+            timer = setTimeout(
+              () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoint}`)),
+              this.requestTimeoutMs,
+            );
+          }
         }),
       ]);
     } finally {
+      this.failStart = undefined;
       clearTimeout(timer);
+      this.endpoints.stopProbing();
     }
   }
 
@@ -168,22 +160,43 @@ export class Connection implements JobWire {
     for (const ch of this.statusChannels) ch.push(s);
   }
 
+  /** A settle found its lease gone: counted, and told to status iterators. */
+  reportLeaseLost(command: SettleCommand, id: string): void {
+    this.counters.leasesLost++;
+    this.emit({ type: 'lease-lost', command, id });
+  }
+
   // -------------------------------------------------------------- requests
 
-  /** Sends a request; resolves with its answer, ERROR included. */
+  /**
+   * Sends a request; resolves with its answer, ERROR included. With `scope` (a session id),
+   * the request belongs to that session: it rejects LEASE_LOST, unsent, once that session is
+   * gone (settles of leases the session held).
+   */
   rawRequest(
     command: Command,
     args: Json,
     payload: Buffer[] = [],
     timeoutMs = this.requestTimeoutMs,
     rid: Buffer = this.newRequestId(),
+    scope?: string,
   ): Promise<Reply> {
     if (this.stopped && command !== 'BYE')
       return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    if (scope !== undefined && scope !== this.sessionId) return Promise.reject(sessionGone());
     const frames = encodeRequest(command, rid, args, payload);
     return new Promise<Reply>((resolve, reject) => {
       const key = rid.toString('latin1');
-      const p: Pending = { command, frames, resolve, reject, timer: undefined, sentAt: Date.now() };
+      const p: Pending = {
+        command,
+        frames,
+        retryAfterShutdown: retriesAfterShutdown(command),
+        scope,
+        resolve,
+        reject,
+        timer: undefined,
+        sentAt: Date.now(),
+      };
       if (timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.pending.delete(key);
@@ -210,8 +223,10 @@ export class Connection implements JobWire {
     args: Json,
     payload: Buffer[] = [],
     timeoutMs = this.requestTimeoutMs,
+    scope?: string,
   ): Promise<Reply> {
-    const reply = await this.rawRequest(command, args, payload, timeoutMs);
+    const rid = this.newRequestId();
+    const reply = await this.rawRequest(command, args, payload, timeoutMs, rid, scope);
     if (reply.kind === 'ERROR') throw errorWithDetails(reply);
     return reply;
   }
@@ -284,6 +299,13 @@ export class Connection implements JobWire {
       this.handshake();
       return;
     }
+    if (reply.kind === 'ERROR' && reply.args['code'] === 'SHUTTING_DOWN' && p.retryAfterShutdown) {
+      // A graceful stop refused it (so did not do it): hold it for the broker that comes back.
+      // The heartbeat redoes HELLO at its pace until one answers; the request goes out then.
+      this.counters.retriedAfterShutdown++;
+      this.sessionId = undefined;
+      return;
+    }
     this.pending.delete(key);
     if (p.timer) clearTimeout(p.timer);
     p.resolve(reply);
@@ -321,6 +343,9 @@ export class Connection implements JobWire {
         this.sessionId = String(reply.args['session']);
         this.connected = true;
         this.everConnected = true;
+        this.endpoints.stopProbing();
+        if (wasConnected) this.counters.reconnects++;
+        this.dropScopedTo(this.sessionId);
         // Resume consumers, then send again every request still waiting for an answer.
         this.handlers.onSession();
         for (const st of this.streams.values()) {
@@ -346,20 +371,30 @@ export class Connection implements JobWire {
     );
   }
 
+  /** Rejects LEASE_LOST, unsent, the requests that belonged to a session other than `session`. */
+  private dropScopedTo(session: string): void {
+    for (const [key, p] of this.pending) {
+      if (p.scope === undefined || p.scope === session) continue;
+      this.pending.delete(key);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(sessionGone());
+    }
+  }
+
   private heartbeat(): void {
     if (this.stopped) return;
     const silentFor = Date.now() - this.lastHeard;
     if (silentFor > this.heartbeatMs * CLIENT_LIVENESS && this.connected) {
       this.connected = false;
       this.emit({ type: 'disconnected', endpoint: this.endpoint });
-      if (this.endpoints.length > 1) this.failover();
+      if (this.endpoints.count > 1) this.failover();
     }
     if (this.sessionId === undefined) {
       if (!this.handshaking) {
         this.handshake();
       } else if (Date.now() - this.helloSentAt > this.heartbeatMs * CLIENT_LIVENESS) {
         // No answer to HELLO (the broker may have died holding it): try again, or elsewhere.
-        if (this.endpoints.length > 1) {
+        if (this.endpoints.count > 1) {
           this.failover();
         } else {
           this.abandonHandshake();
@@ -379,8 +414,8 @@ export class Connection implements JobWire {
   /** Moves to the next endpoint: the requests in flight are sent again there after HELLO. */
   private failover(): void {
     const old = this.transport;
-    this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-    this.transport = this.open(this.endpoints[this.endpointIndex]!);
+    this.endpoints.advance();
+    this.transport = this.endpoints.open();
     void old.close();
     this.sessionId = undefined;
     this.abandonHandshake();
@@ -408,6 +443,7 @@ export class Connection implements JobWire {
   stop(): void {
     this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.endpoints.stopProbing();
     for (const p of this.pending.values()) {
       if (p.timer) clearTimeout(p.timer);
       p.reject(new FerryError('CONNECTION_CLOSED'));

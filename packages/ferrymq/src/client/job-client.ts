@@ -11,7 +11,9 @@
 import { FerryError, type ErrorCode } from '../model/errors.js';
 import { toFrames, type Body } from '../model/body.js';
 import type { JobInfo, JobStatus } from '../model/jobs.js';
+import type { ExtendOutcome, LeaseLost } from '../model/queues.js';
 import type { Command, Json, Reply } from '../protocol/codec.js';
+import type { SettleCommand } from './status.js';
 
 export type JobUpdate =
   | { type: 'status'; status: JobStatus; attempt: number }
@@ -67,12 +69,18 @@ export interface JobContext {
   readonly attempt: number;
   /** Aborted when a client cancels the job, or the broker took it back. */
   readonly signal: AbortSignal;
-  /** Reports progress (any JSON), seen by callers and watchers. */
+  /**
+   * Reports progress (any JSON), seen by callers and watchers. Once the broker took the job
+   * back (`signal` aborted), reports are dropped without an error.
+   */
   progress(progress: unknown): Promise<void>;
-  /** Sends a partial result, relayed to callers and watchers in order. */
+  /** Sends a partial result, relayed to callers and watchers in order (dropped likewise). */
   partial(body: Body | Body[]): Promise<void>;
-  /** More time: the run's deadline becomes at least `ms` from now. */
-  extend(ms: number): Promise<void>;
+  /**
+   * More time: the run's deadline becomes at least `ms` from now. Resolves `'lease-lost'`
+   * (never throws for it) when the broker took the job back: stop, it runs again.
+   */
+  extend(ms: number): Promise<ExtendOutcome>;
 }
 
 /**
@@ -118,7 +126,18 @@ export interface Worker {
 
 /** What the job code needs from the connection. @internal */
 export interface JobWire {
-  request(command: Command, args: Json, payload?: Buffer[], timeoutMs?: number): Promise<Reply>;
+  /** With `scope` (a session id): rejects LEASE_LOST, unsent, once that session is gone. */
+  request(
+    command: Command,
+    args: Json,
+    payload?: Buffer[],
+    timeoutMs?: number,
+    scope?: string,
+  ): Promise<Reply>;
+  /** The session now (undefined between sessions). */
+  readonly session: string | undefined;
+  /** A settle found its lease gone: counted and reported on the status stream. */
+  reportLeaseLost(command: SettleCommand, id: string): void;
   /** Sends a request whose EVENT messages go to onEvent until the stream is closed. */
   stream(
     command: Command,
@@ -360,6 +379,8 @@ export class JobWorker implements Worker {
   /** An ASSIGN for this worker. */
   onAssign(args: Json, payload: Buffer[]): void {
     const id = String(args['id']);
+    // The job is held by this session: what settles it means nothing in another one.
+    const session = this.wire.session;
     const controller = new AbortController();
     this.active.set(id, controller);
     this.armIdle();
@@ -371,14 +392,11 @@ export class JobWorker implements Worker {
       headers: (args['headers'] as Record<string, string> | undefined) ?? {},
       attempt: Number(args['attempt'] ?? 1),
       signal: controller.signal,
-      progress: async (progress) => {
-        await this.wire.request('PROGRESS', { id, progress: progress ?? null });
-      },
-      partial: async (body) => {
-        await this.wire.request('PROGRESS', { id, partial: true }, toFrames(body));
-      },
+      progress: (progress) => this.report({ id, progress: progress ?? null }, [], session),
+      partial: (body) => this.report({ id, partial: true }, toFrames(body), session),
       extend: async (ms) => {
-        await this.wire.request('JOB_EXTEND', { id, ms });
+        const lost = await this.settle('JOB_EXTEND', { id, ms }, [], session);
+        return lost ?? 'extended';
       },
     };
     void (async () => {
@@ -406,18 +424,45 @@ export class JobWorker implements Worker {
       }
       try {
         // Reported even when aborted: the broker keeps the slot until it hears of the job.
-        await this.wire.request(command, args2, frames);
+        await this.settle(command, args2, frames, session);
       } catch (err) {
-        // LEASE_LOST: the broker took the job back (timeout, reconnect); it runs again elsewhere.
-        if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) {
-          this.options.onError?.(err, ctx);
-        }
+        this.options.onError?.(err, ctx);
       } finally {
         this.active.delete(id);
         this.armIdle();
         if (this.active.size === 0) this.drained?.();
       }
     })();
+  }
+
+  /**
+   * Sends a settle of a job this session holds. LEASE_LOST (the broker took the job back: ack
+   * timeout, restart, reconnect; it runs again) resolves `'lease-lost'`, counted and reported;
+   * other errors reject. Waits for the broker however long it is away (no timeout).
+   */
+  private async settle(
+    command: 'COMPLETE' | 'FAIL' | 'JOB_EXTEND',
+    args: Json,
+    frames: Buffer[],
+    session: string | undefined,
+  ): Promise<LeaseLost | undefined> {
+    try {
+      await this.wire.request(command, args, frames, 0, session);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) throw err;
+      this.wire.reportLeaseLost(command, String(args['id']));
+      return 'lease-lost';
+    }
+  }
+
+  /** A PROGRESS report of a job this session holds: dropped once the job was taken back. */
+  private async report(args: Json, frames: Buffer[], session: string | undefined): Promise<void> {
+    try {
+      await this.wire.request('PROGRESS', args, frames, undefined, session);
+    } catch (err) {
+      if (!(err instanceof FerryError && err.code === 'LEASE_LOST')) throw err;
+    }
   }
 
   /** A REVOKE: the job was cancelled or taken back. */

@@ -1,10 +1,11 @@
 /**
  * The queue side of FerryClient: sends (those made in one tick go out as one SEND request per
- * queue), consumers fed by DELIVER messages, and acks batched the same way (nacks and extends
- * go one by one). Resumes consumers after a reconnect. FerryClient delegates to it.
+ * queue) and consumers fed by DELIVER messages; settling them is settler.ts's. Resumes
+ * consumers after a reconnect. FerryClient delegates to it.
  */
 import { toBuffer, toFrames, type Body } from '../model/body.js';
-import { FerryError, type ErrorCode } from '../model/errors.js';
+import { FerryError } from '../model/errors.js';
+import type { AckOutcome, ExtendOutcome, NackOutcome } from '../model/queues.js';
 import {
   errorFromReply,
   splitMessages,
@@ -15,6 +16,7 @@ import {
 } from '../protocol/codec.js';
 import { Channel } from './channel.js';
 import type { Connection } from './connection.js';
+import { Settler } from './settler.js';
 import type { TopicSubscription } from './topic-client.js';
 
 export const DEFAULT_CLIENT_BATCH = 1_000;
@@ -66,7 +68,11 @@ export interface NackOptions {
   dead?: boolean;
 }
 
-/** A delivered message. Ack it when done, or nack it to retry. */
+/**
+ * A delivered message. Ack it when done, or nack it to retry. Settling resolves with an
+ * outcome and never throws because the lease is gone (`'lease-lost'`: the broker restarted or
+ * the ack timeout passed; the message was or will be redelivered).
+ */
 export interface Message {
   readonly id: string;
   readonly queue: string;
@@ -79,10 +85,10 @@ export interface Message {
   readonly attempts: number;
   readonly priority: number;
   readonly enqueuedAt: Date;
-  ack(): Promise<void>;
-  nack(options?: NackOptions): Promise<void>;
+  ack(): Promise<AckOutcome>;
+  nack(options?: NackOptions): Promise<NackOutcome>;
   /** Push the ack deadline to at least `ms` from now. */
-  extend(ms: number): Promise<void>;
+  extend(ms: number): Promise<ExtendOutcome>;
 }
 
 export interface Consumer extends AsyncIterable<Message> {
@@ -101,12 +107,6 @@ export interface QueueApiOptions {
 interface QueuedSend {
   message: OutgoingMessage;
   resolve: (id: string) => void;
-  reject: (err: unknown) => void;
-}
-
-interface QueuedSettle {
-  id: string;
-  resolve: () => void;
   reject: (err: unknown) => void;
 }
 
@@ -145,10 +145,9 @@ export class QueueApi {
   private nextConsumer = 1;
   private readonly consumers = new Map<string, ConsumerImpl>();
   private readonly sendQueues = new Map<string, QueuedSend[]>();
-  private acks: QueuedSettle[] = [];
   private flushScheduled = false;
   private readonly maxBatch: number;
-  private readonly ackFlushAt: number;
+  private readonly settler: Settler;
 
   constructor(
     private readonly conn: Connection,
@@ -158,7 +157,7 @@ export class QueueApi {
     private readonly topicSubs: ReadonlyMap<string, TopicSubscription>,
   ) {
     this.maxBatch = options.maxBatch;
-    this.ackFlushAt = options.ackFlushAt;
+    this.settler = new Settler(conn, options.ackFlushAt, () => this.scheduleFlush());
   }
 
   // -------------------------------------------------------------- producing
@@ -212,7 +211,7 @@ export class QueueApi {
         );
       }
     }
-    this.flushAcks();
+    this.settler.flushAcks();
   }
 
   private async sendRequest(queue: string, messages: OutgoingMessage[]): Promise<string[]> {
@@ -313,6 +312,7 @@ export class QueueApi {
       return;
     }
     const ids: string[] = [];
+    const session = this.conn.session;
     for (let i = 0; i < decoded.length; i++) {
       const spec = specs[i] as DeliveredSpec;
       const frames = decoded[i]!.frames;
@@ -324,7 +324,7 @@ export class QueueApi {
         ids.push(spec.id);
         continue;
       }
-      c.channel.push(this.makeMessage(c.queue, spec, frames));
+      c.channel.push(this.makeMessage(c.queue, spec, frames, session));
     }
     if (ids.length > 0) {
       // Delivered to a consumer we no longer have: give them straight back.
@@ -342,7 +342,12 @@ export class QueueApi {
     c.channel.fail(errorFromReply(reply));
   }
 
-  private makeMessage(queue: string, spec: DeliveredSpec, frames: Buffer[]): Message {
+  private makeMessage(
+    queue: string,
+    spec: DeliveredSpec,
+    frames: Buffer[],
+    session: string | undefined,
+  ): Message {
     const id = String(spec.id);
     return {
       id,
@@ -353,58 +358,15 @@ export class QueueApi {
       attempts: spec.attempt ?? 1,
       priority: spec.priority ?? 0,
       enqueuedAt: new Date(spec.enqueuedAt ?? 0),
-      ack: () => this.ack(id),
-      nack: (options: NackOptions = {}) => this.settleOne('NACK', id, { ...options }),
-      extend: (ms: number) => this.settleOne('EXTEND', id, { ms }),
+      ack: () => this.settler.ack(id, session),
+      nack: (options: NackOptions = {}) => this.settler.nack(id, session, { ...options }),
+      extend: (ms: number) => this.settler.extend(id, session, ms),
     };
   }
 
-  // -------------------------------------------------------------- settling
-
-  /** Queues an ack: it goes out with this tick's others (or at once past ackFlushAt). */
-  ack(id: string): Promise<void> {
-    if (this.conn.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
-    return new Promise<void>((resolve, reject) => {
-      this.acks.push({ id, resolve, reject });
-      if (this.acks.length >= this.ackFlushAt) this.flushAcks();
-      else this.scheduleFlush();
-    });
-  }
-
-  /** Sends the queued acks now, as one ACK request. */
-  private flushAcks(): void {
-    if (this.acks.length === 0) return;
-    const acks = this.acks;
-    this.acks = [];
-    this.settleRequest('ACK', acks, {});
-  }
-
-  private settleOne(command: 'NACK' | 'EXTEND', id: string, args: Json): Promise<void> {
-    return new Promise<void>((resolve, reject) =>
-      this.settleRequest(command, [{ id, resolve, reject }], args),
-    );
-  }
-
-  private settleRequest(
-    command: 'ACK' | 'NACK' | 'EXTEND',
-    items: QueuedSettle[],
-    args: Json,
-  ): void {
-    this.conn.request(command, { ...args, ids: items.map((i) => i.id) }).then(
-      (reply) => {
-        const failed = new Map<string, ErrorCode>();
-        const list = reply.args['failed'];
-        if (Array.isArray(list)) {
-          for (const f of list as { id: string; code: ErrorCode }[]) failed.set(f.id, f.code);
-        }
-        for (const it of items) {
-          const code = failed.get(it.id);
-          if (code === undefined) it.resolve();
-          else it.reject(new FerryError(code, `${command} ${it.id}: ${code}`));
-        }
-      },
-      (err: unknown) => items.forEach((it) => it.reject(err)),
-    );
+  /** Acks a durable subscription's delivery (batched with the consumers' acks). */
+  ack(id: string): Promise<AckOutcome> {
+    return this.settler.ack(id);
   }
 
   // -------------------------------------------------------------- closing
@@ -442,7 +404,6 @@ export class QueueApi {
       for (const s of list) s.reject(new FerryError('CONNECTION_CLOSED'));
     }
     this.sendQueues.clear();
-    for (const a of this.acks) a.reject(new FerryError('CONNECTION_CLOSED'));
-    this.acks = [];
+    this.settler.failQueued();
   }
 }

@@ -28,7 +28,7 @@ export class TopicApi {
     private readonly conn: Connection,
     private readonly clientId: string,
     /** Acks a durable delivery, batched with the client's other acks. */
-    ack: (id: string) => Promise<void>,
+    ack: (id: string) => Promise<unknown>,
   ) {
     this.wire = {
       request: (command, args) => conn.request(command, args),

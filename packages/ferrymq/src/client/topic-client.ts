@@ -95,7 +95,7 @@ export interface TopicWire {
     args: Json,
   ): Promise<Reply>;
   /** Queues an ack of a durable delivery (batched with the client's other acks). */
-  ack(id: string): Promise<void>;
+  ack(id: string): Promise<unknown>;
   isClosed(): boolean;
 }
 

@@ -88,6 +88,11 @@ export const ERROR_REGISTRY = {
     description: 'The client was closed before the request completed.',
   },
   CONFIG_INVALID: { status: 400, description: 'A configuration key, flag or value was not valid.' },
+  UNREACHABLE: {
+    status: 503,
+    description:
+      'Nothing answers at the broker endpoint: no broker runs there, or it cannot be reached.',
+  },
   DATA_DIR_LOCKED: {
     status: 409,
     description: 'Another running broker holds the lock on the data folder.',

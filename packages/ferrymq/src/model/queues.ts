@@ -163,3 +163,15 @@ export function messageSize(frames: readonly Buffer[]): number {
   for (const f of frames) n += f.length;
   return n;
 }
+
+/**
+ * What settling a delivered message (ack, nack, extend) or a worker's job (its result, its
+ * failure, more time) resolves with. `'lease-lost'`: the lease was gone — the broker restarted,
+ * the connection was replaced, or the ack timeout passed. Nothing to do: the message or job was
+ * or will be delivered again (make handlers idempotent). Settling never throws for it; the SDK
+ * counts it (`client.counters.leasesLost`) and reports it on `client.status()`.
+ */
+export type LeaseLost = 'lease-lost';
+export type AckOutcome = 'acked' | LeaseLost;
+export type NackOutcome = 'nacked' | LeaseLost;
+export type ExtendOutcome = 'extended' | LeaseLost;

@@ -26,6 +26,8 @@ export interface ClientConnectionEvents {
   onDisconnect?(): void;
   /** The TCP connection was (re)established. */
   onConnect?(): void;
+  /** A connection attempt failed (refused, or the host did not resolve); ZeroMQ retries it. */
+  onConnectRetry?(): void;
 }
 
 /**

@@ -1,5 +1,6 @@
 /** A ZeroMQ DEALER connected to one broker endpoint, with an ordered send queue. */
 import * as zmq from 'zeromq';
+import { FerryError } from '../model/errors.js';
 import { SendQueue } from './socket-helpers.js';
 import type { ClientConnection, ClientConnectionEvents } from './types.js';
 
@@ -44,7 +45,31 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
     reconnectInterval: DEALER_RECONNECT_MS,
     reconnectMaxInterval: DEALER_RECONNECT_MAX_MS,
   });
-  sock.connect(endpoint);
+  // The observer starts before connect: events that happen before it watches are lost.
+  if (events.onConnect || events.onDisconnect || events.onConnectRetry) {
+    const observer = sock.events;
+    void (async () => {
+      try {
+        for await (const ev of observer) {
+          if (ev.type === 'connect') events.onConnect?.();
+          else if (ev.type === 'disconnect') events.onDisconnect?.();
+          else if (ev.type === 'connect:retry') events.onConnectRetry?.();
+        }
+      } catch {
+        // Socket closed.
+      }
+    })();
+  }
+  try {
+    sock.connect(endpoint);
+  } catch (err) {
+    sock.close();
+    throw new FerryError(
+      'CONFIG_INVALID',
+      `cannot connect to ${JSON.stringify(endpoint)}: ${(err as Error).message} (expected tcp://host:port)`,
+      { cause: err },
+    );
+  }
   const conn = new DealerConnection(sock, endpoint);
   void (async () => {
     try {
@@ -53,17 +78,5 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
       // Socket closed.
     }
   })();
-  if (events.onConnect || events.onDisconnect) {
-    void (async () => {
-      try {
-        for await (const ev of sock.events) {
-          if (ev.type === 'connect') events.onConnect?.();
-          else if (ev.type === 'disconnect') events.onDisconnect?.();
-        }
-      } catch {
-        // Socket closed.
-      }
-    })();
-  }
   return conn;
 }
