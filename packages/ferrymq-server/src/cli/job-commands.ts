@@ -67,6 +67,11 @@ function hintIfNoWorker(c: FerryClient, service: string): NodeJS.Timeout {
   }, WAITING_HINT_AFTER_MS);
 }
 
+/** --timeout bounds `--wait` too (TIMEOUT, exit 1); without it the wait has no end. */
+function waitOptions(o: ClientFlags): { timeoutMs?: number } {
+  return o.timeout !== undefined ? { timeoutMs: o.timeout } : {};
+}
+
 interface CallFlags extends JsonFlags {
   durable?: boolean;
   progress?: boolean;
@@ -132,7 +137,7 @@ function registerCallAndSubmit(program: Command): void {
         process.stdout.write(`${job.id}\n`);
         if (!o.wait) return;
         const hint = hintIfNoWorker(c, service);
-        const info = await job.wait().finally(() => clearTimeout(hint));
+        const info = await job.wait(waitOptions(o)).finally(() => clearTimeout(hint));
         process.stdout.write(`${describeJob(info)}\n`);
         failUnlessDone(info);
       });
@@ -176,7 +181,7 @@ function registerJob(program: Command): void {
           }
           return;
         }
-        const info = o.wait ? await job.wait() : await job.status();
+        const info = o.wait ? await job.wait(waitOptions(o)) : await job.status();
         show(info);
         if (o.wait) failUnlessDone(info);
       });

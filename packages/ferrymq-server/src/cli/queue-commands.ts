@@ -76,11 +76,10 @@ function registerSend(program: Command): void {
     .option('--dedup <key>', 'deduplication key')
     .option('--header <k=v>', 'a header (repeatable)', headerFlag)
     .option('--file <path>', "one message per non-empty line ('-' for stdin)")
-    .action(async (queue: string, bodies: string[], o: SendFlags) => {
-      if (o.file !== undefined && bodies.length > 0)
-        fail('CONFIG_INVALID: give bodies or --file, not both');
+    .action(async (queue: string, bodies: string[], o: SendFlags, cmd: Command) => {
+      if (o.file !== undefined && bodies.length > 0) cmd.error('give bodies or --file, not both');
       if (o.file === undefined && bodies.length === 0)
-        fail('CONFIG_INVALID: missing body (text, -, @file or --file)');
+        cmd.error('missing body (text, -, @file or --file)');
       await withClient(o, async (c) => {
         if (o.file !== undefined) return sendFile(c, queue, o.file, o);
         const id = await c.send(queue, readBodies(bodies), sendOptions(o));

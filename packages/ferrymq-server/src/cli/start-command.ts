@@ -65,7 +65,6 @@ async function runStart(cmd: Command): Promise<void> {
     const e = err instanceof FerryError ? err : new FerryError('INTERNAL', String(err));
     fail(`${e.code}: ${e.message}`, EXIT_FAILURE);
   }
-  announce(server, config);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -89,6 +88,8 @@ async function runStart(cmd: Command): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Only now: whoever waits for this line may signal us at once.
+  announce(server, config);
 }
 
 function announce(server: RunningServer, config: FerryConfig): void {
