@@ -150,6 +150,10 @@ describe('ferry CLI', () => {
       const r = await ferry(['queues', '--broker', 'tcp://127.0.0.1:9', '--timeout', '500']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^ferry: TIMEOUT: /m);
+      assert.match(
+        r.stderr,
+        /^ferry: hint: no broker answered at tcp:\/\/127\.0\.0\.1:9\. Start one with 'ferry start'/m,
+      );
     },
   );
 });

@@ -211,7 +211,7 @@ function registerJob(program: Command): void {
             formatMs(Math.max(0, now - j.createdAt)),
             j.error
               ? `${j.error.code}: ${j.error.message}`.slice(0, 60)
-              : j.result
+              : j.result && j.result.length > 0
                 ? j.result.map(printable).join(' | ').slice(0, 60)
                 : '-',
           ]),

@@ -3,8 +3,7 @@ import { Option, type Command } from 'commander';
 import { FerryError } from 'ferrymq/model';
 import { EXIT_FAILURE, fail, subcommand } from './cli-support.js';
 import { CONFIG_SCHEMA, HTTP_OFF, loadConfig, type FerryConfig } from '../server/config.js';
-import { createLogger } from '../server/logger.js';
-import { startServer, type RunningServer } from '../server/server.js';
+import type { RunningServer } from '../server/server.js';
 
 /** After the first SIGINT/SIGTERM, a second one (or this long) forces exit. */
 const FORCE_EXIT_AFTER_MS = 15_000;
@@ -57,6 +56,11 @@ async function runStart(cmd: Command): Promise<void> {
     const e = err as FerryError;
     fail(`${e.code ?? 'CONFIG_INVALID'}: ${e.message}`);
   }
+  // Loaded here, not at the top: client commands need none of the broker's modules.
+  const [{ createLogger }, { startServer }] = await Promise.all([
+    import('../server/logger.js'),
+    import('../server/server.js'),
+  ]);
   const log = createLogger(config.logLevel);
   let server: RunningServer;
   try {
