@@ -32,7 +32,8 @@ describe('ferry CLI', () => {
     assert.equal(version.stdout, `ferry ${pkg.version}\n`);
     const unknown = await ferry(['frobnicate']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown command frobnicate/);
+    // commander's wording since the CLI moved to it: the command quoted, coded like every error.
+    assert.match(unknown.stderr, /^ferry: CONFIG_INVALID: unknown command 'frobnicate'/m);
   });
 
   it('refuses an unwritable data folder, a locked one, and a taken port', async () => {
@@ -99,10 +100,8 @@ describe('ferry CLI', () => {
       const queues = await ferry(['queues', ...at]);
       assert.equal(queues.stdout, 'jobs\n');
       const peek = await ferry(['peek', 'jobs', '--json', ...at]);
-      const peeked = peek.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { frames: string[]; headers?: object });
+      // --json on a listing is one JSON array (it was JSON lines before the move to commander).
+      const peeked = JSON.parse(peek.stdout) as { frames: string[]; headers?: object }[];
       assert.deepEqual(
         peeked.map((p) => p.frames[0]),
         ['first', 'urgent'],
@@ -126,7 +125,9 @@ describe('ferry CLI', () => {
       }
       await sdk.close();
       const dlq = await ferry(['dlq', 'list', 'jobs', ...at]);
-      assert.match(dlq.stdout, /^\d+\tdead \(rejected\)\tattempts=1\tfirst\n$/);
+      // A table now (id, state, attempts, priority, age, reason, body), like every listing.
+      assert.match(dlq.stdout, /^id\s+state\s+attempts\s+priority\s+age\s+reason\s+body\n/);
+      assert.match(dlq.stdout, /\n\d+\s+dead\s+1\s+0\s+\S+\s+rejected\s+first\n$/);
       const redrive = await ferry(['dlq', 'redrive', 'jobs', ...at]);
       assert.match(redrive.stdout, /redrove 1 message/);
       const purged = await ferry(['purge', 'jobs', ...at]);
@@ -149,6 +150,10 @@ describe('ferry CLI', () => {
       const r = await ferry(['queues', '--broker', 'tcp://127.0.0.1:9', '--timeout', '500']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^ferry: TIMEOUT: /m);
+      assert.match(
+        r.stderr,
+        /^ferry: hint: no broker answered at tcp:\/\/127\.0\.0\.1:9\. Start one with 'ferry start'/m,
+      );
     },
   );
 });

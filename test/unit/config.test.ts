@@ -1,4 +1,4 @@
-/** Configuration: defaults < file < environment < flags; unknown keys and bad values refused. */
+/** Configuration: defaults < file < environment < flags; unknown keys and bad values refused, unknown FERRY_* variables named. */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import {
   DEFAULT_CONFIG,
   loadConfig,
   parseSync,
+  unknownFerryVariables,
 } from 'ferrymq-server/internal/server/config.js';
 import { tmpDir } from '../helpers/broker.js';
 
@@ -76,6 +77,23 @@ describe('config', () => {
     invalid(() => loadConfig({ flags: { 'pzq-ack-timeout': '10' } }), '--pzq-ack-timeout');
   });
 
+  it('ignores unknown FERRY_* variables and names them for a warning', () => {
+    // Behaviour changed deliberately: an unknown FERRY_* variable (FERRY_TEST_SEED, a typo)
+    // used to stop the broker; now `ferry` warns about it and goes on.
+    const env = {
+      FERRY_BOGUS: '1',
+      FERRY_TEST_SEED: '42',
+      FERRY_ACK_TIMEOUT_MS: '2000',
+      FERRY_BROKER: 'tcp://127.0.0.1:1',
+      FERRY_CONFIG: '/x.json',
+      NOT_FERRY: 'x',
+    };
+    assert.equal(loadConfig({ env }).ackTimeoutMs, 2000);
+    assert.deepEqual(unknownFerryVariables(env), ['FERRY_BOGUS', 'FERRY_TEST_SEED']);
+    assert.deepEqual(unknownFerryVariables(env, ['FERRY_TEST_SEED']), ['FERRY_BOGUS']);
+    assert.deepEqual(unknownFerryVariables({ FERRY_SYNC: 'off', FERRY_X: undefined }), []);
+  });
+
   it('refuses unknown keys, bad values and bad files, naming the culprit', () => {
     invalid(() => loadConfig({ file: configFile({ ackTimeout: 5 }) }), 'ackTimeout');
     invalid(() => loadConfig({ file: configFile('{not json') }), 'not valid JSON');
@@ -85,7 +103,6 @@ describe('config', () => {
     invalid(() => loadConfig({ file: configFile({ maxAttempts: '3' }) }), 'maxAttempts');
     invalid(() => loadConfig({ file: configFile({ queues: { 'bad name': {} } }) }), 'bad name');
     invalid(() => loadConfig({ file: configFile({ queues: { q: { nope: 1 } } }) }), 'nope');
-    invalid(() => loadConfig({ env: { FERRY_BOGUS: '1' } }), 'FERRY_BOGUS');
     invalid(() => loadConfig({ env: { FERRY_MAX_DEPTH: 'ten' } }), 'FERRY_MAX_DEPTH');
     invalid(() => loadConfig({ flags: { 'ack-timeout': '-1' } }), '--ack-timeout');
     invalid(() => loadConfig({ flags: { 'ack-timeout': '1.5' } }), '--ack-timeout');

@@ -1,37 +1,133 @@
-/** What every `ferry` client command shares: flag parsing, the client, output helpers. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+/**
+ * What every `ferry` command shares: the commander wiring (coded errors, client flags, value
+ * parsers), the client connection, and bodies read from arguments, stdin (`-`) or files (`@f`).
+ */
+import fs from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
 import { connect, DEFAULT_ENDPOINT, type FerryClient } from 'ferrymq';
 import { FerryError } from 'ferrymq/model';
 
-export function fail(message: string, code = 2): never {
+/** Exit code for a bad flag, value, argument or config file. */
+export const EXIT_USAGE = 2;
+/** Exit code for a failure reported by the broker (or of the work asked for). */
+export const EXIT_FAILURE = 1;
+/** After this long with nothing to show, `consume` and `submit --wait` say why (once). */
+export const WAITING_HINT_AFTER_MS = 1_000;
+/** How long client commands wait for the broker by default. */
+const DEFAULT_CLI_TIMEOUT_MS = 10_000;
+
+export function fail(message: string, code = EXIT_USAGE): never {
   process.stderr.write(`ferry: ${message}\n`);
   process.exit(code);
 }
 
-export function parse(
-  argv: string[],
-  options: ParseArgsConfig['options'],
-): ReturnType<typeof parseArgs> {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const e = new FerryError('CONFIG_INVALID', (err as Error).message);
-    fail(`${e.code}: ${e.message}`);
+/** commander's "error: …" text as one coded line: `ferry: CONFIG_INVALID: …` (+ usage). */
+function codedError(text: string, cmd: Command | undefined): string {
+  const [first = '', ...rest] = text
+    .replace(/^error: /, '')
+    .trimEnd()
+    .split('\n');
+  // "option '--x <n>' argument 'v' is invalid. must be …" → "--x must be … (got 'v')"
+  const bad = /^option '(-\S+)(?:, (--\S+))?[^']*' argument '(.*)' is invalid\. (.*)$/.exec(first);
+  const line = bad ? `${bad[2] ?? bad[1]} ${bad[4]} (got '${bad[3]}')` : first;
+  const out = [`ferry: CONFIG_INVALID: ${line}`, ...rest];
+  if (cmd?.parent) out.push(`usage: ferry ${commandPath(cmd)} ${cmd.usage()}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** "dlq list" for the `list` subcommand of `dlq`. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Makes commander's errors coded lines on stderr; `main` turns them into exit code 2. */
+export function codedErrors(cmd: Command): Command {
+  return cmd.exitOverride().configureOutput({
+    outputError: (text, write) => write(codedError(text, cmd)),
+  });
+}
+
+/** A subcommand with the coded error style (`parent.command()` plus {@link codedErrors}). */
+export function subcommand(parent: Command, nameAndArgs: string, description: string): Command {
+  return codedErrors(parent.command(nameAndArgs).description(description));
+}
+
+export interface ClientFlags {
+  broker?: string;
+  timeout?: number;
+}
+
+/** A command that talks to a broker: takes --broker and --timeout. */
+export function clientCommand(parent: Command, nameAndArgs: string, description: string): Command {
+  return subcommand(parent, nameAndArgs, description)
+    .option(
+      '--broker <endpoint>',
+      `broker endpoint (env FERRY_BROKER, default ${DEFAULT_ENDPOINT})`,
+    )
+    .option(
+      '--timeout <ms>',
+      `how long to wait for the broker, ms (default ${DEFAULT_CLI_TIMEOUT_MS})`,
+      wholeNumber,
+    );
+}
+
+/** commander value parser: a whole number (0 or more). */
+export function wholeNumber(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number');
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('is too large');
+  return n;
+}
+
+/** commander value parser: a whole number of at least 1. */
+export function positiveNumber(v: string): number {
+  const n = wholeNumber(v);
+  if (n < 1) throw new InvalidArgumentError('must be at least 1');
+  return n;
+}
+
+/** commander value parser for a repeatable `--header k=v`. */
+export function headerFlag(
+  v: string,
+  previous: Record<string, string> = {},
+): Record<string, string> {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError('must be key=value');
+  return { ...previous, [v.slice(0, i)]: v.slice(i + 1) };
+}
+
+/** commander value parser factory: one of a fixed list. */
+export function oneOf<T extends string>(choices: readonly T[]): (v: string) => T {
+  return (v) => {
+    if (!(choices as readonly string[]).includes(v))
+      throw new InvalidArgumentError(`must be one of ${choices.join(', ')}`);
+    return v as T;
+  };
+}
+
+/** The endpoint a client command uses: --broker, FERRY_BROKER, or the default. */
+export function endpointOf(flags: ClientFlags): string {
+  return flags.broker ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
+}
+
+/** Tags an error as raised while connecting, so `main` can add a hint how to start a broker. */
+export class ConnectFailure extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: unknown,
+  ) {
+    super(String(reason));
   }
 }
 
-/** How long client commands wait for the broker by default. */
-const DEFAULT_CLI_TIMEOUT_MS = 10_000;
-export const CLIENT_FLAGS = { broker: { type: 'string' }, timeout: { type: 'string' } } as const;
-
+/** Connects (with --broker/--timeout), runs `fn`, closes. */
 export async function withClient<T>(
-  values: Record<string, unknown>,
+  flags: ClientFlags,
   fn: (c: FerryClient) => Promise<T>,
 ): Promise<T> {
-  const endpoint =
-    (values['broker'] as string | undefined) ?? process.env['FERRY_BROKER'] ?? DEFAULT_ENDPOINT;
-  const timeout = intFlag(values['timeout'], 'timeout') ?? DEFAULT_CLI_TIMEOUT_MS;
-  const client = await connect(endpoint, { requestTimeoutMs: timeout });
+  const client = await connectClient(flags);
   try {
     return await fn(client);
   } finally {
@@ -39,24 +135,60 @@ export async function withClient<T>(
   }
 }
 
-export function intFlag(v: unknown, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d+$/.test(v))
-    fail(`CONFIG_INVALID: --${name} must be a whole number`);
-  return Number(v);
+export async function connectClient(flags: ClientFlags): Promise<FerryClient> {
+  const endpoint = endpointOf(flags);
+  try {
+    return await connect(endpoint, { requestTimeoutMs: flags.timeout ?? DEFAULT_CLI_TIMEOUT_MS });
+  } catch (err) {
+    throw new ConnectFailure(endpoint, err);
+  }
 }
 
+let stdinUsed = false;
+
+/**
+ * One body (or params) argument: `-` is all of stdin, `@path` the whole file, anything else
+ * the text itself. Stdin can be read once per command.
+ */
+export function readBody(arg: string): Buffer {
+  if (arg === '-') {
+    if (stdinUsed) fail('CONFIG_INVALID: stdin (-) can be used once');
+    stdinUsed = true;
+    return fs.readFileSync(0);
+  }
+  if (arg.startsWith('@') && arg.length > 1) {
+    try {
+      return fs.readFileSync(arg.slice(1));
+    } catch (err) {
+      fail(`CONFIG_INVALID: cannot read ${arg.slice(1)} (${(err as Error).message})`);
+    }
+  }
+  return Buffer.from(arg, 'utf8');
+}
+
+/** The bodies of a command: one argument is one frame, several are a multi-frame message. */
+export function readBodies(args: string[]): Buffer | Buffer[] {
+  const frames = args.map(readBody);
+  return frames.length === 1 ? frames[0]! : frames;
+}
+
+/** Text when the bytes are UTF-8, else `base64:…`. */
 export function printable(b: Buffer): string {
   const s = b.toString('utf8');
   return Buffer.from(s, 'utf8').equals(b) ? s : `base64:${b.toString('base64')}`;
 }
 
-export function printTable(head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string =>
-    r
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  process.stdout.write(`${line(head)}\n${rows.map(line).join('\n')}${rows.length ? '\n' : ''}`);
+/** The one-line `ferry: CODE: message` for an error reaching `main`, with a hint if useful. */
+export function describeFailure(err: unknown): string {
+  const connecting = err instanceof ConnectFailure ? err : undefined;
+  const cause = connecting ? connecting.reason : err;
+  const e = cause instanceof FerryError ? cause : new FerryError('INTERNAL', String(cause));
+  let text = `${e.code}: ${e.message}`;
+  const code = e.code as string;
+  if (connecting && (code === 'UNREACHABLE' || code === 'TIMEOUT')) {
+    text +=
+      `\nferry: hint: no broker answered at ${connecting.endpoint}. Start one with 'ferry start'` +
+      ` (or point --broker / FERRY_BROKER at a running one).`;
+  }
+  return text;
 }

@@ -1,198 +1,181 @@
 /** `ferry publish|subscribe|retained|config`: topics, retained state and rollouts from the shell. */
+import type { Command } from 'commander';
 import type { TopicMessage } from 'ferrymq';
 import {
-  CLIENT_FLAGS,
-  fail,
-  intFlag,
-  parse,
+  clientCommand,
+  EXIT_FAILURE,
+  headerFlag,
   printable,
-  printTable,
+  readBodies,
+  subcommand,
+  wholeNumber,
   withClient,
+  type ClientFlags,
 } from './cli-support.js';
-
-function parseHeaders(list: unknown): Record<string, string> | undefined {
-  if (!Array.isArray(list) || list.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const h of list as string[]) {
-    const i = h.indexOf('=');
-    if (i <= 0) fail(`CONFIG_INVALID: --header must be key=value, got ${JSON.stringify(h)}`);
-    out[h.slice(0, i)] = h.slice(i + 1);
-  }
-  return out;
-}
+import { printJson, printListing } from './output.js';
 
 function describe(m: TopicMessage, json: boolean): string {
-  if (json) {
-    return JSON.stringify({
-      topic: m.topic,
-      seq: m.seq,
-      body: printable(m.body),
-      ...(m.retained ? { retained: true } : {}),
-      ...(m.deleted ? { deleted: true } : {}),
-      ...(m.snapshot ? { snapshot: true } : {}),
-      ...(Object.keys(m.headers).length > 0 ? { headers: m.headers } : {}),
-    });
-  }
+  if (json) return JSON.stringify(messageJson(m));
   return `${m.seq}\t${m.topic}\t${m.deleted ? '(deleted)' : printable(m.body)}`;
 }
 
-export async function cmdPublish(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    ...CLIENT_FLAGS,
-    retain: { type: 'boolean' },
-    ttl: { type: 'string' },
-    header: { type: 'string', multiple: true },
-  });
-  const [topic, ...body] = positionals;
-  if (!topic || body.length === 0) {
-    fail('usage: ferry publish <topic> <body…> [--retain] [--ttl ms] [--header k=v]');
-  }
-  const ttlMs = intFlag(values['ttl'], 'ttl');
-  const headers = parseHeaders(values['header']);
-  await withClient(values, async (c) => {
-    const seq = await c.publish(topic, body.length === 1 ? body[0]! : body, {
-      ...(values['retain'] ? { retain: true } : {}),
-      ...(ttlMs !== undefined ? { ttlMs } : {}),
-      ...(headers ? { headers } : {}),
-    });
-    process.stdout.write(`${seq}\n`);
-  });
+function messageJson(m: TopicMessage): object {
+  return {
+    topic: m.topic,
+    seq: m.seq,
+    body: printable(m.body),
+    ...(m.retained ? { retained: true } : {}),
+    ...(m.deleted ? { deleted: true } : {}),
+    ...(m.snapshot ? { snapshot: true } : {}),
+    ...(Object.keys(m.headers).length > 0 ? { headers: m.headers } : {}),
+  };
 }
 
-export async function cmdSubscribe(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    ...CLIENT_FLAGS,
-    durable: { type: 'string' },
-    group: { type: 'string' },
-    node: { type: 'string' },
-    snapshot: { type: 'boolean' },
-    count: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const pattern = positionals[0];
-  if (!pattern || positionals.length > 1) {
-    fail(
-      'usage: ferry subscribe <pattern> [--snapshot] [--durable name] [--group name] [--node name] [--count n] [--json]',
-    );
-  }
-  const count = intFlag(values['count'], 'count');
-  const json = values['json'] === true;
-  await withClient(values, async (c) => {
-    const sub = c.subscribe(pattern, {
-      ...(typeof values['durable'] === 'string' ? { durable: values['durable'] } : {}),
-      ...(typeof values['group'] === 'string' ? { group: values['group'] } : {}),
-      ...(typeof values['node'] === 'string' ? { node: values['node'] } : {}),
-      ...(values['snapshot'] ? { snapshot: true } : {}),
-    });
-    await sub.ready;
-    let n = 0;
-    if (count === 0) return;
-    for await (const m of sub) {
-      process.stdout.write(`${describe(m, json)}\n`);
-      await m.ack();
-      if (count !== undefined && ++n >= count) break;
-    }
-  });
+interface PublishFlags extends ClientFlags {
+  retain?: boolean;
+  ttl?: number;
+  header?: Record<string, string>;
 }
 
-export async function cmdRetained(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, json: { type: 'boolean' } });
-  const pattern = positionals[0] ?? '**';
-  if (positionals.length > 1) fail('usage: ferry retained [pattern] [--json]');
-  await withClient(values, async (c) => {
+interface SubscribeFlags extends ClientFlags {
+  durable?: string;
+  group?: string;
+  node?: string;
+  snapshot?: boolean;
+  count?: number;
+  json?: boolean;
+}
+
+function registerPublishAndSubscribe(program: Command): void {
+  clientCommand(program, 'publish', 'publish on a topic; print its sequence number')
+    .argument('<topic>')
+    .argument('<body...>', "frames: text, '-' for stdin, '@path' for a file")
+    .option('--retain', "keep it as the topic's retained value")
+    .option('--ttl <ms>', 'retained value expires after this', wholeNumber)
+    .option('--header <k=v>', 'a header (repeatable)', headerFlag)
+    .action(async (topic: string, body: string[], o: PublishFlags) => {
+      await withClient(o, async (c) => {
+        const seq = await c.publish(topic, readBodies(body), {
+          ...(o.retain ? { retain: true } : {}),
+          ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+          ...(o.header ? { headers: o.header } : {}),
+        });
+        process.stdout.write(`${seq}\n`);
+      });
+    });
+
+  clientCommand(program, 'subscribe', 'print messages on topics matching a pattern')
+    .argument('<pattern>', 'e.g. app/** or app/+/db')
+    .option('--snapshot', 'first the retained values')
+    .option('--durable <name>', 'a durable subscription (kept while away)')
+    .option('--group <name>', 'share the messages with the group')
+    .option('--node <name>', 'confirm retained versions as this node')
+    .option('--count <n>', 'stop after n messages', wholeNumber)
+    .option('--json', 'one JSON object per message (JSON lines)')
+    .action(async (pattern: string, o: SubscribeFlags) => {
+      await withClient(o, async (c) => {
+        const sub = c.subscribe(pattern, {
+          ...(o.durable !== undefined ? { durable: o.durable } : {}),
+          ...(o.group !== undefined ? { group: o.group } : {}),
+          ...(o.node !== undefined ? { node: o.node } : {}),
+          ...(o.snapshot ? { snapshot: true } : {}),
+        });
+        await sub.ready;
+        let n = 0;
+        if (o.count === 0) return;
+        for await (const m of sub) {
+          process.stdout.write(`${describe(m, o.json === true)}\n`);
+          await m.ack();
+          if (o.count !== undefined && ++n >= o.count) break;
+        }
+      });
+    });
+}
+
+async function showRetained(pattern: string, o: ClientFlags & { json?: boolean }): Promise<void> {
+  await withClient(o, async (c) => {
     const r = await c.retained(pattern);
-    if (values['json']) {
-      process.stdout.write(
-        `${JSON.stringify({ seq: r.seq, messages: r.messages.map((m) => JSON.parse(describe(m, true)) as unknown) })}\n`,
-      );
-      return;
-    }
+    if (o.json) return printJson({ seq: r.seq, messages: r.messages.map(messageJson) });
     for (const m of r.messages) process.stdout.write(`${describe(m, false)}\n`);
     process.stderr.write(`${r.messages.length} retained value(s) as of seq ${r.seq}\n`);
   });
 }
 
+interface ConfigSetFlags extends ClientFlags {
+  ttl?: number;
+  nodes?: string;
+  wait?: number;
+}
+
 /** `ferry config set|get|status`: configuration distribution on retained topics. */
-export async function cmdConfig(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'set':
-      return configSet(rest);
-    case 'get':
-      return cmdRetained(rest);
-    case 'status':
-      return configStatus(rest);
-    default:
-      fail(
-        'usage: ferry config set <topic> <value> [--ttl ms] [--nodes a,b,c] [--wait ms]\n' +
-          '       ferry config get [pattern] [--json]\n' +
-          '       ferry config status <pattern> [--json]',
-      );
-  }
-}
-
-async function configSet(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {
-    ...CLIENT_FLAGS,
-    ttl: { type: 'string' },
-    nodes: { type: 'string' },
-    wait: { type: 'string' },
-  });
-  const [topic, value, ...extra] = positionals;
-  if (!topic || value === undefined || extra.length > 0) {
-    fail('usage: ferry config set <topic> <value> [--ttl ms] [--nodes a,b,c] [--wait ms]');
-  }
-  const ttlMs = intFlag(values['ttl'], 'ttl');
-  const waitMs = intFlag(values['wait'], 'wait');
-  const nodes =
-    typeof values['nodes'] === 'string'
-      ? values['nodes'].split(',').filter((n) => n !== '')
-      : undefined;
-  await withClient(values, async (c) => {
-    if (nodes === undefined && waitMs === undefined) {
-      const seq = await c.publish(topic, value, {
-        retain: true,
-        ...(ttlMs !== undefined ? { ttlMs } : {}),
+function registerConfig(program: Command): void {
+  clientCommand(program, 'retained', 'the retained values of topics matching a pattern')
+    .argument('[pattern]', 'default **', '**')
+    .option('--json', 'a JSON object {seq, messages}')
+    .action(showRetained);
+  const config = subcommand(program, 'config', 'configuration on retained topics, with rollouts');
+  clientCommand(config, 'set', 'set a value; with --nodes/--wait wait for confirmations')
+    .argument('<topic>')
+    .argument('<value>')
+    .option('--ttl <ms>', 'the value expires after this', wholeNumber)
+    .option('--nodes <a,b,c>', 'nodes that must confirm')
+    .option('--wait <ms>', 'how long to wait for confirmations', wholeNumber)
+    .action(async (topic: string, value: string, o: ConfigSetFlags) => {
+      const nodes = o.nodes?.split(',').filter((n) => n !== '');
+      await withClient(o, async (c) => {
+        if (nodes === undefined && o.wait === undefined) {
+          const seq = await c.publish(topic, value, {
+            retain: true,
+            ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+          });
+          process.stdout.write(`${topic} = ${value} (seq ${seq})\n`);
+          return;
+        }
+        const out = await c.rollout(topic, value, {
+          ...(nodes ? { nodes } : {}),
+          ...(o.wait !== undefined ? { timeoutMs: o.wait } : {}),
+          ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+        });
+        process.stdout.write(
+          `${topic} = ${value} (seq ${out.seq}); confirmed: ${out.confirmed.join(', ') || '-'}; ` +
+            `pending: ${out.pending.join(', ') || '-'}\n`,
+        );
+        if (!out.complete) {
+          process.stderr.write(`ferry: TIMEOUT: not confirmed by ${out.pending.join(', ')}\n`);
+          process.exitCode = EXIT_FAILURE;
+        }
       });
-      process.stdout.write(`${topic} = ${value} (seq ${seq})\n`);
-      return;
-    }
-    const out = await c.rollout(topic, value, {
-      ...(nodes ? { nodes } : {}),
-      ...(waitMs !== undefined ? { timeoutMs: waitMs } : {}),
-      ...(ttlMs !== undefined ? { ttlMs } : {}),
     });
-    process.stdout.write(
-      `${topic} = ${value} (seq ${out.seq}); confirmed: ${out.confirmed.join(', ') || '-'}; ` +
-        `pending: ${out.pending.join(', ') || '-'}\n`,
-    );
-    if (!out.complete) fail(`TIMEOUT: not confirmed by ${out.pending.join(', ')}`, 1);
-  });
+  clientCommand(config, 'get', 'the retained values (as ferry retained)')
+    .argument('[pattern]', 'default **', '**')
+    .option('--json', 'a JSON object {seq, messages}')
+    .action(showRetained);
+  clientCommand(config, 'status', 'which node holds which version')
+    .argument('<pattern>')
+    .option('--json', 'a JSON array of topics')
+    .action(async (pattern: string, o: ClientFlags & { json?: boolean }) => {
+      await withClient(o, async (c) => {
+        const topics = await c.topicStatus(pattern);
+        if (o.json) return printJson(topics);
+        const rows: string[][] = [];
+        for (const t of topics) {
+          if (t.nodes.length === 0) rows.push([t.topic, String(t.seq ?? '-'), '-', '-', '-']);
+          for (const n of t.nodes) {
+            rows.push([
+              t.topic,
+              String(t.seq ?? '-'),
+              n.node,
+              String(n.seq),
+              n.current ? 'current' : 'behind',
+            ]);
+          }
+        }
+        printListing(['TOPIC', 'VERSION', 'NODE', 'HOLDS', 'STATE'], rows, 'no topics');
+      });
+    });
 }
 
-async function configStatus(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, json: { type: 'boolean' } });
-  const pattern = positionals[0];
-  if (!pattern || positionals.length > 1) fail('usage: ferry config status <pattern> [--json]');
-  await withClient(values, async (c) => {
-    const topics = await c.topicStatus(pattern);
-    if (values['json']) {
-      process.stdout.write(`${JSON.stringify(topics)}\n`);
-      return;
-    }
-    const rows: string[][] = [];
-    for (const t of topics) {
-      if (t.nodes.length === 0) rows.push([t.topic, String(t.seq ?? '-'), '-', '-', '-']);
-      for (const n of t.nodes) {
-        rows.push([
-          t.topic,
-          String(t.seq ?? '-'),
-          n.node,
-          String(n.seq),
-          n.current ? 'current' : 'behind',
-        ]);
-      }
-    }
-    printTable(['TOPIC', 'VERSION', 'NODE', 'HOLDS', 'STATE'], rows);
-  });
+export function registerTopicCommands(program: Command): void {
+  registerPublishAndSubscribe(program);
+  registerConfig(program);
 }

@@ -1,7 +1,8 @@
 /**
  * Where the configuration comes from: four layers, defaults < config file < environment
  * (FERRY_*) < command-line flags. Unknown keys, bad values and bad flags are refused with
- * CONFIG_INVALID and a message naming the key and the layer it came from.
+ * CONFIG_INVALID and a message naming the key and the layer it came from; unknown FERRY_*
+ * environment variables are only reported (unknownFerryVariables), for a warning.
  */
 import fs from 'node:fs';
 import { CONFIG_SCHEMA, DEFAULT_CONFIG, type FerryConfig } from './config-schema.js';
@@ -44,17 +45,9 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
       cfg[k] = coerce(k, v, `${sources.file}: ${k}`, false);
     }
   }
+  // Unknown FERRY_* variables are not an error here: the `ferry` command warns about them
+  // (unknownFerryVariables) and goes on, so a variable meant for something else never stops a broker.
   const env = sources.env ?? {};
-  const known = new Set(
-    Object.values(CONFIG_SCHEMA)
-      .map((s) => s.env)
-      .filter((e) => e !== ''),
-  );
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('FERRY_') || value === undefined) continue;
-    if (name === 'FERRY_CONFIG' || name === 'FERRY_BROKER') continue;
-    if (!known.has(name)) throw invalid(`environment ${name}`, 'unknown FERRY_ variable');
-  }
   for (const key of Object.keys(CONFIG_SCHEMA) as (keyof FerryConfig)[]) {
     const spec = CONFIG_SCHEMA[key];
     if (spec.env !== '' && env[spec.env] !== undefined) {
@@ -69,4 +62,27 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
     }
   }
   return cfg as unknown as FerryConfig;
+}
+
+/** FERRY_* variables the `ferry` command reads besides the schema's. */
+const COMMAND_ENV = ['FERRY_CONFIG', 'FERRY_BROKER'];
+
+/**
+ * The FERRY_* variables of `env` that nothing reads (neither the config schema nor the
+ * `ferry` command, nor `alsoKnown`), sorted: the `ferry` command warns about them.
+ */
+export function unknownFerryVariables(
+  env: Record<string, string | undefined>,
+  alsoKnown: readonly string[] = [],
+): string[] {
+  const known = new Set([
+    ...Object.values(CONFIG_SCHEMA)
+      .map((s) => s.env)
+      .filter((e) => e !== ''),
+    ...COMMAND_ENV,
+    ...alsoKnown,
+  ]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('FERRY_') && env[name] !== undefined && !known.has(name))
+    .sort();
 }

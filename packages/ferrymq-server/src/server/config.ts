@@ -16,7 +16,7 @@ export {
   type LogLevel,
 } from './config-schema.js';
 export { formatSync, parseSync, splitHttpAddress } from './config-values.js';
-export { loadConfig } from './config-sources.js';
+export { loadConfig, unknownFerryVariables } from './config-sources.js';
 
 /** The queue policy defaults that the broker-wide keys set. */
 export function defaultPolicyOf(cfg: FerryConfig): QueuePolicy {

@@ -308,6 +308,13 @@ export class FerryClient {
 
   // -------------------------------------------------------------- admin
 
+  /** One PING round trip to the broker; resolves with its duration, ms. */
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.conn.request('PING', {});
+    return performance.now() - started;
+  }
+
   stats(queue?: string): Promise<FerryStats> {
     return this.adminApi.stats(queue);
   }
