@@ -566,6 +566,19 @@ describe('HTTP gateway', () => {
     assert.equal((await get('/v1/queues')).status, 200, 'still serving');
   });
 
+  it('queue life-cycle routes answer here too (http-queue-lifecycle.test.ts has the cases)', async () => {
+    await post('/v1/queues/h.life/messages', { body: 'a' });
+    assert.equal((await post('/v1/queues/h.life/pause')).body.paused, true);
+    assert.equal((await post('/v1/queues/h.life/resume')).body.paused, false);
+    assert.deepEqual((await get('/v1/queues/h.life/policy')).body.overrides, {});
+    const patch = await req(base, 'PATCH', '/v1/queues/h.life/policy', { body: { maxDepth: 9 } });
+    assert.deepEqual(patch.body.overrides, { maxDepth: 9 });
+    assert.deepEqual((await del('/v1/queues/h.life/policy')).body.overrides, {});
+    assert.equal((await del('/v1/queues/h.life')).body.code, 'QUEUE_NOT_EMPTY');
+    assert.equal((await del('/v1/queues/h.life?force=true')).body.messages, 1);
+    assert.equal((await del('/v1/subscriptions/h.none')).body.code, 'SUBSCRIPTION_NOT_FOUND');
+  });
+
   it('serves a valid OpenAPI document naming every route', async () => {
     const doc = (await get('/openapi.json')).body;
     await SwaggerParser.validate(structuredClone(doc));

@@ -357,6 +357,9 @@ describe('semantics (real broker, real sockets)', () => {
       assert.equal(r.kind, 'ERROR');
       assert.equal(r.args['code'], code, JSON.stringify(args));
     }
+    // Refused sends leave no queue behind; the argument checks below need one that exists.
+    assert.equal(b.server.broker.listQueues().includes('q'), false);
+    await c.send('made', 'x');
     const other: [Parameters<typeof encodeRequest>[0], Record<string, unknown>, string][] = [
       ['ACK', { ids: 'all' }, 'BAD_ARGUMENTS'],
       ['ACK', { ids: [1, 2] }, 'BAD_ARGUMENTS'],
@@ -367,11 +370,11 @@ describe('semantics (real broker, real sockets)', () => {
       ['CONSUME', {}, 'BAD_ARGUMENTS'],
       ['CANCEL', { consumer: 'nobody' }, 'CONSUMER_NOT_FOUND'],
       ['PEEK', { queue: 'never-made' }, 'QUEUE_NOT_FOUND'],
-      ['PEEK', { queue: 'q', state: 'weird' }, 'BAD_ARGUMENTS'],
-      ['PEEK', { queue: 'q', limit: 100000 }, 'BAD_ARGUMENTS'],
+      ['PEEK', { queue: 'made', state: 'weird' }, 'BAD_ARGUMENTS'],
+      ['PEEK', { queue: 'made', limit: 100000 }, 'BAD_ARGUMENTS'],
       ['STATS', { queue: 'never-made' }, 'QUEUE_NOT_FOUND'],
       ['DLQ_REDRIVE', { queue: 'never-made' }, 'QUEUE_NOT_FOUND'],
-      ['PURGE', { queue: 'q', dead: 'yes' }, 'BAD_ARGUMENTS'],
+      ['PURGE', { queue: 'made', dead: 'yes' }, 'BAD_ARGUMENTS'],
     ];
     for (const [cmd, args, code] of other) {
       const r = await raw.call(cmd, args);
@@ -379,9 +382,9 @@ describe('semantics (real broker, real sockets)', () => {
     }
     const ack = await raw.call('ACK', { ids: ['424242'] });
     assert.deepEqual(ack.args['failed'], [{ id: '424242', code: 'LEASE_LOST' }]);
-    // Nothing was stored by the bad sends, and everyone is still served.
-    assert.equal(b.server.broker.listQueues().includes('q'), true);
-    assert.equal((await b.server.broker.queueStats('q')).depth, 0);
+    // Nothing was stored by the bad sends or consumes (not even their queue); all still served.
+    assert.equal(b.server.broker.listQueues().includes('q'), false);
+    assert.equal((await b.server.broker.queueStats('made')).depth, 1);
     assert.equal((await raw.call('SEND', { queue: 'q', messages: 1 }, [B('good')])).kind, 'OK');
     assert.ok(await c.send('still-serving', 'yes'));
   });

@@ -18,6 +18,7 @@ import type { EnqueueItem, Storage, SyncPolicy } from 'ferrymq-server/internal/s
 import { tmpDir, waitFor } from '../helpers/broker.js';
 import { runStorageContract, type StorageFactory } from './contract.js';
 import { runJobStorageContract } from './jobs-contract.js';
+import { runQueueLifecycleContract } from './queue-lifecycle-contract.js';
 
 const ALWAYS: SyncPolicy = { mode: 'always' };
 
@@ -33,6 +34,7 @@ const sqliteFixture: StorageFactory = async () => {
 
 runStorageContract('sqlite', sqliteFixture);
 runJobStorageContract('sqlite', sqliteFixture);
+runQueueLifecycleContract('sqlite', sqliteFixture);
 
 const T0 = Date.UTC(2030, 0, 1);
 
@@ -109,7 +111,7 @@ describe('sqlite storage (SQLite only)', () => {
       versions,
       SQLITE_MIGRATIONS.map((m) => m.version),
     );
-    assert.deepEqual(versions, [1, 2, 3]);
+    assert.deepEqual(versions, [1, 2, 3, 4]);
   });
 
   it('SQLite: a store at schema 1 (an older Ferry) is upgraded on open and keeps its messages', async () => {

@@ -10,10 +10,12 @@ export {
   type ConnectOptions,
   type ConsumeOptions,
   type Consumer,
+  type DeleteQueueOutcome,
   type Message,
   type OutgoingMessage,
   type PeekedMessage,
   type QueueMulticastOutcome,
+  type QueuePolicyInfo,
   type SendOptions,
 } from './client/client.js';
 export type { NackOptions } from './client/queue-api.js';
@@ -49,7 +51,13 @@ export type {
   ServiceInfo,
   WorkerInfo,
 } from './model/jobs.js';
-export type { Headers, MessageState, QueueCounts } from './model/queues.js';
+export type {
+  Headers,
+  MessageState,
+  QueueCounts,
+  QueuePolicy,
+  QueuePolicyChanges,
+} from './model/queues.js';
 export type {
   BrokerStats,
   FerryStats,

@@ -8,8 +8,10 @@ import {
   DEFAULT_QUEUE_POLICY,
   FerryError,
   isValidQueueName,
+  policyChangesProblem,
   type QueueCounts,
   type QueuePolicy,
+  type QueueSettings,
 } from 'ferrymq/model';
 import type { Storage } from '../storage/types.js';
 import { DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker-types.js';
@@ -55,9 +57,26 @@ export class BrokerState {
     return { ...this.defaultPolicy, ...this.queuePolicies[queue] };
   }
 
-  /** Counts the store recovered for a queue, at open. */
-  recoverQueue(name: string, counts: QueueCounts): void {
-    this.queues.set(name, newQueueState(name, this.policyOf(name), counts));
+  /** The policy in force with these runtime values: they win over the config file. */
+  effectivePolicy(queue: string, overrides: Partial<QueuePolicy>): QueuePolicy {
+    return { ...this.policyOf(queue), ...overrides };
+  }
+
+  /** Counts and runtime settings the store recovered for a queue, at open. */
+  recoverQueue(name: string, counts: QueueCounts, settings?: QueueSettings): void {
+    const q = newQueueState(name, this.policyOf(name), counts);
+    if (settings) {
+      q.paused = settings.paused;
+      for (const [k, v] of Object.entries(settings.overrides)) {
+        // A value this version would refuse (a hand-edited store) is left out, and said so.
+        const problem = policyChangesProblem({ [k]: v });
+        if (problem === undefined && typeof v === 'number')
+          (q.overrides as Record<string, unknown>)[k] = v;
+        else this.log.warn('stored queue policy value ignored', { queue: name, key: k, problem });
+      }
+      q.policy = this.effectivePolicy(name, q.overrides);
+    }
+    this.queues.set(name, q);
   }
 
   queueFor(name: string, create: boolean): QueueState | undefined {

@@ -3,7 +3,14 @@
  * consumer is handed, and the outcomes of sends and settles. The logic is in broker.ts and the
  * queue-*.ts modules it composes.
  */
-import type { ErrorCode, Headers, MessageState, NewMessage, QueuePolicy } from 'ferrymq/model';
+import type {
+  ErrorCode,
+  FerryError,
+  Headers,
+  MessageState,
+  NewMessage,
+  QueuePolicy,
+} from 'ferrymq/model';
 import type { Storage } from '../storage/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
@@ -66,6 +73,11 @@ export interface Delivery {
 /** How the core reaches the peer behind a session. Implemented by dialects. */
 export interface SessionSink {
   deliver(consumerTag: string, messages: Delivery[]): void;
+  /**
+   * The broker ended a consumer (its queue was deleted: QUEUE_DELETED). Nothing more comes
+   * for the tag. Dialects without a way to say so leave it out: their consumer just stops.
+   */
+  cancelled?(consumerTag: string, reason: FerryError): void;
 }
 
 export interface ConsumeOptions {
@@ -122,6 +134,20 @@ export interface NackOptions {
    * back to the queue at once, and this delivery does not count toward max attempts.
    */
   requeue?: boolean | undefined;
+}
+
+export interface DeleteQueueOptions {
+  /** Delete even when it holds messages (they are lost); otherwise QUEUE_NOT_EMPTY. */
+  force?: boolean | undefined;
+}
+
+/** A queue's runtime policy as an operator sees it. */
+export interface QueuePolicyInfo {
+  queue: string;
+  /** In force: defaults, then the config file, then the runtime values. */
+  policy: QueuePolicy;
+  /** The runtime values (stored; they win over the config file until reset). */
+  overrides: Partial<QueuePolicy>;
 }
 
 export interface PeekOptions {

@@ -16,6 +16,7 @@ import {
   FerryError,
   type NewMessage,
   type QueuePolicy,
+  type QueuePolicyChanges,
   type QueueStats,
   type StoredMessage,
 } from 'ferrymq/model';
@@ -26,10 +27,12 @@ import {
   type BrokerLimits,
   type BrokerOptions,
   type ConsumeOptions,
+  type DeleteQueueOptions,
   type MulticastOptions,
   type MulticastOutcome,
   type NackOptions,
   type PeekOptions,
+  type QueuePolicyInfo,
   type SendOptions,
   type SendOutcome,
   type Session,
@@ -37,6 +40,7 @@ import {
   type SettleResult,
 } from './broker-types.js';
 import { QueueAdmin } from './queue-admin.js';
+import { QueueLifecycle } from './queue-lifecycle.js';
 import { QueueDispatch } from './queue-dispatch.js';
 import { QueueEnqueue } from './queue-enqueue.js';
 import { QueueMaintenance } from './queue-maintenance.js';
@@ -61,6 +65,8 @@ export {
   type SettleResult,
   type NackOptions,
   type PeekOptions,
+  type DeleteQueueOptions,
+  type QueuePolicyInfo,
   type Session,
 } from './broker-types.js';
 export { DEDUP_KEY_MAX_LENGTH, checkHeaders } from './checks.js';
@@ -76,6 +82,7 @@ export class Broker {
   private readonly settle: QueueSettle;
   private readonly maintenance: QueueMaintenance;
   private readonly admin: QueueAdmin;
+  private readonly lifecycle: QueueLifecycle;
   private readonly sessionParts: SessionParts;
   private nextSessionId = 1;
 
@@ -91,6 +98,7 @@ export class Broker {
     this.enqueue = new QueueEnqueue(state, this.dispatch, this.due);
     this.maintenance = new QueueMaintenance(state, this.dispatch, this.settle, this.due);
     this.admin = new QueueAdmin(state, this.dispatch);
+    this.lifecycle = new QueueLifecycle(state, this.dispatch);
     this.sessionParts = { enqueue: this.enqueue, dispatch: this.dispatch, settle: this.settle };
   }
 
@@ -98,7 +106,9 @@ export class Broker {
   static async open(options: BrokerOptions): Promise<Broker> {
     const broker = new Broker(options);
     const recovery = await broker.storage.open();
-    for (const [name, counts] of recovery.queues) broker.state.recoverQueue(name, counts);
+    for (const [name, counts] of recovery.queues) {
+      broker.state.recoverQueue(name, counts, recovery.settings.get(name));
+    }
     if (recovery.releasedLeases > 0) {
       broker.state.log.info('released leases of the previous run', {
         count: recovery.releasedLeases,
@@ -109,8 +119,9 @@ export class Broker {
     return broker;
   }
 
+  /** The policy in force for a queue (runtime values included), or what a new one would get. */
   policyOf(queue: string): QueuePolicy {
-    return this.state.policyOf(queue);
+    return this.state.queues.get(queue)?.policy ?? this.state.policyOf(queue);
   }
 
   openSession(sink: SessionSink): Session {
@@ -212,6 +223,38 @@ export class Broker {
   /** Moves dead letters back to ready, attempts reset. */
   redrive(name: string, options: { ids?: string[]; limit?: number } = {}): Promise<number> {
     return this.admin.redrive(name, options);
+  }
+
+  /**
+   * Deletes a queue: QUEUE_NOT_EMPTY while it holds messages unless `force` (they are lost).
+   * Its consumers are cancelled with QUEUE_DELETED. See docs/semantics.md.
+   */
+  deleteQueue(name: string, options: DeleteQueueOptions = {}): Promise<{ messages: number }> {
+    return this.lifecycle.deleteQueue(name, options);
+  }
+
+  /** Stops a queue's deliveries (sends are still stored); kept across restarts. */
+  pauseQueue(name: string): Promise<void> {
+    return this.lifecycle.pause(name);
+  }
+
+  /** Starts a paused queue's deliveries again. */
+  resumeQueue(name: string): Promise<void> {
+    return this.lifecycle.resume(name);
+  }
+
+  /** Changes a queue's runtime policy (stored, applied at once); see QueueLifecycle.setPolicy. */
+  setQueuePolicy(
+    name: string,
+    changes: QueuePolicyChanges = {},
+    options: { reset?: boolean | undefined } = {},
+  ): Promise<QueuePolicyInfo> {
+    return this.lifecycle.setPolicy(name, changes, options);
+  }
+
+  /** A queue's policy in force and its runtime values. */
+  queuePolicy(name: string): QueuePolicyInfo {
+    return this.lifecycle.policyInfo(name);
   }
 
   // ------------------------------------------------- shutdown

@@ -136,13 +136,19 @@ export class DurableSubscriptions {
     return d.queue;
   }
 
-  /** Deletes a durable subscription and what its queue holds. */
+  /**
+   * Deletes a durable subscription and its queue with what it holds (its consumers are
+   * cancelled with QUEUE_DELETED).
+   */
   async remove(name: string): Promise<void> {
     const d = this.durable.get(name);
     if (!d) throw new FerryError('SUBSCRIPTION_NOT_FOUND', `no durable subscription ${name}`);
     this.durable.delete(name);
     await this.storage.deleteSubscription(name);
-    await this.broker.purge(d.queue).catch(() => 0);
+    await this.broker.deleteQueue(d.queue, { force: true }).catch((err: unknown) => {
+      // Never created (nothing matched yet): nothing to delete.
+      if (toFerryError(err).code !== 'QUEUE_NOT_FOUND') throw err;
+    });
   }
 
   list(): DurableSubscriptionInfo[] {

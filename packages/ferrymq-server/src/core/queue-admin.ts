@@ -42,6 +42,9 @@ export class QueueAdmin {
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+      paused: q.paused,
+      policy: { ...q.policy },
+      overrides: { ...q.overrides },
     };
   }
 

@@ -43,7 +43,7 @@ export class QueueDispatch {
 
   consume(session: SessionState, queueName: string, options: ConsumeOptions): string {
     if (this.state.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
-    const q = this.state.queueFor(queueName, true)!;
+    this.state.queueFor(queueName, false); // the name is checked before anything is created
     const tag = options.tag ?? session.newTag();
     if (typeof tag !== 'string' || tag.length === 0 || tag.length > 100) {
       throw new FerryError('BAD_ARGUMENTS', 'consumer tag must be a string of 1–100 characters');
@@ -59,10 +59,12 @@ export class QueueDispatch {
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > limits.maxPrefetch) {
       throw new FerryError('BAD_ARGUMENTS', `prefetch must be an integer 1–${limits.maxPrefetch}`);
     }
-    const ackTimeoutMs = options.ackTimeoutMs ?? q.policy.ackTimeoutMs;
-    if (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs < 1) {
+    const ackTimeoutMs = options.ackTimeoutMs;
+    if (ackTimeoutMs !== undefined && (!Number.isFinite(ackTimeoutMs) || ackTimeoutMs < 1)) {
       throw new FerryError('BAD_ARGUMENTS', 'ackTimeoutMs must be a number ≥ 1');
     }
+    // Every check passed: only now may the queue be created.
+    const q = this.state.queueFor(queueName, true)!;
     const c = new Consumer(tag, session, q, prefetch, ackTimeoutMs);
     session.consumers.set(tag, c);
     q.consumers.push(c);
@@ -86,9 +88,31 @@ export class QueueDispatch {
     if (i >= 0) list.splice(i, 1);
   }
 
+  /**
+   * A queue is deleted: its consumers are detached and told why (QUEUE_DELETED), and the
+   * leases of its messages are forgotten (acks for them answer LEASE_LOST).
+   */
+  dropQueue(q: QueueState, reason: FerryError): void {
+    for (const c of [...q.consumers]) {
+      this.detachConsumer(c);
+      try {
+        c.session.sink.cancelled?.(c.tag, reason);
+      } catch (err) {
+        this.log.error('cancel notice failed', { session: c.session.id, err: String(err) });
+      }
+    }
+    for (const lease of [...this.leases.values()]) {
+      if (lease.consumer.queue !== q) continue;
+      this.leases.remove(lease);
+      lease.consumer.inflight--;
+    }
+    q.counts = { ready: 0, leased: 0, scheduled: 0, dead: 0, bytes: 0 };
+    q.leasedBytes = 0;
+  }
+
   /** Leases what credit allows from the store and hands it to consumers. */
   pump(q: QueueState): void {
-    if (q.leasing || this.state.closing) return;
+    if (q.leasing || this.state.closing || q.paused) return;
     if (q.counts.ready <= 0 && !q.probe) return;
     const credit = totalCredit(q.consumers);
     if (credit <= 0) return;
@@ -123,7 +147,8 @@ export class QueueDispatch {
     const batches = new Map<Consumer, LeasedMessage[]>();
     const orphans: ReleaseItem[] = [];
     for (const m of messages) {
-      const chosen = nextConsumer(q);
+      // Paused while the lease was in flight: nothing goes out; back to the queue, uncounted.
+      const chosen = q.paused ? undefined : nextConsumer(q);
       if (!chosen) {
         // Every consumer left while the lease was in flight: give it back, uncounted.
         orphans.push({ id: m.id, attempts: m.attempts, notBefore: now, uncount: true });

@@ -8,6 +8,7 @@ import {
   isValidQueueName,
   messageSize,
   type NewMessage,
+  type QueuePolicy,
   toFerryError,
 } from 'ferrymq/model';
 import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storage/types.js';
@@ -66,31 +67,21 @@ export class QueueEnqueue {
           'free disk space is below the floor; sends are refused',
         );
       }
-      const q = this.state.queueFor(queueName, true)!;
+      // Every check comes before the queue is created: a refused send leaves no queue behind.
+      const existing = this.state.queueFor(queueName, false);
+      const p = existing?.policy ?? this.state.policyOf(queueName);
       const now = this.clock.now();
       const items: EnqueueItem[] = [];
       let bytes = 0;
       for (let i = 0; i < messages.length; i++) {
-        const item = this.toEnqueueItem(q, messages[i]!, now, i);
+        const item = this.toEnqueueItem(queueName, p, messages[i]!, now, i);
         items.push(item);
         bytes += messageSize(item.frames);
       }
       if (options.requestKey !== undefined) checkKey(options.requestKey, 'requestKey');
-      const p = q.policy;
-      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
-      if (p.maxDepth > 0 && depth + items.length > p.maxDepth) {
-        throw new FerryError(
-          'QUEUE_FULL',
-          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages; ${items.length} more refused`,
-        );
-      }
-      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
-        throw new FerryError(
-          'QUEUE_FULL',
-          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
-        );
-      }
+      checkLimits(queueName, p, existing, items.length, bytes);
       if (items.length === 0) return Promise.resolve({ ids: [], duplicates: [], replayed: false });
+      const q = existing ?? this.state.queueFor(queueName, true)!;
       const direct = this.reserveDirect(q, items);
       let readyCount = 0;
       for (let i = 0; i < items.length; i++) {
@@ -238,12 +229,12 @@ export class QueueEnqueue {
           size,
         };
         c.inflight--; // handOut counts it again as a lease
-        if (c.active && !c.session.closed) {
+        if (c.active && !c.session.closed && !q.paused) {
           let batch = handOut.get(c);
           if (!batch) handOut.set(c, (batch = []));
           batch.push(m);
         } else {
-          // Its consumer left before the commit: back to the queue, uncounted.
+          // Its consumer left (or the queue was paused) before the commit: back, uncounted.
           q.counts.leased--;
           addReady(q, 1);
           orphans.push({ id: m.id, attempts: 1, notBefore: it.enqueuedAt, uncount: true });
@@ -285,26 +276,22 @@ export class QueueEnqueue {
     direct: (Consumer | undefined)[];
     ready: number;
   }[] {
-    return queueNames.map((name) => {
-      const q = this.state.queueFor(name, true)!;
-      const item = this.toEnqueueItem(q, message, now, 0);
+    // Every copy is checked before any queue is created: a refusal leaves no queue behind.
+    const checked = queueNames.map((name) => {
+      const existing = this.state.queueFor(name, false);
+      const p = existing?.policy ?? this.state.policyOf(name);
+      const item = this.toEnqueueItem(name, p, message, now, 0);
       const bytes = messageSize(item.frames);
-      const p = q.policy;
-      const depth = q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount;
-      if (p.maxDepth > 0 && depth + 1 > p.maxDepth) {
-        throw new FerryError(
-          'QUEUE_FULL',
-          `queue ${q.name} holds ${depth} of its ${p.maxDepth} messages`,
-        );
-      }
-      if (p.maxBytes > 0 && q.counts.bytes + q.pendingBytes + bytes > p.maxBytes) {
-        throw new FerryError(
-          'QUEUE_FULL',
-          `queue ${q.name} holds ${q.counts.bytes + q.pendingBytes} of its ${p.maxBytes} bytes`,
-        );
-      }
-      return { q, items: [item], bytes, direct: [] as (Consumer | undefined)[], ready: 0 };
+      checkLimits(name, p, existing, 1, bytes);
+      return { name, existing, item, bytes };
     });
+    return checked.map(({ name, existing, item, bytes }) => ({
+      q: existing ?? this.state.queueFor(name, true)!,
+      items: [item],
+      bytes,
+      direct: [] as (Consumer | undefined)[],
+      ready: 0,
+    }));
   }
 
   /**
@@ -378,7 +365,13 @@ export class QueueEnqueue {
    */
   private reserveDirect(q: QueueState, items: EnqueueItem[]): (Consumer | undefined)[] {
     const out = new Array<Consumer | undefined>(items.length);
-    if (q.consumers.length === 0 || q.counts.ready > 0 || q.pendingReady > 0 || q.leasing) {
+    if (
+      q.paused ||
+      q.consumers.length === 0 ||
+      q.counts.ready > 0 ||
+      q.pendingReady > 0 ||
+      q.leasing
+    ) {
       return out;
     }
     // Within one request a higher priority may not wait behind a lower one: only go direct
@@ -398,7 +391,13 @@ export class QueueEnqueue {
     return out;
   }
 
-  private toEnqueueItem(q: QueueState, m: NewMessage, now: number, index: number): EnqueueItem {
+  private toEnqueueItem(
+    queue: string,
+    policy: QueuePolicy,
+    m: NewMessage,
+    now: number,
+    index: number,
+  ): EnqueueItem {
     const where = `message ${index}`;
     if (!Array.isArray(m.frames) || m.frames.length === 0) {
       throw new FerryError('BAD_ARGUMENTS', `${where} has no frames`);
@@ -417,7 +416,7 @@ export class QueueEnqueue {
     if (dedupKey !== null) checkKey(dedupKey, `${where}: dedupKey`);
     if (m.headers !== undefined) checkHeaders(m.headers, where);
     return {
-      queue: q.name,
+      queue,
       frames: m.frames,
       headers: m.headers && Object.keys(m.headers).length > 0 ? m.headers : undefined,
       priority,
@@ -425,7 +424,28 @@ export class QueueEnqueue {
       notBefore: now + Math.round(delayMs),
       expiresAt,
       dedupKey,
-      dedupUntil: now + q.policy.dedupWindowMs,
+      dedupUntil: now + policy.dedupWindowMs,
     };
+  }
+}
+
+/** QUEUE_FULL when `count` more messages of `bytes` would pass the queue's max depth or bytes. */
+function checkLimits(
+  name: string,
+  p: QueuePolicy,
+  q: QueueState | undefined,
+  count: number,
+  bytes: number,
+): void {
+  const depth = q ? q.counts.ready + q.counts.leased + q.counts.scheduled + q.pendingCount : 0;
+  if (p.maxDepth > 0 && depth + count > p.maxDepth) {
+    throw new FerryError(
+      'QUEUE_FULL',
+      `queue ${name} holds ${depth} of its ${p.maxDepth} messages; ${count} more refused`,
+    );
+  }
+  const held = q ? q.counts.bytes + q.pendingBytes : 0;
+  if (p.maxBytes > 0 && held + bytes > p.maxBytes) {
+    throw new FerryError('QUEUE_FULL', `queue ${name} holds ${held} of its ${p.maxBytes} bytes`);
   }
 }

@@ -11,7 +11,12 @@ import { RateMeter } from './rate-meter.js';
 
 export interface QueueState {
   name: string;
+  /** The policy in force: defaults, then the config file, then `overrides`. */
   policy: QueuePolicy;
+  /** Policy values an operator set at runtime (stored; they win over the config file). */
+  overrides: Partial<QueuePolicy>;
+  /** Deliveries stopped by an operator: sends are stored, nothing is leased. */
+  paused: boolean;
   counts: QueueCounts;
   /** Sends accepted but not yet committed: count toward limits. */
   pendingCount: number;
@@ -37,6 +42,8 @@ export function newQueueState(name: string, policy: QueuePolicy, counts?: QueueC
   return {
     name,
     policy,
+    overrides: {},
+    paused: false,
     counts: counts ?? { ready: 0, leased: 0, scheduled: 0, dead: 0, bytes: 0 },
     pendingCount: 0,
     pendingBytes: 0,
@@ -97,8 +104,13 @@ export class Consumer implements CreditHolder {
     readonly session: SessionState,
     readonly queue: QueueState,
     readonly prefetch: number,
-    readonly ackTimeoutMs: number,
+    /** The consumer's own ack timeout; without it, the queue's (as it is at each delivery). */
+    readonly ackTimeoutOverride: number | undefined,
   ) {}
+
+  get ackTimeoutMs(): number {
+    return this.ackTimeoutOverride ?? this.queue.policy.ackTimeoutMs;
+  }
 
   get credit(): number {
     return this.active ? Math.max(0, this.prefetch - this.inflight) : 0;

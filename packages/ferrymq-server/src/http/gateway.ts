@@ -9,6 +9,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest }
 import fastifySwagger from '@fastify/swagger';
 import type { Broker } from '../core/broker.js';
 import type { JobApi } from '../core/job-types.js';
+import type { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
 import { FerryError, toFerryError, type ErrorCode } from 'ferrymq/model';
@@ -17,6 +18,7 @@ import { registerEventRoutes, SseStreams } from './sse.js';
 import { HttpConsumers } from './http-consumers.js';
 import { registerJobRoutes } from './job-routes.js';
 import { GatewayMetrics } from './metrics.js';
+import { registerQueueLifecycleRoutes } from './queue-lifecycle-routes.js';
 import { registerQueueRoutes } from './queue-routes.js';
 import { registerZmwsRoutes } from './zmws-routes.js';
 import type { ZmwsServerQuery } from '../dialects/zmws/zmws-commands.js';
@@ -25,6 +27,8 @@ export interface GatewayOptions {
   broker: Broker;
   jobs: JobApi;
   stats: StatsSource;
+  /** Pub/sub, for deleting durable subscriptions. */
+  pubsub?: PubSub | undefined;
   /** Host to listen on (loopback by default in the server config). */
   host: string;
   /** Port; 0 picks a free one. */
@@ -210,6 +214,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   );
 
   registerQueueRoutes(app, { broker: options.broker, consumers });
+  registerQueueLifecycleRoutes(app, { broker: options.broker, pubsub: options.pubsub });
   registerJobRoutes(app, { jobs: options.jobs });
   registerEventRoutes(app, { jobs: options.jobs, stats: options.stats, streams });
   registerZmwsRoutes(app, { jobs: options.jobs, listing: options.zmwsListing });

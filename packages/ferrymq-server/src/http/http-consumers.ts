@@ -54,6 +54,7 @@ export interface LeasedDelivery extends Delivery {
 interface Poll {
   tag: string;
   resolve: (messages: LeasedDelivery[]) => void;
+  reject: (err: FerryError) => void;
   timer: NodeJS.Timeout | undefined;
   leaseMs: number;
   done: boolean;
@@ -86,6 +87,15 @@ export class HttpConsumers {
   constructor(private readonly broker: Broker) {
     this.session = broker.openSession({
       deliver: (tag, messages) => this.deliver(tag, messages),
+      // The queue was deleted while the poll waited: the poll answers with why (QUEUE_DELETED).
+      cancelled: (tag, reason) => {
+        const poll = this.polls.get(tag);
+        if (!poll || poll.done) return;
+        poll.done = true;
+        if (poll.timer) clearTimeout(poll.timer);
+        this.polls.delete(tag);
+        poll.reject(reason);
+      },
     });
     this.sweeper = setInterval(() => this.sweep(), LEASE_TABLE_SWEEP_MS);
     this.sweeper.unref();
@@ -106,7 +116,7 @@ export class HttpConsumers {
     const leaseMs = req.leaseMs ?? this.broker.policyOf(req.queue).ackTimeoutMs;
     if (req.waitMs === 0 && !(await this.hasReady(req.queue))) return [];
     return new Promise<LeasedDelivery[]>((resolve, reject) => {
-      const poll: Poll = { tag: '', resolve, timer: undefined, leaseMs, done: false };
+      const poll: Poll = { tag: '', resolve, reject, timer: undefined, leaseMs, done: false };
       const tag = `http-${Math.random().toString(36).slice(2)}`;
       poll.tag = tag;
       this.polls.set(tag, poll);
@@ -127,7 +137,7 @@ export class HttpConsumers {
   private async hasReady(queue: string): Promise<boolean> {
     if (!this.broker.listQueues().includes(queue)) return false;
     const s = await this.broker.queueStats(queue);
-    return s.ready > 0;
+    return s.ready > 0 && !s.paused;
   }
 
   private deliver(tag: string, messages: Delivery[]): void {

@@ -29,7 +29,7 @@ export class HttpComponent implements Component {
   async start(): Promise<void> {
     const { config, core, zmws, logger } = this.options;
     const { host, port } = splitHttpAddress(this.options.address);
-    const { broker, jobs, stats } = core.parts;
+    const { broker, jobs, stats, pubsub } = core.parts;
     const listing = zmws?.dialect;
     // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
     const { startGateway } = await import('../http/gateway.js');
@@ -37,6 +37,7 @@ export class HttpComponent implements Component {
       broker,
       jobs,
       stats,
+      pubsub,
       host,
       port,
       bodyLimitBytes: config.httpBodyLimitBytes,

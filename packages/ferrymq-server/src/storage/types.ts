@@ -13,6 +13,7 @@ import type {
   JobStatus,
   MessageState,
   QueueCounts,
+  QueueSettings,
   StorageMetrics,
   StoredMessage,
 } from 'ferrymq/model';
@@ -129,6 +130,16 @@ export interface StorageRecovery {
   nextDueAt: number | null;
   /** Running jobs of the previous run put back to queued (their workers are gone). */
   requeuedJobs: number;
+  /** Settings an operator made at runtime (pause, policy), by queue; absent = none. */
+  settings: Map<string, QueueSettings>;
+}
+
+/** What deleting a queue removed. */
+export interface DeleteQueueOutcome {
+  /** The queue was known to the store. */
+  existed: boolean;
+  /** Messages removed, whatever their state. */
+  messages: number;
 }
 
 export interface Storage {
@@ -164,6 +175,17 @@ export interface Storage {
   purge(queue: string, state: 'ready' | 'dead'): Promise<PurgeOutcome>;
   /** Moves dead letters back to ready with attempts reset. */
   redrive(queue: string, options: RedriveOptions): Promise<{ count: number; bytes: number }>;
+  /**
+   * Removes a queue: its messages in every state, its settings and its dedup keys. The core
+   * decides whether it may (it refuses a queue with messages unless forced). A later use of
+   * the name creates a new, empty queue.
+   */
+  deleteQueue(queue: string): Promise<DeleteQueueOutcome>;
+  /**
+   * Stores a queue's runtime settings (creating the queue if needed); settings with nothing
+   * set (not paused, no overrides) are removed.
+   */
+  saveQueueSettings(queue: string, settings: QueueSettings): Promise<void>;
 
   metrics(): StorageMetrics;
 

@@ -2,6 +2,7 @@
  * The admin side of FerryClient: stats, the queue list, browsing messages and dead letters,
  * purging and redriving, over the {@link Connection}.
  */
+import type { QueuePolicy, QueuePolicyChanges } from '../model/queues.js';
 import type { FerryStats } from '../model/stats.js';
 import { splitMessages, type Json } from '../protocol/codec.js';
 import type { Connection } from './connection.js';
@@ -19,6 +20,20 @@ export interface PeekedMessage {
   deadReason?: string;
   body: Buffer;
   frames: Buffer[];
+}
+
+/** What deleting a queue removed. */
+export interface DeleteQueueOutcome {
+  deleted: string;
+  /** Messages deleted with it (0 unless forced). */
+  messages: number;
+}
+
+/** A queue's policy: in force, and the values set at runtime. */
+export interface QueuePolicyInfo {
+  queue: string;
+  policy: QueuePolicy;
+  overrides: Partial<QueuePolicy>;
 }
 
 /** Admin requests. @internal */
@@ -54,5 +69,28 @@ export class AdminApi {
   async redrive(queue: string, options: { ids?: string[]; limit?: number }): Promise<number> {
     const reply = await this.conn.request('DLQ_REDRIVE', { queue, ...options });
     return Number(reply.args['redriven']);
+  }
+
+  async deleteQueue(queue: string, options: { force?: boolean }): Promise<DeleteQueueOutcome> {
+    const args: Json = { queue };
+    if (options.force !== undefined) args['force'] = options.force;
+    const reply = await this.conn.request('QUEUE_DELETE', args);
+    return { deleted: String(reply.args['deleted']), messages: Number(reply.args['messages']) };
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    await this.conn.request('QUEUE_PAUSE', { queue });
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    await this.conn.request('QUEUE_RESUME', { queue });
+  }
+
+  async queuePolicy(
+    queue: string,
+    change: { policy?: QueuePolicyChanges; reset?: boolean },
+  ): Promise<QueuePolicyInfo> {
+    const reply = await this.conn.request('QUEUE_POLICY', { queue, ...change });
+    return reply.args as unknown as QueuePolicyInfo;
   }
 }

@@ -13,10 +13,16 @@ import { randomBytes } from 'node:crypto';
 import type { Body } from '../model/body.js';
 import { FerryError } from '../model/errors.js';
 import type { JobInfo, JobStatus, ServiceInfo, WorkerInfo } from '../model/jobs.js';
+import type { QueuePolicyChanges } from '../model/queues.js';
 import type { FerryStats } from '../model/stats.js';
 import type { RolloutOutcome, TopicStatus } from '../model/topics.js';
 import type { Command, Json, Reply } from '../protocol/codec.js';
-import { AdminApi, type PeekedMessage } from './admin-api.js';
+import {
+  AdminApi,
+  type DeleteQueueOutcome,
+  type PeekedMessage,
+  type QueuePolicyInfo,
+} from './admin-api.js';
 import {
   Connection,
   DEFAULT_CLIENT_HEARTBEAT_MS,
@@ -54,7 +60,7 @@ import type {
 } from './topic-client.js';
 
 export { type ClientStatus } from './connection.js';
-export type { PeekedMessage } from './admin-api.js';
+export type { DeleteQueueOutcome, PeekedMessage, QueuePolicyInfo } from './admin-api.js';
 export {
   type ConsumeOptions,
   type Consumer,
@@ -107,6 +113,10 @@ export class FerryClient {
       onDeliver: (reply) => this.queueApi.onDeliver(reply),
       onWorkerMessage: (reply) => this.jobApi.onWorkerMessage(reply),
       onTopicMessage: (reply) => this.topicApi.onTopicMessage(reply),
+      onCancelled: (reply) => {
+        this.queueApi.onCancelled(reply);
+        this.topicApi.onCancelled(reply);
+      },
       onSession: () => {
         // Consumers first, then workers, then subscriptions; requests are resent after.
         this.queueApi.resume();
@@ -338,6 +348,42 @@ export class FerryClient {
 
   redrive(queue: string, options: { ids?: string[]; limit?: number } = {}): Promise<number> {
     return this.adminApi.redrive(queue, options);
+  }
+
+  /**
+   * Deletes a queue. Refused with QUEUE_NOT_EMPTY while it holds messages, unless `force`
+   * (its messages are then lost). Its consumers end with QUEUE_DELETED.
+   */
+  deleteQueue(queue: string, options: { force?: boolean } = {}): Promise<DeleteQueueOutcome> {
+    return this.adminApi.deleteQueue(queue, options);
+  }
+
+  /** Stops a queue's deliveries; sends are still stored. Kept across broker restarts. */
+  pauseQueue(queue: string): Promise<void> {
+    return this.adminApi.pauseQueue(queue);
+  }
+
+  /** Starts a paused queue's deliveries again. */
+  resumeQueue(queue: string): Promise<void> {
+    return this.adminApi.resumeQueue(queue);
+  }
+
+  /**
+   * Changes a queue's policy at runtime (stored; wins over the config file): per key a value,
+   * or null to drop the runtime value. INVALID_POLICY for an unknown key or a bad value.
+   */
+  setQueuePolicy(queue: string, changes: QueuePolicyChanges): Promise<QueuePolicyInfo> {
+    return this.adminApi.queuePolicy(queue, { policy: changes });
+  }
+
+  /** Drops every runtime policy value of a queue: the config file's (or defaults) apply. */
+  resetQueuePolicy(queue: string): Promise<QueuePolicyInfo> {
+    return this.adminApi.queuePolicy(queue, { reset: true });
+  }
+
+  /** A queue's policy in force and the values set at runtime. */
+  queuePolicy(queue: string): Promise<QueuePolicyInfo> {
+    return this.adminApi.queuePolicy(queue, {});
   }
 
   // -------------------------------------------------------------- closing

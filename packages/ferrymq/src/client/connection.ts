@@ -45,6 +45,8 @@ export interface ConnectionHandlers {
   onWorkerMessage(reply: Reply): void;
   /** TOPIC or DROPPED: for a subscription. */
   onTopicMessage(reply: Reply): void;
+  /** CANCELLED: the broker ended a consumer (its queue was deleted). */
+  onCancelled(reply: Reply): void;
   /** A session started: resume consumers, workers, subscriptions (before requests are resent). */
   onSession(): void;
 }
@@ -267,6 +269,10 @@ export class Connection implements JobWire {
     }
     if (reply.kind === 'TOPIC' || reply.kind === 'DROPPED') {
       this.handlers.onTopicMessage(reply);
+      return;
+    }
+    if (reply.kind === 'CANCELLED') {
+      this.handlers.onCancelled(reply);
       return;
     }
     const key = reply.requestId.toString('latin1');

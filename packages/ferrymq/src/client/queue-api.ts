@@ -6,6 +6,7 @@
 import { toBuffer, toFrames, type Body } from '../model/body.js';
 import { FerryError, type ErrorCode } from '../model/errors.js';
 import {
+  errorFromReply,
   splitMessages,
   type DeliveredSpec,
   type Json,
@@ -329,6 +330,16 @@ export class QueueApi {
       // Delivered to a consumer we no longer have: give them straight back.
       this.conn.request('NACK', { ids, requeue: true }).catch(() => {});
     }
+  }
+
+  /** CANCELLED: the broker ended a consumer (its queue was deleted); its iterator throws why. */
+  onCancelled(reply: Reply): void {
+    const tag = reply.args['consumer'];
+    const c = typeof tag === 'string' ? this.consumers.get(tag) : undefined;
+    if (!c) return;
+    this.consumers.delete(c.tag);
+    c.cancelled = true;
+    c.channel.fail(errorFromReply(reply));
   }
 
   private makeMessage(queue: string, spec: DeliveredSpec, frames: Buffer[]): Message {

@@ -6,7 +6,7 @@
 import { toFrames, type Body } from '../model/body.js';
 import { FerryError } from '../model/errors.js';
 import type { RolloutOutcome, TopicStatus } from '../model/topics.js';
-import type { Json, Reply } from '../protocol/codec.js';
+import { errorFromReply, type Json, type Reply } from '../protocol/codec.js';
 import type { Connection } from './connection.js';
 import {
   TopicSubscription,
@@ -70,6 +70,17 @@ export class TopicApi {
       this.subs.delete(sub.tag);
       sub.onDropped(reply);
     }
+  }
+
+  /** CANCELLED for a durable subscription's consumer: its queue was deleted. */
+  onCancelled(reply: Reply): void {
+    const tag = reply.args['consumer'];
+    const sub = typeof tag === 'string' ? this.subs.get(tag) : undefined;
+    // A subscription the application closed (or deleted) itself ends quietly.
+    if (!sub || sub.cancelled) return;
+    this.subs.delete(sub.tag);
+    sub.cancelled = true;
+    sub.fail(errorFromReply(reply));
   }
 
   /** A new session: subscriptions subscribe again. */

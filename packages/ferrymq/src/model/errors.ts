@@ -56,6 +56,19 @@ export const ERROR_REGISTRY = {
     description: 'No consumer with that tag exists in the session.',
   },
   QUEUE_NOT_FOUND: { status: 404, description: 'The queue does not exist.' },
+  QUEUE_NOT_EMPTY: {
+    status: 409,
+    description:
+      'The queue still holds messages (ready, leased, delayed or dead); delete it with force.',
+  },
+  QUEUE_DELETED: {
+    status: 410,
+    description: 'The queue was deleted: its consumers were cancelled and its messages removed.',
+  },
+  INVALID_POLICY: {
+    status: 400,
+    description: 'A runtime queue policy named an unknown key or a value out of its bounds.',
+  },
   STORAGE_FULL: {
     status: 507,
     description: 'The disk is full; new messages are refused, stored ones are kept.',

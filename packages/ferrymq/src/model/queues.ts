@@ -76,6 +76,56 @@ export const DEFAULT_QUEUE_POLICY: Readonly<QueuePolicy> = Object.freeze({
   retryMaxMs: DEFAULT_RETRY_MAX_MS,
 });
 
+/** Bounds of every policy key, inclusive (the same the config file enforces). */
+export const QUEUE_POLICY_BOUNDS: Readonly<
+  Record<keyof QueuePolicy, { min: number; max: number }>
+> = Object.freeze({
+  ackTimeoutMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  maxAttempts: { min: 1, max: 1_000_000 },
+  maxDepth: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  maxBytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  dedupWindowMs: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  retryBaseMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  retryMaxMs: { min: 0, max: Number.MAX_SAFE_INTEGER },
+});
+
+export const QUEUE_POLICY_KEYS = Object.keys(QUEUE_POLICY_BOUNDS) as (keyof QueuePolicy)[];
+
+/**
+ * A runtime policy change: per key, a new value, or null to drop the runtime value (the
+ * config file's, or the default, applies again).
+ */
+export type QueuePolicyChanges = { [K in keyof QueuePolicy]?: number | null };
+
+/** What an operator set on a queue at runtime; kept in the store. */
+export interface QueueSettings {
+  /** Deliveries stopped (sends still accepted). */
+  paused: boolean;
+  /** Policy values set at runtime; they win over the config file until reset. */
+  overrides: Partial<QueuePolicy>;
+}
+
+/**
+ * Checks a runtime policy change: known keys, integers within bounds (null clears a key).
+ * Returns the problem in words, or undefined when it is valid.
+ */
+export function policyChangesProblem(changes: unknown): string | undefined {
+  if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+    return 'policy must be an object of policy key → integer or null';
+  }
+  for (const [k, v] of Object.entries(changes)) {
+    const bounds = (QUEUE_POLICY_BOUNDS as Record<string, { min: number; max: number }>)[k];
+    if (!Object.hasOwn(QUEUE_POLICY_BOUNDS, k) || bounds === undefined) {
+      return `unknown policy key ${JSON.stringify(k.slice(0, 40))} (keys: ${QUEUE_POLICY_KEYS.join(', ')})`;
+    }
+    if (v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < bounds.min || v > bounds.max) {
+      return `${k} must be an integer ${bounds.min}–${bounds.max} or null; got ${JSON.stringify(v)}`;
+    }
+  }
+  return undefined;
+}
+
 /** Live counters of one queue. */
 export interface QueueCounts {
   ready: number;

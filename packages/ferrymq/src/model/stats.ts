@@ -5,7 +5,7 @@
  */
 import type { HistogramSnapshot } from './histogram.js';
 import type { ServiceInfo } from './jobs.js';
-import type { QueueCounts } from './queues.js';
+import type { QueueCounts, QueuePolicy } from './queues.js';
 
 export interface QueueStats extends QueueCounts {
   name: string;
@@ -24,6 +24,12 @@ export interface QueueStats extends QueueCounts {
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
+  /** Deliveries stopped by an operator (sends are still accepted). */
+  paused: boolean;
+  /** The policy in force: defaults, then the config file, then runtime values. */
+  policy: QueuePolicy;
+  /** The policy values set at runtime (they win over the config file until reset). */
+  overrides: Partial<QueuePolicy>;
 }
 
 export interface BrokerStats {

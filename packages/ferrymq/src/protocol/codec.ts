@@ -49,6 +49,14 @@ export const TOPIC_COMMAND_NAMES = [
   'TOPIC_STATUS',
 ] as const;
 
+/** A queue's life: delete, pause, resume, runtime policy (docs/protocol.md §4, "QUEUE_*"). */
+export const QUEUE_LIFECYCLE_COMMAND_NAMES = [
+  'QUEUE_DELETE',
+  'QUEUE_PAUSE',
+  'QUEUE_RESUME',
+  'QUEUE_POLICY',
+] as const;
+
 export const COMMANDS = [
   'HELLO',
   'PING',
@@ -66,6 +74,7 @@ export const COMMANDS = [
   'DLQ_REDRIVE',
   'BYE',
   'SEND_MULTICAST',
+  ...QUEUE_LIFECYCLE_COMMAND_NAMES,
   ...JOB_COMMAND_NAMES,
   ...TOPIC_COMMAND_NAMES,
 ] as const;
@@ -90,6 +99,10 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   DLQ_REDRIVE: ['queue', 'ids', 'limit'],
   BYE: [],
   SEND_MULTICAST: ['queues', 'headers', 'priority', 'ttlMs', 'wait', 'timeoutMs'],
+  QUEUE_DELETE: ['queue', 'force'],
+  QUEUE_PAUSE: ['queue'],
+  QUEUE_RESUME: ['queue'],
+  QUEUE_POLICY: ['queue', 'policy', 'reset'],
   SUBMIT: [
     'service',
     'priority',
@@ -153,6 +166,7 @@ export const REPLY_KINDS = [
   'EVENT',
   'TOPIC',
   'DROPPED',
+  'CANCELLED',
 ] as const;
 export type ReplyKind = (typeof REPLY_KINDS)[number];
 const REPLY_SET: ReadonlySet<string> = new Set(REPLY_KINDS);

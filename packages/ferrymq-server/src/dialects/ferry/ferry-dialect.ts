@@ -3,7 +3,8 @@
  * One session per peer, opened by HELLO, kept alive by any traffic, closed by BYE or by
  * silence longer than heartbeat × liveness (its leases are then redelivered at once).
  * This file holds the sessions and the routing; the commands are in groups: queues
- * (ferry-queues.ts), jobs (ferry-jobs.ts) and pub/sub (ferry-topics.ts).
+ * (ferry-queues.ts), queue life cycle (ferry-queue-lifecycle.ts), jobs (ferry-jobs.ts) and
+ * pub/sub (ferry-topics.ts).
  */
 import type { Broker, Session } from '../../core/broker.js';
 import type { JobApi } from '../../core/job-types.js';
@@ -14,6 +15,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import { FerryError, toFerryError } from 'ferrymq/model';
 import {
   JOB_COMMAND_NAMES,
+  QUEUE_LIFECYCLE_COMMAND_NAMES,
   TOPIC_COMMAND_NAMES,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -25,11 +27,14 @@ import {
 } from 'ferrymq/protocol';
 import { optInt } from './args.js';
 import { FerryJobCommands } from './ferry-jobs.js';
+import { FerryQueueLifecycleCommands } from './ferry-queue-lifecycle.js';
 import { FerryQueueCommands } from './ferry-queues.js';
 import { FerryTopicCommands } from './ferry-topics.js';
 
 /** Commands handled by the job part of the dialect (ferry-jobs.ts). */
 const JOB_COMMANDS: ReadonlySet<string> = new Set(JOB_COMMAND_NAMES);
+/** Commands handled by the queue life-cycle part (ferry-queue-lifecycle.ts). */
+const LIFECYCLE_COMMANDS: ReadonlySet<string> = new Set(QUEUE_LIFECYCLE_COMMAND_NAMES);
 /** Commands handled by the pub/sub part of the dialect (ferry-topics.ts). */
 const TOPIC_COMMANDS: ReadonlySet<string> = new Set(TOPIC_COMMAND_NAMES);
 
@@ -81,6 +86,7 @@ export class FerryDialect {
   private readonly jobCommands: FerryJobCommands | undefined;
   private readonly topicCommands: FerryTopicCommands | undefined;
   private readonly queueCommands: FerryQueueCommands;
+  private readonly lifecycleCommands: FerryQueueLifecycleCommands;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -101,6 +107,9 @@ export class FerryDialect {
       connections: () => this.peers.size,
       replyError: (peer, requestId, err) => this.replyError(peer, requestId, err),
     });
+    this.lifecycleCommands = new FerryQueueLifecycleCommands(broker, sendTo, (peer, id, err) =>
+      this.replyError(peer, id, toFerryError(err)),
+    );
     this.jobCommands = options.jobs
       ? new FerryJobCommands(options.jobs, (peer, frames) => this.sendTo(peer, frames))
       : undefined;
@@ -189,6 +198,7 @@ export class FerryDialect {
     }
     const session = this.broker.openSession({
       deliver: (tag, messages) => this.queueCommands.deliver(peerId, tag, messages),
+      cancelled: (tag, reason) => this.lifecycleCommands.cancelled(peerId, tag, reason),
     });
     this.peers.set(key, { id: peerId, session, heartbeatMs: hb, lastSeen: this.clock.now() });
     this.ok(peerId, req.requestId, {
@@ -213,6 +223,10 @@ export class FerryDialect {
         throw new FerryError('UNKNOWN_COMMAND', `${req.command}: this broker runs no job server`);
       }
       this.jobCommands.handle(peer.id, key, req);
+      return;
+    }
+    if (LIFECYCLE_COMMANDS.has(req.command)) {
+      this.lifecycleCommands.handle(peer.id, req);
       return;
     }
     if (TOPIC_COMMANDS.has(req.command)) {

@@ -83,6 +83,12 @@ export interface QueueStatements {
   redriveOne: Statement<[number, number], { size: number }>;
   deadIds: Statement<[number, number], { id: number }>;
   releaseAllLeases: Statement<unknown[]>;
+  deleteQueueMessages: Statement<[number]>;
+  deleteQueueIdem: Statement<[string]>;
+  deleteQueueSettings: Statement<[number]>;
+  deleteQueueRow: Statement<[number]>;
+  putSettings: Statement<[number, number, string, number]>;
+  allSettings: Statement<[], { name: string; paused: number; policy: string }>;
 }
 
 /** The queue operations' statements, prepared once when the store opens. */
@@ -153,6 +159,17 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
       'SELECT id FROM messages WHERE queue_id = ? AND state = 3 ORDER BY id LIMIT ?',
     ),
     releaseAllLeases: db.prepare('UPDATE messages SET state = 0 WHERE state = 1'),
+    deleteQueueMessages: db.prepare('DELETE FROM messages WHERE queue_id = ?'),
+    deleteQueueIdem: db.prepare('DELETE FROM idempotency WHERE scope = ?'),
+    deleteQueueSettings: db.prepare('DELETE FROM queue_settings WHERE queue_id = ?'),
+    deleteQueueRow: db.prepare('DELETE FROM queues WHERE id = ?'),
+    putSettings: db.prepare(
+      'INSERT OR REPLACE INTO queue_settings(queue_id, paused, policy, updated_at) VALUES (?, ?, ?, ?)',
+    ),
+    allSettings: db.prepare(
+      `SELECT q.name AS name, s.paused AS paused, s.policy AS policy
+       FROM queue_settings s JOIN queues q ON q.id = s.queue_id`,
+    ),
   };
 }
 
