@@ -173,14 +173,26 @@ describe('queue life cycle through the SDK', () => {
     assert.deepEqual((await c2.stats('pol.q')).queues[0]!.overrides, {});
   });
 
-  it('deleteSubscription deletes a durable subscription and its queue', async () => {
+  it('deleteSubscription deletes a durable subscription and its queue; its subscriber ends with QUEUE_DELETED', async () => {
     const b = await broker();
     const c = await client(b.endpoint);
-    await c.subscribe('ds/**', { durable: 'ds1' }).ready;
+    const subscriber = await client(b.endpoint);
+    const sub = subscriber.subscribe('ds/**', { durable: 'ds1' });
+    await sub.ready;
+    const ended = (async () => {
+      try {
+        for await (const m of sub) await m.ack();
+        return 'done';
+      } catch (err) {
+        return err;
+      }
+    })();
     await c.publish('ds/a', 'x');
     assert.ok((await c.queues()).includes('sub:ds1'));
     await c.deleteSubscription('ds1');
     assert.equal((await c.queues()).includes('sub:ds1'), false);
+    const why = await ended;
+    assert.ok(why instanceof FerryError && why.code === 'QUEUE_DELETED', String(why));
     await rejectsWith(c.deleteSubscription('ds1'), 'SUBSCRIPTION_NOT_FOUND');
   });
 });

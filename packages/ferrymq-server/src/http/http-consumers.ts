@@ -137,7 +137,7 @@ export class HttpConsumers {
   private async hasReady(queue: string): Promise<boolean> {
     if (!this.broker.listQueues().includes(queue)) return false;
     const s = await this.broker.queueStats(queue);
-    return s.ready > 0;
+    return s.ready > 0 && !s.paused;
   }
 
   private deliver(tag: string, messages: Delivery[]): void {

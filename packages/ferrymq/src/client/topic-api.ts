@@ -76,7 +76,8 @@ export class TopicApi {
   onCancelled(reply: Reply): void {
     const tag = reply.args['consumer'];
     const sub = typeof tag === 'string' ? this.subs.get(tag) : undefined;
-    if (!sub) return;
+    // A subscription the application closed (or deleted) itself ends quietly.
+    if (!sub || sub.cancelled) return;
     this.subs.delete(sub.tag);
     sub.cancelled = true;
     sub.fail(errorFromReply(reply));
