@@ -113,7 +113,7 @@ export function endpointOf(flags: ClientFlags): string {
 }
 
 /** Tags an error as raised while connecting, so `main` can add a hint how to start a broker. */
-export class ConnectFailure extends Error {
+class ConnectFailure extends Error {
   constructor(
     readonly endpoint: string,
     readonly reason: unknown,
@@ -150,7 +150,7 @@ let stdinUsed = false;
  * One body (or params) argument: `-` is all of stdin, `@path` the whole file, anything else
  * the text itself. Stdin can be read once per command.
  */
-export function readBody(arg: string): Buffer {
+function readBody(arg: string): Buffer {
   if (arg === '-') {
     if (stdinUsed) fail('CONFIG_INVALID: stdin (-) can be used once');
     stdinUsed = true;
