@@ -58,6 +58,10 @@ describe('ferry operator tools', () => {
     const missing = await runFerry(['send', 'bodies', '@/nonexistent/file', ...b()]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^ferry: CONFIG_INVALID: cannot read \/nonexistent\/file/m);
+    // An endless source is refused once past the cap, not read until memory runs out.
+    const endless = await runFerry(['send', 'bodies', '@/dev/zero', ...b()]);
+    assert.equal(endless.code, 2);
+    assert.match(endless.stderr, /CONFIG_INVALID: \/dev\/zero holds more than \d+ bytes/);
     const twice = await runFerry(['send', 'bodies', '-', '-', ...b()], { input: 'x' });
     assert.equal(twice.code, 2);
     assert.match(twice.stderr, /CONFIG_INVALID: stdin \(-\) can be used once/);

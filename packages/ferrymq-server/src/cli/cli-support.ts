@@ -113,7 +113,7 @@ export function endpointOf(flags: ClientFlags): string {
 }
 
 /** Tags an error as raised while connecting, so `main` can add a hint how to start a broker. */
-export class ConnectFailure extends Error {
+class ConnectFailure extends Error {
   constructor(
     readonly endpoint: string,
     readonly reason: unknown,
@@ -144,25 +144,66 @@ export async function connectClient(flags: ClientFlags): Promise<FerryClient> {
   }
 }
 
+/** Most bytes one body argument (`-`, `@path`) may hold: the broker's default largest request. */
+const MAX_BODY_ARG_BYTES = 64 * 1024 * 1024;
+/** Pause before reading a non-blocking stdin again, ms. */
+const STDIN_RETRY_MS = 10;
+/** Read size when reading a file or stdin, bytes. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The bytes of a file or stdin (`-`), refusing more than `maxBytes` with CONFIG_INVALID: a
+ * device or an endless pipe (`/dev/zero`) ends in a coded error, not a hang or an exhausted heap.
+ */
+export function readInput(source: string, maxBytes: number = MAX_BODY_ARG_BYTES): Buffer {
+  const name = source === '-' ? 'stdin' : source;
+  let fd: number;
+  try {
+    fd = source === '-' ? 0 : fs.openSync(source, 'r');
+  } catch (err) {
+    fail(`CONFIG_INVALID: cannot read ${name} (${(err as Error).message})`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+      let n: number;
+      try {
+        n = fs.readSync(fd, chunk, 0, READ_CHUNK_BYTES, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+          // A non-blocking stdin with nothing yet: wait a little without spinning.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STDIN_RETRY_MS);
+          continue;
+        }
+        if ((err as NodeJS.ErrnoException).code === 'EOF') break;
+        fail(`CONFIG_INVALID: cannot read ${name} (${(err as Error).message})`);
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) fail(`CONFIG_INVALID: ${name} holds more than ${maxBytes} bytes`);
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    if (fd !== 0) fs.closeSync(fd);
+  }
+  return Buffer.concat(chunks);
+}
+
 let stdinUsed = false;
 
 /**
  * One body (or params) argument: `-` is all of stdin, `@path` the whole file, anything else
  * the text itself. Stdin can be read once per command.
  */
-export function readBody(arg: string): Buffer {
+function readBody(arg: string): Buffer {
   if (arg === '-') {
     if (stdinUsed) fail('CONFIG_INVALID: stdin (-) can be used once');
     stdinUsed = true;
-    return fs.readFileSync(0);
+    return readInput('-');
   }
-  if (arg.startsWith('@') && arg.length > 1) {
-    try {
-      return fs.readFileSync(arg.slice(1));
-    } catch (err) {
-      fail(`CONFIG_INVALID: cannot read ${arg.slice(1)} (${(err as Error).message})`);
-    }
-  }
+  if (arg.startsWith('@') && arg.length > 1) return readInput(arg.slice(1));
   return Buffer.from(arg, 'utf8');
 }
 

@@ -1,5 +1,4 @@
 /** `ferry send|consume|stats|queues|peek|dlq|purge`: durable queues from the shell. */
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import type { FerryClient, PeekedMessage, SendOptions } from 'ferrymq';
 import { MESSAGE_STATES, quantileOf, type MessageState } from 'ferrymq/model';
@@ -12,6 +11,7 @@ import {
   positiveNumber,
   printable,
   readBodies,
+  readInput,
   subcommand,
   WAITING_HINT_AFTER_MS,
   wholeNumber,
@@ -20,6 +20,8 @@ import {
 } from './cli-support.js';
 import { formatMs, printJson, printListing, printTable, ProgressBar } from './output.js';
 
+/** Most bytes `send --file` reads (the lines are held in memory), bytes. */
+const MAX_BULK_FILE_BYTES = 256 * 1024 * 1024;
 /** Messages per SEND request in `send --file`. */
 const BULK_SEND_BATCH = 500;
 /** Dead letters per DLQ_REDRIVE request when redriving a whole queue. */
@@ -47,12 +49,7 @@ function sendOptions(o: SendFlags): SendOptions {
 }
 
 async function sendFile(c: FerryClient, queue: string, file: string, o: SendFlags): Promise<void> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    fail(`CONFIG_INVALID: cannot read ${file} (${(err as Error).message})`);
-  }
+  const text = readInput(file, MAX_BULK_FILE_BYTES).toString('utf8');
   const lines = text.split('\n').filter((l) => l !== '');
   if (o.dedup !== undefined) fail('CONFIG_INVALID: --dedup cannot be used with --file');
   const options = sendOptions(o);
