@@ -43,6 +43,14 @@ class ScriptedBroker {
   }
 
   private answer(req: Request): Buffer[] {
+    if (this.mode === 'stopping' && req.command === 'CALL') {
+      // A call's in-memory job, failed by the stop (as the job server does when it closes).
+      return encodeReply('ERROR', req.requestId, {
+        code: 'JOB_FAILED',
+        message: 'the broker shut down before the job finished',
+        job: { id: 'j1', status: 'failed', error: { code: 'SHUTTING_DOWN', message: 'stop' } },
+      });
+    }
     if (this.mode === 'stopping' && req.command !== 'PING') {
       return encodeError(req.requestId, 'SHUTTING_DOWN', 'the broker is shutting down');
     }
@@ -59,6 +67,8 @@ class ScriptedBroker {
           : encodeReply('PONG', req.requestId, {});
       case 'SEND':
         return encodeReply('OK', req.requestId, { ids: ['41'] });
+      case 'CALL':
+        return encodeReply('OK', req.requestId, { id: 'j2' }, [Buffer.from('result')]);
       default:
         return encodeReply('OK', req.requestId, {});
     }
@@ -106,16 +116,23 @@ describe('a broker that stops gracefully', () => {
     const sent = c.send('graceful', 'during the stop');
     const stats = c.stats('graceful');
     const acked = msg.ack();
+    const called = c.call('resize', 'params', { timeoutMs: 5_000 });
     await waitFor(
-      () => broker.count('SEND') === 1 && broker.count('STATS') === 1 && broker.count('ACK') === 1,
-      'the three requests refused once',
+      () =>
+        broker.count('SEND') === 1 &&
+        broker.count('STATS') === 1 &&
+        broker.count('ACK') === 1 &&
+        broker.count('CALL') === 1,
+      'the four requests refused once',
     );
-    await waitFor(() => c.counters.retriedAfterShutdown === 3, 'the three held');
+    await waitFor(() => c.counters.retriedAfterShutdown === 4, 'the four held');
     broker.mode = 'running';
 
     assert.equal(await sent, '41', 'the send went out again and was answered');
     await stats;
     assert.equal(await acked, 'lease-lost', 'the ack of the old session is lease-lost');
+    assert.equal((await called).toString(), 'result', 'the call went out again and was answered');
+    assert.equal(broker.count('CALL'), 2);
     const sends = broker.seen.filter((r) => r.command === 'SEND');
     assert.equal(sends.length, 2);
     assert.equal(sends[1]!.args['requestKey'], sends[0]!.args['requestKey'], 'same request key');

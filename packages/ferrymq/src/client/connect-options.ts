@@ -8,16 +8,16 @@ import { FerryError } from '../model/errors.js';
 export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
 /** The form a broker endpoint takes (ipc://path also works, for a broker bound to one). */
 export const ENDPOINT_FORM = 'tcp://host:port';
-export const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
+const DEFAULT_CLIENT_HEARTBEAT_MS = 2_000;
 /** The broker's bounds on the heartbeat a client asks for. */
 const MIN_CLIENT_HEARTBEAT_MS = 100;
 const MAX_CLIENT_HEARTBEAT_MS = 60_000;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /**
  * Before the first session: how long the socket gets to reach an endpoint (TCP connected)
  * before it counts as unreachable. A refused connection counts at once.
  */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const MAX_NAME_LENGTH = 200;
 const MAX_PORT = 65_535;
 

@@ -21,6 +21,7 @@ import {
   errorWithDetails,
   retriesAfterShutdown,
   sessionGone,
+  stoppedUnder,
   type Pending,
   type Stream,
 } from './requests.js';
@@ -136,7 +137,7 @@ export class Connection implements JobWire {
           if (this.unreachableError) reject(this.unreachableError);
           if (this.requestTimeoutMs > 0) {
             timer = setTimeout(
-              () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoint}`)),
+              () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.all}`)),
               this.requestTimeoutMs,
             );
           }
@@ -299,7 +300,7 @@ export class Connection implements JobWire {
       this.handshake();
       return;
     }
-    if (reply.kind === 'ERROR' && reply.args['code'] === 'SHUTTING_DOWN' && p.retryAfterShutdown) {
+    if (p.retryAfterShutdown && stoppedUnder(p.command, reply)) {
       // A graceful stop refused it (so did not do it): hold it for the broker that comes back.
       // The heartbeat redoes HELLO at its pace until one answers; the request goes out then.
       this.counters.retriedAfterShutdown++;

@@ -28,6 +28,11 @@ export class Endpoints {
     private readonly events: EndpointEvents,
   ) {}
 
+  /** Every endpoint, for messages. */
+  get all(): string {
+    return this.list.join(', ');
+  }
+
   /** How many endpoints there are. */
   get count(): number {
     return this.list.length;
@@ -78,7 +83,7 @@ export class Endpoints {
   unreachableError(): FerryError {
     return new FerryError(
       'UNREACHABLE',
-      `nothing answers at ${this.list.join(', ')}: no Ferry broker runs there, or it cannot ` +
+      `nothing answers at ${this.all}: no Ferry broker runs there, or it cannot ` +
         'be reached. Start one with `npx ferry start` (in a clone: `npm start`), or ' +
         `\`ferry start --bind ${this.list[0]!}\`; endpoints take the form ${ENDPOINT_FORM}.`,
     );

@@ -20,6 +20,20 @@ export function retriesAfterShutdown(command: Command): boolean {
   return !NOT_RETRIED_AFTER_SHUTDOWN.has(command);
 }
 
+/**
+ * Whether a reply says the broker stopped gracefully under the request: SHUTTING_DOWN, or — for
+ * a CALL — its in-memory job failed because the broker shut down. Such a call is sent again
+ * after the reconnect, as it is when the broker dies under it (a call runs at least once).
+ */
+export function stoppedUnder(command: Command, reply: Reply): boolean {
+  if (reply.kind !== 'ERROR') return false;
+  const code = reply.args['code'];
+  if (code === 'SHUTTING_DOWN') return true;
+  if (command !== 'CALL' || code !== 'JOB_FAILED') return false;
+  const job = reply.args['job'] as { error?: { code?: unknown } } | undefined;
+  return job?.error?.code === 'SHUTTING_DOWN';
+}
+
 export interface Pending {
   command: Command;
   frames: Buffer[];

@@ -23,7 +23,7 @@ interface QueuedSettle {
 }
 
 /** True for the error of a settle whose lease is gone. */
-export function isLeaseLost(err: unknown): boolean {
+function isLeaseLost(err: unknown): boolean {
   return err instanceof FerryError && err.code === 'LEASE_LOST';
 }
 

@@ -3,6 +3,10 @@ import * as zmq from 'zeromq';
 import { FerryError } from '../model/errors.js';
 import { SendQueue } from './socket-helpers.js';
 import type { ClientConnection, ClientConnectionEvents } from './types.js';
+import { raiseSocketLimit } from './zmq-context.js';
+
+// Before this process's first client socket (zmq-context.ts says why).
+raiseSocketLimit();
 
 const DEALER_RECONNECT_MS = 100;
 const DEALER_RECONNECT_MAX_MS = 2_000;
@@ -45,7 +49,9 @@ export function connectDealer(endpoint: string, events: ClientConnectionEvents):
     reconnectInterval: DEALER_RECONNECT_MS,
     reconnectMaxInterval: DEALER_RECONNECT_MAX_MS,
   });
-  // The observer starts before connect: events that happen before it watches are lost.
+  // The observer starts before connect: events that happen before it watches are lost. It
+  // lives as long as the socket: zeromq.js's Observer.close() leaves libzmq's monitor running
+  // into a closed pipe, which stalls the socket's I/O (its next disconnect is never handled).
   if (events.onConnect || events.onDisconnect || events.onConnectRetry) {
     const observer = sock.events;
     void (async () => {
