@@ -72,13 +72,13 @@ const MAX_FLOOD_PINGS = 1_000_000;
 const HEALTHY_TIMEOUT_MS = 30_000;
 const CLONE_PORT_TRIES = 20;
 
-export interface LatencySummary {
+interface LatencySummary {
   count: number;
   p50Ms: number;
   p99Ms: number;
 }
 
-export interface TargetReport {
+interface TargetReport {
   target: FuzzTarget;
   /** The dialect label of its counters in /metrics (cumulative over that dialect's targets). */
   dialect: string;
@@ -368,7 +368,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   return report;
 }
 
-export function formatTarget(r: TargetReport): string {
+function formatTarget(r: TargetReport): string {
   const f = (n: number): string => n.toFixed(2);
   return (
     `${r.target.padEnd(16)} sent ${r.sent} in ${r.seconds.toFixed(1)} s, replies ${r.replies}` +

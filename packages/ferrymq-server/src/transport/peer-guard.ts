@@ -8,11 +8,11 @@
 import type { PeerGuardStats } from 'ferrymq/model';
 
 /** Invalid frames a peer may send within the window before it is dropped. */
-export const PEER_INVALID_FRAMES_LIMIT = 5;
+const PEER_INVALID_FRAMES_LIMIT = 5;
 /** The window in which invalid frames are counted, ms. */
-export const PEER_INVALID_WINDOW_MS = 10_000;
+const PEER_INVALID_WINDOW_MS = 10_000;
 /** How long a dropped peer is ignored, ms. */
-export const PEER_COOL_DOWN_MS = 30_000;
+const PEER_COOL_DOWN_MS = 30_000;
 /** Peers remembered before stale entries are swept (bounds the guard's memory). */
 const PEER_GUARD_SWEEP_AT = 10_000;
 

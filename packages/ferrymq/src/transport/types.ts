@@ -11,8 +11,6 @@ export interface ServerEndpoint {
   close(): Promise<void>;
 }
 
-export type PeerMessageHandler = (peer: Buffer, frames: Buffer[]) => void;
-
 /** A connection to one broker (a ZeroMQ DEALER underneath). */
 export interface ClientConnection {
   readonly endpoint: string;

@@ -234,6 +234,7 @@ export class FerryDialect {
         maxBatchMessages: this.maxBatchMessages,
         maxRequestBytes: this.maxRequestBytes,
         maxPrefetch: this.broker.limits.maxPrefetch,
+        consumerMaxBytes: this.broker.limits.consumerMaxBytes,
       },
     });
   }
