@@ -76,14 +76,14 @@ export class ChaosLoad {
       (async () => {
         for await (const m of consumer.consume(QUEUE, { prefetch: PREFETCH })) {
           const item = m.body.toString();
-          this.queue.deliver(item);
+          this.queue.deliver(item, m.id);
           this.queue.settle(item, m.ack());
         }
       })().catch(() => {}),
       (async () => {
         for await (const m of sub) {
           const item = m.body.toString();
-          this.pubsub.deliver(item);
+          this.pubsub.deliver(item, String(m.seq));
           this.pubsub.settle(item, m.ack());
         }
       })().catch(() => {}),
@@ -92,7 +92,7 @@ export class ChaosLoad {
       SERVICE,
       async (ctx) => {
         const item = ctx.params.toString();
-        this.jobs.deliver(item);
+        this.jobs.deliver(item, ctx.id);
         await new Promise((r) => setImmediate(r));
         // The completion goes out when this returns; it is answered once the job is final.
         const answered = this.jobWaits.get(item);

@@ -11,7 +11,7 @@ import {
   type QueueCounts,
   type QueuePolicy,
 } from 'ferrymq/model';
-import type { Storage } from '../storage/types.js';
+import type { RecoveredLease, Storage } from '../storage/types.js';
 import { DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { InflightTable } from './inflight-table.js';
@@ -35,6 +35,12 @@ export class BrokerState {
   /** Multicasts waiting for acks: message id → what to tell when it is acked or dead. */
   readonly settleWatchers = new Map<string, (outcome: 'acked' | 'dead') => void>();
   readonly startedAt: number;
+  /**
+   * Leases of the previous run held back for the recovery grace, by message id: an ack for
+   * one of them (re-sent by its consumer after reconnecting) deletes it instead of answering
+   * LEASE_LOST. Emptied when the grace ends.
+   */
+  readonly recovered = new Map<string, RecoveredLease>();
   closing = false;
   private readonly defaultPolicy: QueuePolicy;
   private readonly queuePolicies: Record<string, Partial<QueuePolicy>>;

@@ -83,6 +83,9 @@ export interface QueueStatements {
   redriveOne: Statement<[number, number], { size: number }>;
   deadIds: Statement<[number, number], { id: number }>;
   releaseAllLeases: Statement<unknown[]>;
+  leasedRows: Statement<[], { id: number; queue: string; attempts: number; size: number }>;
+  holdLeases: Statement<[number]>;
+  ackRecovered: Statement<[number, number]>;
 }
 
 /** The queue operations' statements, prepared once when the store opens. */
@@ -153,6 +156,13 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
       'SELECT id FROM messages WHERE queue_id = ? AND state = 3 ORDER BY id LIMIT ?',
     ),
     releaseAllLeases: db.prepare('UPDATE messages SET state = 0 WHERE state = 1'),
+    leasedRows: db.prepare(
+      `SELECT m.id AS id, q.name AS queue, m.attempts AS attempts, m.size AS size
+       FROM messages m JOIN queues q ON q.id = m.queue_id WHERE m.state = 1`,
+    ),
+    // The previous run's leases, held back (scheduled) until the grace ends.
+    holdLeases: db.prepare('UPDATE messages SET state = 2, not_before = ? WHERE state = 1'),
+    ackRecovered: db.prepare('DELETE FROM messages WHERE id = ? AND state = 2 AND attempts = ?'),
   };
 }
 
