@@ -56,7 +56,11 @@ describe('recovery grace after a restart', () => {
     const endpoint = `tcp://127.0.0.1:${await freePort()}`;
     const args = ['--data', tmpDir(), '--bind', endpoint, '--heartbeat', '200'];
     let b: ChildBroker = await spawnBroker(args);
-    cleanups.push(() => killHard(b));
+    // A polite stop at the end (SIGTERM), so the restarted broker leaves its coverage data.
+    cleanups.push(async () => {
+      b.child.kill('SIGTERM');
+      await b.exited;
+    });
     const producer = await connect(endpoint, { heartbeatMs: 200 });
     cleanups.push(() => producer.close({ timeoutMs: 0 }));
     await producer.send('grace', 'acked across the restart');
