@@ -118,12 +118,12 @@ export class ChaosLoad {
       this.produce(this.jobs, 'jobs', async (item) => {
         const h = await producer.submit(SERVICE, item, { maxAttempts: JOB_MAX_ATTEMPTS });
         this.jobHandles.set(item, h);
-        this.jobWaits.set(
-          item,
-          h.wait({ timeoutMs: REQUEST_TIMEOUT_MS }).then((info) => {
-            if (info.status === 'done') this.jobsDone.add(item);
-          }),
-        );
+        const ended = h.wait({ timeoutMs: REQUEST_TIMEOUT_MS }).then((info) => {
+          if (info.status === 'done') this.jobsDone.add(item);
+        });
+        // A wait cut by a kill or a timeout is not an error: the drain looks the job up.
+        ended.catch(() => {});
+        this.jobWaits.set(item, ended);
       }),
       this.produce(this.pubsub, 'pubsub', (item) => producer.publish(TOPIC, item)),
     );

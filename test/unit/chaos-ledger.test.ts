@@ -46,9 +46,6 @@ describe('chaos audit', () => {
     );
     assert.equal(row.deliveries, 6);
     assert.equal(auditFailed([row]), false);
-    assert.match(
-      formatAudit([row]),
-      /\| jobs +\| +3 \| +3 \| +0 \| +0 \| +3 \| +1 \| +1 \| +6 \|/,
-    );
+    assert.match(formatAudit([row]), /\| jobs +\| +3 \| +3 \| +0 \| +0 \| +3 \| +1 \| +1 \| +6 \|/);
   });
 });

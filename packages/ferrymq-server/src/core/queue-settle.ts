@@ -82,11 +82,7 @@ export class QueueSettle {
    * Acks of leases the previous run held, re-sent by consumers that reconnected within the
    * recovery grace: the rows are deleted if still held back at that attempt.
    */
-  private ackRecovered(
-    ids: string[],
-    indexes: number[],
-    results: SettleResult[],
-  ): Promise<void> {
+  private ackRecovered(ids: string[], indexes: number[], results: SettleResult[]): Promise<void> {
     const items = indexes.map((i) => ({ index: i, lease: this.state.recovered.get(ids[i]!)! }));
     // Taken now: a second ack of the same id in flight answers LEASE_LOST.
     for (const it of items) this.state.recovered.delete(it.lease.id);
