@@ -22,6 +22,11 @@ export interface AuditRow {
   duplicated: number;
   /** Of those: the ack (or completion) of an earlier delivery was in flight at a kill. */
   duplicatedSettleInFlight: number;
+  /**
+   * Of those: stored twice under two ids — the producer's request was re-sent after a kill
+   * and its first copy had been stored (a publish or submit carries no idempotency key).
+   */
+  duplicatedStoredTwice: number;
   /** Deliveries in total (≥ delivered). */
   deliveries: number;
 }
@@ -31,6 +36,8 @@ export class Ledger {
   readonly accepted = new Set<string>();
   /** Deliveries per item. */
   readonly deliveries = new Map<string, number>();
+  /** The broker's ids an item was delivered under (more than one: it was stored twice). */
+  private readonly ids = new Map<string, Set<string>>();
   /** Items whose ack (completion) was sent and not yet answered. */
   private readonly settling = new Set<string>();
   /** Items whose ack (completion) was in flight at some kill. */
@@ -46,8 +53,12 @@ export class Ledger {
     if (!this.deliveries.has(item)) this.undelivered.add(item);
   }
 
-  deliver(item: string): void {
+  /** `item` was delivered (a job: run) under the broker's `id`. */
+  deliver(item: string, id: string): void {
     this.deliveries.set(item, (this.deliveries.get(item) ?? 0) + 1);
+    let ids = this.ids.get(item);
+    if (!ids) this.ids.set(item, (ids = new Set()));
+    ids.add(id);
     this.undelivered.delete(item);
   }
 
@@ -76,12 +87,14 @@ export class Ledger {
     const stuck = Math.min(missing, Math.max(0, held));
     let duplicated = 0;
     let duplicatedSettleInFlight = 0;
+    let duplicatedStoredTwice = 0;
     let deliveries = 0;
     for (const [item, n] of this.deliveries) {
       deliveries += n;
       if (n > 1) {
         duplicated++;
-        if (this.settleInFlightAtKill.has(item)) duplicatedSettleInFlight++;
+        if ((this.ids.get(item)?.size ?? 0) > 1) duplicatedStoredTwice++;
+        else if (this.settleInFlightAtKill.has(item)) duplicatedSettleInFlight++;
       }
     }
     return {
@@ -92,6 +105,7 @@ export class Ledger {
       stuck,
       duplicated,
       duplicatedSettleInFlight,
+      duplicatedStoredTwice,
       deliveries,
     };
   }
@@ -105,6 +119,7 @@ const COLUMNS: { title: string; value: (r: AuditRow) => string }[] = [
   { title: 'stuck', value: (r) => String(r.stuck) },
   { title: 'duplicated', value: (r) => String(r.duplicated) },
   { title: 'dup. ack in flight', value: (r) => String(r.duplicatedSettleInFlight) },
+  { title: 'dup. stored twice', value: (r) => String(r.duplicatedStoredTwice) },
   { title: 'deliveries', value: (r) => String(r.deliveries) },
 ];
 

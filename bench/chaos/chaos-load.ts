@@ -6,7 +6,7 @@
  * connected across kills: the SDK reconnects, re-sends unconfirmed sends and resumes consumers.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { connect, type FerryClient, type JobHandle } from 'ferrymq';
+import { connect, FerryError, type FerryClient, type JobHandle } from 'ferrymq';
 import { Ledger, type AuditRow } from './chaos-ledger.js';
 
 const QUEUE = 'chaos-queue';
@@ -30,6 +30,8 @@ const WORKER_CONCURRENCY = 16;
 /** Jobs may be taken back at many kills: never let that fail them. */
 const JOB_MAX_ATTEMPTS = 1_000;
 const HEARTBEAT_MS = 100;
+/** A consuming loop that keeps failing is given up after this many restarts. */
+const MAX_CONSUMER_RESTARTS = 1_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** When the drain ends, job statuses are read this many at a time. */
 const STATUS_BATCH = 100;
@@ -49,6 +51,11 @@ export class ChaosLoad {
   /** Jobs whose final state was seen `done` by the submitter. */
   private readonly jobsDone = new Set<string>();
   private producing = false;
+  private closing = false;
+  /** Consuming loops that ended with an error and were started again, per kind. */
+  readonly consumerRestarts = { queue: 0, pubsub: 0 };
+  /** The errors that ended them. */
+  readonly consumerErrors = new Set<string>();
   private readonly producers: Promise<void>[] = [];
   private readonly consumers: Promise<void>[] = [];
 
@@ -70,29 +77,33 @@ export class ChaosLoad {
       this.client(endpoint, 'chaos-worker'),
       this.client(endpoint, 'chaos-subscriber'),
     ]);
-    const sub = subscriber.subscribe(TOPIC_PATTERN, { durable: DURABLE, prefetch: PREFETCH });
+    const subscribe = () =>
+      subscriber.subscribe(TOPIC_PATTERN, { durable: DURABLE, prefetch: PREFETCH });
+    // Created before anything is published, so that every publish is copied into its queue.
+    let sub = subscribe();
     await sub.ready;
     this.consumers.push(
-      (async () => {
+      this.keepConsuming('queue', async () => {
         for await (const m of consumer.consume(QUEUE, { prefetch: PREFETCH })) {
           const item = m.body.toString();
-          this.queue.deliver(item);
+          this.queue.deliver(item, m.id);
           this.queue.settle(item, m.ack());
         }
-      })().catch(() => {}),
-      (async () => {
+      }),
+      this.keepConsuming('pubsub', async (restart) => {
+        if (restart > 0) sub = subscribe();
         for await (const m of sub) {
           const item = m.body.toString();
-          this.pubsub.deliver(item);
+          this.pubsub.deliver(item, String(m.seq));
           this.pubsub.settle(item, m.ack());
         }
-      })().catch(() => {}),
+      }),
     );
     worker.worker(
       SERVICE,
       async (ctx) => {
         const item = ctx.params.toString();
-        this.jobs.deliver(item);
+        this.jobs.deliver(item, ctx.id);
         await new Promise((r) => setImmediate(r));
         // The completion goes out when this returns; it is answered once the job is final.
         const answered = this.jobWaits.get(item);
@@ -107,15 +118,36 @@ export class ChaosLoad {
       this.produce(this.jobs, 'jobs', async (item) => {
         const h = await producer.submit(SERVICE, item, { maxAttempts: JOB_MAX_ATTEMPTS });
         this.jobHandles.set(item, h);
-        this.jobWaits.set(
-          item,
-          h.wait({ timeoutMs: REQUEST_TIMEOUT_MS }).then((info) => {
-            if (info.status === 'done') this.jobsDone.add(item);
-          }),
-        );
+        const ended = h.wait({ timeoutMs: REQUEST_TIMEOUT_MS }).then((info) => {
+          if (info.status === 'done') this.jobsDone.add(item);
+        });
+        // A wait cut by a kill or a timeout is not an error: the drain looks the job up.
+        ended.catch(() => {});
+        this.jobWaits.set(item, ended);
       }),
       this.produce(this.pubsub, 'pubsub', (item) => producer.publish(TOPIC, item)),
     );
+  }
+
+  /**
+   * Runs a consuming loop again when it ends with an error (as an application would: the SDK
+   * ends a subscription whose re-SUBSCRIBE after a reconnect failed), counting each restart.
+   */
+  private async keepConsuming(
+    kind: 'queue' | 'pubsub',
+    loop: (restart: number) => Promise<void>,
+  ): Promise<void> {
+    for (let restart = 0; restart <= MAX_CONSUMER_RESTARTS; restart++) {
+      try {
+        await loop(restart);
+        return; // ended without an error: the client is closing
+      } catch (err) {
+        if (this.closing) return;
+        this.consumerRestarts[kind]++;
+        this.consumerErrors.add(err instanceof FerryError ? err.code : String(err));
+        await delay(RETRY_PAUSE_MS);
+      }
+    }
   }
 
   /** One producer: at most WINDOW requests in flight and MAX_BACKLOG items undelivered. */
@@ -251,6 +283,7 @@ export class ChaosLoad {
 
   async close(): Promise<void> {
     this.producing = false;
+    this.closing = true;
     await Promise.all(this.clients.map((c) => c.close({ timeoutMs: 500 }).catch(() => {})));
     await Promise.all(this.consumers);
   }

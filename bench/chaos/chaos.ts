@@ -51,6 +51,9 @@ export interface ChaosResult {
   failed: boolean;
   durationMs: number;
   dataDir: string;
+  /** Consuming loops the SDK ended with an error, started again (per kind), and the errors. */
+  consumerRestarts: { queue: number; pubsub: number };
+  consumerErrors: string[];
 }
 
 /** A bad command line: main.ts prints it with the usage and exits with 2. */
@@ -186,6 +189,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         failed,
         durationMs: Date.now() - started,
         dataDir,
+        consumerRestarts: { ...load.consumerRestarts },
+        consumerErrors: [...load.consumerErrors],
       };
     } finally {
       await admin.close({ timeoutMs: 500 }).catch(() => {});

@@ -22,6 +22,13 @@ async function main(): Promise<number> {
   const result = await runChaos({ ...options, log: (line) => console.log(line) });
   console.log('');
   console.log(formatAudit(result.rows));
+  const restarts = result.consumerRestarts;
+  if (restarts.queue + restarts.pubsub > 0) {
+    console.log(
+      `consuming loops ended by the SDK and started again: queue ${restarts.queue}, ` +
+        `pubsub ${restarts.pubsub} (${result.consumerErrors.join(', ')})`,
+    );
+  }
   console.log('');
   console.log(
     `${result.cycles} cycles in ${(result.durationMs / 1000).toFixed(1)} s, seed ${result.seed}; ` +

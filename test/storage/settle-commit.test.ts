@@ -3,7 +3,8 @@
  * one event-loop turn together with a large batch of sends, they are in the database file —
  * seen by a second, independent SQLite connection, as after a kill -9 — once that turn's
  * commit ran, before their promises are even awaited. A deferred, separately batched or
- * timer-driven ack or completion would fail this.
+ * timer-driven ack or completion would fail this. Also: the recovery grace of the previous
+ * run's leases, and acks re-sent after a restart (ackRecovered).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -100,6 +101,79 @@ describe('settling reaches the disk with the next group commit', () => {
       assert.equal((await Promise.all(sends)).length, BURST);
     } finally {
       reader.close();
+      await store.close();
+    }
+  });
+});
+
+describe('recovery grace (SQLite)', () => {
+  it('holds the previous run’s leases back until the grace ends; ackRecovered settles them at their attempt only', async () => {
+    const dataDir = tmpDir('ferry-grace-');
+    dirs.push(dataDir);
+    const first = new SqliteStorage({ dataDir, sync: { mode: 'always' } });
+    await first.open();
+    await first.enqueue([item('a'), item('b')]);
+    const leased = (await first.lease('q', 2, T0)).messages.map((m) => m.id);
+    await first.close(); // the leases stay in the file, as after a kill
+    const graceMs = 60_000;
+    const store = new SqliteStorage({
+      dataDir,
+      sync: { mode: 'always' },
+      recoveryGraceMs: graceMs,
+    });
+    const before = Date.now();
+    const recovery = await store.open();
+    try {
+      assert.deepEqual(
+        recovery.recoveredLeases.map((r) => [r.id, r.queue, r.attempts]),
+        [
+          [leased[0], 'q', 1],
+          [leased[1], 'q', 1],
+        ],
+      );
+      assert.equal(recovery.releasedLeases, 2);
+      assert.ok(recovery.recoveryUntil! >= before + graceMs);
+      assert.equal(recovery.nextDueAt, recovery.recoveryUntil);
+      assert.deepEqual(
+        [recovery.queues.get('q')!.scheduled, recovery.queues.get('q')!.ready],
+        [2, 0],
+      );
+      assert.equal((await store.lease('q', 10, Date.now())).messages.length, 0, 'held back');
+      assert.deepEqual(await store.ackRecovered([{ id: leased[0]!, attempts: 2 }]), [false]);
+      assert.deepEqual(await store.ackRecovered([{ id: leased[0]!, attempts: 1 }]), [true]);
+      assert.deepEqual(await store.ackRecovered([{ id: leased[0]!, attempts: 1 }]), [false]);
+      // The grace ends: the other one is ready again, and its old ack no longer settles it.
+      assert.deepEqual(await store.promoteDue(recovery.recoveryUntil!), [
+        { queue: 'q', count: 1, bytes: 1 },
+      ]);
+      assert.deepEqual(await store.ackRecovered([{ id: leased[1]!, attempts: 1 }]), [false]);
+      const again = await store.lease('q', 10, recovery.recoveryUntil!);
+      assert.deepEqual(
+        again.messages.map((m) => [m.id, m.attempts]),
+        [[leased[1], 2]],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('without a grace, the previous run’s leases are ready at once', async () => {
+    const dataDir = tmpDir('ferry-grace-');
+    dirs.push(dataDir);
+    const first = new SqliteStorage({ dataDir, sync: { mode: 'always' } });
+    await first.open();
+    await first.enqueue([item('a')]);
+    await first.lease('q', 1, T0);
+    await first.close();
+    const store = new SqliteStorage({ dataDir, sync: { mode: 'always' } });
+    const recovery = await store.open();
+    try {
+      assert.deepEqual(
+        [recovery.releasedLeases, recovery.recoveredLeases, recovery.recoveryUntil],
+        [1, [], null],
+      );
+      assert.equal(recovery.queues.get('q')!.ready, 1);
+    } finally {
       await store.close();
     }
   });

@@ -8,7 +8,7 @@ describe('chaos audit', () => {
     const l = new Ledger('queue');
     l.accept('a');
     l.accept('b');
-    l.deliver('a');
+    l.deliver('a', '1');
     assert.deepEqual([l.audit(1).stuck, l.audit(1).lost], [1, 0]);
     assert.deepEqual([l.audit(0).stuck, l.audit(0).lost], [0, 1]);
     assert.equal(auditFailed([l.audit(0)]), true);
@@ -20,22 +20,32 @@ describe('chaos audit', () => {
     let answer!: () => void;
     l.accept('x');
     l.accept('y');
-    l.deliver('x'); // delivered before the producer's reply: still not missing
-    l.deliver('y');
+    l.accept('z');
+    l.deliver('x', '1'); // delivered before the producer's reply: still not missing
+    l.deliver('y', '2');
+    l.deliver('z', '3');
     l.settle('x', new Promise<void>((r) => (answer = r)));
     l.settle('y', Promise.resolve());
     await Promise.resolve();
     l.noteKill();
     answer();
-    l.deliver('x');
-    l.deliver('y');
+    l.deliver('x', '1'); // redelivered: its ack was in flight at the kill
+    l.deliver('y', '2'); // redelivered: its ack had been answered
+    l.deliver('z', '4'); // a second copy under another id: stored twice
     const row = l.audit(0);
     assert.deepEqual(
-      [row.accepted, row.delivered, row.lost, row.duplicated, row.duplicatedSettleInFlight],
-      [2, 2, 0, 2, 1],
+      [
+        row.accepted,
+        row.delivered,
+        row.lost,
+        row.duplicated,
+        row.duplicatedSettleInFlight,
+        row.duplicatedStoredTwice,
+      ],
+      [3, 3, 0, 3, 1, 1],
     );
-    assert.equal(row.deliveries, 4);
+    assert.equal(row.deliveries, 6);
     assert.equal(auditFailed([row]), false);
-    assert.match(formatAudit([row]), /\| jobs +\| +2 \| +2 \| +0 \| +0 \| +2 \| +1 \| +4 \|/);
+    assert.match(formatAudit([row]), /\| jobs +\| +3 \| +3 \| +0 \| +0 \| +3 \| +1 \| +1 \| +6 \|/);
   });
 });

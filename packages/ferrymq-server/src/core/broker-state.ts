@@ -13,7 +13,7 @@ import {
   type QueuePolicy,
   type QueueSettings,
 } from 'ferrymq/model';
-import type { Storage } from '../storage/types.js';
+import type { RecoveredLease, Storage } from '../storage/types.js';
 import { DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { InflightTable } from './inflight-table.js';
@@ -47,6 +47,13 @@ export class BrokerState {
   readonly inflightBytes: InflightBytes;
   /** Pumps these queues (set by the broker once dispatch exists). */
   pumpQueues: (queues: QueueState[]) => void = () => {};
+
+  /**
+   * Leases of the previous run held back for the recovery grace, by message id: an ack for
+   * one of them (re-sent by its consumer after reconnecting) deletes it instead of answering
+   * LEASE_LOST. Emptied when the grace ends.
+   */
+  readonly recovered = new Map<string, RecoveredLease>();
   closing = false;
   private readonly defaultPolicy: QueuePolicy;
   private readonly queuePolicies: Record<string, Partial<QueuePolicy>>;

@@ -119,6 +119,15 @@ export class Broker {
         count: recovery.releasedLeases,
       });
     }
+    if (recovery.recoveryUntil !== null) {
+      const recovered = broker.state.recovered;
+      for (const r of recovery.recoveredLeases) recovered.set(r.id, r);
+      // Past the grace the rows are ready again; their old acks answer LEASE_LOST.
+      broker.state.clock.setTimer(
+        () => recovered.clear(),
+        recovery.recoveryUntil - broker.state.clock.now(),
+      );
+    }
     if (recovery.nextDueAt !== null) broker.due.schedule(recovery.nextDueAt);
     broker.maintenance.start(broker.scheduler);
     return broker;

@@ -55,9 +55,13 @@ export class QueueSettle {
     const taken: { index: number; lease: Lease }[] = [];
     const touched = new Set<QueueState>();
     const now = this.clock.now();
+    const recovered: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       const lease = this.takeLease(session, ids[i]);
-      if (!lease) continue;
+      if (!lease) {
+        if (this.state.recovered.has(String(ids[i]))) recovered.push(i);
+        continue;
+      }
       const q = lease.consumer.queue;
       q.counts.bytes -= lease.size;
       q.acked.mark(now);
@@ -65,7 +69,52 @@ export class QueueSettle {
       touched.add(q);
     }
     for (const q of touched) this.dispatch.pump(q);
+    if (recovered.length > 0) {
+      return Promise.all([
+        this.ackRecovered(ids, recovered, results),
+        taken.length > 0 ? this.ackTaken(taken, touched, results) : undefined,
+      ]).then(() => results);
+    }
     if (taken.length === 0) return Promise.resolve(results);
+    return this.ackTaken(taken, touched, results);
+  }
+
+  /**
+   * Acks of leases the previous run held, re-sent by consumers that reconnected within the
+   * recovery grace: the rows are deleted if still held back at that attempt.
+   */
+  private ackRecovered(ids: string[], indexes: number[], results: SettleResult[]): Promise<void> {
+    const items = indexes.map((i) => ({ index: i, lease: this.state.recovered.get(ids[i]!)! }));
+    // Taken now: a second ack of the same id in flight answers LEASE_LOST.
+    for (const it of items) this.state.recovered.delete(it.lease.id);
+    const refs = items.map((it) => ({ id: it.lease.id, attempts: it.lease.attempts }));
+    return this.calls.track(this.storage.ackRecovered(refs)).then(
+      (oks) => {
+        const now = this.clock.now();
+        for (let j = 0; j < items.length; j++) {
+          if (!oks[j]) continue;
+          const r = items[j]!.lease;
+          const q = this.state.queueFor(r.queue, false);
+          if (q) {
+            q.counts.scheduled--;
+            q.counts.bytes -= r.size;
+            q.acked.mark(now);
+          }
+          results[items[j]!.index] = null;
+        }
+      },
+      (err: unknown) => {
+        const code = toFerryError(err).code;
+        for (const it of items) results[it.index] = code;
+      },
+    );
+  }
+
+  private ackTaken(
+    taken: { index: number; lease: Lease }[],
+    touched: Set<QueueState>,
+    results: SettleResult[],
+  ): Promise<SettleResult[]> {
     const refs = taken.map((t) => ({ id: t.lease.id, attempts: t.lease.attempt }));
     const watchers = this.state.settleWatchers;
     return this.calls.track(this.storage.ack(refs)).then(

@@ -11,6 +11,13 @@ import type { Component } from './lifecycle.js';
 
 /** How often free disk space in the data folder is checked. */
 const DISK_CHECK_INTERVAL_MS = 1_000;
+/**
+ * After a start, the previous run's leases are held back this long before they are delivered
+ * again: consumers that reconnect re-send the acks that were in flight when the broker went
+ * down, and those settle the held-back messages instead of being answered LEASE_LOST (which
+ * meant a redelivery). Above the SDK's default heartbeat (2 s), by which a client notices.
+ */
+const RECOVERY_GRACE_MS = 3_000;
 
 /** The data folder's lock file: taken first, released last. */
 export class DataDirLockComponent implements Component {
@@ -91,6 +98,7 @@ export class StoreComponent implements Component {
       sync: this.config.sync,
       maxStoreBytes: this.config.maxStoreBytes,
       floor: this.floor,
+      recoveryGraceMs: RECOVERY_GRACE_MS,
     });
   }
 

@@ -121,11 +121,26 @@ export interface PurgeOutcome {
   bytes: number;
 }
 
+/** A lease of the previous run, held back for the recovery grace. */
+export interface RecoveredLease {
+  id: string;
+  queue: string;
+  /** The attempt the lease was at (its ack's attempt). */
+  attempts: number;
+  size: number;
+}
+
 export interface StorageRecovery {
   /** Counters of every queue the store knows, after releasing leases of the previous run. */
   queues: Map<string, QueueCounts>;
   /** Leases of the previous run that were released (their consumers are gone). */
   releasedLeases: number;
+  /**
+   * With a recovery grace: those leases, held back (scheduled) until `recoveryUntil`, so that
+   * acks their consumers re-send after reconnecting settle them (ackRecovered). Empty without.
+   */
+  recoveredLeases: RecoveredLease[];
+  recoveryUntil: number | null;
   /** Earliest time a scheduled message becomes due, if any. */
   nextDueAt: number | null;
   /** Running jobs of the previous run put back to queued (their workers are gone). */
@@ -156,6 +171,11 @@ export interface Storage {
   lease(queue: string, max: number, now: number): Promise<LeaseOutcome>;
   /** Deletes leased messages; per ref, whether it was still leased at that attempt. */
   ack(refs: LeaseRef[]): Promise<boolean[]>;
+  /**
+   * Deletes leases of the previous run still held back by the recovery grace (an ack re-sent
+   * by a consumer that reconnected); per ref, whether it was still held at that attempt.
+   */
+  ackRecovered(refs: LeaseRef[]): Promise<boolean[]>;
   /** Returns leased messages to ready/scheduled, or moves them to the dead letters. */
   release(items: ReleaseItem[], now: number): Promise<boolean[]>;
   /** Moves scheduled messages whose time has come to ready. */

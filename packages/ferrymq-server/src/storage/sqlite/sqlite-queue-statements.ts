@@ -89,6 +89,10 @@ export interface QueueStatements {
   deleteQueueRow: Statement<[number]>;
   putSettings: Statement<[number, number, string, number]>;
   allSettings: Statement<[], { name: string; paused: number; policy: string }>;
+
+  leasedRows: Statement<[], { id: number; queue: string; attempts: number; size: number }>;
+  holdLeases: Statement<[number]>;
+  ackRecovered: Statement<[number, number]>;
 }
 
 /** The queue operations' statements, prepared once when the store opens. */
@@ -170,6 +174,14 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
       `SELECT q.name AS name, s.paused AS paused, s.policy AS policy
        FROM queue_settings s JOIN queues q ON q.id = s.queue_id`,
     ),
+
+    leasedRows: db.prepare(
+      `SELECT m.id AS id, q.name AS queue, m.attempts AS attempts, m.size AS size
+       FROM messages m JOIN queues q ON q.id = m.queue_id WHERE m.state = 1`,
+    ),
+    // The previous run's leases, held back (scheduled) until the grace ends.
+    holdLeases: db.prepare('UPDATE messages SET state = 2, not_before = ? WHERE state = 1'),
+    ackRecovered: db.prepare('DELETE FROM messages WHERE id = ? AND state = 2 AND attempts = ?'),
   };
 }
 

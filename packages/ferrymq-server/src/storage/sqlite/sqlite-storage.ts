@@ -74,12 +74,19 @@ export interface SqliteStorageOptions {
    * sends and job submits that would go below it are refused with STORAGE_FULL.
    */
   floor?: DiskFloor;
+  /**
+   * At open, leases of the previous run are held back (scheduled) this long instead of being
+   * ready at once, so acks their consumers re-send after reconnecting can settle them
+   * (ackRecovered). 0 (default): ready at once.
+   */
+  recoveryGraceMs?: number;
 }
 
 export class SqliteStorage implements Storage {
   readonly dbPath: string;
   private readonly sync: SyncPolicy;
   private readonly maxStoreBytes: number;
+  private readonly recoveryGraceMs: number;
   private db: Database.Database | undefined;
   private st!: QueueStatements;
   private readonly queueIds = new Map<string, number>();
@@ -94,6 +101,7 @@ export class SqliteStorage implements Storage {
       options.dataDir === IN_MEMORY ? IN_MEMORY : path.join(options.dataDir, SQLITE_DB_FILE);
     this.sync = options.sync;
     this.maxStoreBytes = options.maxStoreBytes ?? 0;
+    this.recoveryGraceMs = Math.max(0, options.recoveryGraceMs ?? 0);
     this.writer = new SqliteWriter({
       dbPath: this.dbPath,
       sync: this.sync,
@@ -123,13 +131,41 @@ export class SqliteStorage implements Storage {
       db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxStoreBytes / pageSize))}`);
     }
     this.st = prepareQueueStatements(db);
-    const releasedLeases = this.st.releaseAllLeases.run().changes;
+    const { releasedLeases, recoveredLeases, recoveryUntil } = this.recoverLeases();
     const requeuedJobs = this.jobs.open(db);
     this.pubsub.open(db);
     this.writer.startSyncTimer();
     const queues = this.readCounts();
     const nextDueAt = this.st.nextDue.get()?.t ?? null;
-    return { queues, releasedLeases, nextDueAt, requeuedJobs, settings: this.readSettings() };
+    return {
+      queues,
+      releasedLeases,
+      recoveredLeases,
+      recoveryUntil,
+      nextDueAt,
+      requeuedJobs,
+      settings: this.readSettings(),
+    };
+  }
+
+  /** The previous run's leases: ready at once, or held back for the recovery grace. */
+  private recoverLeases(): Pick<
+    StorageRecovery,
+    'releasedLeases' | 'recoveredLeases' | 'recoveryUntil'
+  > {
+    if (this.recoveryGraceMs <= 0) {
+      const releasedLeases = this.st.releaseAllLeases.run().changes;
+      return { releasedLeases, recoveredLeases: [], recoveryUntil: null };
+    }
+    const recoveredLeases = this.st.leasedRows
+      .all()
+      .map((r) => ({ id: String(r.id), queue: r.queue, attempts: r.attempts, size: r.size }));
+    if (recoveredLeases.length === 0) {
+      return { releasedLeases: 0, recoveredLeases, recoveryUntil: null };
+    }
+    const recoveryUntil = Date.now() + this.recoveryGraceMs;
+    this.st.holdLeases.run(recoveryUntil);
+    return { releasedLeases: recoveredLeases.length, recoveredLeases, recoveryUntil };
   }
 
   private readSettings(): Map<string, QueueSettings> {
@@ -301,6 +337,12 @@ export class SqliteStorage implements Storage {
   ack(refs: LeaseRef[]): Promise<boolean[]> {
     return this.writer.call(() =>
       refs.map((r) => this.st.ack.run(Number(r.id), r.attempts).changes === 1),
+    );
+  }
+
+  ackRecovered(refs: LeaseRef[]): Promise<boolean[]> {
+    return this.writer.call(() =>
+      refs.map((r) => this.st.ackRecovered.run(Number(r.id), r.attempts).changes === 1),
     );
   }
 
