@@ -15,6 +15,7 @@ import { registerCompletion } from './completion-command.js';
 import { registerJobCommands } from './job-commands.js';
 import { exitQuietlyOnClosedStdout } from './output.js';
 import { registerPing } from './ping-command.js';
+import { registerQueueAdminCommands } from './queue-admin-commands.js';
 import { registerQueueCommands } from './queue-commands.js';
 import { registerStart } from './start-command.js';
 import { registerTopCommand } from './top-command.js';
@@ -40,6 +41,7 @@ function buildProgram(): Command {
     );
   registerStart(program);
   registerQueueCommands(program);
+  registerQueueAdminCommands(program);
   registerJobCommands(program);
   registerTopicCommands(program);
   registerWorker(program);
