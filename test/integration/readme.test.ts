@@ -139,10 +139,16 @@ describe('README', () => {
           timeoutMs: ALL_CONSUMED_TIMEOUT_MS,
         });
         assert.equal(loopError, undefined, `the loop died after ${signal}: ${String(loopError)}`);
-        assert.ok(
-          ferry.counters.leasesLost > lostBefore,
-          'the ack of the message held across the restart found its lease gone',
-        );
+        // A graceful stop gives the leases back, so the held message's ack finds its lease
+        // gone. After a kill the broker holds the old leases back for its recovery grace and
+        // that ack, re-sent after the reconnect, may settle it instead (docs/semantics.md,
+        // Restart): either outcome is right there, and the loop must survive both.
+        if (signal === 'SIGTERM') {
+          assert.ok(
+            ferry.counters.leasesLost > lostBefore,
+            'the ack of the message held across the restart found its lease gone',
+          );
+        }
       }
     } finally {
       held?.release();

@@ -11,6 +11,7 @@
  * acks, nacks and redelivery; queue-maintenance: timers and sweeps; queue-admin: stats and
  * operations), and re-exports the public types of broker-types.ts and checks.ts.
  */
+import { randomBytes } from 'node:crypto';
 import {
   type BrokerStats,
   FerryError,
@@ -73,6 +74,9 @@ export {
 } from './broker-types.js';
 export { DEDUP_KEY_MAX_LENGTH, checkHeaders } from './checks.js';
 
+/** Random bytes in a session id's run tag (8 hex characters). */
+const RUN_TAG_BYTES = 4;
+
 export class Broker {
   readonly limits: BrokerLimits;
   private readonly state: BrokerState;
@@ -87,6 +91,11 @@ export class Broker {
   private readonly lifecycle: QueueLifecycle;
   private readonly sessionParts: SessionParts;
   private nextSessionId = 1;
+  /**
+   * Tags this run's session ids, so that a session id never repeats across restarts: a client
+   * can tell its old session from a new run's (the SDK does, for settles of lost leases).
+   */
+  private readonly runTag = randomBytes(RUN_TAG_BYTES).toString('hex');
 
   private constructor(options: BrokerOptions) {
     const state = new BrokerState(options);
@@ -140,7 +149,7 @@ export class Broker {
 
   openSession(sink: SessionSink): Session {
     if (this.state.closing) throw new FerryError('SHUTTING_DOWN');
-    const s = new SessionImpl(`s${this.nextSessionId++}`, sink, this.sessionParts);
+    const s = new SessionImpl(`s${this.nextSessionId++}-${this.runTag}`, sink, this.sessionParts);
     this.state.sessions.add(s);
     return s;
   }

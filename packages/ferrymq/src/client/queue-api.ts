@@ -358,7 +358,7 @@ export class QueueApi {
       attempts: spec.attempt ?? 1,
       priority: spec.priority ?? 0,
       enqueuedAt: new Date(spec.enqueuedAt ?? 0),
-      ack: () => this.settler.ack(id, session),
+      ack: () => this.settler.ack(id),
       nack: (options: NackOptions = {}) => this.settler.nack(id, session, { ...options }),
       extend: (ms: number) => this.settler.extend(id, session, ms),
     };

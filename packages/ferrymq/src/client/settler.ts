@@ -4,6 +4,11 @@
  * session was replaced, the ack timeout passed — resolves `'lease-lost'` instead of throwing
  * (the message was or will be redelivered), is counted and reported on the status stream.
  * Only other failures (the client closed, a timeout, a refused argument) reject.
+ *
+ * An ack always goes to the broker, also when the session it was delivered in is gone: after
+ * a crash the broker holds the previous run's leases back for its recovery grace and an ack
+ * arriving then deletes the message instead of redelivering it (docs/semantics.md); otherwise
+ * it answers LEASE_LOST. Nacks and extends act on a live lease, so they stay with theirs.
  */
 import { FerryError, type ErrorCode } from '../model/errors.js';
 import type { AckOutcome, ExtendOutcome, LeaseLost, NackOutcome } from '../model/queues.js';
@@ -16,8 +21,6 @@ type QueueSettleCommand = 'ACK' | 'NACK' | 'EXTEND';
 
 interface QueuedSettle {
   id: string;
-  /** The session the message was delivered in (undefined: not known, ask the broker). */
-  session: string | undefined;
   resolve: (lost: boolean) => void;
   reject: (err: unknown) => void;
 }
@@ -40,11 +43,10 @@ export class Settler {
   ) {}
 
   /** Queues an ack: it goes out with this tick's others (or at once past ackFlushAt). */
-  ack(id: string, session?: string): Promise<AckOutcome> {
+  ack(id: string): Promise<AckOutcome> {
     if (this.conn.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
-    if (this.lostAlready('ACK', id, session)) return Promise.resolve(LEASE_LOST);
     return new Promise<boolean>((resolve, reject) => {
-      this.acks.push({ id, session, resolve, reject });
+      this.acks.push({ id, resolve, reject });
       if (this.acks.length >= this.ackFlushAt) this.flushAcks();
       else this.scheduleFlush();
     }).then((lost) => (lost ? LEASE_LOST : 'acked'));
@@ -58,17 +60,12 @@ export class Settler {
     return (await this.settleOne('EXTEND', id, session, { ms })) ? LEASE_LOST : 'extended';
   }
 
-  /** Sends the queued acks now: one ACK request per delivery session. */
+  /** Sends the queued acks now, in one ACK request bound to no session (see above). */
   flushAcks(): void {
     if (this.acks.length === 0) return;
-    const bySession = new Map<string | undefined, QueuedSettle[]>();
-    for (const a of this.acks) {
-      const list = bySession.get(a.session);
-      if (list) list.push(a);
-      else bySession.set(a.session, [a]);
-    }
+    const items = this.acks;
     this.acks = [];
-    for (const [session, items] of bySession) this.settleRequest('ACK', items, session, {});
+    this.settleRequest('ACK', items, undefined, {});
   }
 
   /** Rejects the acks still queued (the client closed). */
@@ -93,7 +90,7 @@ export class Settler {
     if (this.conn.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
     if (this.lostAlready(command, id, session)) return Promise.resolve(true);
     return new Promise<boolean>((resolve, reject) =>
-      this.settleRequest(command, [{ id, session, resolve, reject }], session, args),
+      this.settleRequest(command, [{ id, resolve, reject }], session, args),
     );
   }
 
