@@ -151,3 +151,24 @@ export interface Session {
   close(): void;
   readonly closed: boolean;
 }
+
+/** A consumer as listings show it. */
+export interface ConsumerInfo {
+  tag: string;
+  queue: string;
+  /** Most unacked deliveries at once. */
+  prefetch: number;
+  /** Deliveries not yet settled (and credit reserved for ones on their way). */
+  inflight: number;
+  /** False once cancelled (its leases stay until settled). */
+  active: boolean;
+  ackTimeoutMs: number;
+}
+
+/** An open session (one per connected client of any dialect, plus the gateway's own). */
+export interface SessionInfo {
+  id: string;
+  /** Leases the session holds. */
+  leases: number;
+  consumers: ConsumerInfo[];
+}

@@ -12,7 +12,12 @@ import type { JobApi } from '../core/job-types.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
 import { FerryError, toFerryError, type ErrorCode } from 'ferrymq/model';
+import type { JobAdmin } from '../core/job-admin.js';
+import { registerBrowseRoutes } from './browse-routes.js';
+import { registerConnectionRoutes } from './connection-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
+import { registerJobAdminRoutes } from './job-admin-routes.js';
+import { registerTopicRoutes, type TopicSource } from './topic-routes.js';
 import { registerEventRoutes, SseStreams } from './sse.js';
 import { HttpConsumers } from './http-consumers.js';
 import { registerJobRoutes } from './job-routes.js';
@@ -34,6 +39,10 @@ export interface GatewayOptions {
   logger?: Logger | undefined;
   /** The ZMWS dialect's SERVER-* listings, when it runs (the HTTP ZMWS routes answer alike). */
   zmwsListing?: ((query: ZmwsServerQuery) => Promise<unknown[]>) | undefined;
+  /** Job search, detail and retry for the dashboard (the job server); routes off without. */
+  jobAdmin?: JobAdmin | undefined;
+  /** Retained values and durable subscriptions (pub/sub); the topic routes are off without. */
+  topics?: TopicSource | undefined;
   /** Package version, shown in the OpenAPI document. */
   version?: string | undefined;
 }
@@ -129,6 +138,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
         { name: 'queues', description: 'Send, consume, settle, browse, dead letters' },
         { name: 'jobs', description: 'Services, workers, jobs' },
         { name: 'events', description: 'Server-sent events' },
+        { name: 'topics', description: 'Retained values, durable subscriptions' },
         { name: 'zmws', description: 'ZMWS 1.0 gateway routes' },
         { name: 'ops', description: 'Stats, metrics, dashboard, this document' },
       ],
@@ -213,6 +223,10 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   registerJobRoutes(app, { jobs: options.jobs });
   registerEventRoutes(app, { jobs: options.jobs, stats: options.stats, streams });
   registerZmwsRoutes(app, { jobs: options.jobs, listing: options.zmwsListing });
+  registerBrowseRoutes(app, { broker: options.broker });
+  registerConnectionRoutes(app, options);
+  if (options.jobAdmin) registerJobAdminRoutes(app, { admin: options.jobAdmin });
+  if (options.topics) registerTopicRoutes(app, { broker: options.broker, topics: options.topics });
   registerDashboardRoutes(app);
 
   try {

@@ -29,7 +29,7 @@ export class HttpComponent implements Component {
   async start(): Promise<void> {
     const { config, core, zmws, logger } = this.options;
     const { host, port } = splitHttpAddress(this.options.address);
-    const { broker, jobs, stats } = core.parts;
+    const { broker, jobs, stats, pubsub } = core.parts;
     const listing = zmws?.dialect;
     // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
     const { startGateway } = await import('../http/gateway.js');
@@ -40,6 +40,8 @@ export class HttpComponent implements Component {
       host,
       port,
       bodyLimitBytes: config.httpBodyLimitBytes,
+      jobAdmin: jobs,
+      topics: pubsub,
       zmwsListing: listing ? (query) => listing.listing(query) : undefined,
       logger,
     });

@@ -56,6 +56,18 @@ export const ERROR_REGISTRY = {
     description: 'No consumer with that tag exists in the session.',
   },
   QUEUE_NOT_FOUND: { status: 404, description: 'The queue does not exist.' },
+  MESSAGE_NOT_FOUND: {
+    status: 404,
+    description: 'The queue holds no message with that id (acked, deleted, expired or never sent).',
+  },
+  MESSAGE_LEASED: {
+    status: 409,
+    description: 'The message is leased to a consumer; it cannot be deleted until settled.',
+  },
+  MESSAGE_NOT_DEAD: {
+    status: 409,
+    description: 'The message is not a dead letter, so it cannot be redriven.',
+  },
   STORAGE_FULL: {
     status: 507,
     description: 'The disk is full; new messages are refused, stored ones are kept.',
@@ -99,6 +111,11 @@ export const ERROR_REGISTRY = {
   JOB_EXPIRED: {
     status: 504,
     description: 'The job expired: no worker started it within its time to live.',
+  },
+  JOB_NOT_RETRYABLE: {
+    status: 409,
+    description:
+      'Only a durable failed, cancelled or expired job (not a multicast one) can be retried.',
   },
   WORKER_EXISTS: {
     status: 409,
