@@ -1,7 +1,7 @@
 /**
  * The dashboard: plain HTML, JS and CSS files in src/http/dashboard/, served as they are (no
  * build step, no CDN). The page is `/`, its entry `/dashboard.js` and `/dashboard.css`; the
- * ES modules it imports are `/dashboard/<file>.js`. It reads /v1/stats, /v1/events/stats
+ * ES modules it imports and the colour theme are `/dashboard/<file>`. It reads /v1/stats, /v1/events/stats
  * (live) and the other gateway routes like any other client.
  */
 import fs from 'node:fs';
@@ -21,7 +21,7 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-/** Files served at the root; every other .js file of the folder is a module under /dashboard/. */
+/** Files served at the root; every other .js and .css file of the folder is under /dashboard/. */
 const ROOT_ASSETS: Record<string, string> = {
   'index.html': '/',
   'dashboard.js': '/dashboard.js',
@@ -33,8 +33,7 @@ export function registerDashboardRoutes(app: FastifyInstance): void {
   for (const file of fs.readdirSync(DASHBOARD_DIR).sort()) {
     const type = TYPES[path.extname(file)];
     if (type === undefined) continue;
-    const route = ROOT_ASSETS[file] ?? (file.endsWith('.js') ? `/dashboard/${file}` : undefined);
-    if (route === undefined) continue;
+    const route = ROOT_ASSETS[file] ?? `/dashboard/${file}`;
     const body = fs.readFileSync(path.join(DASHBOARD_DIR, file));
     app.get(route, { schema: { tags: ['ops'], summary: `Dashboard: ${file}` } }, (_req, reply) =>
       reply.type(type).header('cache-control', 'no-cache').send(body),

@@ -95,7 +95,9 @@ export const enc = encodeURIComponent;
 /** `#/a/b?k=v`: the link of a view; empty params are left out. */
 export function href(path, params = {}) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
   const qs = q.toString();
   return `#/${path.map(enc).join('/')}${qs ? `?${qs}` : ''}`;
 }
