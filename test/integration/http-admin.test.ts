@@ -73,7 +73,7 @@ describe('HTTP operator routes', () => {
     const leased = (await post('/v1/queues/adm.pages/consume?max=1')).body.messages[0].id;
     await post('/v1/queues/adm.pages/messages', { body: 'later', delayMs: 3_600_000 });
     const byState = async (state: string) =>
-      (await get(`/v1/queues/adm.pages/browse?state=${state}`)).body as Loose;
+      (await get(`/v1/queues/adm.pages/browse?state=${state}`)).body;
     assert.deepEqual(
       (await byState('dead')).messages.map((m: Loose) => m.id),
       dead,

@@ -160,8 +160,6 @@ export interface ConsumerInfo {
   prefetch: number;
   /** Deliveries not yet settled (and credit reserved for ones on their way). */
   inflight: number;
-  /** False once cancelled (its leases stay until settled). */
-  active: boolean;
   ackTimeoutMs: number;
 }
 

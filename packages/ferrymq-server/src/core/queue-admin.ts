@@ -95,7 +95,6 @@ export class QueueAdmin {
         queue: c.queue.name,
         prefetch: c.prefetch,
         inflight: c.inflight,
-        active: c.active,
         ackTimeoutMs: c.ackTimeoutMs,
       })),
     }));

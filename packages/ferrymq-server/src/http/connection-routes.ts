@@ -49,7 +49,6 @@ export function registerConnectionRoutes(app: FastifyInstance, o: ConnectionRout
                           queue: { type: 'string' },
                           prefetch: { type: 'integer' },
                           inflight: { type: 'integer' },
-                          active: { type: 'boolean' },
                           ackTimeoutMs: { type: 'integer' },
                         },
                       },

@@ -32,15 +32,7 @@ export async function renderConnections(root) {
       el('h2', {}, 'Consumers'),
       table(
         'consumers',
-        [
-          'session',
-          'tag',
-          'queue',
-          ['prefetch', 'n'],
-          ['in flight', 'n'],
-          'active',
-          ['ack timeout', 'n'],
-        ],
+        ['session', 'tag', 'queue', ['prefetch', 'n'], ['in flight', 'n'], ['ack timeout', 'n']],
         consumers.map((x) =>
           el(
             'tr',
@@ -50,7 +42,6 @@ export async function renderConnections(root) {
             el('td', {}, el('a', { href: href(['queues', x.queue]) }, x.queue)),
             el('td', { class: 'n prefetch' }, x.prefetch),
             el('td', { class: 'n inflight' }, x.inflight),
-            el('td', {}, x.active ? 'yes' : 'cancelled'),
             el('td', { class: 'n' }, `${x.ackTimeoutMs} ms`),
           ),
         ),
