@@ -16,7 +16,7 @@ import {
 import { errorResponses, nameSchema } from './schemas.js';
 
 /** Most messages one browse page holds. */
-export const MAX_BROWSE_PAGE = 200;
+const MAX_BROWSE_PAGE = 200;
 const DEFAULT_BROWSE_PAGE = 20;
 /** Body bytes a message detail shows unless asked otherwise (4 KiB). */
 const DEFAULT_DETAIL_BYTES = 4 * 1024;

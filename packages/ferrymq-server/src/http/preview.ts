@@ -6,9 +6,9 @@
 /** Preview size when the request names none, bytes. */
 export const DEFAULT_PREVIEW_BYTES = 256;
 /** Largest preview a request may ask for, bytes (64 KiB). */
-export const MAX_PREVIEW_BYTES = 64 * 1024;
+const MAX_PREVIEW_BYTES = 64 * 1024;
 /** Most frames one detail reply previews. */
-export const MAX_PREVIEW_FRAMES = 16;
+const MAX_PREVIEW_FRAMES = 16;
 
 export interface Preview {
   /** Bytes of the whole frame. */

@@ -86,8 +86,11 @@ function parseRoute() {
 }
 
 let dispose = null;
+/** Counts renders: a render that finishes after a newer one started cleans up at once. */
+let renders = 0;
 
 async function show() {
+  const mine = ++renders;
   const route = parseRoute();
   const name = route.path[0];
   const render = VIEWS[name] ?? VIEWS.overview;
@@ -102,9 +105,11 @@ async function show() {
   root.dataset.view = VIEWS[name] ? name : 'overview';
   document.title = `Ferry dashboard · ${root.dataset.view}`;
   try {
-    dispose = await render(root, route, live);
+    const cleanup = await render(root, route, live);
+    if (mine === renders) dispose = cleanup;
+    else if (typeof cleanup === 'function') cleanup();
   } catch (err) {
-    root.append(String(err?.message ?? err));
+    if (mine === renders) root.append(String(err?.message ?? err));
   }
 }
 
