@@ -493,8 +493,10 @@ describe('HTTP gateway', () => {
   it('serves the dashboard files with their types', async () => {
     for (const [path, type] of [
       ['/', /^text\/html/],
-      ['/dashboard.js', /^text\/javascript/],
-      ['/dashboard.css', /^text\/css/],
+      ['/dashboard/dashboard.js', /^text\/javascript/],
+      ['/dashboard/view-queues.js', /^text\/javascript/],
+      ['/dashboard/dashboard.css', /^text\/css/],
+      ['/dashboard/theme.css', /^text\/css/],
     ] as const) {
       const r = await get(path);
       assert.equal(r.status, 200, path);

@@ -153,7 +153,7 @@ export interface Session {
 }
 
 /** A consumer as listings show it. */
-export interface ConsumerInfo {
+interface ConsumerInfo {
   tag: string;
   queue: string;
   /** Most unacked deliveries at once. */

@@ -1,7 +1,8 @@
 /**
  * The dashboard: plain HTML, JS and CSS files in src/http/dashboard/, served as they are (no
- * build step, no CDN). The page is `/`, its entry `/dashboard.js` and `/dashboard.css`; the
- * ES modules it imports and the colour theme are `/dashboard/<file>`. It reads /v1/stats, /v1/events/stats
+ * build step, no CDN). The page is `/`; every other file of the folder (the entry module
+ * dashboard.js, the modules it imports with relative paths, the style sheets) is
+ * `/dashboard/<file>`. It reads /v1/stats, /v1/events/stats
  * (live) and the other gateway routes like any other client.
  */
 import fs from 'node:fs';
@@ -21,19 +22,12 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-/** Files served at the root; every other .js and .css file of the folder is under /dashboard/. */
-const ROOT_ASSETS: Record<string, string> = {
-  'index.html': '/',
-  'dashboard.js': '/dashboard.js',
-  'dashboard.css': '/dashboard.css',
-};
-
 export function registerDashboardRoutes(app: FastifyInstance): void {
   // The folder's file list is read once at start: nothing outside it can be named by a request.
   for (const file of fs.readdirSync(DASHBOARD_DIR).sort()) {
     const type = TYPES[path.extname(file)];
     if (type === undefined) continue;
-    const route = ROOT_ASSETS[file] ?? `/dashboard/${file}`;
+    const route = file === 'index.html' ? '/' : `/dashboard/${file}`;
     const body = fs.readFileSync(path.join(DASHBOARD_DIR, file));
     app.get(route, { schema: { tags: ['ops'], summary: `Dashboard: ${file}` } }, (_req, reply) =>
       reply.type(type).header('cache-control', 'no-cache').send(body),

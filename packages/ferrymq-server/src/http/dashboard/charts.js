@@ -1,14 +1,14 @@
 // Time-series history of the stats snapshots and line charts with a time axis, on a canvas.
 
 /** Longest range a chart shows; the history keeps this much (one point per snapshot). */
-export const MAX_RANGE_MS = 60 * 60_000;
+const MAX_RANGE_MS = 60 * 60_000;
 export const RANGES = [
   { key: '1m', ms: 60_000, label: '1 min' },
   { key: '5m', ms: 5 * 60_000, label: '5 min' },
   { key: '15m', ms: 15 * 60_000, label: '15 min' },
   { key: '1h', ms: MAX_RANGE_MS, label: '1 h' },
 ];
-export const DEFAULT_RANGE = '5m';
+const DEFAULT_RANGE = '5m';
 /** Most queues whose own history is kept (the busiest by name order beyond that are skipped). */
 const MAX_QUEUE_HISTORIES = 200;
 /** Tick spacings of the time axis, ms: the first that gives at most MAX_TICKS ticks is used. */

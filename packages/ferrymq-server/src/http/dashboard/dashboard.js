@@ -1,14 +1,14 @@
 // Ferry dashboard: a hash-routed single page of plain browser JavaScript (no build step, no
 // CDN). Live numbers come from /v1/events/stats; each view reads the gateway's REST routes.
 // Every piece of data is put in the page as text, never parsed as HTML.
-import { StatsHistory } from '/dashboard/charts.js';
-import { $, fmtAge } from '/dashboard/util.js';
-import { renderOverview } from '/dashboard/view-overview.js';
-import { renderQueues } from '/dashboard/view-queues.js';
-import { renderJobs } from '/dashboard/view-jobs.js';
-import { renderSend } from '/dashboard/view-send.js';
-import { renderTopics } from '/dashboard/view-topics.js';
-import { renderConnections } from '/dashboard/view-connections.js';
+import { StatsHistory } from './charts.js';
+import { $, fmtAge } from './util.js';
+import { renderOverview } from './view-overview.js';
+import { renderQueues } from './view-queues.js';
+import { renderJobs } from './view-jobs.js';
+import { renderSend } from './view-send.js';
+import { renderTopics } from './view-topics.js';
+import { renderConnections } from './view-connections.js';
 
 const STATS_INTERVAL_MS = 1000;
 const THEMES = ['auto', 'dark', 'light'];

@@ -13,9 +13,9 @@ import {
   previewText,
   statusLine,
   table,
-} from '/dashboard/util.js';
+} from './util.js';
 
-export const STATES = ['ready', 'scheduled', 'leased', 'dead'];
+const STATES = ['ready', 'scheduled', 'leased', 'dead'];
 const PAGE_SIZE = 20;
 const LIST_PREVIEW_BYTES = 120;
 const DETAIL_PREVIEW_BYTES = 4096;

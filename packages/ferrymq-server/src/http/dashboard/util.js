@@ -62,7 +62,7 @@ export function previewText(p) {
 }
 
 /** An error of the gateway: `code` from docs/errors.md and its message. */
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(code, message, status) {
     super(`${code}: ${message}`);
     this.code = code;

@@ -1,6 +1,6 @@
 // Connections: open connections per dialect, the broker sessions with their consumers
 // (queue, prefetch, deliveries in flight) and the registered workers.
-import { api, el, fmtTime, href, statusLine, table } from '/dashboard/util.js';
+import { api, el, fmtTime, href, statusLine, table } from './util.js';
 
 const REFRESH_MS = 2000;
 

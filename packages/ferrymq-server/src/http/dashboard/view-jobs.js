@@ -12,7 +12,7 @@ import {
   previewText,
   statusLine,
   table,
-} from '/dashboard/util.js';
+} from './util.js';
 
 const PAGE_SIZE = 20;
 const STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled', 'expired'];

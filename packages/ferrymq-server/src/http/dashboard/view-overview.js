@@ -1,13 +1,13 @@
 // Overview: broker health, message rates and depth by state over a chosen time range, and
 // the services with their job counts.
-import { drawTimeChart, RANGES, rangeOf } from '/dashboard/charts.js';
-import { el, fmtBytes, fmtRate, href, table } from '/dashboard/util.js';
+import { drawTimeChart, RANGES, rangeOf } from './charts.js';
+import { el, fmtBytes, fmtRate, href, table } from './util.js';
 
 const RATE_LINES = [
   { key: 'in', label: 'in/s', color: '--accent' },
   { key: 'ack', label: 'ack/s', color: '--ok' },
 ];
-export const DEPTH_LINES = [
+const DEPTH_LINES = [
   { key: 'ready', label: 'ready', color: '--accent' },
   { key: 'leased', label: 'leased', color: '--ok' },
   { key: 'scheduled', label: 'scheduled', color: '--warn' },
@@ -38,7 +38,7 @@ function setCard(root, id, value, note) {
 }
 
 /** A range picker whose choice lives in the URL (`range=`), so reload and links keep it. */
-export function rangePicker(route, onPick) {
+function rangePicker(route, onPick) {
   const current = rangeOf(route.params.get('range')).key;
   const select = el(
     'select',

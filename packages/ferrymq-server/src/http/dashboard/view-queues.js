@@ -1,8 +1,8 @@
 // Queues: the list of every queue with live counts, and one queue's page: rates and depth,
 // bulk actions, and its messages by state (messages.js).
-import { renderMessages } from '/dashboard/messages.js';
-import { chartPanel } from '/dashboard/view-overview.js';
-import { api, el, enc, fmtAge, fmtRate, href, statusLine, table } from '/dashboard/util.js';
+import { renderMessages } from './messages.js';
+import { chartPanel } from './view-overview.js';
+import { api, el, enc, fmtAge, fmtRate, href, statusLine, table } from './util.js';
 
 const COLUMNS = [
   'queue',

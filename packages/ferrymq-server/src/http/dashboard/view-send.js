@@ -1,7 +1,7 @@
 // Send: a form to send one message to a queue and a form to submit a durable job to a service.
 // Input is checked here for a quick answer; the gateway checks it again and its coded error
 // is shown as it comes.
-import { api, el, enc, href, statusLine } from '/dashboard/util.js';
+import { api, el, enc, href, statusLine } from './util.js';
 
 const NAME_PATTERN = '[A-Za-z0-9._:\\-]{1,200}';
 

@@ -1,6 +1,6 @@
 // Topics: retained values matching a pattern (in the URL) and the durable subscriptions with
 // the messages waiting in their queues.
-import { api, el, enc, fmtTime, href, previewText, statusLine, table } from '/dashboard/util.js';
+import { api, el, enc, fmtTime, href, previewText, statusLine, table } from './util.js';
 
 const DEFAULT_PATTERN = '**';
 const TOPICS_LIMIT = 200;
