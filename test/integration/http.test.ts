@@ -485,17 +485,39 @@ describe('HTTP gateway', () => {
   });
 
   it('serves the dashboard files with their types', async () => {
-    for (const [path, type] of [
-      ['/', /^text\/html/],
-      ['/dashboard.js', /^text\/javascript/],
-      ['/dashboard.css', /^text\/css/],
-    ] as const) {
+    const assets = b.server.http!.routes.filter((r) => r.url.startsWith('/dashboard/'));
+    assert.ok(assets.some((r) => r.url === '/dashboard/dashboard.js'));
+    assert.ok(assets.some((r) => r.url === '/dashboard/theme.css'));
+    for (const path of ['/', ...assets.map((r) => r.url)]) {
+      const type =
+        path === '/' ? /^text\/html/ : path.endsWith('.css') ? /^text\/css/ : /^text\/javascript/;
       const r = await get(path);
       assert.equal(r.status, 200, path);
       assert.match(r.headers.get('content-type') ?? '', type, path);
       assert.ok(r.text.length > 100, path);
     }
     assert.equal((await get('/favicon.ico')).status, 404);
+  });
+
+  it('answers the operator routes (every case in http-admin.test.ts)', async () => {
+    const [id] = (
+      await post('/v1/queues/h.ops/batch', { messages: [{ body: 'a' }, { body: 'b' }] })
+    ).body.ids as string[];
+    const page = (await get('/v1/queues/h.ops/browse?state=ready&limit=1')).body;
+    assert.deepEqual([page.count, page.messages[0].id, page.next], [2, id, id]);
+    assert.equal((await get(`/v1/queues/h.ops/messages/${id}`)).body.body.preview, 'a');
+    const lease = (await post('/v1/queues/h.ops/consume?max=1')).body.messages[0].lease;
+    await post('/v1/leases/nack', { leases: [lease], dead: true });
+    assert.equal((await post(`/v1/queues/h.ops/messages/${id}/redrive`)).body.state, 'ready');
+    assert.equal((await del(`/v1/queues/h.ops/messages/${id}`)).body.state, 'ready');
+    const job = (await post('/v1/services/h.ops/jobs', { params: 1 })).body.id as string;
+    await post(`/v1/jobs/${job}/cancel`);
+    assert.equal((await post(`/v1/jobs/${job}/retry`)).body.status, 'queued');
+    assert.equal((await get(`/v1/jobs/${job}/detail`)).body.params[0].preview, '1');
+    assert.ok((await get('/v1/jobs/search?q=h.ops')).body.jobs.some((j: Loose) => j.id === job));
+    assert.ok(Array.isArray((await get('/v1/topics')).body.topics));
+    assert.ok(Array.isArray((await get('/v1/subscriptions')).body.subscriptions));
+    assert.ok(Array.isArray((await get('/v1/connections')).body.sessions));
   });
 
   it('survives 500 random requests: every answer is a 2xx, 4xx or JSON error, never a crash', async () => {

@@ -187,3 +187,22 @@ export interface Session {
   close(): void;
   readonly closed: boolean;
 }
+
+/** A consumer as listings show it. */
+interface ConsumerInfo {
+  tag: string;
+  queue: string;
+  /** Most unacked deliveries at once. */
+  prefetch: number;
+  /** Deliveries not yet settled (and credit reserved for ones on their way). */
+  inflight: number;
+  ackTimeoutMs: number;
+}
+
+/** An open session (one per connected client of any dialect, plus the gateway's own). */
+export interface SessionInfo {
+  id: string;
+  /** Leases the session holds. */
+  leases: number;
+  consumers: ConsumerInfo[];
+}

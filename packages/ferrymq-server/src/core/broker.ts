@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import {
   type BrokerStats,
   FerryError,
+  type MessageState,
   type NewMessage,
   type QueuePolicy,
   type QueuePolicyChanges,
@@ -37,6 +38,7 @@ import {
   type SendOptions,
   type SendOutcome,
   type Session,
+  type SessionInfo,
   type SessionSink,
   type SettleResult,
 } from './broker-types.js';
@@ -71,6 +73,7 @@ export {
   type DeleteQueueOptions,
   type QueuePolicyInfo,
   type Session,
+  type SessionInfo,
 } from './broker-types.js';
 export { DEDUP_KEY_MAX_LENGTH, checkHeaders } from './checks.js';
 
@@ -236,6 +239,21 @@ export class Broker {
 
   peek(name: string, options: PeekOptions = {}): Promise<StoredMessage[]> {
     return this.admin.peek(name, options);
+  }
+
+  /** Open sessions with their consumers and prefetch. */
+  sessions(): SessionInfo[] {
+    return this.admin.sessions();
+  }
+
+  /** One stored message by id (MESSAGE_NOT_FOUND if none). */
+  message(name: string, id: string): Promise<StoredMessage> {
+    return this.admin.message(name, id);
+  }
+
+  /** Deletes one message that is not leased; the state it was in. */
+  deleteMessage(name: string, id: string): Promise<MessageState> {
+    return this.admin.deleteMessage(name, id);
   }
 
   /** Deletes a queue's ready and scheduled messages (or its dead letters). Leased ones stay. */

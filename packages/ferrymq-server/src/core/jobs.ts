@@ -32,6 +32,7 @@ import {
 } from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
 import type { Clock } from './clock.js';
+import { JobAdminOps, type JobAdmin, type JobDetail, type JobSearchOptions } from './job-admin.js';
 import { JobDispatch } from './job-dispatch.js';
 import { JobMaintenance } from './job-maintenance.js';
 import { JobMulticast } from './job-multicast.js';
@@ -52,7 +53,7 @@ import { JobWatchers, type Watcher } from './job-watchers.js';
 import { registerWorker } from './job-workers.js';
 
 export { type JobServerOptions } from './job-server-state.js';
-export class JobServer implements JobApi {
+export class JobServer implements JobApi, JobAdmin {
   private readonly state: JobServerState;
   private readonly storage: JobStorage;
   private readonly clock: Clock;
@@ -62,6 +63,7 @@ export class JobServer implements JobApi {
   private readonly submitter: JobSubmit;
   private readonly multicaster: JobMulticast;
   private readonly maintenance: JobMaintenance;
+  private readonly admin: JobAdminOps;
 
   private constructor(options: JobServerOptions) {
     const state = new JobServerState(options);
@@ -96,6 +98,7 @@ export class JobServer implements JobApi {
       this.watchers,
       childFinished,
     );
+    this.admin = new JobAdminOps(state, this.dispatch, this.watchers);
   }
 
   /** Reads the durable jobs' counters from the (already opened) store and starts the timers. */
@@ -320,6 +323,21 @@ export class JobServer implements JobApi {
       this.storage.list({ service: options.service, status: options.status, limit }),
     );
     return rows.map(rowInfo);
+  }
+
+  /** A job with its parameters, headers and partial results. */
+  inspect(id: string): Promise<JobDetail> {
+    return this.admin.inspect(id);
+  }
+
+  /** One page of stored jobs, newest first, filtered by service, status and search text. */
+  search(options: JobSearchOptions): Promise<{ jobs: JobInfo[]; more: boolean }> {
+    return this.admin.search(options);
+  }
+
+  /** A failed, cancelled or expired durable job back to queued for a fresh run. */
+  retry(id: string): Promise<JobInfo> {
+    return this.admin.retry(id);
   }
 
   /** Jobs running now and jobs queued in memory, for stats. */

@@ -1,10 +1,16 @@
 /**
- * Operating the queues: listings, per-queue and broker stats, peeking, purging and redriving
- * dead letters.
+ * Operating the queues: listings, per-queue and broker stats, sessions and their consumers,
+ * peeking, reading and deleting one message, purging and redriving dead letters.
  */
-import { type BrokerStats, FerryError, type QueueStats, type StoredMessage } from 'ferrymq/model';
+import {
+  type BrokerStats,
+  FerryError,
+  type MessageState,
+  type QueueStats,
+  type StoredMessage,
+} from 'ferrymq/model';
 import type { BrokerState } from './broker-state.js';
-import type { PeekOptions } from './broker-types.js';
+import type { PeekOptions, SessionInfo } from './broker-types.js';
 import type { QueueDispatch } from './queue-dispatch.js';
 import { addReady } from './queue-state.js';
 
@@ -80,6 +86,53 @@ export class QueueAdmin {
     return this.state.calls.track(
       this.state.storage.browse(name, { state: options.state, limit, afterId: options.afterId }),
     );
+  }
+
+  /** Every open session with its consumers (prefetch, deliveries in flight) and leases. */
+  sessions(): SessionInfo[] {
+    return [...this.state.sessions].map((s) => ({
+      id: s.id,
+      leases: s.held.size,
+      consumers: [...s.consumers.values()].map((c) => ({
+        tag: c.tag,
+        queue: c.queue.name,
+        prefetch: c.prefetch,
+        inflight: c.inflight,
+        ackTimeoutMs: c.ackTimeoutMs,
+      })),
+    }));
+  }
+
+  /** One message by id (MESSAGE_NOT_FOUND if the queue holds none with that id). */
+  async message(name: string, id: string): Promise<StoredMessage> {
+    this.state.requireQueue(name);
+    const m = await this.state.calls.track(this.state.storage.message(name, id));
+    if (!m) throw new FerryError('MESSAGE_NOT_FOUND', `queue ${name} holds no message ${id}`);
+    return m;
+  }
+
+  /**
+   * Deletes one ready, scheduled or dead message. A leased one is refused (MESSAGE_LEASED):
+   * its consumer holds it and settles it; nack it dead first, or wait.
+   */
+  async deleteMessage(name: string, id: string): Promise<MessageState> {
+    const q = this.state.requireQueue(name);
+    const before = await this.message(name, id);
+    if (before.state === 'leased') {
+      throw new FerryError('MESSAGE_LEASED', `message ${id} is leased to a consumer`);
+    }
+    const out = await this.state.calls.track(this.state.storage.deleteMessage(name, id));
+    if (!out) {
+      // Leased or settled between the read and the delete.
+      throw new FerryError('MESSAGE_LEASED', `message ${id} was leased or settled meanwhile`);
+    }
+    if (out.state === 'dead') q.counts.dead = Math.max(0, q.counts.dead - 1);
+    else {
+      if (out.state === 'ready') q.counts.ready = Math.max(0, q.counts.ready - 1);
+      else q.counts.scheduled = Math.max(0, q.counts.scheduled - 1);
+      q.counts.bytes -= out.size;
+    }
+    return out.state;
   }
 
   /** Deletes a queue's ready and scheduled messages (or its dead letters). Leased ones stay. */

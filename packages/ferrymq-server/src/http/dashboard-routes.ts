@@ -1,7 +1,9 @@
 /**
  * The dashboard: plain HTML, JS and CSS files in src/http/dashboard/, served as they are (no
- * build step, no CDN). The page reads /v1/stats, /v1/events/stats (live), /v1/jobs and the
- * queue routes like any other client of the gateway.
+ * build step, no CDN). The page is `/`; every other file of the folder (the entry module
+ * dashboard.js, the modules it imports with relative paths, the style sheets) is
+ * `/dashboard/<file>`. It reads /v1/stats, /v1/events/stats
+ * (live) and the other gateway routes like any other client.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,19 +16,21 @@ const DASHBOARD_DIR = path.resolve(
   '../../src/http/dashboard',
 );
 
-const ASSETS: { route: string; file: string; type: string }[] = [
-  { route: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
-  { route: '/dashboard.js', file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
-  { route: '/dashboard.css', file: 'dashboard.css', type: 'text/css; charset=utf-8' },
-];
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
 
 export function registerDashboardRoutes(app: FastifyInstance): void {
-  for (const a of ASSETS) {
-    const body = fs.readFileSync(path.join(DASHBOARD_DIR, a.file));
-    app.get(
-      a.route,
-      { schema: { tags: ['ops'], summary: `Dashboard: ${a.file}` } },
-      (_req, reply) => reply.type(a.type).header('cache-control', 'no-cache').send(body),
+  // The folder's file list is read once at start: nothing outside it can be named by a request.
+  for (const file of fs.readdirSync(DASHBOARD_DIR).sort()) {
+    const type = TYPES[path.extname(file)];
+    if (type === undefined) continue;
+    const route = file === 'index.html' ? '/' : `/dashboard/${file}`;
+    const body = fs.readFileSync(path.join(DASHBOARD_DIR, file));
+    app.get(route, { schema: { tags: ['ops'], summary: `Dashboard: ${file}` } }, (_req, reply) =>
+      reply.type(type).header('cache-control', 'no-cache').send(body),
     );
   }
 }

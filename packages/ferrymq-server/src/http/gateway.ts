@@ -13,10 +13,15 @@ import type { JobApi } from '../core/job-types.js';
 import type { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError, toFerryError } from 'ferrymq/model';
+import { FerryError, toFerryError, type ErrorCode } from 'ferrymq/model';
+import type { JobAdmin } from '../core/job-admin.js';
+import { registerBrowseRoutes } from './browse-routes.js';
+import { registerConnectionRoutes } from './connection-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { errorBody, gatewayError, RouteMethods, routerError } from './gateway-errors.js';
 import { registerHealthRoutes, type ReadinessProbe } from './health-routes.js';
+import { registerJobAdminRoutes } from './job-admin-routes.js';
+import { registerTopicAdminRoutes, type TopicSource } from './topic-admin-routes.js';
 import { registerEventRoutes, SseStreams } from './sse.js';
 import { HttpConsumers } from './http-consumers.js';
 import { registerJobRoutes } from './job-routes.js';
@@ -49,6 +54,10 @@ export interface GatewayOptions {
   zmwsListing?: ((query: ZmwsServerQuery) => Promise<unknown[]>) | undefined;
   /** The server's readiness checks, for `/readyz`. */
   readiness?: ReadinessProbe | undefined;
+  /** Job search, detail and retry for the dashboard (the job server); routes off without. */
+  jobAdmin?: JobAdmin | undefined;
+  /** Retained values and durable subscriptions (pub/sub); the topic routes are off without. */
+  topics?: TopicSource | undefined;
   /** Package version, shown in the OpenAPI document. */
   version: string;
 }
@@ -238,6 +247,12 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     await app.register((scope) =>
       registerZmwsRoutes(scope, { jobs: options.jobs, listing: zmwsListing }),
     );
+  }
+  registerBrowseRoutes(app, { broker: options.broker });
+  registerConnectionRoutes(app, options);
+  if (options.jobAdmin) registerJobAdminRoutes(app, { admin: options.jobAdmin });
+  if (options.topics) {
+    registerTopicAdminRoutes(app, { broker: options.broker, topics: options.topics });
   }
   registerDashboardRoutes(app);
 

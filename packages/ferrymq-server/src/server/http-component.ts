@@ -46,6 +46,8 @@ export class HttpComponent implements Component {
       host,
       port,
       bodyLimitBytes: config.httpBodyLimitBytes,
+      jobAdmin: jobs,
+      topics: pubsub,
       // The ZMWS routes exist only with the ZMWS dialect on.
       zmwsListing: listing ? (query) => listing.listing(query) : undefined,
       readiness,

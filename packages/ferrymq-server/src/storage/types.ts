@@ -191,6 +191,10 @@ export interface Storage {
   browse(queue: string, options: BrowseOptions): Promise<StoredMessage[]>;
   /** Enqueue time of the oldest live message of a queue. */
   oldestEnqueuedAt(queue: string): Promise<number | null>;
+  /** One message of the queue by id, or null. */
+  message(queue: string, id: string): Promise<StoredMessage | null>;
+  /** Deletes one message that is not leased: its state and size before, or null if none such. */
+  deleteMessage(queue: string, id: string): Promise<{ state: MessageState; size: number } | null>;
   /** Deletes the ready and scheduled messages (or, with state 'dead', the dead letters). */
   purge(queue: string, state: 'ready' | 'dead'): Promise<PurgeOutcome>;
   /** Moves dead letters back to ready with attempts reset. */
@@ -323,7 +327,22 @@ export interface JobStorage {
   /** Finds queued jobs past their TTL and deletes final jobs past their retention. */
   sweep(now: number, max: number): Promise<JobSweepOutcome>;
   /** Most recently created jobs, newest first (optionally of one service / status). */
-  list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]>;
+  list(options: JobListOptions): Promise<JobRow[]>;
+  /**
+   * Puts a failed, cancelled or expired job back to queued for a fresh run (attempts, error,
+   * result, progress and partials cleared); null if it is not in one of those states.
+   */
+  retry(id: string, notBefore: number): Promise<JobSettled | null>;
+}
+
+export interface JobListOptions {
+  service?: string | undefined;
+  status?: JobStatus | undefined;
+  limit: number;
+  /** Skip this many of the matching jobs (paging). */
+  offset?: number | undefined;
+  /** Only jobs whose id starts with, or whose service contains, this text. */
+  search?: string | undefined;
 }
 
 // ------------------------------------------------------------------------------ pub/sub

@@ -60,7 +60,7 @@ export const ERROR_REGISTRY = {
   QUEUE_NOT_EMPTY: {
     status: 409,
     description:
-      'The queue still holds messages (ready, leased, delayed or dead); delete it with force.',
+      'The queue still holds messages (ready, leased, scheduled or dead); delete it with force.',
   },
   QUEUE_DELETED: {
     status: 410,
@@ -69,6 +69,18 @@ export const ERROR_REGISTRY = {
   INVALID_POLICY: {
     status: 400,
     description: 'A runtime queue policy named an unknown key or a value out of its bounds.',
+  },
+  MESSAGE_NOT_FOUND: {
+    status: 404,
+    description: 'The queue holds no message with that id (acked, deleted, expired or never sent).',
+  },
+  MESSAGE_LEASED: {
+    status: 409,
+    description: 'The message is leased to a consumer; it cannot be deleted until settled.',
+  },
+  MESSAGE_NOT_DEAD: {
+    status: 409,
+    description: 'The message is not a dead letter, so it cannot be redriven.',
   },
   STORAGE_FULL: {
     status: 507,
@@ -119,6 +131,11 @@ export const ERROR_REGISTRY = {
   JOB_EXPIRED: {
     status: 504,
     description: 'The job expired: no worker started it within its time to live.',
+  },
+  JOB_NOT_RETRYABLE: {
+    status: 409,
+    description:
+      'Only a durable failed, cancelled or expired job (not a multicast one) can be retried.',
   },
   WORKER_EXISTS: {
     status: 409,

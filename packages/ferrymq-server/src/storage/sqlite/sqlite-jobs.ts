@@ -16,6 +16,7 @@ import type {
   InsertJobsOutcome,
   JobCounts,
   JobFinish,
+  JobListOptions,
   JobRow,
   JobSettled,
   JobStorage,
@@ -120,10 +121,30 @@ function prepareJobStatements(db: Database.Database) {
     statusOf: db.prepare<[string], { service: string; status: string }>(
       'SELECT service, status FROM jobs WHERE id = ?',
     ),
-    list: db.prepare<[{ service: string | null; status: string | null; limit: number }], JobDbRow>(
+    list: db.prepare<
+      [
+        {
+          service: string | null;
+          status: string | null;
+          limit: number;
+          offset: number;
+          idPrefix: string | null;
+          serviceLike: string | null;
+        },
+      ],
+      JobDbRow
+    >(
       `SELECT ${JOB_COLUMNS} FROM jobs
        WHERE (@service IS NULL OR service = @service) AND (@status IS NULL OR status = @status)
-       ORDER BY seq DESC LIMIT @limit`,
+         AND (@idPrefix IS NULL OR id LIKE @idPrefix ESCAPE '\\'
+              OR service LIKE @serviceLike ESCAPE '\\')
+       ORDER BY seq DESC LIMIT @limit OFFSET @offset`,
+    ),
+    retry: db.prepare<[number, string]>(
+      `UPDATE jobs SET status = 'queued', not_before = ?, attempts = 0, expires_at = NULL,
+         started_at = NULL, finished_at = NULL, retain_until = NULL, progress = NULL,
+         partials = 0, result_nframes = NULL, result = NULL, error = NULL
+       WHERE id = ? AND status IN ('failed', 'cancelled', 'expired')`,
     ),
     releaseRunning: db.prepare(`UPDATE jobs SET status = 'queued' WHERE status = 'running'`),
   };
@@ -343,16 +364,30 @@ export class SqliteJobStorage implements JobStorage {
     });
   }
 
-  list(options: { service?: string; status?: JobStatus; limit: number }): Promise<JobRow[]> {
+  list(options: JobListOptions): Promise<JobRow[]> {
+    const like = options.search?.replace(/[\\%_]/g, (c) => `\\${c}`);
     return this.run(() =>
       this.s.list
         .all({
           service: options.service ?? null,
           status: options.status ?? null,
           limit: options.limit,
+          offset: options.offset ?? 0,
+          idPrefix: like === undefined ? null : `${like}%`,
+          serviceLike: like === undefined ? null : `%${like}%`,
         })
         .map(toJobRow),
     );
+  }
+
+  retry(id: string, notBefore: number): Promise<JobSettled | null> {
+    return this.run(() => {
+      const before = this.s.statusOf.get(id);
+      if (!before || this.s.retry.run(notBefore, id).changes === 0) return null;
+      this.s.removePartials.run(id);
+      const r = this.s.get.get(id);
+      return r ? { row: toJobRow(r), previous: before.status as JobStatus } : null;
+    });
   }
 }
 

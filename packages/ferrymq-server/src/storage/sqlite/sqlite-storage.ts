@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import {
   FerryError,
   messageSize,
+  type MessageState,
   type QueueCounts,
   type QueuePolicy,
   type QueueSettings,
@@ -427,6 +428,31 @@ export class SqliteStorage implements Storage {
               'SELECT * FROM messages WHERE queue_id = ? AND state = ? AND id > ? ORDER BY id LIMIT ?',
             ).all(qid, STATE_CODES[options.state], after, options.limit);
       return rows.map((r) => rowToStored(r, queue));
+    });
+  }
+
+  message(queue: string, id: string): Promise<StoredMessage | null> {
+    return this.writer.call(() => {
+      const qid = this.queueId(queue, false);
+      const n = Number(id);
+      if (qid === undefined || !Number.isSafeInteger(n)) return null;
+      const r = this.db!.prepare<[number, number], MessageRow>(
+        'SELECT * FROM messages WHERE id = ? AND queue_id = ?',
+      ).get(n, qid);
+      return r ? rowToStored(r, queue) : null;
+    });
+  }
+
+  deleteMessage(queue: string, id: string): Promise<{ state: MessageState; size: number } | null> {
+    return this.writer.call(() => {
+      const qid = this.queueId(queue, false);
+      const n = Number(id);
+      if (qid === undefined || !Number.isSafeInteger(n)) return null;
+      const r = this.db!.prepare<[number, number, number], { state: number; size: number }>(
+        'DELETE FROM messages WHERE id = ? AND queue_id = ? AND state != ? RETURNING state, size',
+      ).get(n, qid, STATE_LEASED);
+      const state = r ? STATE_NAMES[r.state] : undefined;
+      return r && state ? { state, size: r.size } : null;
     });
   }
 
