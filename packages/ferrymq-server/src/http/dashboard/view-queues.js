@@ -1,6 +1,8 @@
 // Queues: the list of every queue with live counts, and one queue's page: rates and depth,
-// bulk actions, and its messages by state (messages.js).
+// bulk actions, pause / resume, delete and policy (view-queue-admin.js), and its messages by
+// state (messages.js).
 import { renderMessages } from './messages.js';
+import { lifecycleControls, policyPanel, takeDeleteFlash } from './view-queue-admin.js';
 import { chartPanel } from './view-overview.js';
 import { api, el, enc, fmtAge, fmtRate, href, statusLine, table } from './util.js';
 
@@ -27,7 +29,15 @@ function queueRow(q) {
   return el(
     'tr',
     { 'data-queue': q.name },
-    el('td', { class: 'name' }, el('a', { href: link }, q.name)),
+    el(
+      'td',
+      { class: 'name' },
+      el('a', { href: link }, q.name),
+      q.paused && [
+        ' ',
+        el('span', { class: 'status paused', title: 'deliveries paused' }, 'paused'),
+      ],
+    ),
     ['ready', 'leased', 'scheduled', 'dead'].map(count),
     el('td', { class: 'n in' }, fmtRate(q.enqueueRate)),
     el('td', { class: 'n ack' }, fmtRate(q.ackRate)),
@@ -45,7 +55,10 @@ function renderList(root, live) {
     oninput: () => live.stats && update(live.stats),
   });
   const holder = el('div');
-  root.append(el('div', { class: 'toolbar' }, el('h2', {}, 'Queues'), filter), holder);
+  const status = statusLine('queues-status');
+  const deleted = takeDeleteFlash();
+  if (deleted !== null) status.ok(deleted);
+  root.append(el('div', { class: 'toolbar' }, el('h2', {}, 'Queues'), filter), status.node, holder);
   const update = (s) => {
     const f = filter.value.trim().toLowerCase();
     const qs = s.queues.filter((q) => q.name.toLowerCase().includes(f));
@@ -61,8 +74,8 @@ function renderList(root, live) {
   return live.subscribe(update);
 }
 
-/** The bulk actions of a queue (whole dead letter list, purge). */
-function bulkActions(name, status, refresh) {
+/** The bulk actions of a queue (whole dead letter list, purge), then its life cycle. */
+function bulkActions(name, status, refresh, lifecycle) {
   const q = enc(name);
   const act = async (what, fn) => {
     try {
@@ -98,8 +111,7 @@ function bulkActions(name, status, refresh) {
       const r = await api('DELETE', `/v1/queues/${q}/messages`);
       return `${r.purged} messages deleted`;
     }),
-    // Queue pause, resume and delete go here once the gateway has those routes.
-    el('span', { class: 'slot', id: 'queue-lifecycle' }),
+    lifecycle,
   );
 }
 
@@ -108,16 +120,21 @@ async function renderQueue(root, route, live, name) {
   const summary = el('p', { class: 'muted', id: 'queue-summary' });
   const charts = chartPanel(route, live, name);
   const messages = el('section', { id: 'messages' });
+  const lifecycle = lifecycleControls(name, status);
+  const policy = policyPanel(name);
   let refreshMessages = async () => {};
   root.append(
     el('p', { class: 'crumbs' }, el('a', { href: href(['queues']) }, 'Queues'), ' /'),
     el('h2', { id: 'queue-name', class: 'title' }, name),
     summary,
-    bulkActions(name, status, () => refreshMessages()),
+    bulkActions(name, status, () => refreshMessages(), lifecycle.node),
     status.node,
+    lifecycle.notEmpty,
     charts.node,
     messages,
+    policy.node,
   );
+  void policy.load();
   const stopMessages = await renderMessages(messages, route, name, (fn) => {
     refreshMessages = fn;
   });
@@ -127,6 +144,7 @@ async function renderQueue(root, route, live, name) {
       ? `${q.depth} deep · ${fmtRate(q.enqueueRate)} in/s · ${fmtRate(q.ackRate)} ack/s · ` +
         `${q.consumers} consumers · oldest ${fmtAge(q.oldestAgeMs)}`
       : 'no such queue (yet)';
+    lifecycle.update(q);
     charts.draw();
   });
   return () => {
