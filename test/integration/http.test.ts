@@ -488,6 +488,7 @@ describe('HTTP gateway', () => {
     const assets = b.server.http!.routes.filter((r) => r.url.startsWith('/dashboard/'));
     assert.ok(assets.some((r) => r.url === '/dashboard/dashboard.js'));
     assert.ok(assets.some((r) => r.url === '/dashboard/theme.css'));
+    assert.ok(assets.some((r) => r.url === '/dashboard/view-queue-admin.js'));
     for (const path of ['/', ...assets.map((r) => r.url)]) {
       const type =
         path === '/' ? /^text\/html/ : path.endsWith('.css') ? /^text\/css/ : /^text\/javascript/;
