@@ -27,7 +27,7 @@ export class QueueLifecycle {
 
   /**
    * Deletes a queue. Without `force`, QUEUE_NOT_EMPTY while it holds any message (ready,
-   * leased, delayed, dead, or a send not yet committed). With `force` its messages go too.
+   * leased, scheduled, dead, or a send not yet committed). With `force` its messages go too.
    * Its consumers are cancelled with QUEUE_DELETED. Resolves once the delete is committed.
    */
   async deleteQueue(name: string, options: DeleteQueueOptions = {}): Promise<{ messages: number }> {
@@ -41,7 +41,7 @@ export class QueueLifecycle {
       throw new FerryError(
         'QUEUE_NOT_EMPTY',
         `queue ${name} holds ${held} messages (ready ${c.ready}, leased ${c.leased}, ` +
-          `delayed ${c.scheduled}, dead ${c.dead}, being stored ${q.pendingCount}); ` +
+          `scheduled ${c.scheduled}, dead ${c.dead}, being stored ${q.pendingCount}); ` +
           'delete with force to drop them',
       );
     }

@@ -13,7 +13,7 @@ import type { JobApi } from '../core/job-types.js';
 import type { PubSub } from '../core/pubsub.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError, toFerryError, type ErrorCode } from 'ferrymq/model';
+import { FerryError, toFerryError } from 'ferrymq/model';
 import type { JobAdmin } from '../core/job-admin.js';
 import { registerBrowseRoutes } from './browse-routes.js';
 import { registerConnectionRoutes } from './connection-routes.js';
