@@ -49,7 +49,9 @@ export interface Sample {
 /** Parses the Prometheus text format; throws on a line that is not valid. */
 export function parsePrometheus(text: string): Sample[] {
   const out: Sample[] = [];
-  const line = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/;
+  // Values as Prometheus reads them (Go's ParseFloat): NaN and Inf in any case (prom-client
+  // writes an empty summary's mean as `Nan`).
+  const line = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (-?[0-9.e+-]+|nan|[+-]?inf)$/i;
   for (const l of text.split('\n')) {
     if (l === '' || l.startsWith('# HELP ') || l.startsWith('# TYPE ')) continue;
     const m = line.exec(l);
@@ -58,7 +60,10 @@ export function parsePrometheus(text: string): Sample[] {
     for (const p of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
       labels[p[1]!] = p[2]!;
     }
-    out.push({ name: m[1]!, labels, value: Number(m[4]) });
+    const v = m[4]!.toLowerCase();
+    const value =
+      v === 'nan' ? NaN : v.endsWith('inf') ? (v.startsWith('-') ? -1 : 1) * Infinity : Number(v);
+    out.push({ name: m[1]!, labels, value });
   }
   return out;
 }

@@ -155,7 +155,7 @@ describe('hardening: hostile and slow peers', { timeout: 180_000 }, () => {
     await waitFor(
       async () => {
         const m = await metrics(http);
-        const inFlight = sampleValue(m, 'ferry_queue_in_flight', { queue: 'slow' }) ?? 0;
+        const inFlight = sampleValue(m, 'ferry_queue_leased', { queue: 'slow' }) ?? 0;
         stableFor = inFlight === last && inFlight > 0 ? stableFor + 1 : 0;
         last = inFlight;
         return stableFor >= 5;
