@@ -54,6 +54,20 @@ async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string):
 }
 
 describe('core broker', () => {
+  it('never repeats a session id, within a run or across runs (docs/protocol.md, HELLO)', async () => {
+    const first = await harness();
+    const second = await harness(); // another run of the broker: a new Broker, as after a restart
+    const ids = [
+      first.session.id,
+      first.broker.openSession({ deliver: () => {} }).id,
+      second.session.id,
+      second.broker.openSession({ deliver: () => {} }).id,
+    ];
+    assert.equal(new Set(ids).size, ids.length, ids.join(' '));
+    assert.match(ids[0]!, /^s1-[0-9a-f]{8}$/);
+    assert.match(ids[2]!, /^s1-[0-9a-f]{8}$/, 'numbering restarts, the run tag differs');
+  });
+
   it('delivers in priority order, then oldest first', async () => {
     const h = await harness();
     await h.session.send('q', [
