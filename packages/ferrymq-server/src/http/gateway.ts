@@ -30,6 +30,7 @@ import { GatewayMetrics } from './metrics.js';
 import { registerQueueLifecycleRoutes } from './queue-lifecycle-routes.js';
 import { registerQueueRoutes } from './queue-routes.js';
 import { registerTopicRoutes } from './topic-routes.js';
+import { registerOriginGuard } from './origin-guard.js';
 import { registerZmwsRoutes } from './zmws-routes.js';
 import type { ZmwsServerQuery } from '../dialects/zmws/zmws-commands.js';
 
@@ -236,6 +237,8 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   );
 
   let closingNow = false;
+  // ZMWS's `/<JOB>` route is called from its clients' own pages by design.
+  registerOriginGuard(app, { openRoutes: new Set(['/:job']) });
   registerHealthRoutes(app, { readiness: options.readiness, isClosing: () => closingNow });
   registerQueueRoutes(app, { broker: options.broker, consumers });
   registerQueueLifecycleRoutes(app, { broker: options.broker, pubsub: options.pubsub });

@@ -187,6 +187,11 @@ export const ERROR_REGISTRY = {
     status: 400,
     description: 'The HTTP request body had a __proto__ key, which the gateway refuses anywhere.',
   },
+  FORBIDDEN_ORIGIN: {
+    status: 403,
+    description:
+      'A browser page of another origin sent a request that could change something; the gateway refuses it.',
+  },
   NOT_READY: {
     status: 503,
     description:
