@@ -7,6 +7,7 @@ const WORKLOAD_IDS = [
   'w1-paced',
   'w2',
   'w3',
+  'w3-durable',
   'w3-submit',
   'fanout',
   'snapshot',

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { FerryClient } from 'ferrymq';
 
 /** Calls made before measuring (connections warm, JIT settled). */
-const W3_WARMUP_CALLS = 500;
+export const W3_WARMUP_CALLS = 500;
 /** How often W3-submit asks the broker how many jobs are done. */
 const DONE_POLL_MS = 20;
 
@@ -29,21 +29,26 @@ export async function startWorkers(
   await Promise.all(clients.map((c) => c.worker(service, () => result).ready));
 }
 
-/** `count` calls, one after the other, after a warm-up; every latency recorded. */
+/**
+ * `count` calls, one after the other, after a warm-up; every latency recorded. `durable`: the
+ * job is stored before it runs and its result before the answer (a durable call).
+ */
 export async function sequentialCalls(
   client: FerryClient,
   service: string,
   count: number,
   size: number,
   onProgress: (done: number) => void,
+  durable = false,
 ): Promise<CallsResult> {
   const params = Buffer.alloc(size, 0x70);
-  for (let i = 0; i < W3_WARMUP_CALLS; i++) await client.call(service, params);
+  const options = { durable };
+  for (let i = 0; i < W3_WARMUP_CALLS; i++) await client.call(service, params, options);
   const latencyMs: number[] = new Array<number>(count);
   const startedAt = performance.now();
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
-    const r = await client.call(service, params);
+    const r = await client.call(service, params, options);
     latencyMs[i] = performance.now() - t0;
     if (r.length !== size) throw new Error(`call ${i}: result of ${r.length} bytes`);
     if ((i & 255) === 0) onProgress(i);

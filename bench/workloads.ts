@@ -11,7 +11,8 @@ import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.j
 import { dealerRouterRtt, fdatasyncRate, forwardedCall, pushPull } from './ceilings.js';
 import type { BenchConfig, WorkloadId } from './config.js';
 import { consume, newCounters, produce, type LoadCounters } from './ferry-load.js';
-import { sequentialCalls, startWorkers, submitAndDrain } from './jobs-load.js';
+import { sequentialCalls, startWorkers, submitAndDrain, W3_WARMUP_CALLS } from './jobs-load.js';
+import { OP_COUNT_METRICS, perOp, snapshotCounters } from './op-counts.js';
 import { fanout, fillRetained, takeSnapshot, type SubscriberResult } from './pubsub-load.js';
 import { Progress } from './progress.js';
 import { summarizeLatency } from './stats.js';
@@ -174,6 +175,7 @@ async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
     () => `${loadText(counters, total)}, ${memText(broker)}`,
     () => counters.acked / total,
   );
+  const counters0 = await snapshotCounters(producer);
   const cpu0 = cpuSeconds(broker.pid);
   const benchCpu0 = process.cpuUsage();
   const consuming = consume(consumer, {
@@ -195,6 +197,7 @@ async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
   const elapsedMs = r.lastAckAt - p.firstSendAt;
   const brokerCpu = cpuSeconds(broker.pid) - cpu0;
   const benchCpu = process.cpuUsage(benchCpu0);
+  const counts = perOp(counters0, await snapshotCounters(producer), total);
   const storage = await brokerStorageStats(producer);
   broker.mem.sample();
   const lat = summarizeLatency(r.latencyMs);
@@ -205,6 +208,7 @@ async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
     p99Ms: lat.p99,
     maxMs: lat.max,
     peakRssMB: broker.mem.peakRssKiB / 1024,
+    ...counts,
   };
   const details: Record<string, unknown> = {
     messages: total,
@@ -309,11 +313,12 @@ async function w3Clients(ctx: RunContext, broker: BrokerChild): Promise<FerryCli
   return workers;
 }
 
-async function runW3(ctx: RunContext): Promise<RunOutput> {
+async function runW3(ctx: RunContext, durable: boolean): Promise<RunOutput> {
   const { cfg } = ctx;
-  const broker = await brokerFor(ctx, 'w3');
+  const broker = await brokerFor(ctx, durable ? 'w3d' : 'w3');
   const caller = await clientFor(ctx, broker);
   await startWorkers(await w3Clients(ctx, broker), 'bench-w3', cfg.size);
+  const counters0 = await snapshotCounters(caller);
   let done = 0;
   startProgress(
     ctx.scope,
@@ -322,9 +327,17 @@ async function runW3(ctx: RunContext): Promise<RunOutput> {
     () => done / cfg.w3Count,
   );
   const cpu0 = cpuSeconds(broker.pid);
-  const r = await sequentialCalls(caller, 'bench-w3', cfg.w3Count, cfg.size, (n) => (done = n));
+  const r = await sequentialCalls(
+    caller,
+    'bench-w3',
+    cfg.w3Count,
+    cfg.size,
+    (n) => (done = n),
+    durable,
+  );
   const elapsedMs = r.endedAt - r.startedAt;
   const brokerCpu = cpuSeconds(broker.pid) - cpu0;
+  const counts = perOp(counters0, await snapshotCounters(caller), cfg.w3Count + W3_WARMUP_CALLS);
   const storage = await brokerStorageStats(caller);
   const lat = summarizeLatency(r.latencyMs);
   return {
@@ -333,6 +346,7 @@ async function runW3(ctx: RunContext): Promise<RunOutput> {
       p50Ms: lat.p50,
       p99Ms: lat.p99,
       peakRssMB: broker.mem.peakRssKiB / 1024,
+      ...counts,
     },
     details: {
       calls: cfg.w3Count,
@@ -340,6 +354,7 @@ async function runW3(ctx: RunContext): Promise<RunOutput> {
       elapsedMs,
       latencyMs: lat,
       brokerCpuPercent: (brokerCpu * 100_000) / elapsedMs,
+      brokerCpuMicrosPerCall: (brokerCpu * 1e6) / cfg.w3Count,
       brokerStorage: storage,
     },
   };
@@ -508,6 +523,14 @@ async function runSnapshot(ctx: RunContext): Promise<RunOutput> {
 
 // ------------------------------------------------------------------ the list
 
+const W3_METRICS: MetricDef[] = [
+  { key: 'callsPerSec', label: 'calls', unit: 'calls/s', target: { op: '>=', value: 3_400 } },
+  { key: 'p50Ms', label: 'latency p50', unit: 'ms', target: { op: '<=', value: 0.25 } },
+  { key: 'p99Ms', label: 'latency p99', unit: 'ms' },
+  { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+  ...OP_COUNT_METRICS,
+];
+
 export const WORKLOADS: Workload[] = [
   {
     id: 'ceilings',
@@ -608,6 +631,7 @@ export const WORKLOADS: Workload[] = [
       { key: 'p50Ms', label: 'latency p50', unit: 'ms' },
       { key: 'p99Ms', label: 'latency p99', unit: 'ms' },
       { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+      ...OP_COUNT_METRICS,
     ],
     timeoutMs: (cfg) => cfg.timeoutMs,
     shape: (cfg) => ({
@@ -628,6 +652,7 @@ export const WORKLOADS: Workload[] = [
       { key: 'p99Ms', label: 'latency p99', unit: 'ms', target: { op: '<=', value: 5 } },
       { key: 'maxMs', label: 'latency max', unit: 'ms' },
       { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+      ...OP_COUNT_METRICS,
     ],
     timeoutMs: (cfg) => cfg.timeoutMs,
     shape: (cfg) => ({
@@ -678,21 +703,23 @@ export const WORKLOADS: Workload[] = [
   {
     id: 'w3',
     name: 'w3',
-    title: 'W3 sync jobs: 1 client, sequential calls through the broker to 4 workers',
-    metrics: [
-      {
-        key: 'callsPerSec',
-        label: 'calls',
-        unit: 'calls/s',
-        target: { op: '>=', value: 3_400 },
-      },
-      { key: 'p50Ms', label: 'latency p50', unit: 'ms', target: { op: '<=', value: 0.25 } },
-      { key: 'p99Ms', label: 'latency p99', unit: 'ms' },
-      { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
-    ],
+    title:
+      'W3 sync jobs: 1 client, sequential transient calls (not stored) through the broker to 4 workers',
+    metrics: W3_METRICS,
     timeoutMs: (cfg) => cfg.timeoutMs,
     shape: (cfg) => ({ calls: cfg.w3Count, workers: cfg.w3Workers, size: cfg.size }),
-    run: runW3,
+    run: (ctx) => runW3(ctx, false),
+  },
+  {
+    id: 'w3-durable',
+    name: 'w3-durable',
+    title:
+      "W3-durable: as W3, but durable calls (job stored before it runs, result stored and fsync'd before the answer)",
+    // W3's metrics without its targets (they are the transient call's).
+    metrics: W3_METRICS.map(({ key, label, unit }) => ({ key, label, unit })),
+    timeoutMs: (cfg) => cfg.timeoutMs,
+    shape: (cfg) => ({ calls: cfg.w3Count, workers: cfg.w3Workers, size: cfg.size }),
+    run: (ctx) => runW3(ctx, true),
   },
   {
     id: 'w3-submit',

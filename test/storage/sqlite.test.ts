@@ -212,15 +212,47 @@ describe('sqlite storage (SQLite only)', () => {
     });
   }
 
-  it('SQLite: under sync always, every commit is one fsync', async () => {
+  it('SQLite: under sync always, hot-path calls resolve at the commit and durable() fsyncs once for all of them', async () => {
     const s = store(newDir(), { mode: 'always' });
     await s.open();
     await s.enqueue([item('q', 'a')]);
     await Promise.all([s.enqueue([item('q', 'b')]), s.lease('q', 2, T0)]);
     await s.counts();
+    const before = s.metrics();
+    assert.equal(before.commits, 3);
+    assert.equal(before.fsyncs, 0, 'enqueue, lease and reads resolve at their commit');
+    await s.durable();
+    assert.equal(s.metrics().fsyncs, 1, 'one fsync covers the three commits');
+    await s.durable();
+    assert.equal(s.metrics().fsyncs, 1, 'nothing committed since: nothing to fsync');
+    // An administrative call resolves only once durable: its own fsync.
+    await s.saveQueueSettings('q', { paused: true, overrides: {} });
+    assert.equal(s.metrics().fsyncs, 2);
+    // Jobs share the same durability.
+    await s.jobs.durable();
+    assert.equal(s.metrics().fsyncs, 2);
+  });
+
+  it('SQLite: under sync always, durable() waits for an fsync that started after the commit (group fsync)', async () => {
+    const s = store(newDir(), { mode: 'always' });
+    await s.open();
+    // Commits in three turns, each followed by a wait for durability, all at once: each wait
+    // resolves after an fsync that covers its commit, and never more fsyncs than commits.
+    const seen: number[] = [];
+    await Promise.all(
+      ['x', 'y', 'z'].map((body, i) =>
+        new Promise((r) => setTimeout(r, i)).then(async () => {
+          await s.enqueue([item('q', body)]);
+          const fsyncsAtCommit = s.metrics().fsyncs;
+          await s.durable();
+          seen.push(fsyncsAtCommit);
+          assert.ok(s.metrics().fsyncs > fsyncsAtCommit, 'an fsync finished after the commit');
+        }),
+      ),
+    );
     const m = s.metrics();
-    assert.equal(m.commits, 3);
-    assert.equal(m.fsyncs, m.commits);
+    assert.equal(seen.length, 3);
+    assert.ok(m.fsyncs >= 1 && m.fsyncs <= m.commits, `fsyncs ${m.fsyncs}, commits ${m.commits}`);
   });
 
   it('SQLite: under sync off, commits never fsync', async () => {

@@ -20,6 +20,8 @@ describe('peer guard', () => {
       peersDropped: 1,
       ignoredFrames: 1,
       droppedNow: 1,
+      messagesIn: 0,
+      messagesOut: 0,
     });
     now += 500;
     assert.equal(g.ignores('a'), false, 'served again after the cool-down');

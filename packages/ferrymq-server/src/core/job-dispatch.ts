@@ -99,6 +99,27 @@ export class JobDispatch {
     );
   }
 
+  /**
+   * The direct path: a durable job stored already running (attempt 1) for `w`, whose slot was
+   * reserved. If the worker left or paused meanwhile, the job goes back to queued, uncounted.
+   */
+  startDirect(w: JobWorker, job: Job): void {
+    const s = this.state.service(job.service);
+    if (w.credit > 0 && !this.state.closing) {
+      job.attempts = 1;
+      this.assign(w, job, 1);
+      return;
+    }
+    this.state.durable.move(s.name, 'running', 'queued');
+    this.calls
+      .track(this.storage.requeue(job.id, 1, job.notBefore, true))
+      .then(() => {
+        markDue(s);
+        this.pump(s);
+      })
+      .catch((err: unknown) => this.state.log.error('requeue failed', { err: String(err) }));
+  }
+
   private assign(w: JobWorker, job: Job, attempt: number): void {
     const now = this.clock.now();
     const s = this.state.service(job.service);

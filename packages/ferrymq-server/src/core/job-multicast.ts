@@ -84,7 +84,9 @@ export class JobMulticast {
             markDue(s);
             this.dispatch.pump(s);
           }
-          return jobInfo(parent);
+          // Children handed out at the commit; the multicast confirmed once it is durable.
+          const info = jobInfo(parent);
+          return this.state.storage.durable().then(() => info);
         },
         (err: unknown) => {
           for (const s of states) s.pendingDurable--;

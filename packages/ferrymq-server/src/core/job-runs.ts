@@ -169,6 +169,15 @@ export class JobRuns {
     job.result = result;
     job.error = error;
     job.attempts = r.attempt;
+    // Whoever waits for the result (a durable call's caller) hears of it once it is durable.
+    const durable = await this.storage.durable().then(
+      () => true,
+      (err: unknown) => {
+        this.state.log.error('job finish not durable', { job: job.id, err: String(err) });
+        return false;
+      },
+    );
+    if (!durable) return;
     this.watchers.emit(job.id, { type: 'final', job: jobInfo(job) });
     if (job.parentId) this.childFinished(job.parentId);
   }

@@ -104,6 +104,8 @@ export class JobWorker implements CreditHolder, InflightHolder<Running> {
    * slot, so a worker never holds more than `concurrency` jobs, even one it was told to drop.
    */
   readonly overdue = new Set<string>();
+  /** Slots held for durable jobs on the direct path while their insert commits. */
+  reserved = 0;
   lastJobAt: number | null = null;
   /** Global order of the last assignment: lower = less recently used. */
   lastAssignSeq = 0;
@@ -128,6 +130,6 @@ export class JobWorker implements CreditHolder, InflightHolder<Running> {
   /** Free slots: 0 while paused or closed. */
   get credit(): number {
     if (this.paused || this.closed) return 0;
-    return Math.max(0, this.concurrency - this.held.size - this.overdue.size);
+    return Math.max(0, this.concurrency - this.held.size - this.overdue.size - this.reserved);
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Submitting jobs: checks, the service's maxQueued limit, and the two paths. A transient job
  * is queued in memory and dispatched at once; a durable one is stored first (dedup keys
- * honoured) and the caller hears of it only after the commit.
+ * honoured), handed to a worker at the commit, and confirmed to its submitter once durable.
+ * When nothing of its service waits in the store and a worker has a free slot, a durable job
+ * takes the direct path: stored already running for that worker (one write, no read-back).
  */
 import {
   FerryError,
@@ -12,11 +14,18 @@ import {
   toFerryError,
 } from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
+import { leastRecentlyUsed } from './credit.js';
 import { checkDelayMs, checkHeaders, checkKey, checkPriority, expiryOf } from './checks.js';
 import type { JobDispatch } from './job-dispatch.js';
 import { jobInfo, newJobId, toRow } from './job-records.js';
 import type { JobServerState } from './job-server-state.js';
-import { enqueueTransient, markDue, type Job } from './job-state.js';
+import {
+  enqueueTransient,
+  markDue,
+  type Job,
+  type JobWorker,
+  type ServiceState,
+} from './job-state.js';
 
 export class JobSubmit {
   private readonly storage: JobStorage;
@@ -90,12 +99,34 @@ export class JobSubmit {
     };
   }
 
+  /** Submits a job; a durable one is confirmed once it is durable. */
   submit(spec: NewJob): Promise<JobInfo> {
+    return this.submitCommitted(spec).then((info) =>
+      info.durable ? this.storage.durable().then(() => info) : info,
+    );
+  }
+
+  /**
+   * Submits a job, resolving at its commit (a durable one may not be on disk yet): for a call,
+   * whose answer waits for the job's final commit to be durable, which covers this one.
+   */
+  submitCommitted(spec: NewJob): Promise<JobInfo> {
     try {
       return this.submitJob(spec, null);
     } catch (err) {
       return Promise.reject(toFerryError(err));
     }
+  }
+
+  /**
+   * The direct path's worker: one with a free slot, when nothing of the service waits (no
+   * transient job, nothing due in the store, no lease in flight) and the job is due now.
+   */
+  private directWorker(s: ServiceState, job: Job, now: number): JobWorker | undefined {
+    if (job.notBefore > now || s.transient.length > 0 || s.maybeDue || s.leasingSlots > 0) {
+      return undefined;
+    }
+    return leastRecentlyUsed(s.workers);
   }
 
   private submitJob(spec: NewJob, parentId: string | null): Promise<JobInfo> {
@@ -124,25 +155,41 @@ export class JobSubmit {
       throw new FerryError('STORAGE_FULL', 'free disk space is below the floor; jobs are refused');
     }
     s.pendingDurable++;
-    return this.state.calls
-      .track(this.storage.insert([toRow(job, dedupKey, s.policy.dedupWindowMs)]))
-      .then(
-        async (out) => {
-          s.pendingDurable--;
-          if (out.duplicate[0]) {
-            const prior = await this.get(out.ids[0]!);
-            if (prior) return prior;
-          }
-          this.state.durable.move(s.name, null, 'queued');
-          if (job.notBefore > now) this.dispatch.wakeAt(s, job.notBefore);
-          else markDue(s);
-          this.dispatch.pump(s);
+    const direct = this.directWorker(s, job, now);
+    const row = toRow(job, dedupKey, s.policy.dedupWindowMs);
+    if (direct) {
+      direct.reserved++;
+      row.status = 'running';
+      row.started = true;
+    }
+    return this.state.calls.track(this.storage.insert([row])).then(
+      async (out) => {
+        s.pendingDurable--;
+        if (direct) direct.reserved--;
+        if (out.duplicate[0]) {
+          if (direct) this.dispatch.pumpWorker(direct);
+          const prior = await this.get(out.ids[0]!);
+          if (prior) return prior;
+        }
+        if (direct) {
+          this.state.durable.move(s.name, null, 'running');
+          this.dispatch.startDirect(direct, job);
           return jobInfo(job);
-        },
-        (err: unknown) => {
-          s.pendingDurable--;
-          throw toFerryError(err);
-        },
-      );
+        }
+        this.state.durable.move(s.name, null, 'queued');
+        if (job.notBefore > now) this.dispatch.wakeAt(s, job.notBefore);
+        else markDue(s);
+        this.dispatch.pump(s);
+        return jobInfo(job);
+      },
+      (err: unknown) => {
+        s.pendingDurable--;
+        if (direct) {
+          direct.reserved--;
+          this.dispatch.pumpWorker(direct);
+        }
+        throw toFerryError(err);
+      },
+    );
   }
 }

@@ -37,8 +37,12 @@ export class JobWatchers {
     private readonly cancel: (id: string) => Promise<JobInfo>,
   ) {}
 
-  /** Streams a job's events from the start, then live ones; resolves with a stop function. */
-  async watch(id: string, listener: Watcher): Promise<() => void> {
+  /**
+   * Streams a job's events from the start, then live ones; resolves with a stop function.
+   * `submitted`: the job as its submit just returned it (a call's own job), so the snapshot is
+   * taken from memory instead of read back from the store.
+   */
+  async watch(id: string, listener: Watcher, submitted?: JobInfo): Promise<() => void> {
     if (!isJobId(id)) throw new FerryError('BAD_ARGUMENTS', 'a job id is 32 lower-case hex digits');
     // Live events are buffered while the snapshot loads, then replayed past it.
     const buffered: JobEvent[] = [];
@@ -65,6 +69,9 @@ export class JobWatchers {
       if (t) {
         info = jobInfo(t);
         partials = t.partials.slice();
+      } else if (submitted) {
+        info = submitted;
+        partials = [];
       } else {
         info = await this.get(id);
         partials = info && info.partials > 0 ? await this.storedPartials(id) : [];
@@ -124,7 +131,7 @@ export class JobWatchers {
    * Resolves with the job's final state (streaming its events to onEvent meanwhile); after
    * `timeoutMs` rejects with TIMEOUT and cancels the job.
    */
-  awaitFinal(id: string, options: CallOptions): Promise<JobInfo> {
+  awaitFinal(id: string, options: CallOptions, submitted?: JobInfo): Promise<JobInfo> {
     return new Promise<JobInfo>((resolve, reject) => {
       let stop: (() => void) | undefined;
       let settled = false;
@@ -144,14 +151,18 @@ export class JobWatchers {
           this.cancel(id).catch(() => {});
         }, options.timeoutMs);
       }
-      this.watch(id, (ev) => {
-        if (ev.type === 'final') {
-          finish(() => {
-            options.onFinal?.(ev.job);
-            resolve(ev.job);
-          });
-        } else if (!settled) options.onEvent?.(ev);
-      }).then(
+      this.watch(
+        id,
+        (ev) => {
+          if (ev.type === 'final') {
+            finish(() => {
+              options.onFinal?.(ev.job);
+              resolve(ev.job);
+            });
+          } else if (!settled) options.onEvent?.(ev);
+        },
+        submitted,
+      ).then(
         (s) => {
           if (settled) s();
           else stop = s;

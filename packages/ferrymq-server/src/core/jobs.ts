@@ -131,10 +131,13 @@ export class JobServer implements JobApi, JobAdmin {
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
       return Promise.reject(new FerryError('BAD_ARGUMENTS', 'timeoutMs must be a number > 0'));
     }
-    return this.submit({ ...spec, durable: spec.durable ?? false }).then((info) => {
-      options.onSubmitted?.(info);
-      return this.watchers.awaitFinal(info.id, options);
-    });
+    // At the commit: the answer waits for the final commit to be durable, which covers it.
+    return this.submitter
+      .submitCommitted({ ...spec, durable: spec.durable ?? false })
+      .then((info) => {
+        options.onSubmitted?.(info);
+        return this.watchers.awaitFinal(info.id, options, info);
+      });
   }
 
   multicast(services: string[], spec: Omit<NewJob, 'service'>): Promise<JobInfo> {

@@ -110,7 +110,9 @@ export class QueueEnqueue {
             outcome.duplicate,
             outcome.replayed,
           );
-          return { ids: outcome.ids, duplicates, replayed: outcome.replayed };
+          // Handed out at the commit; confirmed once it is durable.
+          const result = { ids: outcome.ids, duplicates, replayed: outcome.replayed };
+          return this.storage.durable().then(() => result);
         },
         (err: unknown) => {
           settle();
@@ -157,15 +159,18 @@ export class QueueEnqueue {
       }
     }
     // Every copy's storage call is made in this turn: one transaction, one fsync.
-    const stored = this.sendToQueues(session, queues, message).then((list) => {
+    const committed = this.storeCopies(session, queues, message).then((list) => {
       const ids: Record<string, string> = {};
       queues.forEach((q, i) => (ids[q] = list[i]!));
       return ids;
     });
-    if (!options.waitForAcks) return stored.then((ids) => ({ ids }));
-    return stored.then(
+    if (!options.waitForAcks) {
+      return committed.then((ids) => this.storage.durable().then(() => ({ ids })));
+    }
+    // The copies are handed out at the commit: watch for their acks from then on.
+    return committed.then(
       (ids) =>
-        new Promise<MulticastOutcome>((resolve) => {
+        new Promise<MulticastOutcome>((resolve, reject) => {
           const acked: string[] = [];
           const dead: string[] = [];
           const pending = new Set(queues);
@@ -181,14 +186,34 @@ export class QueueEnqueue {
               pending: [...pending].sort(),
             });
           };
-          const cancel = this.clock.setTimer(finish, timeoutMs);
+          let durable = false;
+          let settled = false;
+          const cancel = this.clock.setTimer(() => {
+            settled = true;
+            if (durable) finish();
+          }, timeoutMs);
           for (const [id, q] of byId) {
             this.state.settleWatchers.set(id, (outcome) => {
               if (!pending.delete(q)) return;
               (outcome === 'acked' ? acked : dead).push(q);
-              if (pending.size === 0) finish();
+              if (pending.size === 0) {
+                settled = true;
+                if (durable) finish();
+              }
             });
           }
+          // The answer also waits for the copies to be durable.
+          this.storage.durable().then(
+            () => {
+              durable = true;
+              if (settled) finish();
+            },
+            (err: unknown) => {
+              cancel();
+              for (const id of byId.keys()) this.state.settleWatchers.delete(id);
+              reject(toFerryError(err));
+            },
+          );
         }),
     );
   }
@@ -299,6 +324,17 @@ export class QueueEnqueue {
    * are checked first, so either every copy is stored or none is. Resolves with the copies' ids.
    */
   sendToQueues(
+    session: SessionState,
+    queueNames: string[],
+    message: NewMessage,
+  ): Promise<string[]> {
+    return this.storeCopies(session, queueNames, message).then((ids) =>
+      this.storage.durable().then(() => ids),
+    );
+  }
+
+  /** sendToQueues up to the commit: the copies are stored and handed out; not yet durable. */
+  private storeCopies(
     session: SessionState,
     queueNames: string[],
     message: NewMessage,

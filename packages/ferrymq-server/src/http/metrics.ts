@@ -121,6 +121,11 @@ export class GatewayMetrics {
     counter('ferry_storage_commits_total', 'Store commits (group commits).');
     counter('ferry_storage_operations_total', 'Calls applied in those commits.');
     counter('ferry_storage_fsyncs_total', 'fsyncs of the store.');
+    counter('ferry_storage_sql_statements_total', 'SQL statements that read or write data.');
+    counter(
+      'ferry_storage_sql_control_statements_total',
+      'Transaction statements (BEGIN, COMMIT, SAVEPOINT, RELEASE).',
+    );
     hist(
       'ferry_storage_commit_duration_seconds',
       'Duration of each store commit (including fsync under sync=always).',
@@ -141,6 +146,8 @@ export class GatewayMetrics {
     counter('ferry_peers_dropped_total', 'Peers dropped (ignored) for invalid frames.', d);
     counter('ferry_peer_ignored_frames_total', 'Messages discarded from dropped peers.', d);
     gauge('ferry_peers_dropped', 'Peers being ignored now.', d);
+    counter('ferry_zmq_messages_received_total', 'ZeroMQ messages read from peers.', d);
+    counter('ferry_zmq_messages_sent_total', 'ZeroMQ messages sent to peers.', d);
     gauge('ferry_process_resident_memory_bytes', 'Resident memory of the broker process.');
     gauge('ferry_process_heap_used_bytes', 'V8 heap in use.');
     // Event-loop lag, GC, memory, CPU, handles: prom-client keeps these itself.
@@ -210,6 +217,8 @@ export class GatewayMetrics {
     c('ferry_storage_commits_total').inc(st.commits);
     c('ferry_storage_operations_total').inc(st.operations);
     c('ferry_storage_fsyncs_total').inc(st.fsyncs);
+    c('ferry_storage_sql_statements_total').inc(st.sqlStatements);
+    c('ferry_storage_sql_control_statements_total').inc(st.sqlControlStatements);
     this.h['ferry_storage_commit_duration_seconds']!.set(st.commitMs);
     this.h['ferry_storage_commit_batch_operations']!.set(st.commitBatchOps);
     this.h['ferry_storage_fsync_duration_seconds']!.set(st.fsyncMs);
@@ -218,6 +227,8 @@ export class GatewayMetrics {
       c('ferry_peers_dropped_total').inc({ dialect }, p.peersDropped);
       c('ferry_peer_ignored_frames_total').inc({ dialect }, p.ignoredFrames);
       g('ferry_peers_dropped').set({ dialect }, p.droppedNow);
+      c('ferry_zmq_messages_received_total').inc({ dialect }, p.messagesIn);
+      c('ferry_zmq_messages_sent_total').inc({ dialect }, p.messagesOut);
     }
     const mem = process.memoryUsage();
     g('ferry_process_resident_memory_bytes').set(mem.rss);

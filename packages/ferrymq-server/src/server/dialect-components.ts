@@ -65,6 +65,8 @@ function sumPeerStats(endpoints: (GuardedEndpoint | undefined)[]): PeerGuardStat
     peersDropped: 0,
     ignoredFrames: 0,
     droppedNow: 0,
+    messagesIn: 0,
+    messagesOut: 0,
   };
   for (const e of bound) {
     const s = e.peerStats;
@@ -72,6 +74,8 @@ function sumPeerStats(endpoints: (GuardedEndpoint | undefined)[]): PeerGuardStat
     sum.peersDropped += s.peersDropped;
     sum.ignoredFrames += s.ignoredFrames;
     sum.droppedNow += s.droppedNow;
+    sum.messagesIn += s.messagesIn;
+    sum.messagesOut += s.messagesOut;
   }
   return sum;
 }

@@ -3,9 +3,16 @@
  * here: a backend owns its connections and decides how calls become transactions.
  *
  * Group commit is part of the contract: every call made during one event-loop turn is applied
- * in call order within one transaction, and every returned promise resolves only after that
- * transaction is committed under the backend's sync policy. A failing call rejects alone; the
- * others in the same turn still commit. A failed commit rejects every call of the turn.
+ * in call order within one transaction. A failing call rejects alone; the others in the same
+ * turn still commit. A failed commit rejects every call of the turn.
+ *
+ * Two levels of done. The hot-path calls — enqueue, lease, ack, release, the scheduled and
+ * expiry sweeps, reads, and the job calls insert, lease, finish, requeue, progress and
+ * partials — resolve at their commit: applied and visible, surviving a crash of the process,
+ * not yet necessarily a power loss. The core hands messages and jobs out at that point and
+ * calls {@link Storage.durable} before it confirms anything to a producer or caller. Every
+ * other call (administration, settings, cancellations, pub/sub) resolves only once its commit
+ * is durable under the backend's sync policy.
  */
 import type {
   Headers,
@@ -211,6 +218,12 @@ export interface Storage {
    */
   saveQueueSettings(queue: string, settings: QueueSettings): Promise<void>;
 
+  /**
+   * Resolves once every commit made so far is durable under the sync policy (under `always`:
+   * fsync'd). Commits made while one such wait runs share its fsync (group fsync).
+   */
+  durable(): Promise<void>;
+
   metrics(): StorageMetrics;
 
   /** The job server's part of the store; its calls share the same group commit. */
@@ -268,6 +281,11 @@ export interface NewJobRow {
   dedupUntil: number;
   parentId: string | null;
   children: string[] | null;
+  /**
+   * Status `running` only: stored as started (attempt 1, started at createdAt) for a worker
+   * the core reserved in memory — the direct path, one write instead of insert then lease.
+   */
+  started?: boolean | undefined;
 }
 
 export interface InsertJobsOutcome {
@@ -302,6 +320,8 @@ export interface JobSettled {
 export type JobCounts = Record<JobStatus, number>;
 
 export interface JobStorage {
+  /** The store's {@link Storage.durable}: resolves once every commit so far is durable. */
+  durable(): Promise<void>;
   /** Stores new jobs, honouring dedup keys (scope: the service). */
   insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome>;
   /** Starts up to `max` queued jobs of a service due by `now`: highest priority, then oldest. */

@@ -42,6 +42,8 @@ export class PeerGuard {
     peersDropped: 0,
     ignoredFrames: 0,
     droppedNow: 0,
+    messagesIn: 0,
+    messagesOut: 0,
   };
 
   constructor(options: PeerGuardOptions = {}) {

@@ -132,6 +132,7 @@ class RouterEndpoint implements ServerEndpoint {
           // A refused send is EHOSTUNREACH (the peer is gone: mandatory routing) or EAGAIN
           // (its pipe is full).
           await this.sock.send([turn.q.id, ...msg]);
+          this.guard.stats.messagesOut++;
         } catch {
           this.dropped++;
         }
@@ -149,6 +150,7 @@ class RouterEndpoint implements ServerEndpoint {
     let read = 0;
     try {
       for await (const [peer, ...frames] of this.sock) {
+        this.guard.stats.messagesIn++;
         // Reading alone (a dropped peer's flood is discarded here) must not hold the event
         // loop: timers, storage callbacks and sends get a turn in between.
         if (++read >= READ_TURN_BUDGET) {

@@ -54,6 +54,13 @@ export interface StorageMetrics {
   /** Messages written by enqueue. */
   messagesWritten: number;
   fsyncs: number;
+  /** SQL statements that do work (reads and writes), since start. */
+  sqlStatements: number;
+  /**
+   * Transaction statements around them (BEGIN, COMMIT, SAVEPOINT, RELEASE): with work
+   * statements, what the store executed.
+   */
+  sqlControlStatements: number;
   /** Sum of commit durations (including fsync under `always`), ms. */
   commitMsTotal: number;
   commitMsMax: number;
@@ -91,6 +98,10 @@ export interface PeerGuardStats {
   ignoredFrames: number;
   /** Peers being ignored now. */
   droppedNow: number;
+  /** ZeroMQ messages read from peers (all of them, ignored ones included), since start. */
+  messagesIn: number;
+  /** ZeroMQ messages sent to peers, since start. */
+  messagesOut: number;
 }
 
 export interface FerryStats {

@@ -24,7 +24,7 @@ import type {
   NewJobRow,
 } from '../types.js';
 import { estimateDiskBytes } from './disk-floor.js';
-import type { WriteCost } from './sqlite-writer.js';
+import type { WriteCost, WriteLevel } from './sqlite-writer.js';
 
 interface JobDbRow {
   id: string;
@@ -59,9 +59,10 @@ const JOB_COLUMNS = `id, service, status, priority, attempts, max_attempts, crea
 function prepareJobStatements(db: Database.Database) {
   return {
     insert: db.prepare(
-      `INSERT INTO jobs(id, service, status, priority, max_attempts, created_at, not_before,
-         expires_at, started_at, nframes, params, headers, dedup_key, parent_id, children)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO jobs(id, service, status, priority, max_attempts, attempts, created_at,
+         not_before, expires_at, started_at, nframes, params, headers, dedup_key, parent_id,
+         children)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getIdem: db.prepare<[string, string, number], { ids: string }>(
       'SELECT ids FROM idempotency WHERE scope = ? AND key = ? AND expires_at > ?',
@@ -204,7 +205,11 @@ export class SqliteJobStorage implements JobStorage {
   /**
    * @param run queues a function for the store's current group-commit transaction
    */
-  constructor(private readonly run: <T>(fn: () => T, cost?: WriteCost) => Promise<T>) {}
+  constructor(
+    private readonly run: <T>(fn: () => T, cost?: WriteCost, level?: WriteLevel) => Promise<T>,
+    /** The store's durable(): every commit so far on disk under the sync policy. */
+    readonly durable: () => Promise<void>,
+  ) {}
 
   /** Prepares statements and puts the previous run's running jobs back to queued. */
   open(db: Database.Database): number {
@@ -221,58 +226,67 @@ export class SqliteJobStorage implements JobStorage {
     let payload = 0;
     for (const j of jobs) payload += messageSize(j.params);
     const cost = { diskBytes: estimateDiskBytes(payload, jobs.length), refusable: true };
-    return this.run(() => {
-      const ids: string[] = [];
-      const duplicate: boolean[] = [];
-      for (const j of jobs) {
-        const scope = `j:${j.service}`;
-        if (j.dedupKey !== null) {
-          const prior = this.s.getIdem.get(scope, j.dedupKey, j.createdAt);
-          if (prior) {
-            ids.push(prior.ids);
-            duplicate.push(true);
-            continue;
+    return this.run(
+      () => {
+        const ids: string[] = [];
+        const duplicate: boolean[] = [];
+        for (const j of jobs) {
+          const scope = `j:${j.service}`;
+          if (j.dedupKey !== null) {
+            const prior = this.s.getIdem.get(scope, j.dedupKey, j.createdAt);
+            if (prior) {
+              ids.push(prior.ids);
+              duplicate.push(true);
+              continue;
+            }
+            this.s.putIdem.run(scope, j.dedupKey, j.id, j.dedupUntil);
           }
-          this.s.putIdem.run(scope, j.dedupKey, j.id, j.dedupUntil);
+          this.s.insert.run(
+            j.id,
+            j.service,
+            j.status,
+            j.priority,
+            j.maxAttempts,
+            j.started ? 1 : 0,
+            j.createdAt,
+            j.notBefore,
+            j.expiresAt,
+            j.status === 'running' ? j.createdAt : null,
+            j.params.length,
+            packFrames(j.params),
+            j.headers ? JSON.stringify(j.headers) : null,
+            j.dedupKey,
+            j.parentId,
+            j.children ? JSON.stringify(j.children) : null,
+          );
+          ids.push(j.id);
+          duplicate.push(false);
         }
-        this.s.insert.run(
-          j.id,
-          j.service,
-          j.status,
-          j.priority,
-          j.maxAttempts,
-          j.createdAt,
-          j.notBefore,
-          j.expiresAt,
-          j.status === 'running' ? j.createdAt : null,
-          j.params.length,
-          packFrames(j.params),
-          j.headers ? JSON.stringify(j.headers) : null,
-          j.dedupKey,
-          j.parentId,
-          j.children ? JSON.stringify(j.children) : null,
-        );
-        ids.push(j.id);
-        duplicate.push(false);
-      }
-      return { ids, duplicate };
-    }, cost);
+        return { ids, duplicate };
+      },
+      cost,
+      'committed',
+    );
   }
 
   lease(service: string, max: number, now: number): Promise<JobRow[]> {
-    return this.run(() => {
-      const rows = this.s.selectDue.all(service, now, max);
-      const out: JobRow[] = [];
-      for (const r of rows) {
-        this.s.markRunning.run(now, r.id);
-        const row = toJobRow(r);
-        row.status = 'running';
-        row.attempts += 1;
-        row.startedAt = now;
-        out.push(row);
-      }
-      return out;
-    });
+    return this.run(
+      () => {
+        const rows = this.s.selectDue.all(service, now, max);
+        const out: JobRow[] = [];
+        for (const r of rows) {
+          this.s.markRunning.run(now, r.id);
+          const row = toJobRow(r);
+          row.status = 'running';
+          row.attempts += 1;
+          row.startedAt = now;
+          out.push(row);
+        }
+        return out;
+      },
+      undefined,
+      'committed',
+    );
   }
 
   finish(id: string, attempt: number, finish: JobFinish): Promise<boolean> {
@@ -280,11 +294,16 @@ export class SqliteJobStorage implements JobStorage {
     return this.run(
       () => this.s.finish.run(...finishColumns(finish), id, attempt).changes > 0,
       cost,
+      'committed',
     );
   }
 
   requeue(id: string, attempt: number, notBefore: number, uncount = false): Promise<boolean> {
-    return this.run(() => this.s.requeue.run(notBefore, uncount ? 1 : 0, id, attempt).changes > 0);
+    return this.run(
+      () => this.s.requeue.run(notBefore, uncount ? 1 : 0, id, attempt).changes > 0,
+      undefined,
+      'committed',
+    );
   }
 
   settle(id: string, finish: JobFinish): Promise<JobSettled | null> {
@@ -297,30 +316,47 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   setProgress(id: string, progress: string): Promise<void> {
-    return this.run(() => {
-      this.s.setProgress.run(progress, id);
-    });
+    return this.run(
+      () => {
+        this.s.setProgress.run(progress, id);
+      },
+      undefined,
+      'committed',
+    );
   }
 
   addPartial(id: string, seq: number, frames: Buffer[]): Promise<void> {
     const cost = { diskBytes: estimateDiskBytes(messageSize(frames), 1), refusable: false };
-    return this.run(() => {
-      this.s.addPartial.run(id, seq, frames.length, packFrames(frames));
-      this.s.bumpPartials.run(seq, id);
-    }, cost);
+    return this.run(
+      () => {
+        this.s.addPartial.run(id, seq, frames.length, packFrames(frames));
+        this.s.bumpPartials.run(seq, id);
+      },
+      cost,
+      'committed',
+    );
   }
 
   partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]> {
-    return this.run(() =>
-      this.s.partials.all(id).map((p) => ({ seq: p.seq, frames: unpackFrames(p.body, p.nframes) })),
+    return this.run(
+      () =>
+        this.s.partials
+          .all(id)
+          .map((p) => ({ seq: p.seq, frames: unpackFrames(p.body, p.nframes) })),
+      undefined,
+      'committed',
     );
   }
 
   get(id: string): Promise<JobRow | null> {
-    return this.run(() => {
-      const r = this.s.get.get(id);
-      return r ? toJobRow(r) : null;
-    });
+    return this.run(
+      () => {
+        const r = this.s.get.get(id);
+        return r ? toJobRow(r) : null;
+      },
+      undefined,
+      'committed',
+    );
   }
 
   remove(id: string): Promise<{ service: string; status: JobStatus } | null> {
@@ -333,7 +369,7 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   counts(): Promise<Map<string, JobCounts>> {
-    return this.run(() => this.readCounts());
+    return this.run(() => this.readCounts(), undefined, 'committed');
   }
 
   /** Synchronous read for open(); also the body of counts(). */
@@ -348,35 +384,42 @@ export class SqliteJobStorage implements JobStorage {
   }
 
   sweep(now: number, max: number): Promise<JobSweepOutcome> {
-    return this.run(() => {
-      const pastTtl = this.s.expiredQueued.all(now, max).map(toJobRow);
-      const tally = new Map<string, { service: string; status: JobStatus; count: number }>();
-      for (const r of this.s.pastRetention.all(now, max)) {
-        this.s.removePartials.run(r.id);
-        if (this.s.remove.run(r.id).changes === 0) continue;
-        const key = `${r.service}\u0000${r.status}`;
-        const t = tally.get(key);
-        if (t) t.count++;
-        else tally.set(key, { service: r.service, status: r.status as JobStatus, count: 1 });
-      }
-      const forgotten = [...tally.values()];
-      return { pastTtl, forgotten };
-    });
+    return this.run(
+      () => {
+        const pastTtl = this.s.expiredQueued.all(now, max).map(toJobRow);
+        const tally = new Map<string, { service: string; status: JobStatus; count: number }>();
+        for (const r of this.s.pastRetention.all(now, max)) {
+          this.s.removePartials.run(r.id);
+          if (this.s.remove.run(r.id).changes === 0) continue;
+          const key = `${r.service}\u0000${r.status}`;
+          const t = tally.get(key);
+          if (t) t.count++;
+          else tally.set(key, { service: r.service, status: r.status as JobStatus, count: 1 });
+        }
+        const forgotten = [...tally.values()];
+        return { pastTtl, forgotten };
+      },
+      undefined,
+      'committed',
+    );
   }
 
   list(options: JobListOptions): Promise<JobRow[]> {
     const like = options.search?.replace(/[\\%_]/g, (c) => `\\${c}`);
-    return this.run(() =>
-      this.s.list
-        .all({
-          service: options.service ?? null,
-          status: options.status ?? null,
-          limit: options.limit,
-          offset: options.offset ?? 0,
-          idPrefix: like === undefined ? null : `${like}%`,
-          serviceLike: like === undefined ? null : `%${like}%`,
-        })
-        .map(toJobRow),
+    return this.run(
+      () =>
+        this.s.list
+          .all({
+            service: options.service ?? null,
+            status: options.status ?? null,
+            limit: options.limit,
+            offset: options.offset ?? 0,
+            idPrefix: like === undefined ? null : `${like}%`,
+            serviceLike: like === undefined ? null : `%${like}%`,
+          })
+          .map(toJobRow),
+      undefined,
+      'committed',
     );
   }
 

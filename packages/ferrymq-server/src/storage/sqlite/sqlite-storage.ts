@@ -53,7 +53,7 @@ import {
   type MessageRow,
   type QueueStatements,
 } from './sqlite-queue-statements.js';
-import { SqliteWriter, type WriteCost } from './sqlite-writer.js';
+import { SqliteWriter, type WriteCost, type WriteLevel } from './sqlite-writer.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
@@ -109,8 +109,9 @@ export class SqliteStorage implements Storage {
       onRollback: () => this.queueIds.clear(),
       floor: options.floor,
     });
-    const run = <T>(fn: () => T, cost?: WriteCost): Promise<T> => this.writer.call(fn, cost);
-    this.jobs = new SqliteJobStorage(run);
+    const run = <T>(fn: () => T, cost?: WriteCost, level?: WriteLevel): Promise<T> =>
+      this.writer.call(fn, cost, level);
+    this.jobs = new SqliteJobStorage(run, () => this.writer.durable());
     this.pubsub = new SqlitePubSubStorage(run);
   }
 
@@ -119,9 +120,9 @@ export class SqliteStorage implements Storage {
     this.db = db;
     this.writer.attach(db);
     db.pragma('journal_mode = WAL');
-    db.pragma(
-      `synchronous = ${this.sync.mode === 'always' ? 'FULL' : this.sync.mode === 'batch' ? 'NORMAL' : 'OFF'}`,
-    );
+    // NORMAL under `always` too: commits write to the OS without an fsync on the event loop;
+    // the writer fsyncs the WAL off the loop before durable calls resolve (sqlite-writer.ts).
+    db.pragma(`synchronous = ${this.sync.mode === 'off' ? 'OFF' : 'NORMAL'}`);
     db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma('foreign_keys = OFF');
@@ -246,151 +247,175 @@ export class SqliteStorage implements Storage {
     let payload = 0;
     for (const item of items) payload += messageSize(item.frames);
     const cost = { diskBytes: estimateDiskBytes(payload, items.length), refusable: true };
-    return this.writer.call(() => {
-      const now = items[0]?.enqueuedAt ?? Date.now();
-      if (request) {
-        const prior = this.st.getIdem.get('request', request.key, now);
-        if (prior) {
-          const ids = prior.ids === '' ? [] : prior.ids.split(',');
-          return { ids, duplicate: ids.map(() => true), replayed: true };
-        }
-      }
-      const ids: string[] = [];
-      const duplicate: boolean[] = [];
-      for (const item of items) {
-        const qid = this.queueId(item.queue, true, item.enqueuedAt)!;
-        const scope = `q:${qid}`;
-        if (item.dedupKey !== null) {
-          const prior = this.st.getIdem.get(scope, item.dedupKey, item.enqueuedAt);
+    return this.writer.call(
+      () => {
+        const now = items[0]?.enqueuedAt ?? Date.now();
+        if (request) {
+          const prior = this.st.getIdem.get('request', request.key, now);
           if (prior) {
-            ids.push(prior.ids);
-            duplicate.push(true);
-            continue;
+            const ids = prior.ids === '' ? [] : prior.ids.split(',');
+            return { ids, duplicate: ids.map(() => true), replayed: true };
           }
         }
-        let size = 0;
-        for (const f of item.frames) size += f.length;
-        const scheduled = item.notBefore > item.enqueuedAt;
-        const leased = item.leased === true && !scheduled;
-        const info = this.st.insertMessage.run(
-          qid,
-          scheduled ? STATE_SCHEDULED : leased ? STATE_LEASED : STATE_READY,
-          item.priority,
-          item.notBefore,
-          item.expiresAt,
-          leased ? 1 : 0,
-          item.enqueuedAt,
-          size,
-          item.frames.length,
-          item.headers ? JSON.stringify(item.headers) : null,
-          item.dedupKey,
-          packFrames(item.frames),
-        );
-        const id = String(info.lastInsertRowid);
-        if (item.dedupKey !== null) this.st.putIdem.run(scope, item.dedupKey, id, item.dedupUntil);
-        ids.push(id);
-        duplicate.push(false);
-      }
-      if (request) this.st.putIdem.run('request', request.key, ids.join(','), request.until);
-      this.writer.noteMessagesWritten(duplicate.filter((d) => !d).length);
-      return { ids, duplicate, replayed: false };
-    }, cost);
+        const ids: string[] = [];
+        const duplicate: boolean[] = [];
+        for (const item of items) {
+          const qid = this.queueId(item.queue, true, item.enqueuedAt)!;
+          const scope = `q:${qid}`;
+          if (item.dedupKey !== null) {
+            const prior = this.st.getIdem.get(scope, item.dedupKey, item.enqueuedAt);
+            if (prior) {
+              ids.push(prior.ids);
+              duplicate.push(true);
+              continue;
+            }
+          }
+          let size = 0;
+          for (const f of item.frames) size += f.length;
+          const scheduled = item.notBefore > item.enqueuedAt;
+          const leased = item.leased === true && !scheduled;
+          const info = this.st.insertMessage.run(
+            qid,
+            scheduled ? STATE_SCHEDULED : leased ? STATE_LEASED : STATE_READY,
+            item.priority,
+            item.notBefore,
+            item.expiresAt,
+            leased ? 1 : 0,
+            item.enqueuedAt,
+            size,
+            item.frames.length,
+            item.headers ? JSON.stringify(item.headers) : null,
+            item.dedupKey,
+            packFrames(item.frames),
+          );
+          const id = String(info.lastInsertRowid);
+          if (item.dedupKey !== null)
+            this.st.putIdem.run(scope, item.dedupKey, id, item.dedupUntil);
+          ids.push(id);
+          duplicate.push(false);
+        }
+        if (request) this.st.putIdem.run('request', request.key, ids.join(','), request.until);
+        this.writer.noteMessagesWritten(duplicate.filter((d) => !d).length);
+        return { ids, duplicate, replayed: false };
+      },
+      cost,
+      'committed',
+    );
   }
 
   lease(queue: string, max: number, now: number): Promise<LeaseOutcome> {
-    return this.writer.call(() => {
-      const out: LeaseOutcome = { messages: [], expired: { count: 0, bytes: 0 } };
-      const qid = this.queueId(queue, false);
-      if (qid === undefined || max <= 0) return out;
-      const rows = this.st.selectReady.all(qid, max);
-      for (const [
-        id,
-        priority,
-        attempts,
-        enqueuedAt,
-        size,
-        nframes,
-        headers,
-        body,
-        expiresAt,
-      ] of rows) {
-        if (expiresAt !== null && expiresAt <= now) {
-          this.st.deleteById.run(id);
-          out.expired.count++;
-          out.expired.bytes += size;
-          continue;
-        }
-        this.st.markLeased.run(id);
-        out.messages.push({
-          id: String(id),
-          frames: unpackFrames(body, nframes),
-          headers: parseHeaders(headers),
+    return this.writer.call(
+      () => {
+        const out: LeaseOutcome = { messages: [], expired: { count: 0, bytes: 0 } };
+        const qid = this.queueId(queue, false);
+        if (qid === undefined || max <= 0) return out;
+        const rows = this.st.selectReady.all(qid, max);
+        for (const [
+          id,
           priority,
-          attempts: attempts + 1,
+          attempts,
           enqueuedAt,
           size,
-        });
-      }
-      return out;
-    });
+          nframes,
+          headers,
+          body,
+          expiresAt,
+        ] of rows) {
+          if (expiresAt !== null && expiresAt <= now) {
+            this.st.deleteById.run(id);
+            out.expired.count++;
+            out.expired.bytes += size;
+            continue;
+          }
+          this.st.markLeased.run(id);
+          out.messages.push({
+            id: String(id),
+            frames: unpackFrames(body, nframes),
+            headers: parseHeaders(headers),
+            priority,
+            attempts: attempts + 1,
+            enqueuedAt,
+            size,
+          });
+        }
+        return out;
+      },
+      undefined,
+      'committed',
+    );
   }
 
   ack(refs: LeaseRef[]): Promise<boolean[]> {
-    return this.writer.call(() =>
-      refs.map((r) => this.st.ack.run(Number(r.id), r.attempts).changes === 1),
+    return this.writer.call(
+      () => refs.map((r) => this.st.ack.run(Number(r.id), r.attempts).changes === 1),
+      undefined,
+      'committed',
     );
   }
 
   ackRecovered(refs: LeaseRef[]): Promise<boolean[]> {
-    return this.writer.call(() =>
-      refs.map((r) => this.st.ackRecovered.run(Number(r.id), r.attempts).changes === 1),
+    return this.writer.call(
+      () => refs.map((r) => this.st.ackRecovered.run(Number(r.id), r.attempts).changes === 1),
+      undefined,
+      'committed',
     );
   }
 
   release(items: ReleaseItem[], now: number): Promise<boolean[]> {
-    return this.writer.call(() =>
-      items.map((it) => {
-        const uncount = it.uncount ? 1 : 0;
-        const id = Number(it.id);
-        if (it.deadReason !== undefined) {
-          return this.st.releaseDead.run(it.deadReason, uncount, id, it.attempts).changes === 1;
-        }
-        const state = it.notBefore > now ? STATE_SCHEDULED : STATE_READY;
-        return this.st.releaseTo.run(state, it.notBefore, uncount, id, it.attempts).changes === 1;
-      }),
+    return this.writer.call(
+      () =>
+        items.map((it) => {
+          const uncount = it.uncount ? 1 : 0;
+          const id = Number(it.id);
+          if (it.deadReason !== undefined) {
+            return this.st.releaseDead.run(it.deadReason, uncount, id, it.attempts).changes === 1;
+          }
+          const state = it.notBefore > now ? STATE_SCHEDULED : STATE_READY;
+          return this.st.releaseTo.run(state, it.notBefore, uncount, id, it.attempts).changes === 1;
+        }),
+      undefined,
+      'committed',
     );
   }
 
   promoteDue(now: number): Promise<QueueDelta[]> {
-    return this.writer.call(() => {
-      const rows = this.st.dueCounts.all(now);
-      if (rows.length > 0) this.st.promote.run(now);
-      return rows.map((r) => ({ queue: r.name, count: r.n, bytes: r.bytes }));
-    });
+    return this.writer.call(
+      () => {
+        const rows = this.st.dueCounts.all(now);
+        if (rows.length > 0) this.st.promote.run(now);
+        return rows.map((r) => ({ queue: r.name, count: r.n, bytes: r.bytes }));
+      },
+      undefined,
+      'committed',
+    );
   }
 
   nextDueAt(): Promise<number | null> {
-    return this.writer.call(() => this.st.nextDue.get()?.t ?? null);
+    return this.writer.call(() => this.st.nextDue.get()?.t ?? null, undefined, 'committed');
   }
 
   sweepExpired(now: number, max: number): Promise<ExpiryDelta[]> {
-    return this.writer.call(() => {
-      const rows = this.st.expiredRows.all(now, max);
-      const byQueue = new Map<string, ExpiryDelta>();
-      for (const r of rows) {
-        this.st.deleteById.run(r.id);
-        let d = byQueue.get(r.name);
-        if (!d) {
-          d = { queue: r.name, ready: 0, scheduled: 0, bytes: 0 };
-          byQueue.set(r.name, d);
+    return this.writer.call(
+      () => {
+        const rows = this.st.expiredRows.all(now, max);
+        const byQueue = new Map<string, ExpiryDelta>();
+        for (const r of rows) {
+          this.st.deleteById.run(r.id);
+          let d = byQueue.get(r.name);
+          if (!d) {
+            d = { queue: r.name, ready: 0, scheduled: 0, bytes: 0 };
+            byQueue.set(r.name, d);
+          }
+          if (r.state === STATE_READY) d.ready++;
+          else d.scheduled++;
+          d.bytes += r.size;
         }
-        if (r.state === STATE_READY) d.ready++;
-        else d.scheduled++;
-        d.bytes += r.size;
-      }
-      this.st.sweepIdem.run(now);
-      return [...byQueue.values()];
-    });
+        this.st.sweepIdem.run(now);
+        return [...byQueue.values()];
+      },
+      undefined,
+      'committed',
+    );
   }
 
   private readCounts(): Map<string, QueueCounts> {
@@ -411,36 +436,44 @@ export class SqliteStorage implements Storage {
   }
 
   counts(): Promise<Map<string, QueueCounts>> {
-    return this.writer.call(() => this.readCounts());
+    return this.writer.call(() => this.readCounts(), undefined, 'committed');
   }
 
   browse(queue: string, options: BrowseOptions): Promise<StoredMessage[]> {
-    return this.writer.call(() => {
-      const qid = this.queueId(queue, false);
-      if (qid === undefined) return [];
-      const after = options.afterId === undefined ? 0 : Number(options.afterId);
-      const rows =
-        options.state === undefined
-          ? this.db!.prepare<[number, number, number], MessageRow>(
-              'SELECT * FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?',
-            ).all(qid, after, options.limit)
-          : this.db!.prepare<[number, number, number, number], MessageRow>(
-              'SELECT * FROM messages WHERE queue_id = ? AND state = ? AND id > ? ORDER BY id LIMIT ?',
-            ).all(qid, STATE_CODES[options.state], after, options.limit);
-      return rows.map((r) => rowToStored(r, queue));
-    });
+    return this.writer.call(
+      () => {
+        const qid = this.queueId(queue, false);
+        if (qid === undefined) return [];
+        const after = options.afterId === undefined ? 0 : Number(options.afterId);
+        const rows =
+          options.state === undefined
+            ? this.db!.prepare<[number, number, number], MessageRow>(
+                'SELECT * FROM messages WHERE queue_id = ? AND id > ? ORDER BY id LIMIT ?',
+              ).all(qid, after, options.limit)
+            : this.db!.prepare<[number, number, number, number], MessageRow>(
+                'SELECT * FROM messages WHERE queue_id = ? AND state = ? AND id > ? ORDER BY id LIMIT ?',
+              ).all(qid, STATE_CODES[options.state], after, options.limit);
+        return rows.map((r) => rowToStored(r, queue));
+      },
+      undefined,
+      'committed',
+    );
   }
 
   message(queue: string, id: string): Promise<StoredMessage | null> {
-    return this.writer.call(() => {
-      const qid = this.queueId(queue, false);
-      const n = Number(id);
-      if (qid === undefined || !Number.isSafeInteger(n)) return null;
-      const r = this.db!.prepare<[number, number], MessageRow>(
-        'SELECT * FROM messages WHERE id = ? AND queue_id = ?',
-      ).get(n, qid);
-      return r ? rowToStored(r, queue) : null;
-    });
+    return this.writer.call(
+      () => {
+        const qid = this.queueId(queue, false);
+        const n = Number(id);
+        if (qid === undefined || !Number.isSafeInteger(n)) return null;
+        const r = this.db!.prepare<[number, number], MessageRow>(
+          'SELECT * FROM messages WHERE id = ? AND queue_id = ?',
+        ).get(n, qid);
+        return r ? rowToStored(r, queue) : null;
+      },
+      undefined,
+      'committed',
+    );
   }
 
   deleteMessage(queue: string, id: string): Promise<{ state: MessageState; size: number } | null> {
@@ -457,11 +490,15 @@ export class SqliteStorage implements Storage {
   }
 
   oldestEnqueuedAt(queue: string): Promise<number | null> {
-    return this.writer.call(() => {
-      const qid = this.queueId(queue, false);
-      if (qid === undefined) return null;
-      return this.st.oldest.get(qid)?.t ?? null;
-    });
+    return this.writer.call(
+      () => {
+        const qid = this.queueId(queue, false);
+        if (qid === undefined) return null;
+        return this.st.oldest.get(qid)?.t ?? null;
+      },
+      undefined,
+      'committed',
+    );
   }
 
   purge(queue: string, state: 'ready' | 'dead'): Promise<PurgeOutcome> {
@@ -531,6 +568,10 @@ export class SqliteStorage implements Storage {
         );
       }
     });
+  }
+
+  durable(): Promise<void> {
+    return this.writer.durable();
   }
 
   metrics(): StorageMetrics {
