@@ -303,6 +303,8 @@ describe('semantics (real broker, real sockets)', () => {
       ['WORKER', { services: ['bad name'] }, [], 'INVALID_SERVICE_NAME'],
       ['WORKER_STOP', { worker: 'nope' }, [], 'WORKER_NOT_FOUND'],
       ['COMPLETE', { id: unknownId }, [B('r')], 'LEASE_LOST'],
+      ['COMPLETE', { id: unknownId, quiet: true }, [B('r')], 'LEASE_LOST'],
+      ['FAIL', { id: unknownId, code: 'X', quiet: true }, [], 'LEASE_LOST'],
       ['FAIL', { id: unknownId, code: 'X' }, [], 'LEASE_LOST'],
       ['PROGRESS', { id: unknownId, progress: 1 }, [], 'LEASE_LOST'],
       ['JOB_EXTEND', { id: unknownId }, [], 'BAD_ARGUMENTS'],
@@ -318,6 +320,30 @@ describe('semantics (real broker, real sockets)', () => {
       'WORKER_EXISTS',
     );
     assert.equal((await raw.call('SERVICES', {})).kind, 'OK', 'still serving');
+  });
+
+  it('a quiet COMPLETE is not answered when it succeeds (docs/protocol.md, Workers)', async () => {
+    const { b, c } = await setup();
+    const raw = await rawPeer(b.endpoint);
+    assert.equal((await raw.call('HELLO', {})).kind, 'OK');
+    assert.equal((await raw.call('WORKER', { worker: 'w', services: ['quiet'] })).kind, 'OK');
+    const call = c.call('quiet', 'x', { timeoutMs: 10_000 });
+    await waitFor(() => raw.inbox.some((r) => r.kind === 'ASSIGN'), 'the assignment');
+    const id = String(raw.inbox.find((r) => r.kind === 'ASSIGN')!.args['id']);
+    await raw.raw(
+      encodeRequest('COMPLETE', Buffer.from('q1'), { id, quiet: true }, [Buffer.from('y')]),
+    );
+    const result = await call.catch((err: unknown) => {
+      throw new Error(`${String(err)}; inbox: ${JSON.stringify(raw.inbox.map((r) => [r.kind, r.args]))}`);
+    });
+    assert.equal(result.toString(), 'y', 'the job was completed');
+    // A PING after it on the same connection: its PONG comes with nothing for q1 before it.
+    assert.equal((await raw.call('PING', {})).kind, 'PONG');
+    assert.deepEqual(
+      raw.inbox.filter((r) => r.requestId.toString() === 'q1'),
+      [],
+      'no reply to the quiet COMPLETE',
+    );
   });
 
   it('answers malformed input of every kind with a coded error and keeps serving others', async () => {

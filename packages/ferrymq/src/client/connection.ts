@@ -29,6 +29,11 @@ import type { JobWire } from './job-client.js';
 import type { ClientCounters, ClientStatus, SettleCommand } from './status.js';
 
 const CLIENT_LIVENESS = 3;
+/**
+ * Quiet reports remembered for their possible ERROR (the broker answers them only when they
+ * fail, at once): the most recent this many; older ones are forgotten.
+ */
+const QUIET_TRACKED_MAX = 10_000;
 
 export interface ConnectionOptions {
   heartbeatMs: number;
@@ -59,6 +64,10 @@ export class Connection implements JobWire {
   private nextRequest = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly streams = new Map<string, Stream>();
+  /** What the broker announced in HELLO beyond protocol 1 (docs/protocol.md, HELLO). */
+  private features = new Set<string>();
+  /** Quiet reports sent, by request id: what to call if the broker answers ERROR. */
+  private readonly quiet = new Map<string, (err: FerryError) => void>();
   readonly heartbeatMs: number;
   readonly requestTimeoutMs: number;
   private readonly name: string;
@@ -218,6 +227,40 @@ export class Connection implements JobWire {
     return rid;
   }
 
+  /** Whether the broker of the current session announced `feature` in HELLO. */
+  supports(feature: string): boolean {
+    return this.features.has(feature);
+  }
+
+  /**
+   * Sends a quiet report (`"quiet": true`: COMPLETE, FAIL): the broker answers only if it
+   * fails, and then `onError` gets the error. Like a scoped request, it belongs to session
+   * `scope`: once that session is gone it is not sent and `onError` gets LEASE_LOST.
+   */
+  notify(
+    command: Command,
+    args: Json,
+    payload: Buffer[],
+    scope: string | undefined,
+    onError: (err: FerryError) => void,
+  ): void {
+    if (this.stopped) {
+      onError(new FerryError('CONNECTION_CLOSED'));
+      return;
+    }
+    if (scope !== this.sessionId || this.sessionId === undefined) {
+      onError(sessionGone());
+      return;
+    }
+    const rid = this.newRequestId();
+    const key = rid.toString('latin1');
+    this.quiet.set(key, onError);
+    if (this.quiet.size > QUIET_TRACKED_MAX) {
+      this.quiet.delete(this.quiet.keys().next().value!);
+    }
+    this.transport.send(encodeRequest(command, rid, { ...args, quiet: true }, payload));
+  }
+
   /** Sends a request; resolves with its answer, rejects with the FerryError of an ERROR. */
   async request(
     command: Command,
@@ -293,7 +336,14 @@ export class Connection implements JobWire {
     }
     const key = reply.requestId.toString('latin1');
     const p = this.pending.get(key);
-    if (!p) return;
+    if (!p) {
+      const onError = this.quiet.get(key);
+      if (onError) {
+        this.quiet.delete(key);
+        if (reply.kind === 'ERROR') onError(errorWithDetails(reply));
+      }
+      return;
+    }
     if (reply.kind === 'ERROR' && reply.args['code'] === 'NO_SESSION' && p.command !== 'HELLO') {
       // The broker does not know us (it restarted, or dropped us): keep the request, redo HELLO.
       this.sessionId = undefined;
@@ -342,6 +392,8 @@ export class Connection implements JobWire {
           return;
         }
         this.sessionId = String(reply.args['session']);
+        const features = reply.args['features'];
+        this.features = new Set(Array.isArray(features) ? features.map(String) : []);
         this.connected = true;
         this.everConnected = true;
         this.endpoints.stopProbing();

@@ -138,6 +138,16 @@ export interface JobWire {
   readonly session: string | undefined;
   /** A settle found its lease gone: counted and reported on the status stream. */
   reportLeaseLost(command: SettleCommand, id: string): void;
+  /** Whether the broker announced `feature` in HELLO. */
+  supports(feature: string): boolean;
+  /** A quiet report: answered only when it fails, to `onError`. */
+  notify(
+    command: Command,
+    args: Json,
+    payload: Buffer[],
+    scope: string | undefined,
+    onError: (err: FerryError) => void,
+  ): void;
   /** Sends a request whose EVENT messages go to onEvent until the stream is closed. */
   stream(
     command: Command,
@@ -422,9 +432,18 @@ export class JobWorker implements Worker {
           retry: e?.retry !== false,
         };
       }
+      // Reported even when aborted: the broker keeps the slot until it hears of the job.
       try {
-        // Reported even when aborted: the broker keeps the slot until it hears of the job.
-        await this.settle(command, args2, frames, session);
+        if (this.wire.supports('quiet-reports')) {
+          // Quietly: the broker answers only a failure — LEASE_LOST (the job was taken back
+          // and runs again) is counted and reported, anything else goes to onError.
+          this.wire.notify(command, args2, frames, session, (err) => {
+            if (err.code === 'LEASE_LOST') this.wire.reportLeaseLost(command, id);
+            else this.options.onError?.(err, ctx);
+          });
+        } else {
+          await this.settle(command, args2, frames, session);
+        }
       } catch (err) {
         this.options.onError?.(err, ctx);
       } finally {

@@ -17,6 +17,14 @@ export abstract class CommandGroup {
     this.sendTo(peer, encodeError(requestId, e.code, e.message));
   }
 
+  /**
+   * A quiet report (`"quiet": true`): nothing is sent when `work` succeeds; a failure is
+   * answered ERROR with its code, as always.
+   */
+  protected answerErrors(peer: Buffer, requestId: Buffer, work: Promise<unknown>): void {
+    work.catch((err: unknown) => this.fail(peer, requestId, err));
+  }
+
   /** Answers OK with what `work` resolves to, or ERROR with its code. */
   protected answer(peer: Buffer, requestId: Buffer, work: Promise<Json>): void {
     work.then(

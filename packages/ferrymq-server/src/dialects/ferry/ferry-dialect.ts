@@ -75,6 +75,13 @@ interface Peer {
   lastSeen: number;
 }
 
+/**
+ * What this broker does beyond protocol 1 as first published, announced in HELLO's reply so
+ * clients use it only where it is there: `quiet-reports` = COMPLETE and FAIL take
+ * `"quiet": true` and are then answered only when they fail.
+ */
+const BROKER_FEATURES = ['quiet-reports'];
+
 export class FerryDialect {
   private readonly peers = new Map<string, Peer>();
   private readonly clock: Clock;
@@ -229,6 +236,7 @@ export class FerryDialect {
       session: session.id,
       heartbeatMs: hb,
       liveness: HEARTBEAT_LIVENESS,
+      features: BROKER_FEATURES,
       limits: {
         maxMessageBytes: this.broker.limits.maxMessageBytes,
         maxBatchMessages: this.maxBatchMessages,

@@ -290,14 +290,13 @@ export class FerryJobCommands extends CommandGroup {
                 },
                 { retry: optBool(args, 'retry') ?? true },
               );
-        this.answer(
-          peerId,
-          requestId,
-          work.then((r) => {
-            if (r !== null) throw new FerryError(r, `job ${id} is not held by this worker`);
-            return {};
-          }),
-        );
+        const reported = work.then((r) => {
+          if (r !== null) throw new FerryError(r, `job ${id} is not held by this worker`);
+          return {};
+        });
+        // A quiet report is answered only when it fails (one message less per job).
+        if (optBool(args, 'quiet') === true) this.answerErrors(peerId, requestId, reported);
+        else this.answer(peerId, requestId, reported);
         return;
       }
       case 'PROGRESS': {
