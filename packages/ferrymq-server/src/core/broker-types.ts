@@ -35,6 +35,9 @@ export const SWEEP_BATCH_MAX = 10_000;
 /** Earliest a due-message timer fires after the last one. */
 export const DUE_MIN_INTERVAL_MS = 5;
 
+/** Ready backlog allowed per message of the consumers' total prefetch (0 = no flow control). */
+export const DEFAULT_FLOW_BACKLOG_FACTOR = 4;
+
 export interface BrokerLimits {
   maxQueues: number;
   maxConsumersPerSession: number;
@@ -44,6 +47,11 @@ export interface BrokerLimits {
   consumerMaxBytes: number;
   /** Broker-wide cap on bytes delivered and not yet settled. */
   maxInflightBytes: number;
+  /**
+   * Producer flow control: a queue's ready backlog allowed, per message of its consumers'
+   * total prefetch, before producers' confirms are held (0 = off). See flow-control.ts.
+   */
+  flowBacklogFactor: number;
 }
 
 export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
@@ -53,6 +61,7 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   consumerMaxBytes: DEFAULT_CONSUMER_MAX_BYTES,
   maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
+  flowBacklogFactor: DEFAULT_FLOW_BACKLOG_FACTOR,
 });
 
 export interface BrokerOptions {

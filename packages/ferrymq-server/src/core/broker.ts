@@ -53,6 +53,7 @@ import { DueTimer, Scheduler } from './scheduler.js';
 import { SessionImpl, type SessionParts } from './sessions.js';
 
 export {
+  DEFAULT_FLOW_BACKLOG_FACTOR,
   DEFAULT_CONSUMER_MAX_BYTES,
   DEFAULT_MAX_INFLIGHT_BYTES,
   DEFAULT_MAX_PREFETCH,
@@ -310,6 +311,8 @@ export class Broker {
     this.state.closing = true;
     this.due.stop();
     this.scheduler.stop();
+    // Held confirms are of stored, durable sends: answer them before the sessions go.
+    for (const q of this.state.queues.values()) q.held.releaseAll();
     for (const s of [...this.state.sessions]) this.settle.closeSession(s);
     if (this.state.calls.pending > 0) await this.state.calls.idle();
     await this.storage.close();

@@ -45,6 +45,8 @@ export class QueueAdmin {
       leasedBytes: q.leasedBytes,
       ackTimeouts: q.ackTimeouts,
       redelivered: q.redelivered,
+      confirmsHeld: q.held.size,
+      confirmsHeldTotal: q.held.total,
       enqueueRate: q.enqueued.perSecond(now),
       ackRate: q.acked.perSecond(now),
       oldestAgeMs: oldest === null ? null : Math.max(0, now - oldest),

@@ -25,6 +25,7 @@ import {
   type QueueState,
   type SessionState,
 } from './queue-state.js';
+import { releaseIfUnder } from './flow-control.js';
 
 export class QueueDispatch {
   private readonly storage: Storage;
@@ -112,6 +113,7 @@ export class QueueDispatch {
 
   /** Leases what credit allows from the store and hands it to consumers. */
   pump(q: QueueState): void {
+    releaseIfUnder(q, this.state.limits.flowBacklogFactor);
     if (q.leasing || this.state.closing || q.paused) return;
     if (q.counts.ready <= 0 && !q.probe) return;
     const credit = totalCredit(q.consumers);
@@ -133,6 +135,7 @@ export class QueueDispatch {
         q.counts.leased += outcome.messages.length;
         this.distribute(q, outcome.messages);
         if (q.counts.ready > 0) this.pump(q);
+        else releaseIfUnder(q, this.state.limits.flowBacklogFactor);
       },
       (err: unknown) => {
         q.leasing = false;

@@ -23,6 +23,7 @@ import {
   type SendOptions,
   type SendOutcome,
 } from './broker-types.js';
+import { overBound } from './flow-control.js';
 import { checkDelayMs, checkHeaders, checkKey, checkPriority, expiryOf } from './checks.js';
 import type { Clock } from './clock.js';
 import type { PendingCalls } from './pending-calls.js';
@@ -110,9 +111,10 @@ export class QueueEnqueue {
             outcome.duplicate,
             outcome.replayed,
           );
-          // Handed out at the commit; confirmed once it is durable.
+          // Handed out at the commit; confirmed once it is durable — and, when consumers
+          // are behind, once they bring the backlog back under the flow-control bound.
           const result = { ids: outcome.ids, duplicates, replayed: outcome.replayed };
-          return this.storage.durable().then(() => result);
+          return this.storage.durable().then(() => this.confirmWhenUnder(q, session, result));
         },
         (err: unknown) => {
           settle();
@@ -276,6 +278,15 @@ export class QueueEnqueue {
     if (orphans.length > 0) this.dispatch.releaseOrphans(orphans);
     this.dispatch.pump(q);
     return duplicates;
+  }
+
+  /** Resolves with `result` now, or when flow control releases the queue's held confirms. */
+  private confirmWhenUnder<T>(q: QueueState, session: SessionState, result: T): T | Promise<T> {
+    const factor = this.limits.flowBacklogFactor;
+    if (!overBound(q, factor) || this.state.closing || session.closed) return result;
+    return new Promise<T>((resolve) =>
+      q.held.hold({ session: session.id, release: () => resolve(result) }),
+    );
   }
 
   /**

@@ -16,6 +16,7 @@ import type { QueueDispatch } from './queue-dispatch.js';
 import type { QueueSettle } from './queue-settle.js';
 import { addReady } from './queue-state.js';
 import type { DueTimer, Scheduler } from './scheduler.js';
+import { releaseIfUnder } from './flow-control.js';
 
 export class QueueMaintenance {
   private readonly storage: Storage;
@@ -53,8 +54,10 @@ export class QueueMaintenance {
       },
       (err: unknown) => this.state.log.error('sweep failed', { err: String(err) }),
     );
-    // Self-healing: a queue whose counters say empty but whose consumers wait gets a probe.
+    // Self-healing: a queue whose counters say empty but whose consumers wait gets a probe;
+    // held confirms of a queue back under its bound (consumers left, pause) are answered.
     for (const q of this.state.queues.values()) {
+      releaseIfUnder(q, this.state.limits.flowBacklogFactor);
       if (q.consumers.length > 0 && q.counts.ready <= 0) {
         q.probe = true;
         this.dispatch.pump(q);

@@ -6,6 +6,7 @@
 import type { QueueCounts, QueuePolicy } from 'ferrymq/model';
 import type { SessionSink } from './broker-types.js';
 import { nextWithCredit, type CreditHolder } from './credit.js';
+import { HeldConfirms } from './held-confirms.js';
 import type { InflightEntry, InflightHolder } from './inflight-table.js';
 import { RateMeter } from './rate-meter.js';
 
@@ -36,6 +37,8 @@ export interface QueueState {
   leasedBytes: number;
   ackTimeouts: number;
   redelivered: number;
+  /** Producers' confirms held back by flow control (flow-control.ts). */
+  held: HeldConfirms;
 }
 
 export function newQueueState(name: string, policy: QueuePolicy, counts?: QueueCounts): QueueState {
@@ -60,6 +63,7 @@ export function newQueueState(name: string, policy: QueuePolicy, counts?: QueueC
     leasedBytes: 0,
     ackTimeouts: 0,
     redelivered: 0,
+    held: new HeldConfirms(),
   };
 }
 

@@ -108,6 +108,8 @@ export class GatewayMetrics {
     counter('ferry_queue_enqueued_total', 'Messages stored, since start.', q);
     counter('ferry_queue_acked_total', 'Messages acked, since start.', q);
     counter('ferry_queue_redelivered_total', 'Deliveries given back for another try.', q);
+    gauge('ferry_queue_confirms_held', "Producers' confirms held by flow control now.", q);
+    counter('ferry_queue_confirms_held_total', 'Confirms ever held by flow control.', q);
     counter('ferry_queue_dead_lettered_total', 'Messages moved to the dead letters.', q);
     counter('ferry_queue_expired_total', 'Messages dropped at their TTL.', q);
     gauge('ferry_jobs', 'Jobs by service and status (final ones until retention ends).', [
@@ -199,6 +201,8 @@ export class GatewayMetrics {
       c('ferry_queue_enqueued_total').inc(l, q.enqueued);
       c('ferry_queue_acked_total').inc(l, q.acked);
       c('ferry_queue_redelivered_total').inc(l, q.redelivered);
+      g('ferry_queue_confirms_held').set(l, q.confirmsHeld);
+      c('ferry_queue_confirms_held_total').inc(l, q.confirmsHeldTotal);
       c('ferry_queue_dead_lettered_total').inc(l, q.deadLettered);
       c('ferry_queue_expired_total').inc(l, q.expired);
     }

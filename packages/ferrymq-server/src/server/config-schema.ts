@@ -17,6 +17,7 @@ import {
 } from 'ferrymq/model';
 import {
   DEFAULT_CONSUMER_MAX_BYTES,
+  DEFAULT_FLOW_BACKLOG_FACTOR,
   DEFAULT_MAX_INFLIGHT_BYTES,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_PREFETCH,
@@ -84,6 +85,7 @@ export interface FerryConfig {
   consumerMaxBytes: number;
   /** Bytes delivered to all consumers and not yet settled before deliveries wait. */
   maxInflightBytes: number;
+  flowBacklogFactor: number;
   minFreeDiskBytes: number;
   maxStoreBytes: number;
   jobTimeoutMs: number;
@@ -268,6 +270,14 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     min: 1,
     max: INT_MAX,
     help: 'bytes delivered to all consumers and not yet settled, broker-wide',
+  },
+  flowBacklogFactor: {
+    kind: 'int',
+    flag: 'flow-backlog-factor',
+    env: 'FERRY_FLOW_BACKLOG_FACTOR',
+    min: 0,
+    max: 1_000_000,
+    help: "ready backlog per message of consumers' prefetch above which producers' confirms wait (0 = off)",
   },
   minFreeDiskBytes: {
     kind: 'int',
@@ -459,6 +469,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   maxPrefetch: DEFAULT_MAX_PREFETCH,
   consumerMaxBytes: DEFAULT_CONSUMER_MAX_BYTES,
   maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
+  flowBacklogFactor: DEFAULT_FLOW_BACKLOG_FACTOR,
   minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
   maxStoreBytes: 0,
   jobTimeoutMs: DEFAULT_JOB_RUN_TIMEOUT_MS,

@@ -66,6 +66,7 @@ export class CoreComponent implements Component {
         maxPrefetch: config.maxPrefetch,
         consumerMaxBytes: config.consumerMaxBytes,
         maxInflightBytes: config.maxInflightBytes,
+        flowBacklogFactor: config.flowBacklogFactor,
       },
       isStorageLow: disk.isLow,
     });

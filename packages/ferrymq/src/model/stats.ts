@@ -21,6 +21,10 @@ export interface QueueStats extends QueueCounts {
   ackTimeouts: number;
   /** Deliveries given back for another try (nack, ack timeout, consumer gone). */
   redelivered: number;
+  /** Producers' confirms held now by flow control (the backlog is over its bound). */
+  confirmsHeld: number;
+  /** Confirms ever held by flow control, since the broker started. */
+  confirmsHeldTotal: number;
   enqueueRate: number;
   ackRate: number;
   oldestAgeMs: number | null;
