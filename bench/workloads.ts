@@ -444,6 +444,8 @@ async function runFanout(ctx: RunContext): Promise<RunOutput> {
       `delivered ${delivered.toLocaleString('en-US')}/${expected.toLocaleString('en-US')}, ${memText(broker)}`,
     () => delivered / expected,
   );
+  const storage0 = await brokerStorageStats(publisher);
+  const cpu0 = cpuSeconds(broker.pid);
   const r = await fanout(
     publisher,
     subscribers,
@@ -464,9 +466,18 @@ async function runFanout(ctx: RunContext): Promise<RunOutput> {
     r.subscribers.filter((s) => s.kind === 'durable'),
     cfg.fanoutCount,
   );
+  const brokerCpu = cpuSeconds(broker.pid) - cpu0;
+  const storage = await brokerStorageStats(publisher);
+  // Counts per publish (robust to a busy machine): what the broker did for each one.
+  const perPublish = (key: string): number =>
+    (Number(storage[key]) - Number(storage0[key])) / cfg.fanoutCount;
   return {
     metrics: {
       publishPerSec: (cfg.fanoutCount * 1000) / r.publishMs,
+      brokerCpuUsPerPublish: (brokerCpu * 1e6) / cfg.fanoutCount,
+      commitsPerPublish: perPublish('commits'),
+      storageCallsPerPublish: perPublish('operations'),
+      copiesPerPublish: perPublish('messagesWritten'),
       liveRateMin: live['rateMin']!,
       durableRateMin: durable['rateMin']!,
       liveP99Ms: live['p99']!,
@@ -485,7 +496,8 @@ async function runFanout(ctx: RunContext): Promise<RunOutput> {
         lastAtMs: s.lastAtMs,
         latencyMs: s.latencyMs,
       })),
-      brokerStorage: await brokerStorageStats(publisher),
+      brokerCpuSeconds: brokerCpu,
+      brokerStorage: storage,
     },
   };
 }
@@ -751,6 +763,10 @@ export const WORKLOADS: Workload[] = [
       { key: 'liveP99Ms', label: 'live latency p99 (worst)', unit: 'ms' },
       { key: 'durableP99Ms', label: 'durable latency p99 (worst)', unit: 'ms' },
       { key: 'peakRssMB', label: 'broker peak RSS', unit: 'MB' },
+      { key: 'brokerCpuUsPerPublish', label: 'broker CPU per publish', unit: 'µs' },
+      { key: 'commitsPerPublish', label: 'commits (fsyncs)', unit: 'per publish' },
+      { key: 'storageCallsPerPublish', label: 'storage calls', unit: 'per publish' },
+      { key: 'copiesPerPublish', label: 'stored copies', unit: 'per publish' },
     ],
     timeoutMs: (cfg) => cfg.timeoutMs,
     shape: (cfg) => ({

@@ -136,6 +136,12 @@ export interface MulticastOutcome {
   pending?: string[];
 }
 
+/** One message and the queues that each get a copy of it. */
+export interface QueueCopies {
+  queues: string[];
+  message: NewMessage;
+}
+
 export const MAX_MULTICAST_QUEUES = 100;
 export const DEFAULT_MULTICAST_TIMEOUT_MS = 30_000;
 export const MAX_MULTICAST_TIMEOUT_MS = 24 * 3_600_000;
@@ -187,6 +193,11 @@ export interface Session {
   ): Promise<MulticastOutcome>;
   /** One message into several queues in one storage call: all copies or none. */
   sendToQueues(queues: string[], message: NewMessage): Promise<string[]>;
+  /**
+   * Several messages, each into several queues, in one storage call: all copies or none; a
+   * queue's copies reach a consumer in one delivery. Per message, its copies' ids.
+   */
+  sendCopies(copies: QueueCopies[]): Promise<string[][]>;
   consume(queue: string, options?: ConsumeOptions): string;
   cancel(tag: string): void;
   ack(ids: string[]): Promise<SettleResult[]>;

@@ -34,6 +34,7 @@ import {
   type MulticastOutcome,
   type NackOptions,
   type PeekOptions,
+  type QueueCopies,
   type QueuePolicyInfo,
   type SendOptions,
   type SendOutcome,
@@ -184,6 +185,11 @@ export class Broker {
    */
   checkSendToQueues(queueNames: string[], message: NewMessage): void {
     this.enqueue.checkSendToQueues(queueNames, message);
+  }
+
+  /** checkSendToQueues for several messages at once (limits counted over all of them). */
+  checkCopies(copies: QueueCopies[]): void {
+    this.enqueue.checkCopies(copies);
   }
 
   /** One message into several queues in one storage call: all copies or none. */

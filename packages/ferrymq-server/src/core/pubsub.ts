@@ -17,7 +17,6 @@ import {
   FerryError,
   type Headers,
   messageSize,
-  type NewMessage,
   PUBLISHED_AT_HEADER,
   type PubSubStats,
   RESERVED_HEADER_PREFIX,
@@ -30,6 +29,7 @@ import {
 } from 'ferrymq/model';
 import type { PubSubStorage, RetainedChange } from '../storage/types.js';
 import { checkHeaders, type Broker, type Session } from './broker.js';
+import type { QueueCopies } from './broker-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
@@ -75,6 +75,21 @@ export interface PublishOutcome {
   seq: number;
   /** Durable subscriptions the message was stored for. */
   durable: number;
+}
+
+/** One publish of a batch (publishMany). */
+export interface PublishItem {
+  topic: string;
+  frames: Buffer[];
+  options?: PublishOptions | undefined;
+}
+
+/** A publish that passed its checks. */
+interface CheckedPublish {
+  retain: boolean;
+  deleted: boolean;
+  ttlMs: number | undefined;
+  headers: Headers | undefined;
 }
 
 export interface PubSubOptions {
@@ -133,6 +148,7 @@ export class PubSub {
           retain: true,
           deleted: true,
           ttlMs: undefined,
+          headers: undefined,
         }),
     });
     this.rollouts = new Rollouts({
@@ -162,103 +178,171 @@ export class PubSub {
 
   publish(topic: string, frames: Buffer[], options: PublishOptions = {}): Promise<PublishOutcome> {
     try {
-      if (this.closed || this.broker.isClosing) throw new FerryError('SHUTTING_DOWN');
-      checkTopic(topic);
-      if (!Array.isArray(frames) || frames.length === 0) {
-        throw new FerryError('BAD_ARGUMENTS', 'a publish has at least one frame');
-      }
-      const size = messageSize(frames);
-      if (size > this.broker.limits.maxMessageBytes) {
-        throw new FerryError(
-          'MESSAGE_TOO_LARGE',
-          `the message is ${size} bytes; the limit is ${this.broker.limits.maxMessageBytes}`,
-        );
-      }
-      const ttlMs = positiveMs(options.ttlMs, 'ttlMs', Number.MAX_SAFE_INTEGER / 2);
-      const headers = options.headers;
-      if (headers !== undefined) {
-        checkHeaders(headers, 'publish');
-        for (const k of Object.keys(headers)) {
-          if (k.startsWith(RESERVED_HEADER_PREFIX)) {
-            throw new FerryError(
-              'BAD_ARGUMENTS',
-              `header ${k}: the prefix ${RESERVED_HEADER_PREFIX} is reserved`,
-            );
-          }
-        }
-      }
-      const retain = options.retain === true;
-      const deleted = retain && size === 0;
+      const p = this.check({ topic, frames, options });
       // Refused by a durable subscription's limit: refuse the whole publish before writing.
       const queues = this.durable.queuesFor(topic);
-      if (queues.length > 0) this.broker.checkSendToQueues(queues, { frames, ttlMs });
-      return this.commitPublish(topic, frames, {
-        retain,
-        deleted,
-        ttlMs,
-        headers: headers && Object.keys(headers).length > 0 ? headers : undefined,
-      });
+      if (queues.length > 0) {
+        this.broker.checkSendToQueues(queues, { frames, ttlMs: p.ttlMs });
+      }
+      return this.commitPublish(topic, frames, p);
     } catch (err) {
       return Promise.reject(toFerryError(err));
     }
   }
 
+  /**
+   * Several publishes (the SDK sends those of one tick together), each answered on its own, in
+   * order. When every durable copy fits its subscription's limits they are stored with one
+   * storage call, so a durable subscriber gets them in one delivery; otherwise they are
+   * published one by one (each refused or stored on its own, as with publish).
+   */
+  publishMany(items: PublishItem[]): Promise<PublishOutcome>[] {
+    const checked = items.map((it) => {
+      try {
+        return { it, p: this.check(it) };
+      } catch (err) {
+        return { it, err: toFerryError(err) };
+      }
+    });
+    const ok = checked.filter((c) => c.p !== undefined);
+    try {
+      const copies = ok.map((c) => ({
+        queues: this.durable.queuesFor(c.it.topic),
+        message: { frames: c.it.frames, ttlMs: c.p.ttlMs },
+      }));
+      if (copies.some((c) => c.queues.length > 0)) this.broker.checkCopies(copies);
+    } catch {
+      // Some limit refuses the batch: one by one, so only the publishes it refuses fail.
+      return checked.map((c) =>
+        c.p ? this.publish(c.it.topic, c.it.frames, c.it.options) : Promise.reject(c.err),
+      );
+    }
+    const committed = this.commitMany(
+      ok.map((c) => ({ topic: c.it.topic, frames: c.it.frames, o: c.p })),
+    );
+    let next = 0;
+    return checked.map((c) => (c.p ? committed[next++]! : Promise.reject(c.err)));
+  }
+
+  /** The checks of a publish (throws FerryError); what it will store. */
+  private check(it: PublishItem): CheckedPublish {
+    const { topic, frames, options = {} } = it;
+    if (this.closed || this.broker.isClosing) throw new FerryError('SHUTTING_DOWN');
+    checkTopic(topic);
+    if (!Array.isArray(frames) || frames.length === 0) {
+      throw new FerryError('BAD_ARGUMENTS', 'a publish has at least one frame');
+    }
+    const size = messageSize(frames);
+    if (size > this.broker.limits.maxMessageBytes) {
+      throw new FerryError(
+        'MESSAGE_TOO_LARGE',
+        `the message is ${size} bytes; the limit is ${this.broker.limits.maxMessageBytes}`,
+      );
+    }
+    const ttlMs = positiveMs(options.ttlMs, 'ttlMs', Number.MAX_SAFE_INTEGER / 2);
+    const headers = options.headers;
+    if (headers !== undefined) {
+      checkHeaders(headers, 'publish');
+      for (const k of Object.keys(headers)) {
+        if (k.startsWith(RESERVED_HEADER_PREFIX)) {
+          throw new FerryError(
+            'BAD_ARGUMENTS',
+            `header ${k}: the prefix ${RESERVED_HEADER_PREFIX} is reserved`,
+          );
+        }
+      }
+    }
+    const retain = options.retain === true;
+    return {
+      retain,
+      deleted: retain && size === 0,
+      ttlMs,
+      headers: headers && Object.keys(headers).length > 0 ? headers : undefined,
+    };
+  }
+
   private commitPublish(
     topic: string,
     frames: Buffer[],
-    o: { retain: boolean; deleted: boolean; ttlMs: number | undefined; headers?: Headers },
+    o: CheckedPublish,
   ): Promise<PublishOutcome> {
+    return this.commitMany([{ topic, frames, o }])[0]!;
+  }
+
+  /**
+   * Numbers the publishes, stores every durable copy with one storage call, records the
+   * retained changes and the last sequence number — all in this turn's transaction — and
+   * hands them to live subscribers once committed.
+   */
+  private commitMany(
+    list: { topic: string; frames: Buffer[]; o: CheckedPublish }[],
+  ): Promise<PublishOutcome>[] {
     const now = this.clock.now();
-    const seq = ++this.seq;
-    const message: TopicMessage = {
-      topic,
-      seq,
-      frames: o.deleted ? [Buffer.alloc(0)] : frames,
-      headers: o.headers,
-      retained: o.retain,
-      deleted: o.deleted,
-      publishedAt: now,
-    };
-    const expiresAt = o.ttlMs === undefined ? null : now + o.ttlMs;
+    const copies: QueueCopies[] = [];
+    const publishes = list.map(({ topic, frames, o }) => {
+      const seq = ++this.seq;
+      const message: TopicMessage = {
+        topic,
+        seq,
+        frames: o.deleted ? [Buffer.alloc(0)] : frames,
+        headers: o.headers,
+        retained: o.retain,
+        deleted: o.deleted,
+        publishedAt: now,
+      };
+      const queues = this.durable.queuesFor(topic);
+      if (queues.length > 0) {
+        copies.push({
+          queues,
+          message: {
+            frames: message.frames,
+            headers: {
+              ...o.headers,
+              [TOPIC_HEADER]: topic,
+              [SEQ_HEADER]: String(seq),
+              [PUBLISHED_AT_HEADER]: String(now),
+              ...(o.retain ? { [RETAIN_HEADER]: '1' } : {}),
+            },
+            ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
+          },
+        });
+      }
+      return { topic, frames, o, seq, message, durable: queues.length };
+    });
     const writes: Promise<unknown>[] = [];
-    const queued: NewMessage = {
-      frames: message.frames,
-      headers: {
-        ...o.headers,
-        [TOPIC_HEADER]: topic,
-        [SEQ_HEADER]: String(seq),
-        [PUBLISHED_AT_HEADER]: String(now),
-        ...(o.retain ? { [RETAIN_HEADER]: '1' } : {}),
-      },
-      ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
-    };
-    const queues = this.durable.queuesFor(topic);
-    const durableCount = queues.length;
-    // One storage call for every copy: all subscriptions' limits are checked first.
-    if (queues.length > 0) writes.push(this.session.sendToQueues(queues, queued));
-    let change: RetainedChange = { op: 'none' };
-    if (o.retain) {
-      change = o.deleted
+    // One storage call for every copy of every publish: all subscriptions' limits are checked first.
+    if (copies.length > 0) writes.push(this.session.sendCopies(copies));
+    let recorded = false;
+    for (const { topic, frames, o, seq } of publishes) {
+      if (!o.retain) continue;
+      const expiresAt = o.ttlMs === undefined ? null : now + o.ttlMs;
+      const change: RetainedChange = o.deleted
         ? { op: 'delete', topic }
         : {
             op: 'set',
             row: { topic, seq, frames, headers: o.headers, publishedAt: now, expiresAt },
           };
       this.expiry.retainedChanged(topic, o.deleted ? null : expiresAt);
+      writes.push(this.storage.record(seq, change));
+      recorded = seq === this.seq;
     }
-    writes.push(this.storage.record(seq, change));
-    const entry = this.live.track(message);
-    return Promise.all(writes).then(
-      () => {
-        this.published++;
-        this.live.settled(entry, false);
-        return { seq, durable: durableCount };
-      },
-      (err: unknown) => {
-        this.live.settled(entry, true);
-        throw toFerryError(err);
-      },
-    );
+    // The sequence number is stored once per batch: the highest one covers the others.
+    if (!recorded) writes.push(this.storage.record(this.seq, { op: 'none' }));
+    const all = Promise.all(writes);
+    return publishes.map(({ seq, message, durable }) => {
+      const entry = this.live.track(message);
+      return all.then(
+        () => {
+          this.published++;
+          this.live.settled(entry, false);
+          return { seq, durable };
+        },
+        (err: unknown) => {
+          this.live.settled(entry, true);
+          throw toFerryError(err);
+        },
+      );
+    });
   }
 
   // ---------------------------------------------------------------- live subscriptions

@@ -5,7 +5,6 @@
  */
 import {
   FerryError,
-  isValidQueueName,
   messageSize,
   type NewMessage,
   type QueuePolicy,
@@ -14,16 +13,15 @@ import {
 import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storage/types.js';
 import type { BrokerState } from './broker-state.js';
 import {
-  DEFAULT_MULTICAST_TIMEOUT_MS,
-  MAX_MULTICAST_QUEUES,
-  MAX_MULTICAST_TIMEOUT_MS,
   type BrokerLimits,
   type MulticastOptions,
   type MulticastOutcome,
+  type QueueCopies,
   type SendOptions,
   type SendOutcome,
 } from './broker-types.js';
 import { overBound } from './flow-control.js';
+import { multicastToQueues } from './queue-multicast.js';
 import { checkDelayMs, checkHeaders, checkKey, checkPriority, expiryOf } from './checks.js';
 import type { Clock } from './clock.js';
 import type { PendingCalls } from './pending-calls.js';
@@ -36,6 +34,16 @@ import {
   type SessionState,
 } from './queue-state.js';
 import type { DueTimer } from './scheduler.js';
+
+interface PreparedCopies {
+  q: QueueState;
+  items: EnqueueItem[];
+  /** Per item: the index of its message in the copies, and of this queue in its queues. */
+  slots: [number, number][];
+  bytes: number;
+  direct: (Consumer | undefined)[];
+  ready: number;
+}
 
 export class QueueEnqueue {
   private readonly storage: Storage;
@@ -128,95 +136,23 @@ export class QueueEnqueue {
     }
   }
 
+  /** One message to several queues, optionally waiting for every copy's ack (queue-multicast.ts). */
   multicast(
     session: SessionState,
     queues: string[],
     message: NewMessage,
     options: MulticastOptions,
   ): Promise<MulticastOutcome> {
-    if (
-      !Array.isArray(queues) ||
-      queues.length === 0 ||
-      queues.length > MAX_MULTICAST_QUEUES ||
-      new Set(queues).size !== queues.length
-    ) {
-      return Promise.reject(
-        new FerryError(
-          'BAD_ARGUMENTS',
-          `queues must be 1–${MAX_MULTICAST_QUEUES} distinct queue names`,
-        ),
-      );
-    }
-    const timeoutMs = options.timeoutMs ?? DEFAULT_MULTICAST_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_MULTICAST_TIMEOUT_MS) {
-      return Promise.reject(
-        new FerryError('BAD_ARGUMENTS', `timeoutMs must be in (0, ${MAX_MULTICAST_TIMEOUT_MS}]`),
-      );
-    }
-    for (const q of queues) {
-      if (!isValidQueueName(q)) {
-        return Promise.reject(
-          new FerryError('INVALID_QUEUE_NAME', `invalid queue name: ${JSON.stringify(q)}`),
-        );
-      }
-    }
-    // Every copy's storage call is made in this turn: one transaction, one fsync.
-    const committed = this.storeCopies(session, queues, message).then((list) => {
-      const ids: Record<string, string> = {};
-      queues.forEach((q, i) => (ids[q] = list[i]!));
-      return ids;
-    });
-    if (!options.waitForAcks) {
-      return committed.then((ids) => this.storage.durable().then(() => ({ ids })));
-    }
-    // The copies are handed out at the commit: watch for their acks from then on.
-    return committed.then(
-      (ids) =>
-        new Promise<MulticastOutcome>((resolve, reject) => {
-          const acked: string[] = [];
-          const dead: string[] = [];
-          const pending = new Set(queues);
-          const byId = new Map(queues.map((q) => [ids[q]!, q]));
-          const finish = (): void => {
-            cancel();
-            for (const id of byId.keys()) this.state.settleWatchers.delete(id);
-            resolve({
-              ids,
-              complete: pending.size === 0 && dead.length === 0,
-              acked: acked.sort(),
-              dead: dead.sort(),
-              pending: [...pending].sort(),
-            });
-          };
-          let durable = false;
-          let settled = false;
-          const cancel = this.clock.setTimer(() => {
-            settled = true;
-            if (durable) finish();
-          }, timeoutMs);
-          for (const [id, q] of byId) {
-            this.state.settleWatchers.set(id, (outcome) => {
-              if (!pending.delete(q)) return;
-              (outcome === 'acked' ? acked : dead).push(q);
-              if (pending.size === 0) {
-                settled = true;
-                if (durable) finish();
-              }
-            });
-          }
-          // The answer also waits for the copies to be durable.
-          this.storage.durable().then(
-            () => {
-              durable = true;
-              if (settled) finish();
-            },
-            (err: unknown) => {
-              cancel();
-              for (const id of byId.keys()) this.state.settleWatchers.delete(id);
-              reject(toFerryError(err));
-            },
-          );
-        }),
+    return multicastToQueues(
+      {
+        storeCopies: (copies) => this.storeCopies(session, copies),
+        durable: () => this.storage.durable(),
+        clock: this.clock,
+        settleWatchers: this.state.settleWatchers,
+      },
+      queues,
+      message,
+      options,
     );
   }
 
@@ -294,37 +230,55 @@ export class QueueEnqueue {
    * storing anything: a caller that must not write anything else on refusal checks first.
    */
   checkSendToQueues(queueNames: string[], message: NewMessage): void {
+    this.checkCopies([{ queues: queueNames, message }]);
+  }
+
+  /** checkSendToQueues for several messages at once (limits counted over all of them). */
+  checkCopies(copies: QueueCopies[]): void {
     if (this.state.closing) throw new FerryError('SHUTTING_DOWN');
     if (this.state.isStorageLow()) {
       throw new FerryError('STORAGE_FULL', 'free disk space is below the floor; sends are refused');
     }
-    this.prepareCopies(queueNames, message, this.clock.now());
+    this.prepareCopies(copies, this.clock.now());
   }
 
-  private prepareCopies(
-    queueNames: string[],
-    message: NewMessage,
-    now: number,
-  ): {
-    q: QueueState;
-    items: EnqueueItem[];
-    bytes: number;
-    direct: (Consumer | undefined)[];
-    ready: number;
-  }[] {
-    // Every copy is checked before any queue is created: a refusal leaves no queue behind.
-    const checked = queueNames.map((name) => {
-      const existing = this.state.queueFor(name, false);
-      const p = existing?.policy ?? this.state.policyOf(name);
-      const item = this.toEnqueueItem(name, p, message, now, 0);
-      const bytes = messageSize(item.frames);
-      checkLimits(name, p, existing, 1, bytes);
-      return { name, existing, item, bytes };
+  /**
+   * Per queue, the copies it gets, in order. Every queue's limits are checked over all its
+   * copies before any queue is created: a refusal leaves no queue behind.
+   */
+  private prepareCopies(copies: QueueCopies[], now: number): PreparedCopies[] {
+    const byQueue = new Map<
+      string,
+      {
+        existing: QueueState | undefined;
+        items: EnqueueItem[];
+        slots: [number, number][];
+        bytes: number;
+      }
+    >();
+    copies.forEach((copy, c) => {
+      copy.queues.forEach((name, position) => {
+        let e = byQueue.get(name);
+        if (!e) {
+          e = { existing: this.state.queueFor(name, false), items: [], slots: [], bytes: 0 };
+          byQueue.set(name, e);
+        }
+        const p = e.existing?.policy ?? this.state.policyOf(name);
+        const item = this.toEnqueueItem(name, p, copy.message, now, e.items.length);
+        e.items.push(item);
+        e.slots.push([c, position]);
+        e.bytes += messageSize(item.frames);
+      });
     });
-    return checked.map(({ name, existing, item, bytes }) => ({
-      q: existing ?? this.state.queueFor(name, true)!,
-      items: [item],
-      bytes,
+    for (const [name, e] of byQueue) {
+      const p = e.existing?.policy ?? this.state.policyOf(name);
+      checkLimits(name, p, e.existing, e.items.length, e.bytes);
+    }
+    return [...byQueue].map(([name, e]) => ({
+      q: e.existing ?? this.state.queueFor(name, true)!,
+      items: e.items,
+      slots: e.slots,
+      bytes: e.bytes,
       direct: [] as (Consumer | undefined)[],
       ready: 0,
     }));
@@ -339,17 +293,20 @@ export class QueueEnqueue {
     queueNames: string[],
     message: NewMessage,
   ): Promise<string[]> {
-    return this.storeCopies(session, queueNames, message).then((ids) =>
-      this.storage.durable().then(() => ids),
-    );
+    return this.sendCopies(session, [{ queues: queueNames, message }]).then((ids) => ids[0]!);
   }
 
-  /** sendToQueues up to the commit: the copies are stored and handed out; not yet durable. */
-  private storeCopies(
-    session: SessionState,
-    queueNames: string[],
-    message: NewMessage,
-  ): Promise<string[]> {
+  /**
+   * sendToQueues for several messages in one storage call: all copies of all of them or none.
+   * A queue's copies are handed to its consumers together (one delivery per consumer).
+   * Resolves, per message, with its copies' ids in the order of its queues, once durable.
+   */
+  sendCopies(session: SessionState, copies: QueueCopies[]): Promise<string[][]> {
+    return this.storeCopies(session, copies).then((ids) => this.storage.durable().then(() => ids));
+  }
+
+  /** sendCopies up to the commit: the copies are stored and handed out; not yet durable. */
+  private storeCopies(session: SessionState, copies: QueueCopies[]): Promise<string[][]> {
     try {
       if (this.state.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
       if (this.state.isStorageLow()) {
@@ -358,37 +315,42 @@ export class QueueEnqueue {
           'free disk space is below the floor; sends are refused',
         );
       }
-      if (queueNames.length === 0) return Promise.resolve([]);
+      const ids = copies.map(() => [] as string[]);
       const now = this.clock.now();
-      const preps = this.prepareCopies(queueNames, message, now);
+      const preps = this.prepareCopies(copies, now);
+      if (preps.length === 0) return Promise.resolve(ids);
       for (const pr of preps) {
         pr.direct = this.reserveDirect(pr.q, pr.items);
-        pr.ready = !pr.direct[0] && pr.items[0]!.notBefore <= now ? 1 : 0;
-        pr.q.pendingCount += 1;
+        for (let i = 0; i < pr.items.length; i++) {
+          if (!pr.direct[i] && pr.items[i]!.notBefore <= now) pr.ready++;
+        }
+        pr.q.pendingCount += pr.items.length;
         pr.q.pendingBytes += pr.bytes;
         pr.q.pendingReady += pr.ready;
       }
       const settle = (): void => {
         for (const pr of preps) {
-          pr.q.pendingCount -= 1;
+          pr.q.pendingCount -= pr.items.length;
           pr.q.pendingBytes -= pr.bytes;
           pr.q.pendingReady -= pr.ready;
         }
       };
-      return this.calls.track(this.storage.enqueue(preps.map((pr) => pr.items[0]!))).then(
+      return this.calls.track(this.storage.enqueue(preps.flatMap((pr) => pr.items))).then(
         (outcome) => {
           settle();
-          preps.forEach((pr, i) =>
-            this.afterEnqueue(
-              pr.q,
-              pr.items,
-              pr.direct,
-              [outcome.ids[i]!],
-              [outcome.duplicate[i] ?? false],
-              false,
-            ),
-          );
-          return outcome.ids;
+          let off = 0;
+          for (const pr of preps) {
+            const n = pr.items.length;
+            const own = outcome.ids.slice(off, off + n);
+            const dup = pr.items.map((_, i) => outcome.duplicate[off + i] ?? false);
+            off += n;
+            this.afterEnqueue(pr.q, pr.items, pr.direct, own, dup, false);
+            own.forEach((id, i) => {
+              const [c, position] = pr.slots[i]!;
+              ids[c]![position] = id;
+            });
+          }
+          return ids;
         },
         (err: unknown) => {
           settle();

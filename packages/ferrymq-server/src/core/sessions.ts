@@ -8,6 +8,7 @@ import type {
   MulticastOptions,
   MulticastOutcome,
   NackOptions,
+  QueueCopies,
   SendOptions,
   SendOutcome,
   Session,
@@ -50,6 +51,9 @@ export class SessionImpl extends SessionState implements Session {
   }
   sendToQueues(queues: string[], message: NewMessage): Promise<string[]> {
     return this.enqueue.sendToQueues(this, queues, message);
+  }
+  sendCopies(copies: QueueCopies[]): Promise<string[][]> {
+    return this.enqueue.sendCopies(this, copies);
   }
   consume(queue: string, options?: ConsumeOptions): string {
     return this.dispatch.consume(this, queue, options ?? {});

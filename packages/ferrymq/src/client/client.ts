@@ -111,7 +111,12 @@ export class FerryClient {
         this.topicApi.resume();
       },
     });
-    this.topicApi = new TopicApi(this.conn, this.clientId, (id) => this.queueApi.ack(id));
+    this.topicApi = new TopicApi(
+      this.conn,
+      this.clientId,
+      (id) => this.queueApi.ack(id),
+      resolved.maxBatchMessages,
+    );
     this.queueApi = new QueueApi(
       this.conn,
       this.clientId,

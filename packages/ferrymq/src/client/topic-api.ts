@@ -18,17 +18,39 @@ import {
   type TopicWire,
 } from './topic-client.js';
 
+interface QueuedPublish {
+  topic: string;
+  frames: Buffer[];
+  options: PublishOptions;
+  resolve: (seq: number) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The arguments of one publish (PUBLISH's, or a descriptor of a batched PUBLISH). */
+function publishArgs(options: PublishOptions): Json {
+  const args: Json = {};
+  if (options.retain !== undefined) args['retain'] = options.retain;
+  if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
+  if (options.headers !== undefined) args['headers'] = options.headers;
+  return args;
+}
+
 /** Topics and subscriptions over a {@link Connection}. @internal */
 export class TopicApi {
   private readonly subs = new Map<string, TopicSubscription>();
   private nextSubscription = 1;
   private readonly wire: TopicWire;
+  /** Publishes of this tick, not yet sent. */
+  private publishes: QueuedPublish[] = [];
+  private publishFlushScheduled = false;
 
   constructor(
     private readonly conn: Connection,
     private readonly clientId: string,
     /** Acks a durable delivery, batched with the client's other acks. */
     ack: (id: string) => Promise<unknown>,
+    /** Most publishes in one PUBLISH (the client's maxBatchMessages). */
+    private readonly maxBatch: number,
   ) {
     this.wire = {
       request: (command, args) => conn.request(command, args),
@@ -42,13 +64,58 @@ export class TopicApi {
     return this.subs;
   }
 
-  async publish(topic: string, body: Body | Body[], options: PublishOptions): Promise<number> {
-    const args: Json = { topic };
-    if (options.retain !== undefined) args['retain'] = options.retain;
-    if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
-    if (options.headers !== undefined) args['headers'] = options.headers;
-    const reply = await this.conn.request('PUBLISH', args, toFrames(body));
-    return Number(reply.args['seq']);
+  /**
+   * Queues a publish: those of one tick go to the broker together, as one PUBLISH (a lone one
+   * in the single-message form), each answered with its own sequence number or error.
+   */
+  publish(topic: string, body: Body | Body[], options: PublishOptions): Promise<number> {
+    if (this.conn.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    return new Promise<number>((resolve, reject) => {
+      this.publishes.push({ topic, frames: toFrames(body), options, resolve, reject });
+      if (this.publishes.length >= this.maxBatch) this.flushPublishes();
+      else if (!this.publishFlushScheduled) {
+        this.publishFlushScheduled = true;
+        setImmediate(() => this.flushPublishes());
+      }
+    });
+  }
+
+  /** Sends the publishes queued so far. */
+  flushPublishes(): void {
+    this.publishFlushScheduled = false;
+    const list = this.publishes;
+    if (list.length === 0) return;
+    this.publishes = [];
+    // One at a time when alone, or when the broker does not take batches (feature absent).
+    if (list.length === 1 || !this.conn.supports('publish-batch')) {
+      for (const p of list) {
+        this.conn
+          .request('PUBLISH', { topic: p.topic, ...publishArgs(p.options) }, p.frames)
+          .then((reply) => p.resolve(Number(reply.args['seq'])), p.reject);
+      }
+      return;
+    }
+    const specs: Json[] = [];
+    const payload: Buffer[] = [];
+    for (const p of list) {
+      const spec: Json = { topic: p.topic, ...publishArgs(p.options) };
+      if (p.frames.length !== 1) spec['frames'] = p.frames.length;
+      specs.push(spec);
+      payload.push(...p.frames);
+    }
+    this.conn.request('PUBLISH', { messages: specs }, payload).then(
+      (reply) => {
+        const results = reply.args['results'];
+        list.forEach((p, i) => {
+          const r = Array.isArray(results) ? (results[i] as Json | undefined) : undefined;
+          if (r === undefined || typeof r !== 'object' || r === null) {
+            p.reject(new FerryError('INTERNAL', 'the broker answered PUBLISH without a result'));
+          } else if (typeof r['seq'] === 'number') p.resolve(r['seq']);
+          else p.reject(errorFromReply({ ...reply, args: r }));
+        });
+      },
+      (err: unknown) => list.forEach((p) => p.reject(err)),
+    );
   }
 
   subscribe(pattern: string, options: SubscribeOptions): TopicSubscription {
@@ -130,6 +197,7 @@ export class TopicApi {
 
   /** Sends every subscription's pending window acks and confirmations now. */
   flushAll(): void {
+    this.flushPublishes();
     for (const ts of this.subs.values()) ts.flush();
   }
 

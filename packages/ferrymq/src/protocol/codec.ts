@@ -137,7 +137,7 @@ export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
   JOB_EXTEND: ['id', 'ms'],
   SERVICES: [],
   WORKERS: [],
-  PUBLISH: ['topic', 'retain', 'ttlMs', 'headers'],
+  PUBLISH: ['topic', 'retain', 'ttlMs', 'headers', 'messages'],
   SUBSCRIBE: [
     'pattern',
     'subscription',

@@ -78,9 +78,10 @@ interface Peer {
 /**
  * What this broker does beyond protocol 1 as first published, announced in HELLO's reply so
  * clients use it only where it is there: `quiet-reports` = COMPLETE and FAIL take
- * `"quiet": true` and are then answered only when they fail.
+ * `"quiet": true` and are then answered only when they fail; `publish-batch` = PUBLISH takes
+ * `{"messages": [...]}`.
  */
-const BROKER_FEATURES = ['quiet-reports'];
+const BROKER_FEATURES = ['quiet-reports', 'publish-batch'];
 
 export class FerryDialect {
   private readonly peers = new Map<string, Peer>();

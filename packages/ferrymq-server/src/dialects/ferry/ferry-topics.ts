@@ -8,12 +8,19 @@
 import type { Session } from '../../core/broker.js';
 import {
   type LiveSubscription,
+  type PublishOptions,
   type PubSub,
   SNAPSHOT_BATCH_MAX,
   type TopicMessage,
 } from '../../core/pubsub.js';
-import { FerryError, type Headers } from 'ferrymq/model';
-import { encodeReply, joinMessages, type Json, type Request } from 'ferrymq/protocol';
+import { FerryError, type Headers, toFerryError } from 'ferrymq/model';
+import {
+  encodeReply,
+  joinMessages,
+  splitMessages,
+  type Json,
+  type Request,
+} from 'ferrymq/protocol';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
@@ -21,6 +28,16 @@ const EMPTY = Buffer.alloc(0);
 const MAX_SUBSCRIPTIONS_PER_SESSION = 1_000;
 const MAX_CONFIRM_ITEMS = 10_000;
 const SUBSCRIPTION_TAG_MAX_LENGTH = 100;
+/** Most publishes in one batched PUBLISH (the SDK's default batch is smaller). */
+const PUBLISH_BATCH_MAX = 10_000;
+/** The keys of a batched PUBLISH's descriptor. */
+const PUBLISH_SPEC_KEYS: ReadonlySet<string> = new Set([
+  'topic',
+  'retain',
+  'ttlMs',
+  'headers',
+  'frames',
+]);
 
 type PeerSubscription =
   { kind: 'live'; live: LiveSubscription } | { kind: 'durable'; name: string; session: Session };
@@ -37,6 +54,14 @@ function topicSpec(m: TopicMessage): Json {
   if (m.deleted) d['deleted'] = true;
   if (m.headers) d['headers'] = m.headers;
   return d;
+}
+
+function publishOptions(args: Json): PublishOptions {
+  return {
+    retain: optBool(args, 'retain'),
+    ttlMs: optNumber(args, 'ttlMs'),
+    headers: optHeaders(args),
+  };
 }
 
 function optHeaders(args: Json): Headers | undefined {
@@ -76,24 +101,10 @@ export class FerryTopicCommands extends CommandGroup {
   handle(peerId: Buffer, key: string, session: Session, req: Request): void {
     const { args, requestId, payload } = req;
     switch (req.command) {
-      case 'PUBLISH': {
-        const topic = reqString(args, 'topic');
-        if (payload.length === 0) {
-          throw new FerryError('BAD_FRAME', 'PUBLISH carries its message as payload frames');
-        }
-        this.answer(
-          peerId,
-          requestId,
-          this.pubsub
-            .publish(topic, payload, {
-              retain: optBool(args, 'retain'),
-              ttlMs: optNumber(args, 'ttlMs'),
-              headers: optHeaders(args),
-            })
-            .then((out) => ({ seq: out.seq, durable: out.durable })),
-        );
+      case 'PUBLISH':
+        if (args['messages'] !== undefined) this.publishMany(peerId, req);
+        else this.publishOne(peerId, req);
         return;
-      }
       case 'SUBSCRIBE':
         this.subscribe(peerId, key, session, req);
         return;
@@ -220,6 +231,72 @@ export class FerryTopicCommands extends CommandGroup {
       default:
         throw new FerryError('UNKNOWN_COMMAND', `${req.command} is not a pub/sub command`);
     }
+  }
+
+  private publishOne(peerId: Buffer, req: Request): void {
+    const { args, requestId, payload } = req;
+    const topic = reqString(args, 'topic');
+    if (payload.length === 0) {
+      throw new FerryError('BAD_FRAME', 'PUBLISH carries its message as payload frames');
+    }
+    this.answer(
+      peerId,
+      requestId,
+      this.pubsub
+        .publish(topic, payload, publishOptions(args))
+        .then((out) => ({ seq: out.seq, durable: out.durable })),
+    );
+  }
+
+  /**
+   * PUBLISH with `messages` (the SDK's publishes of one tick): one descriptor per publish, its
+   * frames in the payload; answered once all are settled, with one result per publish.
+   */
+  private publishMany(peerId: Buffer, req: Request): void {
+    const { args, requestId, payload } = req;
+    if (args['topic'] !== undefined) {
+      throw new FerryError('BAD_ARGUMENTS', 'PUBLISH takes topic or messages, not both');
+    }
+    const messages = args['messages'];
+    if (!Array.isArray(messages) || messages.length === 0) {
+      throw new FerryError('BAD_ARGUMENTS', 'messages must be a non-empty array of descriptors');
+    }
+    if (messages.length > PUBLISH_BATCH_MAX) {
+      throw new FerryError(
+        'BATCH_TOO_LARGE',
+        `${messages.length} publishes in one request; the limit is ${PUBLISH_BATCH_MAX}`,
+      );
+    }
+    messages.forEach((m: unknown, i) => {
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) return; // splitMessages says
+      for (const k of Object.keys(m)) {
+        if (!PUBLISH_SPEC_KEYS.has(k)) {
+          throw new FerryError('BAD_ARGUMENTS', `messages[${i}] has unknown key ${k}`);
+        }
+      }
+    });
+    const items = splitMessages(messages, payload, requestId).map((d, i) => {
+      const spec = d.spec as Json;
+      const topic = spec['topic'];
+      if (typeof topic !== 'string') {
+        throw new FerryError('BAD_ARGUMENTS', `messages[${i}].topic must be a string`);
+      }
+      return { topic, frames: d.frames, options: publishOptions(spec) };
+    });
+    const settled = this.pubsub.publishMany(items).map((p) =>
+      p.then(
+        (out): Json => ({ seq: out.seq, durable: out.durable }),
+        (err: unknown): Json => {
+          const e = toFerryError(err);
+          return { code: e.code, message: e.message };
+        },
+      ),
+    );
+    this.answer(
+      peerId,
+      requestId,
+      Promise.all(settled).then((results) => ({ results })),
+    );
   }
 
   private subscribe(peerId: Buffer, key: string, session: Session, req: Request): void {
