@@ -1,10 +1,6 @@
 /** A ZeroMQ DEALER bound on an endpoint: sends go round-robin to the peers connected to it. */
 import * as zmq from 'zeromq';
-import {
-  type FanOutEndpoint,
-  type FanOutEvents,
-  SendQueue,
-} from 'ferrymq/transport';
+import { type FanOutEndpoint, type FanOutEvents, SendQueue } from 'ferrymq/transport';
 import { bindSecured, type EndpointSecurity } from './zap-handler.js';
 
 /** Messages queued per peer inside ZeroMQ (credit in the core bounds what is in flight). */
