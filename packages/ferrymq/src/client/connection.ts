@@ -198,8 +198,7 @@ export class Connection implements JobWire {
     scope?: string,
   ): Promise<Reply> {
     if (this.authError) return Promise.reject(this.authError);
-    if (this.stopped && command !== 'BYE')
-      return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    if (this.stopped && command !== 'BYE') return Promise.reject(this.closedError());
     if (scope !== undefined && scope !== this.sessionId) return Promise.reject(sessionGone());
     const frames = encodeRequest(command, rid, args, payload);
     return new Promise<Reply>((resolve, reject) => {
@@ -501,9 +500,14 @@ export class Connection implements JobWire {
     this.endpoints.stopProbing();
     for (const p of this.pending.values()) {
       if (p.timer) clearTimeout(p.timer);
-      p.reject(new FerryError('CONNECTION_CLOSED'));
+      p.reject(this.closedError());
     }
     this.pending.clear();
+  }
+
+  /** What a request made after the end rejects with: AUTH_FAILED if that was the end. */
+  closedError(): FerryError {
+    return this.authError ?? new FerryError('CONNECTION_CLOSED');
   }
 
   /** Tells status iterators the client closed, and ends them. */

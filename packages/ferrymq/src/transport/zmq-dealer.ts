@@ -13,8 +13,9 @@ const DEALER_RECONNECT_MAX_MS = 2_000;
 const DEALER_HWM = 100_000;
 
 /**
- * Handshakes that fail in a row (wrong server key, CURVE on one side only) before the
- * connection reports them as an authentication failure; a ZAP refusal reports at once.
+ * Handshakes that fail in a row for other reasons (a wrong server key: ZeroMQ retries it)
+ * before the connection reports an authentication failure; a ZAP refusal or a protocol
+ * mismatch (CURVE on one side only) reports at once.
  */
 const HANDSHAKE_FAILURES_REPORTED = 3;
 
@@ -81,13 +82,19 @@ export function connectDealer(
           else if (ev.type === 'handshake') failedHandshakes = 0;
           else if (ev.type === 'handshake:error:auth')
             events.onAuthFailed?.('the broker refused this client key (not in its auth file)');
+          else if (ev.type === 'handshake:error:protocol')
+            // Fatal, and ZeroMQ does not retry: e.g. CURVE on one side only.
+            events.onAuthFailed?.(
+              `the security handshake failed (${ev.error.code ?? ev.error.message}): ` +
+                'CURVE on one side only, or not a Ferry broker',
+            );
           else if (
-            (ev.type === 'handshake:error:protocol' || ev.type === 'handshake:error:other') &&
+            ev.type === 'handshake:error:other' &&
             ++failedHandshakes === HANDSHAKE_FAILURES_REPORTED
           )
             events.onAuthFailed?.(
               `the security handshake failed ${failedHandshakes} times (${ev.error.message}): ` +
-                'a wrong server key, or CURVE on one side only',
+                'a wrong server key?',
             );
         }
       } catch {
