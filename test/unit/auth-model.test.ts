@@ -8,6 +8,7 @@ import {
   parseAuthConfig,
   parseAuthFile,
   type AuthUser,
+  type Grants,
 } from 'ferrymq-server/internal/security/auth-model.js';
 
 const KEY_A = 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7';
@@ -84,7 +85,8 @@ describe('auth model', () => {
     assert.ok(!model.isAllowed(app, 'admin', 'stats'));
     assert.ok(model.isAllowed(ops, 'admin', 'stats'));
     assert.ok(model.isAllowed(ops, 'queue:manage', 'a.b.c'), '** crosses separators');
-    const stranger: AuthUser = { name: 'x', curveKeys: [], tokens: [], allow: {}, deny: {} };
+    const grants: Grants = { 'queue:send': ['**'] };
+    const stranger: AuthUser = { name: 'x', curveKeys: [], tokens: [], allow: grants, deny: {} };
     assert.ok(!model.isAllowed(stranger, 'queue:send', 'orders.eu'), 'a user of no model');
   });
 

@@ -86,7 +86,7 @@ function allowFlag(key: keyof SecurityConfig): string {
 }
 
 /** INSECURE_BIND for the first endpoint beyond loopback that nothing protects. */
-export function checkBinds(config: FerryConfig): void {
+function checkBinds(config: FerryConfig): void {
   if (config.insecure) return;
   for (const e of exposedEndpoints(config)) {
     if (e.protectedBy || isLoopback(e.address)) continue;
@@ -111,7 +111,7 @@ function readText(file: string, what: string, code: 'KEY_INVALID' | 'AUTH_FILE_I
 }
 
 /** The secret key of a key file (`ferry keygen`'s `.key`: Z85 text, spaces around ignored). */
-export function readSecretKeyFile(file: string): string {
+function readSecretKeyFile(file: string): string {
   const key = readText(file, 'the CURVE secret key file', 'KEY_INVALID').trim();
   if (!isCurveKey(key))
     throw new FerryError(

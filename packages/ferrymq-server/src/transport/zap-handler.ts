@@ -20,7 +20,7 @@ const STATUS_DENIED = '400';
 const DOMAIN_TAG_BYTES = 6;
 
 /** What a ZAP request says about a connecting peer. */
-export interface ZapRequest {
+interface ZapRequest {
   /** The peer's IP address, without port. */
   address: string;
   /** `NULL`, `PLAIN` or `CURVE`. */
@@ -30,10 +30,10 @@ export interface ZapRequest {
 }
 
 /** Allows (true) or refuses (false) one connection. */
-export type ZapPolicy = (request: ZapRequest) => boolean;
+type ZapPolicy = (request: ZapRequest) => boolean;
 
 /** A policy registered under its own domain; release() when its socket closes. */
-export interface ZapRegistration {
+interface ZapRegistration {
   readonly domain: string;
   release(): void;
 }
@@ -110,7 +110,7 @@ const handler = new ZapHandler();
  * Registers a policy for one socket; set the returned domain as the socket's `zapDomain`
  * before it binds. The process's ZAP handler starts with the first registration.
  */
-export function registerZapPolicy(name: string, policy: ZapPolicy): Promise<ZapRegistration> {
+function registerZapPolicy(name: string, policy: ZapPolicy): Promise<ZapRegistration> {
   return handler.register(name, policy);
 }
 

@@ -11,10 +11,10 @@ import type { AuthVerb } from '../../security/auth-model.js';
 export type Permission = readonly [verb: AuthVerb, resource: string];
 
 /** The resource of a request over every name (STATS of all queues, JOBS of all services). */
-export const EVERY_NAME = '**';
+const EVERY_NAME = '**';
 /** `admin` resources: reading the broker's numbers, and rolling versions out to nodes. */
-export const ADMIN_STATS = 'stats';
-export const ADMIN_ROLLOUTS = 'rollouts';
+const ADMIN_STATS = 'stats';
+const ADMIN_ROLLOUTS = 'rollouts';
 
 /** Commands whose permission depends on a stored job's service (looked up first). */
 export const JOB_BY_ID: Readonly<Partial<Record<string, AuthVerb>>> = {
