@@ -1,13 +1,13 @@
 /**
  * CURVE's cost: W1 and W3 with CURVE on (and an auth file, so every request is also checked
- * against the user's grants) against the same workloads in the clear, in the same run, each
- * repetition running both on fresh brokers. Reports the ratio of W1 throughputs and the
+ * against the user's grants) against the same workloads in the clear, in the same run: each
+ * repetition runs plain, CURVE, CURVE, plain, each on a fresh broker. Reports the ratio of W1 throughputs and the
  * difference of W3 p50 latencies (docs/benchmarks.md "CURVE").
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { generateKeyPair } from 'ferrymq';
-import { runW1, runW3, type RunContext, type Workload } from './workloads.js';
+import { runW1, runW3, type RunContext, type RunOutput, type Workload } from './workloads.js';
 
 const US_PER_MS = 1_000;
 const ALL = ['**'];
@@ -51,18 +51,27 @@ export const CURVE_WORKLOAD: Workload = {
       target: { op: '<=', value: 50 },
     },
   ],
-  timeoutMs: (cfg) => 4 * cfg.timeoutMs,
+  timeoutMs: (cfg) => 8 * cfg.timeoutMs,
   shape: (cfg) => ({ messages: cfg.count, calls: cfg.w3Count, size: cfg.size }),
   async run(ctx) {
     const curve = { ...ctx, curve: curveSetup(ctx) };
-    const w1Plain = await runW1({ ...ctx, label: `${ctx.label} W1 plain` }, false);
-    const w1Curve = await runW1({ ...curve, label: `${ctx.label} W1 CURVE` }, false);
-    const w3Plain = await runW3({ ...ctx, label: `${ctx.label} W3 plain` });
-    const w3Curve = await runW3({ ...curve, label: `${ctx.label} W3 CURVE` });
-    const w1p = w1Plain.metrics['msgsPerSec']!;
-    const w1c = w1Curve.metrics['msgsPerSec']!;
-    const w3p = w3Plain.metrics['p50Ms']! * US_PER_MS;
-    const w3c = w3Curve.metrics['p50Ms']! * US_PER_MS;
+    const w1 = (c: RunContext, tag: string) =>
+      runW1({ ...c, label: `${ctx.label} W1 ${tag}` }, false);
+    const w3 = (c: RunContext, tag: string) => runW3({ ...c, label: `${ctx.label} W3 ${tag}` });
+    // A B B A: a load that drifts during the run (another process starting or ending) weighs
+    // on both sides alike.
+    const w1Plain = [await w1(ctx, 'plain')];
+    const w1Curve = [await w1(curve, 'CURVE'), await w1(curve, 'CURVE')];
+    w1Plain.push(await w1(ctx, 'plain'));
+    const w3Plain = [await w3(ctx, 'plain')];
+    const w3Curve = [await w3(curve, 'CURVE'), await w3(curve, 'CURVE')];
+    w3Plain.push(await w3(ctx, 'plain'));
+    const mean = (runs: RunOutput[], key: string) =>
+      runs.reduce((sum, r) => sum + r.metrics[key]!, 0) / runs.length;
+    const w1p = mean(w1Plain, 'msgsPerSec');
+    const w1c = mean(w1Curve, 'msgsPerSec');
+    const w3p = mean(w3Plain, 'p50Ms') * US_PER_MS;
+    const w3c = mean(w3Curve, 'p50Ms') * US_PER_MS;
     return {
       metrics: {
         w1PlainMsgsPerSec: w1p,
@@ -73,10 +82,11 @@ export const CURVE_WORKLOAD: Workload = {
         w3OverheadP50Us: w3c - w3p,
       },
       details: {
-        w1Plain: w1Plain.metrics,
-        w1Curve: w1Curve.metrics,
-        w3Plain: w3Plain.metrics,
-        w3Curve: w3Curve.metrics,
+        order: 'plain, CURVE, CURVE, plain (W1, then W3); each side the mean of its two',
+        w1Plain: w1Plain.map((r) => r.metrics),
+        w1Curve: w1Curve.map((r) => r.metrics),
+        w3Plain: w3Plain.map((r) => r.metrics),
+        w3Curve: w3Curve.map((r) => r.metrics),
       },
     };
   },
