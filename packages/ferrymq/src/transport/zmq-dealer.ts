@@ -89,6 +89,9 @@ export function connectDealer(
                 'CURVE on one side only, or not a Ferry broker',
             );
           else if (
+            // Only with CURVE: a plain connection's handshake fails like this only when the
+            // broker goes away in the middle of it, and ZeroMQ reconnects by itself.
+            options.curve &&
             ev.type === 'handshake:error:other' &&
             ++failedHandshakes === HANDSHAKE_FAILURES_REPORTED
           )
