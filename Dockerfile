@@ -36,4 +36,8 @@ EXPOSE 7400 7480
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:7480/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Inside a container the broker binds every interface; publish the ports you want reachable.
+# The container's own interfaces are not the network: `-p 127.0.0.1:…` decides who reaches it,
+# so the image allows binds beyond loopback without CURVE (docs/security.md). Set
+# FERRY_INSECURE=false once you mount keys (FERRY_CURVE_SECRET_KEY_FILE, FERRY_AUTH_FILE).
+ENV FERRY_INSECURE=true
 CMD ["node", "packages/ferrymq-server/bin/ferry.js", "start", "--data", "/data", "--bind", "tcp://0.0.0.0:7400", "--http", "0.0.0.0:7480", "--log-format", "json"]

@@ -11,6 +11,7 @@ const WORKLOAD_IDS = [
   'w3-submit',
   'fanout',
   'snapshot',
+  'curve',
 ] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI_PATH, killAllBrokers } from './broker.js';
+import { CURVE_WORKLOAD } from './curve-workloads.js';
 import { ENV_HELP, loadBenchConfig, type BenchConfig } from './config.js';
 import {
   machineBusySeconds,
@@ -330,7 +331,7 @@ async function main(): Promise<void> {
 
   const summary: SummaryRow[] = [];
   let failures = 0;
-  for (const w of WORKLOADS.filter((x) => cfg.only.includes(x.id))) {
+  for (const w of [...WORKLOADS, CURVE_WORKLOAD].filter((x) => cfg.only.includes(x.id))) {
     const outputs: RunOutput[] = [];
     for (let i = 1; i <= cfg.runs; i++) {
       const label = `${w.name} run ${i}/${cfg.runs}`;

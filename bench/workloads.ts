@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, type FerryClient } from 'ferrymq';
+import { connect, type CurveOptions, type FerryClient } from 'ferrymq';
 import { cpuSeconds, diskUsage, startBroker, type BrokerChild } from './broker.js';
 import { dealerRouterRtt, fdatasyncRate, forwardedCall, pushPull } from './ceilings.js';
 import type { BenchConfig, WorkloadId } from './config.js';
@@ -53,11 +53,13 @@ function makeTempDir(cfg: BenchConfig, scope: Scope, prefix: string): string {
   return dir;
 }
 
-interface RunContext {
+export interface RunContext {
   cfg: BenchConfig;
   scope: Scope;
   /** Names the run on its progress line. */
   label: string;
+  /** CURVE on: the broker's extra flags and the clients' keys (bench/curve-workloads.ts). */
+  curve?: { flags: string[]; client: CurveOptions };
 }
 
 export interface RunOutput {
@@ -102,26 +104,36 @@ export async function startBenchBroker(
   cfg: BenchConfig,
   scope: Scope,
   tag: string,
+  flags: string[] = [],
 ): Promise<BrokerChild> {
   const dataDir = makeTempDir(cfg, scope, `ferry-bench-${tag}-`);
-  const broker = await startBroker({ dataDir, sync: cfg.sync, nodeArgs: cfg.brokerNodeArgs });
+  const broker = await startBroker({
+    dataDir,
+    sync: cfg.sync,
+    nodeArgs: cfg.brokerNodeArgs,
+    flags,
+  });
   scope.add(() => broker.stop());
   return broker;
 }
 
 /** An SDK connection to `broker`, closed with the scope. */
-export async function benchClient(broker: BrokerChild, scope: Scope): Promise<FerryClient> {
-  const client = await connect(broker.endpoint, CLIENT_OPTIONS);
+export async function benchClient(
+  broker: BrokerChild,
+  scope: Scope,
+  curve?: CurveOptions,
+): Promise<FerryClient> {
+  const client = await connect(broker.endpoint, { ...CLIENT_OPTIONS, ...(curve ? { curve } : {}) });
   scope.add(() => client.close({ timeoutMs: 0 }));
   return client;
 }
 
 function brokerFor(ctx: RunContext, tag: string): Promise<BrokerChild> {
-  return startBenchBroker(ctx.cfg, ctx.scope, tag);
+  return startBenchBroker(ctx.cfg, ctx.scope, tag, ctx.curve?.flags);
 }
 
 function clientFor(ctx: RunContext, broker: BrokerChild): Promise<FerryClient> {
-  return benchClient(broker, ctx.scope);
+  return benchClient(broker, ctx.scope, ctx.curve?.client);
 }
 
 /** The broker's largest RSS sample, split into anonymous / file-backed / shared memory, MB. */
@@ -159,7 +171,7 @@ async function brokerStorageStats(client: FerryClient): Promise<Record<string, u
 
 // ------------------------------------------------------------------ W1 and W1-paced
 
-async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
+export async function runW1(ctx: RunContext, paced: boolean): Promise<RunOutput> {
   const { cfg } = ctx;
   const broker = await brokerFor(ctx, paced ? 'w1p' : 'w1');
   const producer = await clientFor(ctx, broker);
@@ -313,7 +325,7 @@ async function w3Clients(ctx: RunContext, broker: BrokerChild): Promise<FerryCli
   return workers;
 }
 
-async function runW3(ctx: RunContext, durable: boolean): Promise<RunOutput> {
+export async function runW3(ctx: RunContext, durable: boolean): Promise<RunOutput> {
   const { cfg } = ctx;
   const broker = await brokerFor(ctx, durable ? 'w3d' : 'w3');
   const caller = await clientFor(ctx, broker);

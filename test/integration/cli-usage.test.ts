@@ -48,6 +48,7 @@ const COMMANDS = [
   'bench queue',
   'bench call',
   'ping',
+  'keygen',
   'completion',
 ];
 /** Help runs started at once (each is a node process). */

@@ -17,6 +17,7 @@ import { tmpDir, waitFor } from '../helpers/broker.js';
 
 /** Every component a broker with every dialect and the gateway on is made of, in order. */
 const ALL = [
+  'security',
   'data-dir-lock',
   'disk-watcher',
   'store',
@@ -223,7 +224,15 @@ describe('server life cycle', () => {
       { onLifecycle: (e) => events.push(e) },
     );
     const started = namesAt(events, 'started');
-    assert.deepEqual(started, ['data-dir-lock', 'disk-watcher', 'store', 'core', 'ferry', 'http']);
+    assert.deepEqual(started, [
+      'security',
+      'data-dir-lock',
+      'disk-watcher',
+      'store',
+      'core',
+      'ferry',
+      'http',
+    ]);
     await Promise.all([server.close(), server.close()]);
     await server.close();
     assertUnwoundInReverse(events, started);

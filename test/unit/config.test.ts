@@ -125,6 +125,8 @@ describe('config', () => {
       format: { text: ['xml', 'JSON'], json: [1] },
       http: { text: ['not-an-address'], json: [8080] },
       queues: { text: [], json: [[1], 'q'] },
+      curve: { text: [''], json: ['a.key', { secretKeyFile: '' }, { file: 'a.key' }] },
+      cidrs: { text: ['10.0.0.0/33', 'nowhere', '::1/129', ''], json: [[], '10.0.0.1', [7]] },
     };
     let checked = 0;
     for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {

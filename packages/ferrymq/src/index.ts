@@ -20,6 +20,9 @@ export {
   type SendOptions,
 } from './client/client.js';
 export type { NackOptions } from './client/queue-api.js';
+export type { CurveOptions } from './client/curve-auth.js';
+// CURVE keys: `generateKeyPair()` makes what `ferry keygen` writes (Z85, docs/security.md).
+export { generateKeyPair, type CurveKeyPair } from './protocol/codec.js';
 export {
   JobFailure,
   JobHandle,

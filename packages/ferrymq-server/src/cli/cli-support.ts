@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { connect, DEFAULT_ENDPOINT, type FerryClient } from 'ferrymq';
+import { curveOptionsOf, type CurveFlags } from './curve-flags.js';
 import { FerryError } from 'ferrymq/model';
 
 /** Exit code for a bad flag, value, argument or config file. */
@@ -54,7 +55,7 @@ export function subcommand(parent: Command, nameAndArgs: string, description: st
   return codedErrors(parent.command(nameAndArgs).description(description));
 }
 
-export interface ClientFlags {
+export interface ClientFlags extends CurveFlags {
   broker?: string;
   timeout?: number;
 }
@@ -70,6 +71,11 @@ export function clientCommand(parent: Command, nameAndArgs: string, description:
       '--timeout <ms>',
       `how long to wait for the broker, ms (default ${DEFAULT_CLI_TIMEOUT_MS})`,
       wholeNumber,
+    )
+    .option('--key-file <file>', 'CURVE: this client secret key file (env FERRY_KEY_FILE)')
+    .option(
+      '--server-key <key>',
+      'CURVE: the broker public key or its .pub file (env FERRY_SERVER_KEY)',
     );
 }
 
@@ -138,7 +144,11 @@ export async function withClient<T>(
 export async function connectClient(flags: ClientFlags): Promise<FerryClient> {
   const endpoint = endpointOf(flags);
   try {
-    return await connect(endpoint, { requestTimeoutMs: flags.timeout ?? DEFAULT_CLI_TIMEOUT_MS });
+    const curve = curveOptionsOf(flags);
+    return await connect(endpoint, {
+      requestTimeoutMs: flags.timeout ?? DEFAULT_CLI_TIMEOUT_MS,
+      ...(curve ? { curve } : {}),
+    });
   } catch (err) {
     throw new ConnectFailure(endpoint, err);
   }

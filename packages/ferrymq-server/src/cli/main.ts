@@ -13,6 +13,7 @@ import { registerBench } from './bench-command.js';
 import { codedErrors, describeFailure, EXIT_FAILURE, EXIT_USAGE } from './cli-support.js';
 import { registerCompletion } from './completion-command.js';
 import { registerJobCommands } from './job-commands.js';
+import { registerKeygen } from './keygen-command.js';
 import { exitQuietlyOnClosedStdout } from './output.js';
 import { registerPing } from './ping-command.js';
 import { registerQueueAdminCommands } from './queue-admin-commands.js';
@@ -36,7 +37,8 @@ function buildProgram(): Command {
     .helpCommand('help [command]', 'help for a command')
     .addHelpText(
       'after',
-      `\nClient commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT})\n` +
+      `\nClient commands take --broker <endpoint> (env FERRY_BROKER, default ${DEFAULT_ENDPOINT}),\n` +
+        '--key-file and --server-key for CURVE (env FERRY_KEY_FILE, FERRY_SERVER_KEY),\n' +
         "and --timeout <ms>. 'ferry <command> --help' for a command's flags; docs/cli.md for all.\n",
     );
   registerStart(program);
@@ -48,6 +50,7 @@ function buildProgram(): Command {
   registerTopCommand(program);
   registerBench(program);
   registerPing(program);
+  registerKeygen(program);
   registerCompletion(program);
   return program;
 }

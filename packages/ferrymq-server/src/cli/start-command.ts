@@ -92,6 +92,17 @@ async function runStart(cmd: Command): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    try {
+      server.reloadAuth();
+    } catch (err) {
+      const e = err as FerryError;
+      log.error('auth file reload failed; the previous one stays in force', {
+        code: e.code,
+        err: e.message,
+      });
+    }
+  });
   // Only now: whoever waits for this line may signal us at once.
   announce(server, config);
 }
@@ -99,6 +110,7 @@ async function runStart(cmd: Command): Promise<void> {
 function announce(server: RunningServer, config: FerryConfig): void {
   const out = (line: string): boolean => process.stdout.write(`${line}\n`);
   out(`ferry listening on ${server.endpoint} (data ${config.dataDir})`);
+  if (server.publicKey !== undefined) out(`ferry CURVE server key ${server.publicKey}`);
   if (server.httpUrl !== undefined)
     out(`ferry http (REST, dashboard, /metrics) on ${server.httpUrl}`);
   if (server.mdpEndpoint !== undefined)

@@ -33,6 +33,7 @@ import {
   MIN_HEARTBEAT_MS,
 } from '../dialects/ferry/ferry-dialect.js';
 import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
+import { SECURITY_DEFAULTS, SECURITY_SCHEMA, type SecurityConfig } from './config-security.js';
 
 /** @public (the broker package exports it) */
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
@@ -64,7 +65,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface FerryConfig {
+export interface FerryConfig extends SecurityConfig {
   dataDir: string;
   bind: string;
   sync: SyncPolicy;
@@ -132,7 +133,18 @@ export interface FerryConfig {
 }
 
 /** How a key's value is read and checked (config-values.ts). */
-type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'format' | 'queues' | 'http';
+type Kind =
+  | 'string'
+  | 'int'
+  | 'bool'
+  | 'queue'
+  | 'sync'
+  | 'level'
+  | 'format'
+  | 'queues'
+  | 'http'
+  | 'curve'
+  | 'cidrs';
 
 export interface KeySpec {
   kind: Kind;
@@ -448,6 +460,7 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     help: 'largest HTTP request body, bytes',
   },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
+  ...SECURITY_SCHEMA,
 };
 
 export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
@@ -495,4 +508,5 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   http: DEFAULT_HTTP,
   httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
   queues: {},
+  ...SECURITY_DEFAULTS,
 }) as FerryConfig;

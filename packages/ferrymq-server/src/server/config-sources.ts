@@ -65,7 +65,7 @@ export function loadConfig(sources: ConfigSources = {}): FerryConfig {
 }
 
 /** FERRY_* variables the `ferry` command reads besides the schema's. */
-const COMMAND_ENV = ['FERRY_CONFIG', 'FERRY_BROKER'];
+const COMMAND_ENV = ['FERRY_CONFIG', 'FERRY_BROKER', 'FERRY_KEY_FILE', 'FERRY_SERVER_KEY'];
 
 /**
  * The FERRY_* variables of `env` that nothing reads (neither the config schema nor the

@@ -14,6 +14,7 @@ import {
   LOG_LEVELS,
   type FerryConfig,
 } from './config-schema.js';
+import { coerceCidrs, coerceCurve } from './config-security.js';
 
 const POLICY_KEYS: ReadonlySet<string> = new Set([
   'ackTimeoutMs',
@@ -121,6 +122,10 @@ export function coerce(
       return coerceQueues(raw, where);
     case 'http':
       return parseHttpAddress(raw, where);
+    case 'curve':
+      return coerceCurve(raw, where, fromText);
+    case 'cidrs':
+      return coerceCidrs(raw, where, fromText);
   }
 }
 

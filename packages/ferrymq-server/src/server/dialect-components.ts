@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { PeerGuardStats } from 'ferrymq/model';
 import type { FanOutEndpoint } from 'ferrymq/transport';
+import { systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { CloneDialect } from '../dialects/clone/clone-dialect.js';
 import { FerryDialect } from '../dialects/ferry/ferry-dialect.js';
@@ -26,6 +27,7 @@ import { bindRouter, type GuardedEndpoint } from '../transport/zmq-router.js';
 import type { FerryConfig } from './config.js';
 import type { CoreComponent } from './core-component.js';
 import type { Component } from './lifecycle.js';
+import type { SecurityComponent } from './security-component.js';
 
 /** Extra bytes a frame may have over the largest message (protocol overhead). */
 const FRAME_SLACK_BYTES = 64 * 1024;
@@ -54,6 +56,8 @@ export interface DialectContext {
   config: FerryConfig;
   core: CoreComponent;
   logger: Logger;
+  /** CURVE, session checks and allowlists for the endpoints (docs/security.md). */
+  security: SecurityComponent;
 }
 
 /** The guard counters of a component's ROUTER endpoints, summed; undefined before binding. */
@@ -103,12 +107,17 @@ export class FerryComponent implements Component {
       heartbeatMs: config.heartbeatMs,
       maxBatchMessages: config.maxBatchMessages,
       maxRequestBytes: config.maxRequestBytes,
+      access: this.ctx.security.ferryAccess(
+        (id) => jobs.get(id).then((info) => info?.service),
+        systemClock,
+      ),
     });
     this.dialect = d;
     this.endpoint = await bindRouter(config.bind, (peer, frames) => d.handle(peer, frames), {
       maxFrameBytes:
         OVERSIZE_ANSWER_FACTOR * Math.max(config.maxMessageBytes, config.maxRequestBytes) +
         FRAME_SLACK_BYTES,
+      security: this.ctx.security.ferryEndpoint(),
     });
   }
 
@@ -154,6 +163,7 @@ export class MdpComponent implements Component {
     this.dialect = m;
     this.endpoint = await bindRouter(this.bind, (peer, frames) => m.handle(peer, frames), {
       maxFrameBytes: maxFrameBytesOf(config),
+      security: this.ctx.security.allowlistOf('mdpAllow'),
     });
   }
 
@@ -261,6 +271,7 @@ export class PzqComponent implements Component {
     );
     this.dialect = p;
     const maxFrameBytes = maxFrameBytesOf(config);
+    const security = this.ctx.security.allowlistOf('pzqAllow');
     this.send = await bindFanOut(
       config.pzqSend,
       {
@@ -270,17 +281,17 @@ export class PzqComponent implements Component {
           p.consumersChanged(count);
         },
       },
-      { maxFrameBytes },
+      { maxFrameBytes, security },
     );
     this.monitor = await bindRouter(
       config.pzqMonitor ?? defaultPzqMonitor(config.dataDir),
       (peer, frames) => p.handleMonitor(peer, frames),
-      { maxFrameBytes: FRAME_SLACK_BYTES },
+      { maxFrameBytes: FRAME_SLACK_BYTES, security },
     );
     this.receive = await bindRouter(
       config.pzqReceive,
       (peer, frames) => p.handleProducer(peer, frames),
-      { maxFrameBytes },
+      { maxFrameBytes, security },
     );
   }
 
@@ -333,15 +344,16 @@ export class ZmwsComponent implements Component {
     );
     this.dialect = z;
     const maxFrameBytes = maxFrameBytesOf(config);
+    const security = this.ctx.security.allowlistOf('zmwsAllow');
     this.worker = await bindRouter(
       config.zmwsWorker,
       (peer, frames) => z.handleWorker(peer, frames),
-      { maxFrameBytes },
+      { maxFrameBytes, security },
     );
     this.client = await bindRouter(
       config.zmwsClient,
       (peer, frames) => z.handleClient(peer, frames),
-      { maxFrameBytes },
+      { maxFrameBytes, security },
     );
   }
 

@@ -1,6 +1,6 @@
 /**
  * The composition root: the broker is a list of components (lifecycle.ts), started in this
- * order: data-dir lock, disk watcher, store, core (broker, jobs, pub/sub, stats), the
+ * order: security (binds, keys, auth file), data-dir lock, disk watcher, store, core (broker, jobs, pub/sub, stats), the
  * dialects (ferry, then mdp, clone, pzq, zmws when on), the HTTP gateway.
  *
  * Ordering rule. A component may use anything listed before it, never after. So:
@@ -55,6 +55,7 @@ import {
   type PzqEndpoints,
 } from './dialect-components.js';
 import { HttpComponent } from './http-component.js';
+import { SecurityComponent } from './security-component.js';
 import { applyLogFormat } from './logger.js';
 import { packageVersion } from './package-version.js';
 import { readinessProbe, type ServerPhase } from './readiness.js';
@@ -95,6 +96,10 @@ export interface RunningServer {
   /** Every number of stats, /metrics and the dashboard (one source). */
   readonly stats: StatsSource;
   readonly config: FerryConfig;
+  /** The broker's CURVE public key (Z85), when CURVE is on: clients need it. */
+  readonly publicKey: string | undefined;
+  /** Re-reads the auth file (SIGHUP); throws its coded error and keeps the old one if bad. */
+  reloadAuth(): void;
   close(): Promise<void>;
 }
 
@@ -120,6 +125,7 @@ function componentsOf(
   statfs: StatFs | undefined,
 ) {
   const list: Component[] = [];
+  const security = new SecurityComponent(config, log);
   const disk = new DiskWatcherComponent(config.dataDir, config.minFreeDiskBytes, log, statfs);
   const store = new StoreComponent(config, disk.floor);
   const core = new CoreComponent({
@@ -130,7 +136,7 @@ function componentsOf(
     connections: () => connectionsOf(list),
     peers: () => peerStatsOf(list),
   });
-  const ctx: DialectContext = { config, core, logger: log };
+  const ctx: DialectContext = { config, core, logger: log, security };
   const ferry = new FerryComponent(ctx);
   const mdp = config.mdp !== undefined ? new MdpComponent(ctx, config.mdp) : undefined;
   const clone = config.clone !== undefined ? new CloneComponent(ctx, config.clone) : undefined;
@@ -155,8 +161,17 @@ function componentsOf(
         })
       : undefined;
   const optional = [mdp, clone, pzq, zmws, http].filter((c) => c !== undefined);
-  list.push(new DataDirLockComponent(config.dataDir), disk, store, core, ferry, ...optional);
-  return { list, core, ferry, mdp, clone, pzq, zmws, http };
+  // Security first: a bad key or auth file, or an unprotected bind, stops the start at once.
+  list.push(
+    security,
+    new DataDirLockComponent(config.dataDir),
+    disk,
+    store,
+    core,
+    ferry,
+    ...optional,
+  );
+  return { list, security, core, ferry, mdp, clone, pzq, zmws, http };
 }
 
 export async function startServer(
@@ -205,6 +220,8 @@ export async function startServer(
     http: gateway,
     stats,
     config,
+    publicKey: c.security.publicKey,
+    reloadAuth: () => c.security.reload(),
     close() {
       phase = 'stopping';
       closing ??= stack.close().then(() => log.info('ferry broker stopped'));

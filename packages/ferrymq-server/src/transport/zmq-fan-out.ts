@@ -1,11 +1,7 @@
 /** A ZeroMQ DEALER bound on an endpoint: sends go round-robin to the peers connected to it. */
 import * as zmq from 'zeromq';
-import {
-  bindWithRetry,
-  type FanOutEndpoint,
-  type FanOutEvents,
-  SendQueue,
-} from 'ferrymq/transport';
+import { type FanOutEndpoint, type FanOutEvents, SendQueue } from 'ferrymq/transport';
+import { bindSecured, type EndpointSecurity } from './zap-handler.js';
 
 /** Messages queued per peer inside ZeroMQ (credit in the core bounds what is in flight). */
 const FAN_OUT_SEND_HWM = 1_000;
@@ -14,6 +10,8 @@ const FAN_OUT_RECEIVE_HWM = 100_000;
 export interface FanOutOptions {
   /** Largest single frame accepted, bytes (ZMQ_MAXMSGSIZE). */
   maxFrameBytes?: number;
+  /** A ZAP check of each connection (zap-handler.ts). */
+  security?: EndpointSecurity;
 }
 
 class DealerFanOut implements FanOutEndpoint {
@@ -26,6 +24,7 @@ class DealerFanOut implements FanOutEndpoint {
   constructor(
     private readonly sock: zmq.Dealer,
     readonly endpoint: string,
+    private readonly unsecure: () => void,
   ) {
     this.out = new SendQueue(sock);
   }
@@ -43,6 +42,7 @@ class DealerFanOut implements FanOutEndpoint {
     this.closed = true;
     await this.out.stop(0);
     this.sock.close();
+    this.unsecure();
   }
 }
 
@@ -59,8 +59,8 @@ export async function bindFanOut(
   });
   // Watch connections before binding, so no early peer is missed.
   const observer = sock.events;
-  await bindWithRetry(sock, endpoint);
-  const ep = new DealerFanOut(sock, sock.lastEndpoint ?? endpoint);
+  const unsecure = await bindSecured(sock, endpoint, options.security);
+  const ep = new DealerFanOut(sock, sock.lastEndpoint ?? endpoint, unsecure);
   void (async () => {
     try {
       for await (const frames of sock) events.onMessage(frames);

@@ -4,7 +4,8 @@
  * high-water mark, which is PUB/SUB's contract (Clone clients resynchronise by snapshot).
  */
 import * as zmq from 'zeromq';
-import { bindWithRetry, CLOSE_FLUSH_MAX_MS, SendQueue } from 'ferrymq/transport';
+import { CLOSE_FLUSH_MAX_MS, SendQueue } from 'ferrymq/transport';
+import { bindSecured, type EndpointSecurity } from './zap-handler.js';
 
 const PUB_SEND_HWM = 100_000;
 const SUB_RECEIVE_HWM = 100_000;
@@ -30,6 +31,7 @@ class Publisher implements PublisherEndpoint {
   constructor(
     private readonly sock: zmq.Publisher,
     readonly endpoint: string,
+    private readonly unsecure: () => void,
   ) {
     this.out = new SendQueue(sock);
   }
@@ -44,19 +46,23 @@ class Publisher implements PublisherEndpoint {
     // Let queued messages go out before closing (sends made meanwhile still queue).
     await this.out.stop(CLOSE_FLUSH_MAX_MS);
     this.sock.close();
+    this.unsecure();
   }
 }
 
-export async function bindPublisher(endpoint: string): Promise<PublisherEndpoint> {
+export async function bindPublisher(
+  endpoint: string,
+  security?: EndpointSecurity,
+): Promise<PublisherEndpoint> {
   const sock = new zmq.Publisher({ sendHighWaterMark: PUB_SEND_HWM, linger: 1000 });
-  await bindWithRetry(sock, endpoint);
-  return new Publisher(sock, sock.lastEndpoint ?? endpoint);
+  const unsecure = await bindSecured(sock, endpoint, security);
+  return new Publisher(sock, sock.lastEndpoint ?? endpoint, unsecure);
 }
 
 export async function bindCollector(
   endpoint: string,
   onMessage: (frames: Buffer[]) => void,
-  options: { maxFrameBytes?: number } = {},
+  options: { maxFrameBytes?: number; security?: EndpointSecurity } = {},
 ): Promise<CollectorEndpoint> {
   const sock = new zmq.Subscriber({
     receiveHighWaterMark: SUB_RECEIVE_HWM,
@@ -64,7 +70,7 @@ export async function bindCollector(
     ...(options.maxFrameBytes !== undefined ? { maxMessageSize: options.maxFrameBytes } : {}),
   });
   sock.subscribe();
-  await bindWithRetry(sock, endpoint);
+  const unsecure = await bindSecured(sock, endpoint, options.security);
   void (async () => {
     try {
       for await (const frames of sock) onMessage(frames);
@@ -79,6 +85,7 @@ export async function bindCollector(
       if (!closed) {
         closed = true;
         sock.close();
+        unsecure();
       }
       return Promise.resolve();
     },

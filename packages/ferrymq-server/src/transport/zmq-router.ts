@@ -10,8 +10,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 import type { PeerGuardStats } from 'ferrymq/model';
-import { bindWithRetry, CLOSE_FLUSH_MAX_MS, type ServerEndpoint } from 'ferrymq/transport';
+import { CLOSE_FLUSH_MAX_MS, type ServerEndpoint } from 'ferrymq/transport';
 import { PeerGuard } from './peer-guard.js';
+import { bindSecured, type EndpointSecurity } from './zap-handler.js';
 
 /** Messages queued per peer inside ZeroMQ before it refuses more (credit bounds deliveries). */
 const ROUTER_SEND_HWM = 100_000;
@@ -38,6 +39,8 @@ export interface RouterOptions {
   maxFrameBytes?: number;
   /** The guard that drops peers sending invalid frames; a fresh one when unset. */
   guard?: PeerGuard;
+  /** CURVE and/or a ZAP check of each connection (zap-handler.ts). */
+  security?: EndpointSecurity;
 }
 
 interface PeerQueue {
@@ -97,6 +100,7 @@ class RouterEndpoint implements ServerEndpoint {
     readonly endpoint: string,
     private readonly onMessage: RouterMessageHandler,
     readonly guard: PeerGuard,
+    private readonly unsecure: () => void = () => {},
   ) {}
 
   get peerStats(): PeerGuardStats {
@@ -184,6 +188,7 @@ class RouterEndpoint implements ServerEndpoint {
     }
     this.stopped = true;
     this.sock.close();
+    this.unsecure();
   }
 }
 
@@ -205,12 +210,13 @@ export async function bindRouter(
     linger: 1000,
     ...(options.maxFrameBytes !== undefined ? { maxMessageSize: options.maxFrameBytes } : {}),
   });
-  await bindWithRetry(sock, endpoint);
+  const unsecure = await bindSecured(sock, endpoint, options.security);
   const ep = new RouterEndpoint(
     sock,
     sock.lastEndpoint ?? endpoint,
     onMessage,
     options.guard ?? new PeerGuard(),
+    unsecure,
   );
   void ep.read();
   return ep;

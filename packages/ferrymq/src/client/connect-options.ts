@@ -4,6 +4,7 @@
  * never left to ZeroMQ's bare "Invalid argument".
  */
 import { FerryError } from '../model/errors.js';
+import { checkCurveOptions, type CurveOptions } from './curve-auth.js';
 
 export const DEFAULT_ENDPOINT = 'tcp://127.0.0.1:7400';
 /** The form a broker endpoint takes (ipc://path also works, for a broker bound to one). */
@@ -37,10 +38,18 @@ export interface ConnectOptions {
   ackFlushAt?: number;
   /** Name shown in broker logs. */
   name?: string;
+  /**
+   * Connect with CURVE (encrypted, and the broker knows this client's key): the broker's
+   * public key and this client's key pair, Z85 each (docs/security.md). A refused key
+   * rejects connect() and every pending request with AUTH_FAILED.
+   */
+  curve?: CurveOptions;
 }
 
-/** Every option, with its default. */
-export type ResolvedConnectOptions = Required<ConnectOptions>;
+/** Every option, with its default (CURVE stays off unless given). */
+export type ResolvedConnectOptions = Required<Omit<ConnectOptions, 'curve'>> & {
+  curve: CurveOptions | undefined;
+};
 
 const TCP_ENDPOINT = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 const IPC_ENDPOINT = /^ipc:\/\/\S+$/;
@@ -90,6 +99,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set([
   'maxBatchMessages',
   'ackFlushAt',
   'name',
+  'curve',
 ]);
 
 /** The options with their defaults; throws CONFIG_INVALID for an unknown key or a bad value. */
@@ -125,5 +135,6 @@ export function resolveConnectOptions(
     maxBatchMessages: intOption(bag, 'maxBatchMessages', defaults.maxBatchMessages, 1),
     ackFlushAt: intOption(bag, 'ackFlushAt', defaults.ackFlushAt, 1),
     name,
+    curve: checkCurveOptions(bag['curve']),
   };
 }

@@ -16,6 +16,7 @@ import {
 } from '../protocol/codec.js';
 import type { ClientConnection } from '../transport/types.js';
 import { Channel } from './channel.js';
+import { helloAuth, type CurveOptions } from './curve-auth.js';
 import { Endpoints } from './endpoints.js';
 import {
   errorWithDetails,
@@ -42,6 +43,8 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   /** Name shown in broker logs. */
   name: string;
+  /** CURVE keys: the socket encrypts, and HELLO proves this client's key. */
+  curve?: CurveOptions | undefined;
 }
 
 /** Where the messages the broker pushes go. */
@@ -86,6 +89,9 @@ export class Connection implements JobWire {
   private failStart: ((err: FerryError) => void) | undefined;
   /** Every endpoint was found unreachable (before start() listened). */
   private unreachableError: FerryError | undefined;
+  /** The broker refused who this client is: every request rejects with it from then on. */
+  private authError: FerryError | undefined;
+  private readonly curve: CurveOptions | undefined;
   readonly counters: ClientCounters = { leasesLost: 0, reconnects: 0, retriedAfterShutdown: 0 };
 
   constructor(
@@ -96,20 +102,28 @@ export class Connection implements JobWire {
     this.heartbeatMs = options.heartbeatMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.name = options.name;
+    this.curve = options.curve;
     this.ready = new Promise((r) => (this.readyResolve = r));
-    this.endpoints = new Endpoints(endpoints, options.connectTimeoutMs, {
-      onMessage: (frames) => this.onFrames(frames),
-      onDisconnect: () => this.onTransportDown(),
-      onUnreachable: (all) => {
-        if (this.stopped) return;
-        if (!all) {
-          this.failover();
-          return;
-        }
-        this.unreachableError = this.endpoints.unreachableError();
-        this.failStart?.(this.unreachableError);
+    this.endpoints = new Endpoints(
+      endpoints,
+      options.connectTimeoutMs,
+      {
+        onMessage: (frames) => this.onFrames(frames),
+        onDisconnect: () => this.onTransportDown(),
+        onAuthFailed: (reason) =>
+          this.failAuth(new FerryError('AUTH_FAILED', `${this.endpoint}: ${reason}`)),
+        onUnreachable: (all) => {
+          if (this.stopped) return;
+          if (!all) {
+            this.failover();
+            return;
+          }
+          this.unreachableError = this.endpoints.unreachableError();
+          this.failStart?.(this.unreachableError);
+        },
       },
-    });
+      { curve: options.curve },
+    );
     this.transport = this.endpoints.open();
   }
 
@@ -144,6 +158,7 @@ export class Connection implements JobWire {
         new Promise<never>((_, reject) => {
           this.failStart = reject;
           if (this.unreachableError) reject(this.unreachableError);
+          if (this.authError) reject(this.authError);
           if (this.requestTimeoutMs > 0) {
             timer = setTimeout(
               () => reject(new FerryError('TIMEOUT', `no answer from ${this.endpoints.all}`)),
@@ -191,8 +206,8 @@ export class Connection implements JobWire {
     rid: Buffer = this.newRequestId(),
     scope?: string,
   ): Promise<Reply> {
-    if (this.stopped && command !== 'BYE')
-      return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    if (this.authError) return Promise.reject(this.authError);
+    if (this.stopped && command !== 'BYE') return Promise.reject(this.closedError());
     if (scope !== undefined && scope !== this.sessionId) return Promise.reject(sessionGone());
     const frames = encodeRequest(command, rid, args, payload);
     return new Promise<Reply>((resolve, reject) => {
@@ -216,7 +231,12 @@ export class Connection implements JobWire {
       }
       this.pending.set(key, p);
       // HELLO and PING go out at once; everything else waits for the session.
-      if (command === 'HELLO' || command === 'PING' || this.sessionId !== undefined)
+      if (
+        command === 'HELLO' ||
+        command === 'CHALLENGE' ||
+        command === 'PING' ||
+        this.sessionId !== undefined
+      )
         this.transport.send(frames);
     });
   }
@@ -367,7 +387,7 @@ export class Connection implements JobWire {
   /** Drops the HELLO (and PINGs) waiting for an answer, so a new handshake can start. */
   private abandonHandshake(): void {
     for (const [key, p] of this.pending) {
-      if (p.command === 'HELLO' || p.command === 'PING') {
+      if (p.command === 'HELLO' || p.command === 'CHALLENGE' || p.command === 'PING') {
         this.pending.delete(key);
         if (p.timer) clearTimeout(p.timer);
         p.reject(new FerryError('TIMEOUT', `${p.command}: no answer`));
@@ -383,10 +403,14 @@ export class Connection implements JobWire {
     this.sessionId = undefined;
     const wasConnected = this.everConnected;
     const generation = ++this.handshakeGeneration;
-    this.rawRequest('HELLO', { heartbeatMs: this.heartbeatMs, client: this.name }, [], 0).then(
+    this.hello().then(
       (reply) => {
         if (generation !== this.handshakeGeneration) return; // superseded
         this.handshaking = false;
+        if (reply.kind === 'ERROR' && reply.args['code'] === 'AUTH_FAILED') {
+          this.failAuth(errorWithDetails(reply));
+          return;
+        }
         if (reply.kind === 'ERROR') {
           this.emit({ type: 'disconnected', endpoint: this.endpoint });
           return;
@@ -422,6 +446,35 @@ export class Connection implements JobWire {
         if (generation === this.handshakeGeneration) this.handshaking = false;
       },
     );
+  }
+
+  /** HELLO, after a CHALLENGE whose answer proves the client's key when CURVE is on. */
+  private async hello(): Promise<Reply> {
+    const args = { heartbeatMs: this.heartbeatMs, client: this.name };
+    if (!this.curve) return this.rawRequest('HELLO', args, [], 0);
+    const challenge = await this.rawRequest('CHALLENGE', {}, [], 0);
+    if (challenge.kind === 'ERROR') return challenge;
+    return this.rawRequest('HELLO', { ...args, auth: helloAuth(this.curve, challenge) }, [], 0);
+  }
+
+  /**
+   * The broker refused this client (its key at the CURVE handshake, or its HELLO): connect()
+   * and every request waiting reject with AUTH_FAILED, later ones too, and the socket closes
+   * (a refused client is never answered, and a wrong server key would reconnect forever).
+   */
+  private failAuth(err: FerryError): void {
+    if (this.authError || this.stopped) return;
+    this.authError = err;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.endpoints.stopProbing();
+    for (const p of this.pending.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    this.failStart?.(err);
+    this.emit({ type: 'disconnected', endpoint: this.endpoint });
+    void this.transport.close();
   }
 
   /** Rejects LEASE_LOST, unsent, the requests that belonged to a session other than `session`. */
@@ -499,9 +552,14 @@ export class Connection implements JobWire {
     this.endpoints.stopProbing();
     for (const p of this.pending.values()) {
       if (p.timer) clearTimeout(p.timer);
-      p.reject(new FerryError('CONNECTION_CLOSED'));
+      p.reject(this.closedError());
     }
     this.pending.clear();
+  }
+
+  /** What a request made after the end rejects with: AUTH_FAILED if that was the end. */
+  closedError(): FerryError {
+    return this.authError ?? new FerryError('CONNECTION_CLOSED');
   }
 
   /** Tells status iterators the client closed, and ends them. */

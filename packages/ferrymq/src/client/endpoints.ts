@@ -6,11 +6,18 @@
  * session the socket's own reconnects take over, as for any disconnect.
  */
 import { FerryError } from '../model/errors.js';
-import type { ClientConnection, ClientConnectionEvents } from '../transport/types.js';
+import type {
+  ClientConnection,
+  ClientConnectionEvents,
+  ClientSocketOptions,
+} from '../transport/types.js';
 import { connectDealer } from '../transport/zmq-dealer.js';
 import { ENDPOINT_FORM } from './connect-options.js';
 
-export interface EndpointEvents extends Pick<ClientConnectionEvents, 'onMessage' | 'onDisconnect'> {
+export interface EndpointEvents extends Pick<
+  ClientConnectionEvents,
+  'onMessage' | 'onDisconnect' | 'onAuthFailed'
+> {
   /** Before the first session, the endpoint in use turned out unreachable. */
   onUnreachable(allUnreachable: boolean): void;
 }
@@ -26,6 +33,7 @@ export class Endpoints {
     private readonly list: readonly string[],
     private readonly connectTimeoutMs: number,
     private readonly events: EndpointEvents,
+    private readonly socketOptions: ClientSocketOptions = {},
   ) {}
 
   /** Every endpoint, for messages. */
@@ -48,15 +56,20 @@ export class Endpoints {
       this.unreachable.add(index);
       this.events.onUnreachable(this.unreachable.size >= this.list.length);
     };
-    const transport = connectDealer(this.list[index]!, {
-      onMessage: this.events.onMessage,
-      onDisconnect: this.events.onDisconnect,
-      onConnect: () => {
-        reached = true;
-        if (index === this.index) clearTimeout(this.timer);
+    const transport = connectDealer(
+      this.list[index]!,
+      {
+        onMessage: this.events.onMessage,
+        onDisconnect: this.events.onDisconnect,
+        onAuthFailed: this.events.onAuthFailed,
+        onConnect: () => {
+          reached = true;
+          if (index === this.index) clearTimeout(this.timer);
+        },
+        onConnectRetry: unreachable,
       },
-      onConnectRetry: unreachable,
-    });
+      this.socketOptions,
+    );
     clearTimeout(this.timer);
     if (this.probing) {
       this.timer = setTimeout(unreachable, this.connectTimeoutMs);

@@ -163,7 +163,7 @@ export class QueueApi {
   // -------------------------------------------------------------- producing
 
   send(queue: string, body: Body | Body[], options: SendOptions): Promise<string> {
-    if (this.conn.closed) return Promise.reject(new FerryError('CONNECTION_CLOSED'));
+    if (this.conn.closed) return Promise.reject(this.conn.closedError());
     return new Promise<string>((resolve, reject) => {
       let list = this.sendQueues.get(queue);
       if (!list) {
@@ -176,7 +176,7 @@ export class QueueApi {
   }
 
   async sendBatch(queue: string, messages: OutgoingMessage[]): Promise<string[]> {
-    if (this.conn.closed) throw new FerryError('CONNECTION_CLOSED');
+    if (this.conn.closed) throw this.conn.closedError();
     const out: string[] = [];
     for (let i = 0; i < messages.length; i += this.maxBatch) {
       const chunk = messages.slice(i, i + this.maxBatch);
@@ -401,7 +401,7 @@ export class QueueApi {
   /** Rejects the sends and acks still queued (the client closed). */
   failQueued(): void {
     for (const list of this.sendQueues.values()) {
-      for (const s of list) s.reject(new FerryError('CONNECTION_CLOSED'));
+      for (const s of list) s.reject(this.conn.closedError());
     }
     this.sendQueues.clear();
     this.settler.failQueued();

@@ -59,6 +59,7 @@ export const QUEUE_LIFECYCLE_COMMAND_NAMES = [
 
 export const COMMANDS = [
   'HELLO',
+  'CHALLENGE',
   'PING',
   'SEND',
   'CONSUME',
@@ -83,7 +84,8 @@ const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
 
 /** The arguments each command accepts; any other key is refused with BAD_ARGUMENTS. */
 export const COMMAND_ARGUMENTS: Readonly<Record<Command, readonly string[]>> = {
-  HELLO: ['heartbeatMs', 'client'],
+  HELLO: ['heartbeatMs', 'client', 'auth'],
+  CHALLENGE: [],
   PING: [],
   SEND: ['queue', 'messages', 'requestKey'],
   CONSUME: ['queue', 'prefetch', 'ackTimeoutMs', 'consumer'],
@@ -442,3 +444,12 @@ export function joinMessages<T extends { frames: Buffer[] }>(
   }
   return { specs, payload };
 }
+
+export {
+  CHALLENGE_BYTES,
+  generateKeyPair,
+  helloProof,
+  publicKeyOf,
+  verifyHelloProof,
+  type CurveKeyPair,
+} from './curve-keys.js';

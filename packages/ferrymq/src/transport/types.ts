@@ -26,6 +26,16 @@ export interface ClientConnectionEvents {
   onConnect?(): void;
   /** A connection attempt failed (refused, or the host did not resolve); ZeroMQ retries it. */
   onConnectRetry?(): void;
+  /**
+   * The security handshake was refused (the broker's ZAP handler refused the key) or keeps
+   * failing (wrong server key, CURVE on one side only): nothing will ever be answered.
+   */
+  onAuthFailed?(reason: string): void;
+}
+
+/** How a client socket connects: in the clear, or with CURVE keys (Z85). */
+export interface ClientSocketOptions {
+  curve?: { serverKey: string; publicKey: string; secretKey: string } | undefined;
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   type Request,
 } from 'ferrymq/protocol';
 import { optInt } from './args.js';
+import type { FerryAccess } from './ferry-access.js';
 import { FerryJobCommands } from './ferry-jobs.js';
 import { FerryQueueLifecycleCommands } from './ferry-queue-lifecycle.js';
 import { FerryQueueCommands } from './ferry-queues.js';
@@ -63,6 +64,8 @@ export interface FerryDialectOptions {
    * without it, STATS reports this dialect's own view of the broker.
    */
   stats?: StatsSource;
+  /** Who sessions are and what they may do (CURVE endpoints); everyone may do anything without. */
+  access?: FerryAccess | undefined;
 }
 
 /** Sends frames to one peer. */
@@ -73,6 +76,8 @@ interface Peer {
   session: Session;
   heartbeatMs: number;
   lastSeen: number;
+  /** The CURVE key the session proved at HELLO (ferry-access.ts). */
+  clientKey: string | undefined;
 }
 
 /**
@@ -96,6 +101,7 @@ export class FerryDialect {
   private readonly topicCommands: FerryTopicCommands | undefined;
   private readonly queueCommands: FerryQueueCommands;
   private readonly lifecycleCommands: FerryQueueLifecycleCommands;
+  private readonly access: FerryAccess | undefined;
   /** Requests answered with an error, by code: for stats and tests. */
   readonly errorCounts = new Map<string, number>();
 
@@ -109,6 +115,7 @@ export class FerryDialect {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.access = options.access;
     this.queueCommands = new FerryQueueCommands(broker, sendTo, {
       maxBatchMessages: this.maxBatchMessages,
       maxRequestBytes: this.maxRequestBytes,
@@ -190,8 +197,20 @@ export class FerryDialect {
         this.hello(peerId, key, request);
         return true;
       }
+      if (request.command === 'CHALLENGE') {
+        this.ok(peerId, request.requestId, this.access?.challenge(key) ?? {});
+        return true;
+      }
       if (!peer) {
         throw new FerryError('NO_SESSION', 'no session for this peer: send HELLO first');
+      }
+      const checking = this.access?.check(peer.clientKey, request);
+      if (checking) {
+        checking.then(
+          () => this.dispatch(peer, key, request),
+          (err: unknown) => this.replyError(peerId, request.requestId, toFerryError(err)),
+        );
+        return true;
       }
       this.dispatch(peer, key, request);
     } catch (err) {
@@ -219,6 +238,7 @@ export class FerryDialect {
         `heartbeatMs must be ${MIN_HEARTBEAT_MS}–${MAX_HEARTBEAT_MS}`,
       );
     }
+    const clientKey = this.access?.hello(key, req.args);
     const old = this.peers.get(key);
     if (old) {
       old.session.close();
@@ -229,7 +249,13 @@ export class FerryDialect {
       deliver: (tag, messages) => this.queueCommands.deliver(peerId, tag, messages),
       cancelled: (tag, reason) => this.lifecycleCommands.cancelled(peerId, tag, reason),
     });
-    this.peers.set(key, { id: peerId, session, heartbeatMs: hb, lastSeen: this.clock.now() });
+    this.peers.set(key, {
+      id: peerId,
+      session,
+      heartbeatMs: hb,
+      lastSeen: this.clock.now(),
+      clientKey,
+    });
     this.ok(peerId, req.requestId, {
       broker: 'ferry',
       version: BROKER_VERSION,
