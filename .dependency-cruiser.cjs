@@ -87,6 +87,17 @@ module.exports = {
       },
     },
     {
+      name: 'security-is-pure',
+      comment:
+        'security/ is the auth model (users, keys, tokens, grants) that the ZeroMQ side and the ' +
+        'HTTP gateway share: no sockets, no files, no other broker layer',
+      severity: 'error',
+      from: { path: `${SRV}security/` },
+      to: {
+        path: `${SRV}(core|storage|transport|dialects|server|cli|http)/|${SDK_DIST}(protocol|client|transport)/|${SDK_DIST}index|node_modules/(zeromq|fastify|@fastify|better-sqlite3|pg)/|^(fs|net|http|https|child_process|dgram)$`,
+      },
+    },
+    {
       name: 'dialects-go-through-core',
       comment: 'dialects map frames onto core calls: no storage, no sockets',
       severity: 'error',

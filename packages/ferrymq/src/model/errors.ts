@@ -197,6 +197,27 @@ export const ERROR_REGISTRY = {
     description:
       'The broker is not ready: starting, draining, or its store cannot take writes (GET /readyz).',
   },
+  AUTH_FAILED: {
+    status: 401,
+    description:
+      'Who the client claims to be was not accepted: unknown CURVE key, bad proof or token.',
+  },
+  FORBIDDEN: {
+    status: 403,
+    description: 'The user may not do that verb on that resource; the message names both.',
+  },
+  AUTH_FILE_INVALID: {
+    status: 400,
+    description: 'The auth file was not JSON of the documented shape; the message names the path.',
+  },
+  KEY_INVALID: {
+    status: 400,
+    description: 'A CURVE key or key file was not a key of 40 characters of Z85.',
+  },
+  INSECURE_BIND: {
+    status: 400,
+    description: 'A bind beyond loopback had no CURVE, auth file or allowlist to protect it.',
+  },
   INTERNAL: { status: 500, description: 'An unexpected error inside the broker; it was logged.' },
 } as const satisfies Record<string, { status: number; description: string }>;
 

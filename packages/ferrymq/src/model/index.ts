@@ -9,3 +9,4 @@ export * from './jobs.js';
 export * from './queues.js';
 export * from './stats.js';
 export * from './topics.js';
+export * from './z85.js';
