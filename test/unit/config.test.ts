@@ -125,6 +125,18 @@ describe('config', () => {
       format: { text: ['xml', 'JSON'], json: [1] },
       http: { text: ['not-an-address'], json: [8080] },
       queues: { text: [], json: [[1], 'q'] },
+      hosts: {
+        text: ['a b', 'x.example:80', 'http://x.example'],
+        json: [[1], 'x.example', ['-x']],
+      },
+      origins: {
+        text: ['evil.example', 'http://x.example/path', 'ftp://x.example'],
+        json: [['http://u:p@x.example'], 3, 'http://x.example'],
+      },
+      'token-hash': {
+        text: ['abc', `sha256:${'z'.repeat(64)}`],
+        json: [1, `sha256:${'a'.repeat(63)}`],
+      },
     };
     let checked = 0;
     for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {

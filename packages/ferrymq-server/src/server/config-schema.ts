@@ -32,6 +32,11 @@ import {
   MIN_HEARTBEAT_MS,
 } from '../dialects/ferry/ferry-dialect.js';
 import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
+import {
+  DEFAULT_HTTP_SECURITY,
+  HTTP_SECURITY_SCHEMA,
+  type HttpSecurityConfig,
+} from './config-http-security.js';
 
 /** @public (the broker package exports it) */
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
@@ -63,7 +68,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface FerryConfig {
+export interface FerryConfig extends HttpSecurityConfig {
   dataDir: string;
   bind: string;
   sync: SyncPolicy;
@@ -125,12 +130,26 @@ export interface FerryConfig {
   http: string | undefined;
   /** Largest HTTP request body, bytes. */
   httpBodyLimitBytes: number;
+  /** The auth file (users, keys, tokens, grants; docs/security.md); none: no authentication. */
+  authFile: string | undefined;
   /** Per-queue overrides of the queue policy (config file only). */
   queues: Record<string, Partial<QueuePolicy>>;
 }
 
 /** How a key's value is read and checked (config-values.ts). */
-type Kind = 'string' | 'int' | 'bool' | 'queue' | 'sync' | 'level' | 'format' | 'queues' | 'http';
+type Kind =
+  | 'string'
+  | 'int'
+  | 'bool'
+  | 'queue'
+  | 'sync'
+  | 'level'
+  | 'format'
+  | 'queues'
+  | 'http'
+  | 'hosts'
+  | 'origins'
+  | 'token-hash';
 
 export interface KeySpec {
   kind: Kind;
@@ -437,6 +456,13 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: 1024 * 1024 * 1024,
     help: 'largest HTTP request body, bytes',
   },
+  ...HTTP_SECURITY_SCHEMA,
+  authFile: {
+    kind: 'string',
+    flag: 'auth-file',
+    env: 'FERRY_AUTH_FILE',
+    help: 'auth file: users, CURVE keys, HTTP tokens and their grants (docs/security.md)',
+  },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };
 
@@ -483,5 +509,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
   http: DEFAULT_HTTP,
   httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
+  ...DEFAULT_HTTP_SECURITY,
+  authFile: undefined,
   queues: {},
 }) as FerryConfig;

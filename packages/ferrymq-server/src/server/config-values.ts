@@ -14,6 +14,7 @@ import {
   LOG_LEVELS,
   type FerryConfig,
 } from './config-schema.js';
+import { coerceHosts, coerceOrigins, coerceTokenHash } from './config-http-security.js';
 
 const POLICY_KEYS: ReadonlySet<string> = new Set([
   'ackTimeoutMs',
@@ -121,6 +122,12 @@ export function coerce(
       return coerceQueues(raw, where);
     case 'http':
       return parseHttpAddress(raw, where);
+    case 'hosts':
+      return coerceHosts(raw, where, fromText);
+    case 'origins':
+      return coerceOrigins(raw, where, fromText);
+    case 'token-hash':
+      return coerceTokenHash(raw, where);
   }
 }
 
