@@ -95,8 +95,8 @@ describe('HTTP gateway against hostile pages', () => {
     }
   });
 
-  it('answers the names of httpAllowedHosts', async () => {
-    const base = await gateway({ 'http-allowed-hosts': 'ferry.internal, Broker.Example' });
+  it('answers the names of httpHosts', async () => {
+    const base = await gateway({ 'http-hosts': 'ferry.internal, Broker.Example' });
     assert.equal(
       (await send(base, 'GET', '/healthz', { host: 'ferry.internal:7480' })).status,
       200,
@@ -142,7 +142,7 @@ describe('HTTP gateway against hostile pages', () => {
   });
 
   it('lets configured origins in, with CORS for them only', async () => {
-    const base = await gateway({ 'http-allowed-origins': 'https://app.example' });
+    const base = await gateway({ 'http-origins': 'https://app.example' });
     const pre = await send(base, 'OPTIONS', '/v1/queues/c.q/messages', {
       origin: 'https://app.example',
       'access-control-request-method': 'POST',

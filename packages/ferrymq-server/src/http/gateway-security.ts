@@ -24,7 +24,7 @@ export interface GatewaySecurityOptions {
   auth: (() => AuthModel) | undefined;
   /** `sha256:<hex>` of the token that may read `/metrics`. */
   metricsToken: string | undefined;
-  /** Requests per minute per token (per client address without one); 0: no limit. */
+  /** Requests per minute per token (per client address without an auth file); 0: no limit. */
   rateLimitPerMinute: number;
   serviceOfJob: (id: string) => Promise<string | undefined>;
   queueOfLease: (lease: string) => string | undefined;

@@ -76,7 +76,7 @@ export interface GatewayOptions {
   auth?: (() => AuthModel) | undefined;
   /** `sha256:<hex>` of a token that may read `/metrics`. */
   metricsToken?: string | undefined;
-  /** Requests per minute per token (per address without one); 0 or undefined: no limit. */
+  /** Requests per minute per token (per address without an auth file); 0 or undefined: no limit. */
   rateLimitPerMinute?: number | undefined;
 }
 

@@ -33,7 +33,7 @@ export function registerHostGuard(app: FastifyInstance, o: HostGuardOptions): vo
     done(
       new FerryError(
         'FORBIDDEN_HOST',
-        `this gateway does not answer for host ${JSON.stringify(name)} (loopback names, IP addresses and httpAllowedHosts only)`,
+        `this gateway does not answer for host ${JSON.stringify(name)} (loopback names, IP addresses and httpHosts only)`,
       ),
     );
   });

@@ -5,7 +5,7 @@
  * hides the answer. Browsers name the page's origin in `Origin` on every request that can
  * change something; a request whose origin is not the gateway's own is refused with 403
  * `FORBIDDEN_ORIGIN` before any route runs, unless it is one of the configured origins
- * (`httpAllowedOrigins`). Clients that are not browsers send no `Origin` and are not affected; the dashboard, served by the gateway itself, is same-origin. The ZMWS
+ * (`httpOrigins`). Clients that are not browsers send no `Origin` and are not affected; the dashboard, served by the gateway itself, is same-origin. The ZMWS
  * routes are left open: ZMWS's browser clients call them from their own pages by design.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -49,7 +49,7 @@ export function registerOriginGuard(app: FastifyInstance, o: OriginGuardOptions)
     done(
       new FerryError(
         'FORBIDDEN_ORIGIN',
-        `a page of ${req.headers.origin} may not ${req.method} this gateway (only its own origin, ${req.headers.host ?? 'unknown'}, those of httpAllowedOrigins and clients that are not browsers)`,
+        `a page of ${req.headers.origin} may not ${req.method} this gateway (only its own origin, ${req.headers.host ?? 'unknown'}, those of httpOrigins and clients that are not browsers)`,
       ),
     );
   });

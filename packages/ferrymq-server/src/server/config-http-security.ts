@@ -12,16 +12,16 @@ function invalid(where: string, msg: string): FerryError {
 
 export interface HttpSecurityConfig {
   /** `Host` names the gateway answers besides loopback names and its own address. */
-  httpAllowedHosts: string[];
+  httpHosts: string[];
   /** Origins (`https://app.example`) whose pages may call the gateway; CORS for them. */
-  httpAllowedOrigins: string[];
+  httpOrigins: string[];
   /** PEM certificate (chain) file: the gateway speaks HTTPS when set, with tlsKey. */
   tlsCert: string | undefined;
   /** PEM private key file of tlsCert. */
   tlsKey: string | undefined;
   /** `sha256:<hex>` of a token that may read `/metrics` (besides users with `admin`). */
   metricsToken: string | undefined;
-  /** Requests per minute per token (per client address without one); 0 = no limit. */
+  /** Requests per minute per token (per client address without an auth file); 0 = no limit. */
   httpRateLimit: number;
 }
 
@@ -30,16 +30,16 @@ const MAX_HTTP_RATE_LIMIT = 10_000_000;
 
 /** The keys' schema entries, in CONFIG_SCHEMA's shape. */
 export const HTTP_SECURITY_SCHEMA = {
-  httpAllowedHosts: {
+  httpHosts: {
     kind: 'hosts',
-    flag: 'http-allowed-hosts',
-    env: 'FERRY_HTTP_ALLOWED_HOSTS',
+    flag: 'http-hosts',
+    env: 'FERRY_HTTP_HOSTS',
     help: 'Host names the HTTP gateway answers besides loopback ones, comma-separated',
   },
-  httpAllowedOrigins: {
+  httpOrigins: {
     kind: 'origins',
-    flag: 'http-allowed-origins',
-    env: 'FERRY_HTTP_ALLOWED_ORIGINS',
+    flag: 'http-origins',
+    env: 'FERRY_HTTP_ORIGINS',
     help: 'origins whose pages may call the HTTP gateway (CORS), comma-separated',
   },
   tlsCert: {
@@ -66,13 +66,13 @@ export const HTTP_SECURITY_SCHEMA = {
     env: 'FERRY_HTTP_RATE_LIMIT',
     min: 0,
     max: MAX_HTTP_RATE_LIMIT,
-    help: 'HTTP requests per minute per token (per address without one); 0 = no limit',
+    help: 'HTTP requests per minute per token (per address without an auth file); 0 = no limit',
   },
 } as const;
 
 export const DEFAULT_HTTP_SECURITY: Readonly<HttpSecurityConfig> = Object.freeze({
-  httpAllowedHosts: [],
-  httpAllowedOrigins: [],
+  httpHosts: [],
+  httpOrigins: [],
   tlsCert: undefined,
   tlsKey: undefined,
   metricsToken: undefined,

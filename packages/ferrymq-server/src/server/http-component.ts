@@ -68,8 +68,8 @@ export class HttpComponent implements Component {
       logger,
       tls,
       auth,
-      allowedHosts: config.httpAllowedHosts,
-      allowedOrigins: config.httpAllowedOrigins,
+      allowedHosts: config.httpHosts,
+      allowedOrigins: config.httpOrigins,
       metricsToken: config.metricsToken,
       rateLimitPerMinute: config.httpRateLimit,
     });
