@@ -29,7 +29,7 @@ export interface AuthGuardOptions {
    * The auth file's users as loaded now (read per request, so a reload applies to the next
    * one); undefined: no authentication, every route open.
    */
-  auth: (() => AuthModel) | undefined;
+  auth: (() => AuthModel | undefined) | undefined;
   /** `sha256:<hex>` of the token that may read /metrics. */
   metricsToken: string | undefined;
   serviceOfJob: (id: string) => Promise<string | undefined>;
@@ -76,7 +76,7 @@ function unauthenticated(hadToken: boolean): FerryError {
 }
 
 /** What a user may see in lists: any verb of the kind on the name, or `admin`. */
-export function visibilityOf(auth: AuthModel, user: AuthUser): Visibility {
+function visibilityOf(auth: AuthModel, user: AuthUser): Visibility {
   const isAdmin = auth.isAllowed(user, 'admin', 'stats');
   const any = (verbs: readonly Verb[], name: string): boolean =>
     isAdmin || verbs.some((v) => auth.isAllowed(user, v, name));

@@ -27,7 +27,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** Only the gateway's own files; `data:` for the empty favicon; no frames, plugins or bases. */
-export const DASHBOARD_CSP = [
+const DASHBOARD_CSP = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",

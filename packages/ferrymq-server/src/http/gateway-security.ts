@@ -21,7 +21,7 @@ export interface GatewaySecurityOptions {
   /** Routes (URL patterns) open to every origin (ZMWS's `/<JOB>`). */
   openRoutes: ReadonlySet<string>;
   /** The auth file's users as loaded now; undefined: no authentication. */
-  auth: (() => AuthModel) | undefined;
+  auth: (() => AuthModel | undefined) | undefined;
   /** `sha256:<hex>` of the token that may read `/metrics`. */
   metricsToken: string | undefined;
   /** Requests per minute per token (per client address without an auth file); 0: no limit. */

@@ -73,7 +73,7 @@ export interface GatewayOptions {
    * The auth file's users as loaded now (asked per request: a reload applies to the next
    * one). Undefined: no bearer tokens, every route open (loopback development).
    */
-  auth?: (() => AuthModel) | undefined;
+  auth?: (() => AuthModel | undefined) | undefined;
   /** `sha256:<hex>` of a token that may read `/metrics`. */
   metricsToken?: string | undefined;
   /** Requests per minute per token (per address without an auth file); 0 or undefined: no limit. */

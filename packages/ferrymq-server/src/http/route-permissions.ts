@@ -127,7 +127,7 @@ const user = (rule: Omit<Extract<RouteRule, { access: 'user' }>, 'access'> = {})
 const OPEN: RouteRule = { access: 'open' };
 
 /** `METHOD /path` (Fastify's route pattern) → its rule. HEAD follows GET. */
-export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
+const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /openapi.json': OPEN,
   'GET /healthz': OPEN,
   'GET /readyz': OPEN,

@@ -461,7 +461,7 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     kind: 'string',
     flag: 'auth-file',
     env: 'FERRY_AUTH_FILE',
-    help: 'auth file: users, CURVE keys, HTTP tokens and their grants (docs/security.md)',
+    help: 'auth file: users, CURVE keys, token hashes, grants (docs/security.md)',
   },
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
 };

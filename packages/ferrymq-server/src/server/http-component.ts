@@ -29,7 +29,7 @@ export interface HttpComponentOptions {
    * The auth file's users as loaded now, from whoever reloads it; without, the component
    * reads `authFile` once at start.
    */
-  auth?: (() => AuthModel) | undefined;
+  auth?: (() => AuthModel | undefined) | undefined;
 }
 
 export class HttpComponent implements Component {

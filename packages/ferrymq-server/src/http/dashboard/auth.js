@@ -3,23 +3,10 @@
 // request of the page carries it in an Authorization header, the live stream included (read
 // with fetch, since EventSource cannot send headers).
 import { $, el } from './util.js';
+import { authHeaders, forgetToken, token, TOKEN_KEY } from './token.js';
 
-const TOKEN_KEY = 'ferry.token';
 /** Wait before reading the live stream again after it broke. */
 const RECONNECT_MS = 2000;
-
-export function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-export function authHeaders() {
-  const t = token();
-  return t ? { authorization: `Bearer ${t}` } : {};
-}
-
-export function forgetToken() {
-  sessionStorage.removeItem(TOKEN_KEY);
-}
 
 /**
  * Shows the login form in place of the views; resolves once the gateway takes the token typed

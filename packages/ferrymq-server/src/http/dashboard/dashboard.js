@@ -3,7 +3,8 @@
 // Every piece of data is put in the page as text, never parsed as HTML.
 import { StatsHistory } from './charts.js';
 import { $, fmtAge } from './util.js';
-import { askForToken, forgetToken, setupLogout, streamEvents, token } from './auth.js';
+import { askForToken, setupLogout, streamEvents } from './auth.js';
+import { forgetToken, token } from './token.js';
 import { renderOverview } from './view-overview.js';
 import { renderQueues } from './view-queues.js';
 import { renderJobs } from './view-jobs.js';

@@ -1,6 +1,6 @@
 // Shared helpers of the dashboard: DOM building (text only: data never goes through HTML
 // parsing), formatting, the JSON API client and hash links.
-import { authHeaders } from './auth.js';
+import { authHeaders } from './token.js';
 
 /** Builds an element. attrs: class, data-*, aria-*, on<event> functions, other properties. */
 export function el(tag, attrs = {}, ...children) {
