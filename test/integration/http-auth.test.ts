@@ -9,7 +9,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hashToken } from 'ferrymq-server/internal/security/auth-model.js';
+import { startGateway } from 'ferrymq-server/internal/http/gateway.js';
+import {
+  hashToken,
+  parseAuthConfig,
+  type AuthModel,
+} from 'ferrymq-server/internal/security/auth-model.js';
 import { startBroker, tmpDir, type TestBroker } from '../helpers/broker.js';
 import { startWorker, type Loose } from '../helpers/http.js';
 
@@ -272,6 +277,41 @@ describe('HTTP bearer tokens and permissions', () => {
     assert.equal((await call(base, 'GET', '/metrics', TOKENS.ops)).status, 200);
     // The metrics token is for /metrics only.
     assert.equal((await call(base, 'GET', '/v1/queues', METRICS_TOKEN)).status, 401);
+  });
+});
+
+describe('HTTP tokens after a reload of the auth file', () => {
+  it('asks the holder per request: a removed token fails its next request', async () => {
+    const b = await startBroker();
+    const grant = (tokens: string[]): AuthModel =>
+      parseAuthConfig({
+        users: [{ name: 'app', tokens: tokens.map(hashToken), allow: { 'queue:send': ['**'] } }],
+      });
+    let current = grant([TOKENS.app]);
+    const { broker, jobs, pubsub, stats } = b.server;
+    const gw = await startGateway({
+      broker,
+      jobs,
+      pubsub,
+      stats,
+      host: '127.0.0.1',
+      port: 0,
+      bodyLimitBytes: 1024 * 1024,
+      version: 'test',
+      auth: () => current,
+    });
+    try {
+      const send = () => call(gw.url, 'POST', '/v1/queues/r.q/messages', TOKENS.app, { body: 'x' });
+      assert.equal((await send()).status, 201);
+      current = grant([TOKENS.ops]); // what a SIGHUP reload hands the gateway
+      const revoked = await send();
+      assert.equal(revoked.status, 401);
+      assert.equal(revoked.body.code, 'UNAUTHENTICATED');
+      assert.equal((await b.server.broker.queueStats('r.q')).ready, 1, 'one message only');
+    } finally {
+      await gw.close();
+      await b.stop();
+    }
   });
 });
 
