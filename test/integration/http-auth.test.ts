@@ -137,6 +137,9 @@ describe('HTTP bearer tokens and permissions', () => {
     for (const p of ['/healthz', '/readyz', '/openapi.json', '/', '/dashboard/dashboard.js']) {
       assert.equal((await call(base, 'GET', p)).status, 200, p);
     }
+    const doc = (await call(base, 'GET', '/openapi.json')).body;
+    assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' });
+    assert.deepEqual(doc.security, [{ bearer: [] }]);
   });
 
   it('answers 403 FORBIDDEN per verb and resource, and changes nothing', async () => {

@@ -166,6 +166,14 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
         description: 'Queues, jobs, stats and events of a Ferry broker. See docs/http.md.',
         version: options.version,
       },
+      // With an auth file every route but the probes, this document and the dashboard's
+      // files takes a bearer token (docs/security.md#http-gateway).
+      ...(options.auth
+        ? {
+            components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+            security: [{ bearer: [] }],
+          }
+        : {}),
       tags: [
         { name: 'queues', description: 'Send, consume, settle, browse, dead letters' },
         { name: 'jobs', description: 'Services, workers, jobs' },
