@@ -128,6 +128,7 @@ describe('HTTP bearer tokens and permissions', () => {
           `${method} ${p} (${token ?? 'none'}): ${JSON.stringify(r.body)}`,
         );
         assert.equal(r.body.code, 'UNAUTHENTICATED');
+        assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="ferry"');
       }
     }
     assert.equal(b.server.broker.listQueues().includes('orders.eu'), false, 'nothing was sent');

@@ -66,6 +66,9 @@ function routeOf(req: FastifyRequest): string | undefined {
   return req.routeOptions.url;
 }
 
+/** RFC 6750: a 401 names the scheme it wants. */
+const CHALLENGE = 'Bearer realm="ferry"';
+
 function unauthenticated(hadToken: boolean): FerryError {
   return new FerryError(
     'UNAUTHENTICATED',
@@ -111,7 +114,7 @@ export function registerAuthGuard(app: FastifyInstance, o: AuthGuardOptions): vo
     for (const need of await rule.needs(ctx)) refuseUnless(auth, user, need);
   };
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     const auth = o.auth?.();
     req.ferryAuth = auth;
     const token = bearerOf(req);
@@ -126,7 +129,10 @@ export function registerAuthGuard(app: FastifyInstance, o: AuthGuardOptions): vo
         o.metricsToken !== undefined && hash !== undefined && sameHash(hash, o.metricsToken);
       if (byToken) req.ferryCredential = hash;
       else if (auth !== undefined || o.metricsToken !== undefined) {
-        if (user === undefined) throw unauthenticated(token !== undefined);
+        if (user === undefined) {
+          void reply.header('www-authenticate', CHALLENGE);
+          throw unauthenticated(token !== undefined);
+        }
         if (auth === undefined || !auth.isAllowed(user, 'admin', 'stats')) {
           throw forbidden(user, { verbs: ['admin'], resource: 'stats' });
         }
@@ -134,7 +140,10 @@ export function registerAuthGuard(app: FastifyInstance, o: AuthGuardOptions): vo
     }
     if (user !== undefined) req.ferryCredential = hash;
     if (auth === undefined || rule.access === 'metrics') return;
-    if (user === undefined) throw unauthenticated(token !== undefined);
+    if (user === undefined) {
+      void reply.header('www-authenticate', CHALLENGE);
+      throw unauthenticated(token !== undefined);
+    }
     if (!rule.body) await check(req, rule);
   });
 
