@@ -127,6 +127,18 @@ describe('config', () => {
       queues: { text: [], json: [[1], 'q'] },
       curve: { text: [''], json: ['a.key', { secretKeyFile: '' }, { file: 'a.key' }] },
       cidrs: { text: ['10.0.0.0/33', 'nowhere', '::1/129', ''], json: [[], '10.0.0.1', [7]] },
+      hosts: {
+        text: ['a b', 'x.example:80', 'http://x.example'],
+        json: [[1], 'x.example', ['-x']],
+      },
+      origins: {
+        text: ['evil.example', 'http://x.example/path', 'ftp://x.example'],
+        json: [['http://u:p@x.example'], 3, 'http://x.example'],
+      },
+      'token-hash': {
+        text: ['abc', `sha256:${'z'.repeat(64)}`],
+        json: [1, `sha256:${'a'.repeat(63)}`],
+      },
     };
     let checked = 0;
     for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {
@@ -143,6 +155,31 @@ describe('config', () => {
       }
     }
     assert.ok(checked > 100, `checked ${checked} bad values`);
+  });
+
+  it('reads the HTTP security keys: host and origin lists, TLS files, metrics token', () => {
+    const d = loadConfig();
+    assert.deepEqual([d.httpHosts, d.httpOrigins, d.httpRateLimit], [[], [], 0]);
+    assert.equal(d.tlsCert, undefined);
+    const text = loadConfig({
+      flags: {
+        'http-hosts': 'Ferry.Internal, [::1],10.0.0.5',
+        'http-origins': 'https://app.example, http://localhost:3000/',
+        'metrics-token': `sha256:${'AB'.repeat(32)}`,
+        'http-rate-limit': '600',
+      },
+    });
+    assert.deepEqual(text.httpHosts, ['ferry.internal', '[::1]', '10.0.0.5']);
+    assert.deepEqual(text.httpOrigins, ['https://app.example', 'http://localhost:3000']);
+    assert.equal(text.metricsToken, `sha256:${'ab'.repeat(32)}`);
+    assert.equal(text.httpRateLimit, 600);
+    const file = loadConfig({
+      file: configFile({ httpHosts: ['a.example'], httpOrigins: [], tlsCert: 'c.pem' }),
+    });
+    assert.deepEqual(
+      [file.httpHosts, file.httpOrigins, file.tlsCert],
+      [['a.example'], [], 'c.pem'],
+    );
   });
 
   it('runs the HTTP gateway on 127.0.0.1:7480 unless moved or turned off', () => {

@@ -30,7 +30,9 @@ import { GatewayMetrics } from './metrics.js';
 import { registerQueueLifecycleRoutes } from './queue-lifecycle-routes.js';
 import { registerQueueRoutes } from './queue-routes.js';
 import { registerTopicRoutes } from './topic-routes.js';
-import { registerOriginGuard } from './origin-guard.js';
+import { registerGatewaySecurity } from './gateway-security.js';
+import { statsFor } from './auth-guard.js';
+import type { AuthModel } from '../security/auth-model.js';
 import { registerZmwsRoutes } from './zmws-routes.js';
 import type { ZmwsServerQuery } from '../dialects/zmws/zmws-commands.js';
 
@@ -61,11 +63,26 @@ export interface GatewayOptions {
   topics?: TopicSource | undefined;
   /** Package version, shown in the OpenAPI document. */
   version: string;
+  /** PEM certificate and key: HTTPS instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** `Host` names answered besides loopback names and IP addresses (DNS rebinding guard). */
+  allowedHosts?: readonly string[] | undefined;
+  /** Origins whose pages may call the gateway (CORS for them); none by default. */
+  allowedOrigins?: readonly string[] | undefined;
+  /**
+   * The auth file's users as loaded now (asked per request: a reload applies to the next
+   * one). Undefined: no bearer tokens, every route open (loopback development).
+   */
+  auth?: (() => AuthModel | undefined) | undefined;
+  /** `sha256:<hex>` of a token that may read `/metrics`. */
+  metricsToken?: string | undefined;
+  /** Requests per minute per token (per address without an auth file); 0 or undefined: no limit. */
+  rateLimitPerMinute?: number | undefined;
 }
 
 /** What the server holds of a running gateway. */
 export interface HttpGateway {
-  /** `http://host:port`, with the real port. */
+  /** `http://host:port` (`https://` with TLS), with the real port. */
   readonly url: string;
   /** Open HTTP connections (for the `http` row of connections per dialect). */
   readonly connections: number;
@@ -85,7 +102,8 @@ const MAX_PARAM_LENGTH = 2048;
 
 export async function startGateway(options: GatewayOptions): Promise<HttpGateway> {
   const log = options.logger ?? silentLogger;
-  const app: FastifyInstance = Fastify({
+  const app = Fastify({
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     logger: false,
     bodyLimit: options.bodyLimitBytes,
     // Refuse unknown fields instead of dropping them; coerce query strings to their types.
@@ -106,7 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
       const fe = routerError(err, req.url.split('?')[0] ?? '');
       void (reply as FastifyReply).status(fe.status).send(errorBody(fe));
     },
-  });
+  }) as unknown as FastifyInstance;
   const consumers = new HttpConsumers(options.broker);
   const metrics = new GatewayMetrics(options.stats);
   const sockets = new Set<Socket>();
@@ -123,6 +141,23 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
     s.once('close', () => sockets.delete(s));
   });
 
+  // ZMWS's `/<JOB>` route is called from its clients' own pages by design.
+  await registerGatewaySecurity(app, {
+    allowedHosts: options.allowedHosts ?? [],
+    allowedOrigins: options.allowedOrigins ?? [],
+    openRoutes: new Set(['/:job']),
+    auth: options.auth,
+    metricsToken: options.metricsToken,
+    rateLimitPerMinute: options.rateLimitPerMinute ?? 0,
+    // A malformed id has no job: the route's own validation answers it.
+    serviceOfJob: (id) =>
+      options.jobs.get(id).then(
+        (j) => j?.service,
+        () => undefined,
+      ),
+    queueOfLease: (lease) => consumers.queueOfLease(lease),
+  });
+
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -131,6 +166,14 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
         description: 'Queues, jobs, stats and events of a Ferry broker. See docs/http.md.',
         version: options.version,
       },
+      // With an auth file every route but the probes, this document and the dashboard's
+      // files takes a bearer token (docs/security.md#http-gateway).
+      ...(options.auth
+        ? {
+            components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+            security: [{ bearer: [] }],
+          }
+        : {}),
       tags: [
         { name: 'queues', description: 'Send, consume, settle, browse, dead letters' },
         { name: 'jobs', description: 'Services, workers, jobs' },
@@ -233,18 +276,21 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   app.get(
     '/v1/stats',
     { schema: { tags: ['ops'], summary: 'Every stat: broker, storage, queues, jobs, workers' } },
-    () => options.stats.snapshot(),
+    async (req) => statsFor(req, await options.stats.snapshot()),
   );
 
   let closingNow = false;
-  // ZMWS's `/<JOB>` route is called from its clients' own pages by design.
-  registerOriginGuard(app, { openRoutes: new Set(['/:job']) });
   registerHealthRoutes(app, { readiness: options.readiness, isClosing: () => closingNow });
   registerQueueRoutes(app, { broker: options.broker, consumers });
   registerQueueLifecycleRoutes(app, { broker: options.broker, pubsub: options.pubsub });
   registerJobRoutes(app, { jobs: options.jobs });
   registerTopicRoutes(app, { pubsub: options.pubsub, streams });
-  registerEventRoutes(app, { jobs: options.jobs, stats: options.stats, streams });
+  registerEventRoutes(app, {
+    jobs: options.jobs,
+    stats: options.stats,
+    streams,
+    statsView: statsFor,
+  });
   const zmwsListing = options.zmwsListing;
   if (zmwsListing) {
     await app.register((scope) =>
@@ -278,7 +324,7 @@ export async function startGateway(options: GatewayOptions): Promise<HttpGateway
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,
     get connections() {
       return sockets.size;
     },

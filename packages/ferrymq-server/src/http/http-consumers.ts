@@ -53,6 +53,7 @@ export interface LeasedDelivery extends Delivery {
 
 interface Poll {
   tag: string;
+  queue: string;
   resolve: (messages: LeasedDelivery[]) => void;
   reject: (err: FerryError) => void;
   timer: NodeJS.Timeout | undefined;
@@ -61,6 +62,7 @@ interface Poll {
 }
 
 interface LeaseEntry {
+  queue: string;
   attempt: number;
   deadline: number;
 }
@@ -116,7 +118,15 @@ export class HttpConsumers {
     const leaseMs = req.leaseMs ?? this.broker.policyOf(req.queue).ackTimeoutMs;
     if (req.waitMs === 0 && !(await this.hasReady(req.queue))) return [];
     return new Promise<LeasedDelivery[]>((resolve, reject) => {
-      const poll: Poll = { tag: '', resolve, reject, timer: undefined, leaseMs, done: false };
+      const poll: Poll = {
+        tag: '',
+        queue: req.queue,
+        resolve,
+        reject,
+        timer: undefined,
+        leaseMs,
+        done: false,
+      };
       const tag = `http-${Math.random().toString(36).slice(2)}`;
       poll.tag = tag;
       this.polls.set(tag, poll);
@@ -153,7 +163,7 @@ export class HttpConsumers {
     const now = Date.now();
     const out: LeasedDelivery[] = messages.map((m) => {
       const deadline = now + poll.leaseMs;
-      this.leases.set(m.id, { attempt: m.attempt, deadline });
+      this.leases.set(m.id, { queue: poll.queue, attempt: m.attempt, deadline });
       return { ...m, lease: formatLeaseId(m.id, m.attempt), leaseExpiresAt: deadline };
     });
     this.finish(poll, out);
@@ -177,6 +187,13 @@ export class HttpConsumers {
     const ids = messages.map((m) => m.id);
     for (const id of ids) this.leases.delete(id);
     void this.session.nack(ids, { requeue: true }).catch(() => {});
+  }
+
+  /** The queue of a lease the gateway handed out and still holds, else undefined. */
+  queueOfLease(lease: string): string | undefined {
+    const parsed = parseLeaseId(lease);
+    const e = parsed && this.leases.get(parsed.id);
+    return e && e.attempt === parsed.attempt ? e.queue : undefined;
   }
 
   /** Resolves lease ids to message ids; a stale or malformed one becomes undefined. */

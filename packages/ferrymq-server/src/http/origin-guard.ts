@@ -4,8 +4,8 @@
  * without a body, say `/v1/queues/{queue}/pause`) is still carried out before the browser
  * hides the answer. Browsers name the page's origin in `Origin` on every request that can
  * change something; a request whose origin is not the gateway's own is refused with 403
- * `FORBIDDEN_ORIGIN` before any route runs. Clients that are not browsers send no `Origin`
- * and are not affected; the dashboard, served by the gateway itself, is same-origin. The ZMWS
+ * `FORBIDDEN_ORIGIN` before any route runs, unless it is one of the configured origins
+ * (`httpOrigins`). Clients that are not browsers send no `Origin` and are not affected; the dashboard, served by the gateway itself, is same-origin. The ZMWS
  * routes are left open: ZMWS's browser clients call them from their own pages by design.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -24,10 +24,10 @@ function originHost(origin: string): string | undefined {
   }
 }
 
-/** True when the request may go on: no browser origin, or the gateway's own. */
-function sameOrigin(req: FastifyRequest): boolean {
+/** True when the request may go on: no browser origin, the gateway's own, or a listed one. */
+function allowedOrigin(req: FastifyRequest, listed: ReadonlySet<string>): boolean {
   const origin = req.headers.origin;
-  if (origin === undefined) return true;
+  if (origin === undefined || listed.has(origin.toLowerCase())) return true;
   const host = originHost(origin);
   return host !== undefined && host === req.headers.host;
 }
@@ -35,18 +35,21 @@ function sameOrigin(req: FastifyRequest): boolean {
 export interface OriginGuardOptions {
   /** Routes (their URL pattern) that stay open to every origin. */
   openRoutes: ReadonlySet<string>;
+  /** Origins (`https://app.example`) whose pages may change things too. */
+  allowedOrigins: readonly string[];
 }
 
 export function registerOriginGuard(app: FastifyInstance, o: OriginGuardOptions): void {
+  const listed = new Set(o.allowedOrigins);
   app.addHook('onRequest', (req, _reply, done) => {
     if (READ_METHODS.has(req.method) || o.openRoutes.has(req.routeOptions.url ?? '')) {
       return done();
     }
-    if (sameOrigin(req)) return done();
+    if (allowedOrigin(req, listed)) return done();
     done(
       new FerryError(
         'FORBIDDEN_ORIGIN',
-        `a page of ${req.headers.origin} may not ${req.method} this gateway (only its own origin, ${req.headers.host ?? 'unknown'}, and clients that are not browsers)`,
+        `a page of ${req.headers.origin} may not ${req.method} this gateway (only its own origin, ${req.headers.host ?? 'unknown'}, those of httpOrigins and clients that are not browsers)`,
       ),
     );
   });

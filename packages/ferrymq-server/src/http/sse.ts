@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobApi } from '../core/job-types.js';
 import type { StatsSource } from '../core/stats.js';
-import { FerryError } from 'ferrymq/model';
+import { FerryError, type FerryStats } from 'ferrymq/model';
 import { jobEventToJson } from './job-json.js';
 import { errorResponses, jobIdParams } from './schemas.js';
 
@@ -98,6 +98,8 @@ export interface EventRoutesOptions {
   jobs: JobApi;
   stats: StatsSource;
   streams: SseStreams;
+  /** What of a snapshot the request's user may see (auth-guard.ts); all of it without. */
+  statsView?: ((req: FastifyRequest, s: FerryStats) => FerryStats) | undefined;
 }
 
 const sseResponse = {
@@ -166,7 +168,7 @@ export function registerEventRoutes(app: FastifyInstance, o: EventRoutesOptions)
         o.stats.snapshot().then(
           (s) => {
             busy = false;
-            stream.send('stats', { at: Date.now(), ...s });
+            stream.send('stats', { at: Date.now(), ...(o.statsView?.(req, s) ?? s) });
           },
           (err: unknown) => {
             busy = false;

@@ -34,6 +34,11 @@ import {
 } from '../dialects/ferry/ferry-dialect.js';
 import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 import { SECURITY_DEFAULTS, SECURITY_SCHEMA, type SecurityConfig } from './config-security.js';
+import {
+  DEFAULT_HTTP_SECURITY,
+  HTTP_SECURITY_SCHEMA,
+  type HttpSecurityConfig,
+} from './config-http-security.js';
 
 /** @public (the broker package exports it) */
 export const DEFAULT_BIND = 'tcp://127.0.0.1:7400';
@@ -65,7 +70,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface FerryConfig extends SecurityConfig {
+export interface FerryConfig extends SecurityConfig, HttpSecurityConfig {
   dataDir: string;
   bind: string;
   sync: SyncPolicy;
@@ -144,7 +149,10 @@ type Kind =
   | 'queues'
   | 'http'
   | 'curve'
-  | 'cidrs';
+  | 'cidrs'
+  | 'hosts'
+  | 'origins'
+  | 'token-hash';
 
 export interface KeySpec {
   kind: Kind;
@@ -459,6 +467,7 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
     max: 1024 * 1024 * 1024,
     help: 'largest HTTP request body, bytes',
   },
+  ...HTTP_SECURITY_SCHEMA,
   queues: { kind: 'queues', flag: '', env: '', help: 'per-queue policy (file only)' },
   ...SECURITY_SCHEMA,
 };
@@ -507,6 +516,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   zmwsHeartbeatMs: ZMWS_HEARTBEAT_INTERVAL_MS,
   http: DEFAULT_HTTP,
   httpBodyLimitBytes: DEFAULT_HTTP_BODY_LIMIT_BYTES,
+  ...DEFAULT_HTTP_SECURITY,
   queues: {},
   ...SECURITY_DEFAULTS,
 }) as FerryConfig;

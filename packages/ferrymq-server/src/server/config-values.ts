@@ -15,6 +15,7 @@ import {
   type FerryConfig,
 } from './config-schema.js';
 import { coerceCidrs, coerceCurve } from './config-security.js';
+import { coerceHosts, coerceOrigins, coerceTokenHash } from './config-http-security.js';
 
 const POLICY_KEYS: ReadonlySet<string> = new Set([
   'ackTimeoutMs',
@@ -126,6 +127,12 @@ export function coerce(
       return coerceCurve(raw, where, fromText);
     case 'cidrs':
       return coerceCidrs(raw, where, fromText);
+    case 'hosts':
+      return coerceHosts(raw, where, fromText);
+    case 'origins':
+      return coerceOrigins(raw, where, fromText);
+    case 'token-hash':
+      return coerceTokenHash(raw, where);
   }
 }
 

@@ -10,6 +10,8 @@ import { splitHttpAddress, type FerryConfig } from './config.js';
 import type { CoreComponent } from './core-component.js';
 import type { ZmwsComponent } from './dialect-components.js';
 import type { Component } from './lifecycle.js';
+import type { AuthModel } from '../security/auth-model.js';
+import { readAuthFile, readTlsFiles } from './http-security-files.js';
 
 export interface HttpComponentOptions {
   config: FerryConfig;
@@ -23,6 +25,11 @@ export interface HttpComponentOptions {
   /** This package's version (the OpenAPI document's). */
   version: string;
   logger: Logger;
+  /**
+   * The auth file's users as loaded now, from whoever reloads it; without, the component
+   * reads `authFile` once at start.
+   */
+  auth?: (() => AuthModel | undefined) | undefined;
 }
 
 export class HttpComponent implements Component {
@@ -36,6 +43,12 @@ export class HttpComponent implements Component {
     const { host, port } = splitHttpAddress(this.options.address);
     const { broker, jobs, pubsub, stats } = core.parts;
     const listing = zmws?.dialect;
+    const tls = readTlsFiles(config);
+    let auth = this.options.auth;
+    if (auth === undefined && config.authFile !== undefined) {
+      const model = readAuthFile(config.authFile);
+      auth = () => model;
+    }
     // Loaded only when the gateway is on: Fastify and its plugins cost ~20 MB of memory.
     const { startGateway } = await import('../http/gateway.js');
     this.gateway = await startGateway({
@@ -53,6 +66,12 @@ export class HttpComponent implements Component {
       readiness,
       version,
       logger,
+      tls,
+      auth,
+      allowedHosts: config.httpHosts,
+      allowedOrigins: config.httpOrigins,
+      metricsToken: config.metricsToken,
+      rateLimitPerMinute: config.httpRateLimit,
     });
   }
 

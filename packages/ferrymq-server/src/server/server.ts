@@ -158,6 +158,8 @@ function componentsOf(
           readiness,
           version: packageVersion(),
           logger: log,
+          // The model in force, read per request: a SIGHUP reload reaches HTTP too.
+          auth: () => security.model,
         })
       : undefined;
   const optional = [mdp, clone, pzq, zmws, http].filter((c) => c !== undefined);

@@ -187,6 +187,19 @@ export const ERROR_REGISTRY = {
     status: 400,
     description: 'The HTTP request body had a __proto__ key, which the gateway refuses anywhere.',
   },
+  FORBIDDEN_HOST: {
+    status: 403,
+    description:
+      'The HTTP request named a Host the gateway does not answer for (DNS rebinding guard).',
+  },
+  UNAUTHENTICATED: {
+    status: 401,
+    description: 'The HTTP request had no valid bearer token, and the gateway asks for one.',
+  },
+  RATE_LIMITED: {
+    status: 429,
+    description: 'The token (or address) sent more HTTP requests than its limit per minute.',
+  },
   FORBIDDEN_ORIGIN: {
     status: 403,
     description:

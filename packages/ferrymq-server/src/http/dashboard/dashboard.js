@@ -3,6 +3,8 @@
 // Every piece of data is put in the page as text, never parsed as HTML.
 import { StatsHistory } from './charts.js';
 import { $, fmtAge } from './util.js';
+import { askForToken, setupLogout, streamEvents } from './auth.js';
+import { forgetToken, token } from './token.js';
 import { renderOverview } from './view-overview.js';
 import { renderQueues } from './view-queues.js';
 import { renderJobs } from './view-jobs.js';
@@ -44,11 +46,10 @@ const live = {
 
 function connect() {
   const badge = $('#live');
-  const es = new EventSource(`/v1/events/stats?intervalMs=${STATS_INTERVAL_MS}`);
-  es.addEventListener('stats', (e) => {
+  const onStats = (data) => {
     badge.textContent = 'live';
     badge.className = 'live on';
-    const s = JSON.parse(e.data);
+    const s = JSON.parse(data);
     lastStats = s;
     history.add(s);
     $('#uptime').textContent = `up ${fmtAge(s.broker.uptimeMs)} · ${s.broker.queues} queues`;
@@ -59,11 +60,16 @@ function connect() {
         console.warn('view update failed', err);
       }
     }
-  });
-  es.onerror = () => {
-    badge.textContent = 'reconnecting…';
-    badge.className = 'live off';
   };
+  streamEvents(
+    `/v1/events/stats?intervalMs=${STATS_INTERVAL_MS}`,
+    (event, data) => event === 'stats' && onStats(data),
+    (state) => {
+      if (state === 'unauthorized') return void login('Log in to see this broker.');
+      badge.textContent = 'reconnecting…';
+      badge.className = 'live off';
+    },
+  );
 }
 
 // ------------------------------------------------------------------ routing
@@ -86,10 +92,13 @@ function parseRoute() {
 }
 
 let dispose = null;
+/** Set while the login form is shown: no view renders meanwhile. */
+let loggingIn = null;
 /** Counts renders: a render that finishes after a newer one started cleans up at once. */
 let renders = 0;
 
 async function show() {
+  if (loggingIn) return;
   const mine = ++renders;
   const route = parseRoute();
   const name = route.path[0];
@@ -109,7 +118,7 @@ async function show() {
     if (mine === renders) dispose = cleanup;
     else if (typeof cleanup === 'function') cleanup();
   } catch (err) {
-    if (mine === renders) root.append(String(err?.message ?? err));
+    if (mine === renders && !loggingIn) root.append(String(err?.message ?? err));
   }
 }
 
@@ -136,7 +145,27 @@ function setupTheme() {
   });
 }
 
+// ------------------------------------------------------------------ token
+
+/** Shows the login form (once, however many requests were refused), then the page again. */
+function login(reason) {
+  loggingIn ??= (async () => {
+    if (typeof dispose === 'function') dispose();
+    dispose = null;
+    renders++;
+    if (token()) {
+      forgetToken();
+      reason = 'The token was refused (revoked?): log in again.';
+    }
+    await askForToken($('#view'), reason);
+    location.reload();
+  })();
+  return loggingIn;
+}
+
 setupTheme();
-connect();
+setupLogout();
+window.addEventListener('ferry:unauthorized', () => void login('Log in to see this broker.'));
 window.addEventListener('hashchange', () => void show());
+connect();
 void show();

@@ -1,5 +1,6 @@
 // Shared helpers of the dashboard: DOM building (text only: data never goes through HTML
 // parsing), formatting, the JSON API client and hash links.
+import { authHeaders } from './token.js';
 
 /** Builds an element. attrs: class, data-*, aria-*, on<event> functions, other properties. */
 export function el(tag, attrs = {}, ...children) {
@@ -71,7 +72,7 @@ class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
-  const init = { method, headers: {} };
+  const init = { method, headers: { ...authHeaders() } };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -84,6 +85,7 @@ export async function api(method, path, body) {
   } catch {
     data = undefined;
   }
+  if (res.status === 401) window.dispatchEvent(new CustomEvent('ferry:unauthorized'));
   if (!res.ok) {
     throw new ApiError(data?.code ?? 'HTTP', data?.message ?? `HTTP ${res.status}`, res.status);
   }
