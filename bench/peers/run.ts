@@ -894,7 +894,7 @@ function targets(all: Result[], sizes: number[]): TargetLine[] {
     const times = goal.bound === 1 ? '' : `${goal.bound}× `;
     const r = med(f, key) / med(p, key);
     check(
-      `W3 ${kind}: ${f.m.row.label} ${what} ${goal.op} ${times}${p.m.row.label}’s`,
+      `W3 ${kind}: ${f.m.row.label} ${what} ${goal.op} ${times}${p.m.row.label} ${what}`,
       Number.isFinite(r) ? (goal.op === '≤' ? r <= goal.bound : r >= goal.bound) : NaN,
       `${ratioText(r)} (${fmt(med(f, key))} vs ${fmt(med(p, key))} ${key === 'p50Ms' ? 'ms' : 'calls/s'})`,
     );
