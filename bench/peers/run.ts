@@ -531,7 +531,10 @@ function skipped(row: SystemRow, metrics: MetricDef[], why: string): Measurement
   };
 }
 
-/** Ferry's W3 row: one for a transient call (the policy does not touch it), one per policy for a durable one. */
+/**
+ * Ferry's W3 rows: one for a transient call (no sync policy touches it), one per policy for a
+ * durable call.
+ */
 function ferryCallRows(ferryRows: SystemRow[], kind: CallKind): SystemRow[] {
   if (kind === 'durable') {
     return ferryRows.map((row) => ({
@@ -594,7 +597,12 @@ function w3Group(
       continue;
     }
     ms.push({
-      row: { ...peerRow(peer, info), ...flavour, durability: flavour.description },
+      row: {
+        ...peerRow(peer, info),
+        label: flavour.label,
+        durability: flavour.description,
+        tag: flavour.tag,
+      },
       metrics: W3_METRICS,
       timeoutMs: b.timeoutMs,
       async run(scope, label) {
@@ -923,27 +931,33 @@ function targets(all: Result[], sizes: number[]): TargetLine[] {
 
 function markdown(all: Result[], runs: number): string {
   const lines: string[] = [];
-  let last = '';
-  for (const r of all) {
-    if (r.group.name !== last) {
-      last = r.group.name;
+  for (const g of new Set(all.map((r) => r.group))) {
+    const rs = all.filter((r) => r.group === g);
+    const metrics = rs[0]?.m.metrics ?? [];
+    lines.push(
+      '',
+      `**${g.title}**`,
+      '',
+      `| System | ${metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok | Durability |`,
+      `|---|${metrics.map(() => '---:').join('|')}|:-:|---|`,
+    );
+    for (const r of rs) {
+      const cells = r.m.skip
+        ? r.m.metrics.map(() => 'skipped')
+        : r.m.metrics.map((m) => {
+            const s = r.spreads[m.key]!;
+            return s.n === 0 ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+          });
       lines.push(
-        '',
-        `**${r.group.title}**`,
-        '',
-        `| System | ${r.m.metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok | Durability |`,
-        `|---|${r.m.metrics.map(() => '---:').join('|')}|:-:|---|`,
+        `| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} | ${r.m.row.tag} |`,
       );
     }
-    const cells = r.m.skip
-      ? r.m.metrics.map(() => 'skipped')
-      : r.m.metrics.map((m) => {
-          const s = r.spreads[m.key]!;
-          return s.n === 0 ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
-        });
-    lines.push(
-      `| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} | ${r.m.row.tag} |`,
-    );
+    // The broker's counts per operation under the table, for the rows that have them.
+    const counts = rs.flatMap((r) => {
+      const text = opCountsText(r);
+      return text === null ? [] : [`- ${r.m.row.label}, per op (medians): ${text}`];
+    });
+    if (counts.length > 0) lines.push('', ...counts);
   }
   return lines.join('\n');
 }
