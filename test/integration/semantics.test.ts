@@ -334,7 +334,9 @@ describe('semantics (real broker, real sockets)', () => {
       encodeRequest('COMPLETE', Buffer.from('q1'), { id, quiet: true }, [Buffer.from('y')]),
     );
     const result = await call.catch((err: unknown) => {
-      throw new Error(`${String(err)}; inbox: ${JSON.stringify(raw.inbox.map((r) => [r.kind, r.args]))}`);
+      throw new Error(
+        `${String(err)}; inbox: ${JSON.stringify(raw.inbox.map((r) => [r.kind, r.args]))}`,
+      );
     });
     assert.equal(result.toString(), 'y', 'the job was completed');
     // A PING after it on the same connection: its PONG comes with nothing for q1 before it.
