@@ -82,7 +82,7 @@ export type CallKind = 'transient' | 'durable';
 export const CALL_KINDS: readonly CallKind[] = ['transient', 'durable'];
 
 /** What a peer runs for one kind of W3 call. */
-export interface RpcFlavour {
+interface RpcFlavour {
   /** The row label: exactly what answers the calls (e.g. "NATS core", not JetStream). */
   label: string;
   /** How a call goes through this peer and what is stored, one line. */
