@@ -1,7 +1,8 @@
 /**
  * Ferry's side of `bench:peers`. W1, W2 and the ceilings are the very measurements of
  * `npm run bench` (bench/workloads.ts), run with this bench's size and sync policy. W3 uses the
- * job server through the SDK (`ferry.worker` / `ferry.call`). W4 is the fan-out of
+ * job server through the SDK (`ferry.worker` / `ferry.call`, transient or `{ durable: true }`),
+ * with the broker's counters per call (bench/op-counts.ts) over the measured calls. W4 is the fan-out of
  * bench/pubsub-load.ts (`ferryFanoutTarget`), measured by the same code as the peers' W4.
  */
 import type { FerryClient } from 'ferrymq';
@@ -15,9 +16,16 @@ import {
   type Scope,
   type Workload,
 } from '../workloads.js';
+import { perOp, snapshotCounters, type CounterSnapshot } from '../op-counts.js';
 import { ferryFanoutTarget } from '../pubsub-load.js';
 import { W3_CALL_TIMEOUT_MS } from './config.js';
-import { fanoutMeasurement, sequentialCalls, w3Result, type FanoutMode } from './peer.js';
+import {
+  fanoutMeasurement,
+  sequentialCalls,
+  w3Result,
+  type CallKind,
+  type FanoutMode,
+} from './peer.js';
 
 /** One of `npm run bench`'s workloads by its name (w1, w2, push-pull, …). */
 export function ferryWorkload(name: string): Workload {
@@ -41,6 +49,8 @@ export function runFerryWorkload(
 export interface FerryW3Options {
   base: BenchConfig;
   sync: string;
+  /** durable: `call(…, { durable: true })`, the job and its result stored. */
+  kind: CallKind;
   calls: number;
   workers: number;
   size: number;
@@ -52,9 +62,12 @@ function brokerFor(base: BenchConfig, sync: string, scope: Scope, tag: string) {
   return startBenchBroker({ ...base, sync }, scope, tag);
 }
 
-/** W3 on Ferry: 1 caller, `workers` workers (concurrency 1, a connection each). */
+/**
+ * W3 on Ferry: 1 caller, `workers` workers (concurrency 1, a connection each); with the broker's
+ * fsyncs, commits, SQL statements and ZeroMQ messages per measured call (the warm-up left out).
+ */
 export async function ferryW3(o: FerryW3Options): Promise<RunOutput> {
-  const broker = await brokerFor(o.base, o.sync, o.scope, 'w3');
+  const broker = await brokerFor(o.base, o.sync, o.scope, o.kind === 'durable' ? 'w3d' : 'w3');
   const service = 'bench-w3';
   for (let i = 0; i < o.workers; i++) {
     const wc = await benchClient(broker, o.scope);
@@ -63,12 +76,20 @@ export async function ferryW3(o: FerryW3Options): Promise<RunOutput> {
     o.scope.add(() => w.close());
   }
   const caller = await benchClient(broker, o.scope);
-  const r = await sequentialCalls(
-    (params) => caller.call(service, params, { timeoutMs: W3_CALL_TIMEOUT_MS }),
-    { calls: o.calls, size: o.size, onProgress: o.onProgress },
-  );
+  const options = { timeoutMs: W3_CALL_TIMEOUT_MS, durable: o.kind === 'durable' };
+  const snap: { before?: CounterSnapshot; after?: CounterSnapshot } = {};
+  const r = await sequentialCalls((params) => caller.call(service, params, options), {
+    calls: o.calls,
+    size: o.size,
+    onProgress: o.onProgress,
+    measured: {
+      start: async () => void (snap.before = await snapshotCounters(caller)),
+      end: async () => void (snap.after = await snapshotCounters(caller)),
+    },
+  });
   broker.mem.sample();
   r.metrics['peakRssMB'] = broker.mem.peakRssKiB / 1024;
+  if (snap.before && snap.after) Object.assign(r.metrics, perOp(snap.before, snap.after, o.calls));
   return r;
 }
 

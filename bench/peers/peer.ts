@@ -1,6 +1,6 @@
 /**
  * What every peer (RabbitMQ, JetStream, BullMQ) provides, and the load loops shared by all of
- * them, so the three run exactly the same W1 / W2 / W3 / W4 code (W4 also for Ferry). Bodies carry their send time and
+ * them, so the three run exactly the same W1 / W2 / W3 / W4 code (W3 and W4 also for Ferry). Bodies carry their send time and
  * sequence number in Ferry's bench layout (bench/ferry-load.ts), so the consumer measures
  * end-to-end latency and counts each message once.
  */
@@ -18,7 +18,7 @@ import { fanoutLoad, type FanoutTarget } from '../pubsub-load.js';
 import { summarizeLatency } from '../stats.js';
 import { startProgress, type RunOutput, type Scope } from '../workloads.js';
 import { packageVersion } from './clients.js';
-import type { PeerId, PeersConfig } from './config.js';
+import { W3_CALL_TIMEOUT_MS, type PeerId, type PeersConfig } from './config.js';
 
 /** A server that answered the probe: its version and durability settings as reported. */
 export interface ServerInfo {
@@ -73,6 +73,30 @@ export interface PeerRpc {
   call(params: Buffer): Promise<Buffer>;
 }
 
+/**
+ * W3: a transient call (a worker answers, the call is not stored on the way) or a durable one
+ * (a job queue: the job is stored before a worker gets it, and the call returns once the server
+ * confirmed storing it and the result came back).
+ */
+export type CallKind = 'transient' | 'durable';
+export const CALL_KINDS: readonly CallKind[] = ['transient', 'durable'];
+
+/** What a peer runs for one kind of W3 call. */
+interface RpcFlavour {
+  /** The row label: exactly what answers the calls (e.g. "NATS core", not JetStream). */
+  label: string;
+  /** How a call goes through this peer and what is stored, one line. */
+  description: string;
+  /** What is stored, in a few words (the tables' durability column). */
+  tag: string;
+}
+
+export interface RpcOpenOptions {
+  name: string;
+  kind: CallKind;
+  workers: number;
+}
+
 export interface Peer {
   id: PeerId;
   name: string;
@@ -83,13 +107,10 @@ export interface Peer {
   /** Throws when the server is unreachable. */
   probe(): Promise<ServerInfo>;
   openQueue(scope: Scope, name: string): Promise<PeerQueue>;
-  openRpc(scope: Scope, name: string, workers: number): Promise<PeerRpc>;
-  /** How W3 goes through this peer, one line. */
-  rpcDescription: string;
-  /** W3's row label: what answers the calls (e.g. NATS core, not JetStream). */
-  rpcLabel: string;
-  /** What W3 stores, in a few words (the tables' durability column). */
-  rpcTag: string;
+  /** W3 per kind of call: what runs, or why nothing does (recorded as a skip). */
+  rpc: Record<CallKind, RpcFlavour | { skip: string }>;
+  /** W3: `workers` workers, each on a connection (or channel) of its own, and a caller. */
+  openRpc(scope: Scope, o: RpcOpenOptions): Promise<PeerRpc>;
   /** W4 per mode: what runs, or why nothing does (recorded as a skip). */
   fanout: Record<FanoutMode, FanoutFlavour | { skip: string }>;
   /**
@@ -401,10 +422,21 @@ export async function peerW4(
   return r;
 }
 
+export interface SequentialCallsOptions {
+  calls: number;
+  size: number;
+  onProgress: (done: number) => void;
+  /**
+   * Called right before the first measured call and right after the last one (outside the
+   * timed part), e.g. to take the broker's counters around exactly the measured calls.
+   */
+  measured?: { start(): Promise<void>; end(): Promise<void> };
+}
+
 /** W3 timing loop, shared by the peers and Ferry: `calls` sequential calls, 1 warm-up each 10. */
 export async function sequentialCalls(
   call: (params: Buffer) => Promise<Buffer>,
-  o: { calls: number; size: number; onProgress: (done: number) => void },
+  o: SequentialCallsOptions,
 ): Promise<{ metrics: Record<string, number>; details: Record<string, unknown> }> {
   const warmup = w3TotalCalls(o.calls) - o.calls;
   const samples = new Float64Array(o.calls);
@@ -412,7 +444,10 @@ export async function sequentialCalls(
   let badReplies = 0;
   let t0 = NaN;
   for (let i = 0; i < warmup + o.calls; i++) {
-    if (i === warmup) t0 = performance.now();
+    if (i === warmup) {
+      await o.measured?.start();
+      t0 = performance.now();
+    }
     const start = performance.now();
     const reply = await call(params);
     if (reply.length !== o.size) badReplies++;
@@ -420,6 +455,7 @@ export async function sequentialCalls(
     o.onProgress(i);
   }
   const elapsedMs = performance.now() - t0;
+  await o.measured?.end();
   if (badReplies > 0) throw new Error(`${badReplies} replies of the wrong size`);
   const lat = summarizeLatency(samples);
   return {
@@ -439,4 +475,35 @@ export function w3TotalCalls(calls: number): number {
 /** The result a W3 worker returns: `size` bytes. */
 export function w3Result(size: number): Buffer {
   return Buffer.alloc(size, 0x72);
+}
+
+/**
+ * Replies matched to their calls by an id (a correlation id, or the end of a reply subject):
+ * each call waits for its own, at most W3_CALL_TIMEOUT_MS.
+ */
+export class PendingReplies {
+  private nextId = 0;
+  private readonly waiting = new Map<string, (body: Buffer) => void>();
+
+  /** A new id, and the reply that `settle(id, …)` will resolve. */
+  expect(): { id: string; reply: Promise<Buffer> } {
+    const id = String(this.nextId++);
+    const reply = new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`no reply to call ${id} in ${W3_CALL_TIMEOUT_MS} ms`));
+      }, W3_CALL_TIMEOUT_MS);
+      this.waiting.set(id, (body) => {
+        clearTimeout(timer);
+        resolve(body);
+      });
+    });
+    return { id, reply };
+  }
+
+  /** Resolves the call waiting for `id`; a reply nobody waits for (any more) is dropped. */
+  settle(id: string, body: Buffer): void {
+    this.waiting.get(id)?.(body);
+    this.waiting.delete(id);
+  }
 }

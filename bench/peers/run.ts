@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, killAllBrokers, type MemSampler } from '../broker.js';
 import { newCounters, type LoadCounters } from '../ferry-load.js';
+import { OP_COUNT_METRICS } from '../op-counts.js';
 import {
   machineBusySeconds,
   machineInfo,
@@ -40,6 +41,7 @@ import {
 import { ferryW3, ferryW4, ferryWorkload, runFerryWorkload } from './ferry.js';
 import { connectPeer, PEER_ENDPOINTS } from './load-peer.js';
 import {
+  CALL_KINDS,
   FANOUT_MODES,
   findPid,
   peerW1,
@@ -48,6 +50,7 @@ import {
   samplerFor,
   sequentialCalls,
   w3TotalCalls,
+  type CallKind,
   type FanoutMode,
   type Peer,
   type ServerInfo,
@@ -158,6 +161,8 @@ interface Group {
   measurements: Measurement[];
   /** W4 groups: durable or live. */
   fanoutMode?: FanoutMode;
+  /** W3 groups: transient or durable calls. */
+  callKind?: CallKind;
 }
 
 interface Result {
@@ -510,74 +515,125 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
   }
 
   if (cfg.only.includes('w3')) {
-    const size = W3_PAYLOAD_BYTES;
-    // A call is a transient job (never stored): the sync policy does not touch it, so one row.
-    const w3Rows = ferryRows.filter((r) => r.sync === 'always').slice(0, 1);
-    if (w3Rows.length === 0) w3Rows.push(...ferryRows.slice(0, 1));
-    const ms: Measurement[] = w3Rows.map((row) => ({
-      row: { ...row, tag: 'not stored (a call)' },
-      metrics: W3_METRICS,
-      timeoutMs: b.timeoutMs,
-      run: (scope, label) => {
-        let done = 0;
-        startProgress(
-          scope,
-          label,
-          () => `calls ${done.toLocaleString('en-US')}`,
-          () => done / w3TotalCalls(cfg.w3Calls),
-        );
-        return ferryW3({
-          base: b,
-          sync: row.sync!,
-          calls: cfg.w3Calls,
-          workers: cfg.w3Workers,
-          size,
-          scope,
-          onProgress: (n) => (done = n),
-        });
-      },
-    }));
-    for (const { peer, info } of peers) {
-      ms.push({
-        row: {
-          ...peerRow(peer, info),
-          label: peer.rpcLabel,
-          durability: peer.rpcDescription,
-          tag: peer.rpcTag,
-        },
-        metrics: W3_METRICS,
-        timeoutMs: b.timeoutMs,
-        async run(scope, label) {
-          let done = 0;
-          const mem = samplerFor(scope, peer.processName);
-          startProgress(
-            scope,
-            label,
-            () => `calls ${done.toLocaleString('en-US')}`,
-            () => done / w3TotalCalls(cfg.w3Calls),
-          );
-          const rpc = await peer.openRpc(scope, 'ferry-bench-w3', cfg.w3Workers);
-          const r = await sequentialCalls((p) => rpc.call(p), {
-            calls: cfg.w3Calls,
-            size,
-            onProgress: (n) => (done = n),
-          });
-          mem?.sample();
-          r.metrics['peakRssMB'] = mem ? mem.peakRssKiB / 1024 : NaN;
-          return r;
-        },
-      });
-    }
-    groups.push({
-      workload: 'w3',
-      name: `W3 ${sizeText(size)}`,
-      title: `W3 sync jobs: 1 client, ${cfg.w3Calls.toLocaleString('en-US')} sequential calls (+10 % warm-up) to ${cfg.w3Workers} workers, ${size} B params and results`,
-      size,
-      shape: { calls: cfg.w3Calls, workers: cfg.w3Workers, size },
-      measurements: ms,
-    });
+    for (const kind of CALL_KINDS) groups.push(w3Group(cfg, peers, ferryRows, kind));
   }
   return groups;
+}
+
+/** A row that is not run, and why (printed, and kept in the JSON lines). */
+function skipped(row: SystemRow, metrics: MetricDef[], why: string): Measurement {
+  return {
+    row: { ...row, durability: 'not measured', tag: '' },
+    metrics,
+    timeoutMs: 0,
+    skip: why,
+    run: () => Promise.reject(new Error(why)),
+  };
+}
+
+/**
+ * Ferry's W3 rows: one for a transient call (no sync policy touches it), one per policy for a
+ * durable call.
+ */
+function ferryCallRows(ferryRows: SystemRow[], kind: CallKind): SystemRow[] {
+  if (kind === 'durable') {
+    return ferryRows.map((row) => ({
+      ...row,
+      label: `Ferry durable ${row.sync!}`,
+      durability: `call({ durable: true }): the job stored before a worker gets it, its result before the answer; ${ferryDurability(row.sync!)}`,
+      tag: `job + result, ${row.tag}`,
+    }));
+  }
+  const row = ferryRows.find((r) => r.sync === 'always') ?? ferryRows[0];
+  if (!row) return [];
+  return [
+    {
+      ...row,
+      label: 'Ferry call',
+      durability: 'call(): a transient job, not stored; no fsync on its path whatever the policy',
+      tag: 'not stored (a call)',
+    },
+  ];
+}
+
+function w3Group(
+  cfg: PeersConfig,
+  peers: { peer: Peer; info: ServerInfo }[],
+  ferryRows: SystemRow[],
+  kind: CallKind,
+): Group {
+  const b = cfg.base;
+  const size = W3_PAYLOAD_BYTES;
+  const callsProgress = (scope: Scope, label: string): ((n: number) => void) => {
+    let done = 0;
+    startProgress(
+      scope,
+      label,
+      () => `calls ${done.toLocaleString('en-US')}`,
+      () => done / w3TotalCalls(cfg.w3Calls),
+    );
+    return (n) => (done = n);
+  };
+  const ms: Measurement[] = ferryCallRows(ferryRows, kind).map((row) => ({
+    row,
+    metrics: W3_METRICS,
+    timeoutMs: b.timeoutMs,
+    run: (scope, label) =>
+      ferryW3({
+        base: b,
+        sync: row.sync!,
+        kind,
+        calls: cfg.w3Calls,
+        workers: cfg.w3Workers,
+        size,
+        scope,
+        onProgress: callsProgress(scope, label),
+      }),
+  }));
+  for (const { peer, info } of peers) {
+    const flavour = peer.rpc[kind];
+    if ('skip' in flavour) {
+      ms.push(skipped(peerRow(peer, info), W3_METRICS, flavour.skip));
+      continue;
+    }
+    ms.push({
+      row: {
+        ...peerRow(peer, info),
+        label: flavour.label,
+        durability: flavour.description,
+        tag: flavour.tag,
+      },
+      metrics: W3_METRICS,
+      timeoutMs: b.timeoutMs,
+      async run(scope, label) {
+        const mem = samplerFor(scope, peer.processName);
+        const onProgress = callsProgress(scope, label);
+        const name = `ferry-bench-w3-${kind}`;
+        const rpc = await peer.openRpc(scope, { name, kind, workers: cfg.w3Workers });
+        const r = await sequentialCalls((p) => rpc.call(p), {
+          calls: cfg.w3Calls,
+          size,
+          onProgress,
+        });
+        mem?.sample();
+        r.metrics['peakRssMB'] = mem ? mem.peakRssKiB / 1024 : NaN;
+        return r;
+      },
+    });
+  }
+  const what =
+    kind === 'durable'
+      ? 'durable calls (job queues): the job stored before a worker gets it; a call returns once the server confirmed storing it and the result came back'
+      : 'transient calls: a worker answers, nothing stored on the way (RabbitMQ: persistent requests, unconfirmed)';
+  return {
+    workload: 'w3',
+    name: `W3 ${kind} ${sizeText(size)}`,
+    title: `W3 ${what} — 1 client, ${cfg.w3Calls.toLocaleString('en-US')} sequential calls (+10 % warm-up) to ${cfg.w3Workers} workers, ${size} B params and results`,
+    size,
+    shape: { kind, calls: cfg.w3Calls, workers: cfg.w3Workers, size },
+    measurements: ms,
+    callKind: kind,
+  };
 }
 
 function w4Group(
@@ -607,13 +663,7 @@ function w4Group(
   for (const { peer, info } of peers) {
     const flavour = peer.fanout[mode];
     if ('skip' in flavour) {
-      ms.push({
-        row: { ...peerRow(peer, info), durability: 'not measured', tag: '' },
-        metrics: W4_METRICS,
-        timeoutMs: b.timeoutMs,
-        skip: flavour.skip,
-        run: () => Promise.reject(new Error(flavour.skip)),
-      });
+      ms.push(skipped(peerRow(peer, info), W4_METRICS, flavour.skip));
       continue;
     }
     ms.push({
@@ -665,7 +715,7 @@ function w4Group(
 
 // ------------------------------------------------------------------ output
 
-const LABEL_W = 20;
+const LABEL_W = 26;
 const CELL_W = 32;
 
 function cell(s: Spread, unit: string): string {
@@ -696,6 +746,22 @@ function printResult(r: Result, runs: number): void {
   console.log(
     [r.m.row.label.padEnd(LABEL_W), ...cells, `${r.outputs.length}/${runs}`, r.m.row.tag].join(' '),
   );
+  const counts = opCountsText(r);
+  if (counts !== null) console.log(`${''.padEnd(LABEL_W)} per op: ${counts}`);
+}
+
+/**
+ * The broker's own counts per operation (bench/op-counts.ts: medians), for a Ferry row whose
+ * runs report them; null otherwise (the peers, the ceilings).
+ */
+function opCountsText(r: Result): string | null {
+  const parts: string[] = [];
+  for (const m of OP_COUNT_METRICS) {
+    const s = r.spreads[m.key];
+    if (s && s.n > 0) parts.push(`${fmt(s.median)} ${m.label.replace(/ per op.*$/, '')}`);
+  }
+  if (parts.length === 0) return null;
+  return parts.join(', ');
 }
 
 interface RatioLine {
@@ -813,17 +879,51 @@ function targets(all: Result[], sizes: number[]): TargetLine[] {
       );
     }
   }
-  const f3 = find('w3', 'ferry:always');
-  const p3 = all.filter((r) => r.group.workload === 'w3' && r.m.row.systemId !== 'ferry');
-  if (f3 && p3.length > 0) {
-    const fp = med(f3, 'p50Ms');
-    const worstPeer = Math.min(...p3.map((p) => med(p, 'p50Ms')));
+  // W3 (issue 13's goals): the transient call against RabbitMQ RPC and NATS core, the durable
+  // call against NATS JetStream used as a job queue, at ≤ 1 fsync per call.
+  const call = (kind: CallKind, key: string): Result | undefined =>
+    all.find(
+      (r) =>
+        r.group.workload === 'w3' &&
+        r.group.callKind === kind &&
+        r.m.row.key === key &&
+        r.outputs.length > 0,
+    );
+  /** `f`'s median ÷ `p`'s on `key` must be at most (≤) or at least (≥) `bound`. */
+  const ratioCheck = (
+    kind: CallKind,
+    pair: { f: Result | undefined; p: Result | undefined },
+    key: 'p50Ms' | 'callsPerSec',
+    goal: { op: '≤' | '≥'; bound: number },
+  ): void => {
+    const { f, p } = pair;
+    if (!f || !p) return;
+    const what = key === 'p50Ms' ? 'p50' : 'calls/s';
+    const times = goal.bound === 1 ? '' : `${goal.bound}× `;
+    const r = med(f, key) / med(p, key);
     check(
-      `W3: Ferry always p50 below every peer’s`,
-      Number.isFinite(fp) && Number.isFinite(worstPeer) ? fp < worstPeer : NaN,
-      Number.isFinite(fp)
-        ? `${fmt(fp)} ms vs best peer ${fmt(worstPeer)} ms`
-        : `Ferry W3 not measured (${f3.m.skip ?? 'failed'})`,
+      `W3 ${kind}: ${f.m.row.label} ${what} ${goal.op} ${times}${p.m.row.label} ${what}`,
+      Number.isFinite(r) ? (goal.op === '≤' ? r <= goal.bound : r >= goal.bound) : NaN,
+      `${ratioText(r)} (${fmt(med(f, key))} vs ${fmt(med(p, key))} ${key === 'p50Ms' ? 'ms' : 'calls/s'})`,
+    );
+  };
+  const tf = call('transient', 'ferry:always');
+  ratioCheck('transient', { f: tf, p: call('transient', 'rabbitmq') }, 'p50Ms', {
+    op: '≤',
+    bound: 1,
+  });
+  ratioCheck('transient', { f: tf, p: call('transient', 'jetstream') }, 'callsPerSec', {
+    op: '≥',
+    bound: 0.9,
+  });
+  const df = call('durable', 'ferry:always');
+  ratioCheck('durable', { f: df, p: call('durable', 'jetstream') }, 'p50Ms', { op: '≤', bound: 1 });
+  if (df) {
+    const fsyncs = med(df, 'fsyncsPerOp');
+    check(
+      `W3 durable: ${df.m.row.label} ≤ 1 fsync per call`,
+      Number.isFinite(fsyncs) ? fsyncs <= 1 : NaN,
+      `${Number.isFinite(fsyncs) ? fsyncs.toFixed(4) : 'n/a'} fsyncs per measured call (every fsync of the broker meanwhile)`,
     );
   }
   return out;
@@ -831,27 +931,33 @@ function targets(all: Result[], sizes: number[]): TargetLine[] {
 
 function markdown(all: Result[], runs: number): string {
   const lines: string[] = [];
-  let last = '';
-  for (const r of all) {
-    if (r.group.name !== last) {
-      last = r.group.name;
+  for (const g of new Set(all.map((r) => r.group))) {
+    const rs = all.filter((r) => r.group === g);
+    const metrics = rs[0]?.m.metrics ?? [];
+    lines.push(
+      '',
+      `**${g.title}**`,
+      '',
+      `| System | ${metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok | Durability |`,
+      `|---|${metrics.map(() => '---:').join('|')}|:-:|---|`,
+    );
+    for (const r of rs) {
+      const cells = r.m.skip
+        ? r.m.metrics.map(() => 'skipped')
+        : r.m.metrics.map((m) => {
+            const s = r.spreads[m.key]!;
+            return s.n === 0 ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+          });
       lines.push(
-        '',
-        `**${r.group.title}**`,
-        '',
-        `| System | ${r.m.metrics.map((m) => (m.label === m.unit ? m.label : `${m.label} (${m.unit})`)).join(' | ')} | Runs ok | Durability |`,
-        `|---|${r.m.metrics.map(() => '---:').join('|')}|:-:|---|`,
+        `| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} | ${r.m.row.tag} |`,
       );
     }
-    const cells = r.m.skip
-      ? r.m.metrics.map(() => 'skipped')
-      : r.m.metrics.map((m) => {
-          const s = r.spreads[m.key]!;
-          return s.n === 0 ? 'n/a' : `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
-        });
-    lines.push(
-      `| ${r.m.row.label} | ${cells.join(' | ')} | ${r.outputs.length}/${runs} | ${r.m.row.tag} |`,
-    );
+    // The broker's counts per operation under the table, for the rows that have them.
+    const counts = rs.flatMap((r) => {
+      const text = opCountsText(r);
+      return text === null ? [] : [`- ${r.m.row.label}, per op (medians): ${text}`];
+    });
+    if (counts.length > 0) lines.push('', ...counts);
   }
   return lines.join('\n');
 }
@@ -1077,7 +1183,7 @@ async function main(): Promise<void> {
     }
     printGroupHeader(g);
     for (const r of results) {
-      for (const m of r.m.metrics) {
+      for (const m of [...r.m.metrics, ...OP_COUNT_METRICS]) {
         r.spreads[m.key] = spread(r.outputs.map((o) => o.metrics[m.key] ?? NaN));
       }
       printResult(r, b.runs);

@@ -1,8 +1,12 @@
 /**
  * `npm run bench:peers` as a user runs it (the compiled script, a child process): a peer that
  * is not reachable is skipped with a line saying so, never a failure; a bad setting stops it
- * with exit code 2 and a message naming the setting. No load is run (every peer is pointed at
- * a closed loopback port, Ferry is left out).
+ * with exit code 2 and a message naming the setting (no load: every peer is pointed at a
+ * closed loopback port, Ferry is left out). W3 on Ferry, a few calls: the transient and the
+ * durable call rows, each with the broker's counts per call. With the peers on this machine
+ * (RabbitMQ, NATS, Redis answering, their adapters compiled by `npm run prebench:peers`), the
+ * same with their transient and durable rows and issue 13's W3 targets; skipped, saying so,
+ * where they are not.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,9 +15,69 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { tmpDir } from '../helpers/broker.js';
+import { checkListening } from '../../bench/peers/load-peer.js';
 
 const SCRIPT = fileURLToPath(new URL('../../bench/peers/run.js', import.meta.url));
 const RUN_TIMEOUT_MS = 60_000;
+/** W3 runs: a few calls per row, two brokers started (transient, durable), ms. */
+const W3_RUN_TIMEOUT_MS = 120_000;
+const W3_CALLS = 40;
+const PEER_PORTS = [5672, 4222, 6379];
+const PEER_CONNECT_TIMEOUT_MS = 1_000;
+
+interface JsonLine {
+  kind: string;
+  system?: string;
+  group?: string;
+  row?: string;
+  ok?: boolean;
+  skipped?: string | null;
+  metrics?: Record<string, number>;
+  target?: string;
+  measured?: string;
+}
+
+/** The JSON lines the run named, removed (with its Markdown tables) once read. */
+function takeJsonLines(out: string): JsonLine[] {
+  const jsonl = /JSON lines: (\S+)/.exec(out)?.[1];
+  assert.ok(jsonl, 'the JSON lines file is named');
+  const file = path.resolve(jsonl);
+  try {
+    return fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as JsonLine);
+  } finally {
+    fs.rmSync(file, { force: true });
+    fs.rmSync(file.replace(/\.jsonl$/, '.md'), { force: true });
+  }
+}
+
+/** The measured run of `row` in the W3 group of `kind` (transient or durable). */
+function w3Run(lines: JsonLine[], kind: string, row: string): JsonLine {
+  const r = lines.find((l) => l.kind === 'run' && l.group === `W3 ${kind} 100 B` && l.row === row);
+  assert.ok(r, `a W3 ${kind} run of ${row}`);
+  assert.equal(r.ok, true, `${row} (${kind}) ran`);
+  return r;
+}
+
+function spawnW3(env: Record<string, string>, dir: string): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [SCRIPT, '--quick'], {
+    env: {
+      ...process.env,
+      BENCH_QUIET_S: '0',
+      BENCH_ONLY: 'w3',
+      BENCH_W3_N: String(W3_CALLS),
+      BENCH_FERRY_SYNCS: 'always',
+      BENCH_CHART: path.join(dir, 'chart.svg'),
+      ...env,
+    },
+    encoding: 'utf8',
+    timeout: W3_RUN_TIMEOUT_MS,
+  });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
 
 function runBench(env: Record<string, string>): { status: number | null; out: string } {
   const r = spawnSync(process.execPath, [SCRIPT, '--quick'], {
@@ -56,6 +120,84 @@ describe('npm run bench:peers', () => {
       assert.ok(fs.readFileSync(path.join(dir, 'chart.svg'), 'utf8').startsWith('<svg'));
       fs.rmSync(path.resolve(jsonl), { force: true });
       fs.rmSync(path.resolve(jsonl).replace(/\.jsonl$/, '.md'), { force: true });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('measures W3 transient and durable calls on Ferry, with broker counts per call', () => {
+    const dir = tmpDir('ferry-bench-w3-');
+    try {
+      const r = spawnW3({ BENCH_SYSTEMS: 'ferry' }, dir);
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, /^W3 transient calls: /m);
+      assert.match(r.out, /^W3 durable calls \(job queues\): /m);
+      assert.match(r.out, /^Ferry call .* not stored \(a call\)$/m);
+      assert.match(r.out, /^Ferry durable always .* job \+ result, fsync’d before ack$/m);
+      assert.match(r.out, /per op: .* fsyncs, .* commits, .* SQL statements, .* ZeroMQ messages/);
+      const lines = takeJsonLines(r.out);
+      const transient = w3Run(lines, 'transient', 'Ferry call').metrics!;
+      const durable = w3Run(lines, 'durable', 'Ferry durable always').metrics!;
+      // A durable call under `always` is answered after an fsync, one call at a time.
+      assert.ok(durable['fsyncsPerOp']! >= 1, `durable fsyncs per call ${durable['fsyncsPerOp']}`);
+      assert.ok(
+        durable['commitsPerOp']! >= 1,
+        `durable commits per call ${durable['commitsPerOp']}`,
+      );
+      assert.ok(durable['sqlPerOp']! > transient['sqlPerOp']!, 'a durable call runs more SQL');
+      // Call, job, result, answer: at least 4 ZeroMQ messages either way.
+      assert.ok(
+        transient['zmqPerOp']! >= 4,
+        `transient messages per call ${transient['zmqPerOp']}`,
+      );
+      assert.ok(durable['zmqPerOp']! >= 4, `durable messages per call ${durable['zmqPerOp']}`);
+      assert.ok(transient['fsyncsPerOp']! < 1, 'a transient call waits for no fsync');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('measures the peers’ transient and durable calls beside Ferry’s, with the W3 targets', async (t) => {
+    const adapters = fileURLToPath(new URL('../../bench/peers/adapters/', import.meta.url));
+    const missing: string[] = [];
+    for (const id of ['rabbitmq', 'jetstream', 'bullmq']) {
+      if (!fs.existsSync(path.join(adapters, `${id}.js`))) missing.push(`the ${id} adapter`);
+    }
+    for (const port of PEER_PORTS) {
+      await checkListening('127.0.0.1', port, PEER_CONNECT_TIMEOUT_MS).catch(() =>
+        missing.push(`127.0.0.1:${port}`),
+      );
+    }
+    if (missing.length > 0) {
+      t.skip(`no ${missing.join(', ')} (npm run prebench:peers, and the peers running)`);
+      return;
+    }
+    const dir = tmpDir('ferry-bench-w3-peers-');
+    try {
+      const r = spawnW3({}, dir);
+      assert.equal(r.status, 0, r.out);
+      const lines = takeJsonLines(r.out);
+      for (const row of ['Ferry call', 'RabbitMQ RPC', 'NATS core']) w3Run(lines, 'transient', row);
+      for (const row of [
+        'Ferry durable always',
+        'RabbitMQ RPC confirmed',
+        'NATS JetStream jobs',
+        'BullMQ',
+      ]) {
+        w3Run(lines, 'durable', row);
+      }
+      const bullmqTransient = lines.find(
+        (l) => l.kind === 'summary' && l.group === 'W3 transient 100 B' && l.system === 'bullmq',
+      );
+      assert.match(bullmqTransient?.skipped ?? '', /a BullMQ call is a job/);
+      const targets = lines.filter((l) => l.kind === 'target').map((l) => l.target);
+      assert.deepEqual(targets, [
+        'W3 transient: Ferry call p50 ≤ RabbitMQ RPC p50',
+        'W3 transient: Ferry call calls/s ≥ 0.9× NATS core calls/s',
+        'W3 durable: Ferry durable always p50 ≤ NATS JetStream jobs p50',
+        'W3 durable: Ferry durable always ≤ 1 fsync per call',
+      ]);
+      assert.match(r.out, /^Targets \(100 B, medians of this run\):$/m);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -5,7 +5,9 @@
  * concurrency is the number of jobs a worker holds at once, which is what prefetch bounds);
  * a job counts as acked when the worker's 'completed' event fired (moved to completed, and
  * removed: removeOnComplete). Job data is the body as a latin1 string (JSON, ~size bytes).
- * W3: `queue.add` + 4 Workers (concurrency 1 each) + `job.waitUntilFinished(queueEvents)`.
+ * W3: a BullMQ call is a job, so it runs as a durable call (the job stored in Redis before a
+ * worker gets it, its result too): `queue.add` + 4 Workers (concurrency 1 each) +
+ * `job.waitUntilFinished(queueEvents)`; there is no transient call to measure.
  * W4: BullMQ has no fan-out (a job goes to one worker), so durable W4 is skipped; live W4 is
  * Redis pub/sub on the same Redis through ioredis: PUBLISH awaited, one subscriber connection
  * each (no reconnect, so a connection Redis closed for its output buffer stays closed).
@@ -88,10 +90,16 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
   return {
     processName: 'redis-server',
     dataDir: null,
-    rpcLabel: 'BullMQ',
-    rpcTag: 'Redis, in memory only',
-    rpcDescription:
-      'queue.add, 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents); Redis in memory only',
+    rpc: {
+      transient: { skip: 'a BullMQ call is a job, stored in Redis: measured as a durable call' },
+      durable: {
+        label: 'BullMQ',
+        tag: 'Redis, in memory only',
+        description:
+          'queue.add (the job stored in Redis), 4 Workers with concurrency 1, job.waitUntilFinished(queueEvents) ' +
+          '(the result stored in Redis); Redis in memory only',
+      },
+    },
     fanout: {
       durable: { skip: NO_FANOUT },
       live: {
@@ -151,7 +159,7 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
         },
       };
     },
-    async openRpc(scope, name, workers): Promise<PeerRpc> {
+    async openRpc(scope, { name, workers }): Promise<PeerRpc> {
       const queue = await freshQueue(scope, url, name);
       const events = new QueueEvents(name, { connection: connectionFor(url) });
       scope.add(() => events.close());

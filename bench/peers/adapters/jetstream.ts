@@ -3,8 +3,12 @@
  * (an acked message is removed, as in a queue), `js.publish` awaiting each PubAck (a message
  * counts as sent when its PubAck arrives), a durable pull consumer with explicit acks and
  * max_ack_pending = prefetch, consumed with `consume({ max_messages: prefetch })`.
- * W3: NATS core request/reply (not JetStream: nothing stored), 4 subscribers in a queue group,
- * each on a connection of its own.
+ * W3 transient: NATS core request/reply (not JetStream: nothing stored), 4 subscribers in a
+ * queue group, each on a connection of its own.
+ * W3 durable, JetStream as a job queue: the caller `js.publish`es the job (awaiting its PubAck)
+ * to a file-storage work-queue stream, with its reply subject in a header; 4 workers, each on a
+ * connection of its own, pull from one durable consumer (explicit acks, max_ack_pending =
+ * workers), publish the result over core NATS to that subject (not stored) and ack the job.
  * W4 durable: a file-storage stream with interest retention (a message is removed once every
  * consumer acked it) and one durable pull consumer per subscriber, each on its own connection.
  * W4 live: NATS core publish/subscribe, nothing stored; a publish counts as confirmed when the
@@ -18,19 +22,24 @@ import type { Scope } from '../../workloads.js';
 import { peerClient } from '../clients.js';
 import { W3_CALL_TIMEOUT_MS, type PeersConfig } from '../config.js';
 import {
+  PendingReplies,
   type AdapterPeer,
   type FanoutOpenOptions,
   type PeerQueue,
   type PeerRpc,
+  type RpcOpenOptions,
   type ServerInfo,
   w3Result,
 } from '../peer.js';
 
-const { AckPolicy, connect, RetentionPolicy, StorageType } = peerClient<typeof Nats>('nats');
+const { AckPolicy, connect, createInbox, headers, RetentionPolicy, StorageType } =
+  peerClient<typeof Nats>('nats');
 
 const NATS_CONFIG = '/etc/nats-server.conf';
 const NATS_STORE_DIR = '/var/lib/nats-server';
 const DURABLE_NAME = 'bench';
+/** W3 durable: the header carrying the subject a job's result goes to. */
+const REPLY_HEADER = 'Ferry-Bench-Reply-To';
 
 /** `reconnect: false` makes a connection the server closed (a slow consumer) stay closed. */
 async function open(scope: Scope, url: string, reconnect = true): Promise<NatsConnection> {
@@ -65,6 +74,28 @@ async function cleanStream(
   });
 }
 
+/**
+ * A new file-storage R1 stream `name` on subject `subject` (an old one of that name deleted
+ * first, and again when the scope closes), with the connection that made it.
+ */
+async function freshStream(
+  scope: Scope,
+  url: string,
+  o: { name: string; subject: string; retention: Nats.RetentionPolicy },
+): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {
+  const nc = await open(scope, url);
+  const jsm = await nc.jetstreamManager();
+  await cleanStream(scope, jsm, url, o.name);
+  await jsm.streams.add({
+    name: o.name,
+    subjects: [o.subject],
+    storage: StorageType.File,
+    retention: o.retention,
+    num_replicas: 1,
+  });
+  return { nc, jsm };
+}
+
 function bodyOf(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
@@ -80,17 +111,9 @@ async function jetstreamFanout(
   url: string,
   o: FanoutOpenOptions,
 ): Promise<FanoutTarget> {
-  const nc = await open(scope, url);
-  const jsm = await nc.jetstreamManager();
   const subject = `bench.${o.name}`;
-  await cleanStream(scope, jsm, url, o.name);
-  await jsm.streams.add({
-    name: o.name,
-    subjects: [subject],
-    storage: StorageType.File,
-    retention: RetentionPolicy.Interest,
-    num_replicas: 1,
-  });
+  const retention = RetentionPolicy.Interest;
+  const { nc, jsm } = await freshStream(scope, url, { name: o.name, subject, retention });
   // Before the first publish: with interest retention a message nobody is interested in is gone.
   for (let i = 0; i < o.subscribers; i++) {
     await jsm.consumers.add(o.name, {
@@ -159,6 +182,71 @@ async function natsCoreFanout(
   };
 }
 
+/** W3 transient: see the header. */
+async function natsCoreRpc(scope: Scope, url: string, o: RpcOpenOptions): Promise<PeerRpc> {
+  const subject = `bench.rpc.${o.name}`;
+  for (let i = 0; i < o.workers; i++) {
+    const wc = await open(scope, url);
+    wc.subscribe(subject, {
+      queue: 'workers',
+      callback: (err, m) => {
+        if (!err) m.respond(w3Result(m.data.byteLength));
+      },
+    });
+    await wc.flush();
+  }
+  const nc = await open(scope, url);
+  return {
+    async call(params) {
+      const m = await nc.request(subject, params, { timeout: W3_CALL_TIMEOUT_MS });
+      return bodyOf(m.data);
+    },
+  };
+}
+
+/** W3 durable, JetStream as a job queue: see the header. */
+async function jetstreamJobs(scope: Scope, url: string, o: RpcOpenOptions): Promise<PeerRpc> {
+  const subject = `bench.jobs.${o.name}`;
+  const retention = RetentionPolicy.Workqueue;
+  const { nc, jsm } = await freshStream(scope, url, { name: o.name, subject, retention });
+  await jsm.consumers.add(o.name, {
+    durable_name: DURABLE_NAME,
+    ack_policy: AckPolicy.Explicit,
+    max_ack_pending: o.workers,
+  });
+  for (let i = 0; i < o.workers; i++) {
+    const wc = await open(scope, url);
+    const consumer = await wc.jetstream().consumers.get(o.name, DURABLE_NAME);
+    const jobs = await consumer.consume({ max_messages: 1 });
+    scope.add(() => jobs.stop());
+    void (async () => {
+      for await (const m of jobs) {
+        const replyTo = m.headers?.get(REPLY_HEADER) ?? '';
+        if (replyTo !== '') wc.publish(replyTo, w3Result(m.data.byteLength));
+        m.ack();
+      }
+    })().catch(() => {});
+  }
+  const inbox = createInbox();
+  const replies = new PendingReplies();
+  nc.subscribe(`${inbox}.*`, {
+    callback: (err, m) => {
+      if (!err) replies.settle(m.subject.slice(inbox.length + 1), bodyOf(m.data));
+    },
+  });
+  await nc.flush();
+  const js = nc.jetstream();
+  return {
+    async call(params) {
+      const { id, reply } = replies.expect();
+      const h = headers();
+      h.set(REPLY_HEADER, `${inbox}.${id}`);
+      const [, result] = await Promise.all([js.publish(subject, params, { headers: h }), reply]);
+      return result;
+    },
+  };
+}
+
 /** JetStream's acknowledgement, in a few words (the tables' durability column). */
 function syncTag(): string {
   return `not fsync’d (every ${configuredSyncInterval() ?? '2 min'})`;
@@ -179,10 +267,22 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
   return {
     processName: 'nats-server',
     dataDir: NATS_STORE_DIR,
-    rpcLabel: 'NATS core',
-    rpcTag: 'not stored',
-    rpcDescription:
-      'NATS core request/reply (nothing stored), 4 subscribers in one queue group, each on its own connection',
+    rpc: {
+      transient: {
+        label: 'NATS core',
+        tag: 'not stored',
+        description:
+          'NATS core request/reply (nothing stored), 4 subscribers in one queue group, each on its own connection',
+      },
+      durable: {
+        label: 'NATS JetStream jobs',
+        tag: `job stored, ${syncTag()}`,
+        description:
+          'JetStream as a job queue: js.publish of the job to a file-storage work-queue stream (R1), PubAck awaited; ' +
+          '4 workers pull from one durable consumer (explicit ack after replying), the result over core NATS (not ' +
+          `stored); the PubAck comes once the job is written to the OS, not fsync’d (sync_interval ${configuredSyncInterval() ?? 'default, 2 min'})`,
+      },
+    },
     fanout: {
       durable: {
         label: 'NATS JetStream',
@@ -229,17 +329,9 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
       }
     },
     async openQueue(scope, name): Promise<PeerQueue> {
-      const nc = await open(scope, url);
-      const jsm = await nc.jetstreamManager();
       const subject = `bench.${name}`;
-      await cleanStream(scope, jsm, url, name);
-      await jsm.streams.add({
-        name,
-        subjects: [subject],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Workqueue,
-        num_replicas: 1,
-      });
+      const retention = RetentionPolicy.Workqueue;
+      const { nc, jsm } = await freshStream(scope, url, { name, subject, retention });
       const js = nc.jetstream();
       return {
         async publish(body) {
@@ -264,25 +356,7 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
         },
       };
     },
-    async openRpc(scope, name, workers): Promise<PeerRpc> {
-      const subject = `bench.rpc.${name}`;
-      for (let i = 0; i < workers; i++) {
-        const wc = await open(scope, url);
-        wc.subscribe(subject, {
-          queue: 'workers',
-          callback: (err, m) => {
-            if (!err) m.respond(w3Result(m.data.byteLength));
-          },
-        });
-        await wc.flush();
-      }
-      const nc = await open(scope, url);
-      return {
-        async call(params) {
-          const m = await nc.request(subject, params, { timeout: W3_CALL_TIMEOUT_MS });
-          return bodyOf(m.data);
-        },
-      };
-    },
+    openRpc: (scope, o) =>
+      o.kind === 'durable' ? jetstreamJobs(scope, url, o) : natsCoreRpc(scope, url, o),
   };
 }

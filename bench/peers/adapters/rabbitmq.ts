@@ -2,7 +2,9 @@
  * RabbitMQ through amqplib: a durable classic queue, persistent messages, publisher confirms
  * on a ConfirmChannel (a message counts as sent when its confirm arrives), a consumer with
  * prefetch and one basic.ack per message. W3: requests to a durable queue with 4 worker
- * channels (prefetch 1 each), replies over direct reply-to (`amq.rabbitmq.reply-to`).
+ * channels (prefetch 1 each), replies over direct reply-to (`amq.rabbitmq.reply-to`) —
+ * transient: persistent requests, no publisher confirm; durable: the same on a ConfirmChannel,
+ * a call returning once both its request's confirm and its reply arrived.
  * W4: a fanout exchange, one queue per subscriber, each consumed on a connection of its own —
  * durable: durable exchange, durable classic queues, persistent messages, one ack per message;
  * live: non-durable exchange, exclusive server-named queues, transient messages, noAck.
@@ -14,10 +16,12 @@ import type { Scope } from '../../workloads.js';
 import { peerClient } from '../clients.js';
 import type { PeersConfig } from '../config.js';
 import {
+  PendingReplies,
   type AdapterPeer,
   type FanoutOpenOptions,
   type PeerQueue,
   type PeerRpc,
+  type RpcOpenOptions,
   type ServerInfo,
   w3Result,
 } from '../peer.js';
@@ -124,15 +128,111 @@ async function openFanout(scope: Scope, url: string, o: FanoutOpenOptions): Prom
   };
 }
 
+/** W3's workers: a channel each with prefetch 1, replying to `replyTo` then acking. */
+async function startRpcWorkers(conn: ChannelModel, name: string, workers: number): Promise<void> {
+  for (let i = 0; i < workers; i++) {
+    const ch = await conn.createChannel();
+    await ch.assertQueue(name, CLASSIC_QUEUE);
+    await ch.prefetch(1);
+    await ch.consume(name, (msg) => {
+      if (msg === null) return;
+      const result = w3Result(msg.content.length);
+      ch.sendToQueue(msg.properties.replyTo as string, result, {
+        correlationId: msg.properties.correlationId as string,
+      });
+      ch.ack(msg);
+    });
+  }
+}
+
+/** W3 transient: see the header. */
+async function unconfirmedRpc(scope: Scope, url: string, o: RpcOpenOptions): Promise<PeerRpc> {
+  const name = o.name;
+  const conn = await open(scope, url);
+  await cleanUp(scope, conn, url, { queues: [name] });
+  await startRpcWorkers(conn, name, o.workers);
+  const client = await conn.createChannel();
+  let next = 0;
+  const waiting = new Map<string, (b: Buffer) => void>();
+  await client.consume(
+    DIRECT_REPLY_TO,
+    (msg) => {
+      if (msg === null) return;
+      const id = msg.properties.correlationId as string;
+      waiting.get(id)?.(msg.content);
+      waiting.delete(id);
+    },
+    { noAck: true },
+  );
+  return {
+    call(params) {
+      const id = String(next++);
+      return new Promise<Buffer>((resolve) => {
+        waiting.set(id, resolve);
+        client.sendToQueue(name, params, {
+          persistent: true,
+          replyTo: DIRECT_REPLY_TO,
+          correlationId: id,
+        });
+      });
+    },
+  };
+}
+
+/** W3 durable: see the header. */
+async function confirmedRpc(scope: Scope, url: string, o: RpcOpenOptions): Promise<PeerRpc> {
+  const conn = await open(scope, url);
+  await cleanUp(scope, conn, url, { queues: [o.name] });
+  await startRpcWorkers(conn, o.name, o.workers);
+  const client: ConfirmChannel = await conn.createConfirmChannel();
+  const replies = new PendingReplies();
+  await client.consume(
+    DIRECT_REPLY_TO,
+    (msg) => {
+      if (msg !== null) replies.settle(msg.properties.correlationId as string, msg.content);
+    },
+    { noAck: true },
+  );
+  return {
+    async call(params) {
+      const { id, reply } = replies.expect();
+      const confirmed = new Promise<void>((resolve, reject) => {
+        client.sendToQueue(
+          o.name,
+          params,
+          { persistent: true, replyTo: DIRECT_REPLY_TO, correlationId: id },
+          (err: unknown) =>
+            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+        );
+      });
+      const [, result] = await Promise.all([confirmed, reply]);
+      return result;
+    },
+  };
+}
+
 export function createPeer(cfg: PeersConfig): AdapterPeer {
   const url = cfg.amqpUrl;
   return {
     processName: 'beam.smp',
     dataDir: RABBITMQ_DATA_DIR,
-    rpcLabel: 'RabbitMQ RPC',
-    rpcTag: 'persistent, not confirmed',
-    rpcDescription:
-      'persistent requests on a durable classic queue (no publisher confirms: the reply is the confirmation), 4 consumer channels with prefetch 1, replies via direct reply-to',
+    rpc: {
+      transient: {
+        label: 'RabbitMQ RPC',
+        tag: 'persistent, not confirmed',
+        description:
+          'persistent requests on a durable classic queue (no publisher confirms: the reply is the confirmation), 4 consumer channels with prefetch 1, replies via direct reply-to',
+      },
+      durable: {
+        label: 'RabbitMQ RPC confirmed',
+        tag: CONFIRM_TAG,
+        description:
+          'the same RPC with publisher confirms: persistent requests on a durable classic queue, a call returns once ' +
+          'its request was confirmed and its reply (direct reply-to, not stored) arrived; RabbitMQ confirms a ' +
+          'persistent message once persisted to disk (the message store fsyncs in batches) or once consumed and ' +
+          'acked, which with an idle worker usually comes first: a request may never reach the disk',
+      },
+    },
     fanout: {
       durable: {
         label: 'RabbitMQ',
@@ -201,48 +301,7 @@ export function createPeer(cfg: PeersConfig): AdapterPeer {
         },
       };
     },
-    async openRpc(scope, name, workers): Promise<PeerRpc> {
-      const conn = await open(scope, url);
-      await cleanUp(scope, conn, url, { queues: [name] });
-      for (let i = 0; i < workers; i++) {
-        const ch = await conn.createChannel();
-        await ch.assertQueue(name, CLASSIC_QUEUE);
-        await ch.prefetch(1);
-        await ch.consume(name, (msg) => {
-          if (msg === null) return;
-          const result = w3Result(msg.content.length);
-          ch.sendToQueue(msg.properties.replyTo as string, result, {
-            correlationId: msg.properties.correlationId as string,
-          });
-          ch.ack(msg);
-        });
-      }
-      const client = await conn.createChannel();
-      let next = 0;
-      const waiting = new Map<string, (b: Buffer) => void>();
-      await client.consume(
-        DIRECT_REPLY_TO,
-        (msg) => {
-          if (msg === null) return;
-          const id = msg.properties.correlationId as string;
-          waiting.get(id)?.(msg.content);
-          waiting.delete(id);
-        },
-        { noAck: true },
-      );
-      return {
-        call(params) {
-          const id = String(next++);
-          return new Promise<Buffer>((resolve) => {
-            waiting.set(id, resolve);
-            client.sendToQueue(name, params, {
-              persistent: true,
-              replyTo: DIRECT_REPLY_TO,
-              correlationId: id,
-            });
-          });
-        },
-      };
-    },
+    openRpc: (scope, o) =>
+      o.kind === 'durable' ? confirmedRpc(scope, url, o) : unconfirmedRpc(scope, url, o),
   };
 }
