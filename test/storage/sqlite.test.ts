@@ -255,36 +255,6 @@ describe('sqlite storage (SQLite only)', () => {
     assert.ok(m.fsyncs >= 1 && m.fsyncs <= m.commits, `fsyncs ${m.fsyncs}, commits ${m.commits}`);
   });
 
-  it('SQLite: checkpoints run on their own thread, and the WAL stays bounded under steady writes', async () => {
-    const dir = newDir();
-    const s = store(dir, { mode: 'always' });
-    await s.open();
-    const body = Buffer.alloc(4096, 7);
-    // ~40 MiB through the WAL, commit after commit, without a pause for the thread to catch up.
-    const deadline = Date.now() + 60_000;
-    for (let i = 0; i < 1_000 && Date.now() < deadline; i++) {
-      const items = Array.from({ length: 10 }, () => ({ ...item('q', 'x'), frames: [body] }));
-      const { ids } = await s.enqueue(items);
-      const { messages } = await s.lease('q', 10, T0);
-      await s.ack(messages.map((m) => ({ id: m.id, attempts: m.attempts })));
-      if (i % 100 === 0) await s.durable();
-      assert.deepEqual(
-        messages.map((m) => m.id),
-        ids,
-      );
-    }
-    await waitFor(() => s.metrics().checkpoints > 0, 'a checkpoint on the thread', {
-      timeoutMs: 5_000,
-    });
-    const walBytes = fs.statSync(path.join(dir, `${SQLITE_DB_FILE}-wal`)).size;
-    assert.ok(walBytes <= 64 * 1024 * 1024, `WAL ${walBytes} bytes`);
-    await s.close();
-    // Everything committed is there after a reopen (the WAL was checkpointed and removed).
-    const again = store(dir, { mode: 'always' });
-    const rec = await again.open();
-    assert.equal(rec.queues.get('q')?.ready, 0);
-  });
-
   it('SQLite: under sync off, commits never fsync', async () => {
     const s = store(newDir(), { mode: 'off' });
     await s.open();

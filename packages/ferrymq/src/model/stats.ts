@@ -65,13 +65,6 @@ export interface StorageMetrics {
    * statements, what the store executed.
    */
   sqlControlStatements: number;
-  /** WAL checkpoints run on the store's checkpoint thread (off the event loop). */
-  checkpoints: number;
-  /**
-   * Checkpoints the writer finished in line because the WAL had grown past 16 MiB while the
-   * thread's could not catch up with a steady load (the thread copies the bulk).
-   */
-  inlineCheckpoints: number;
   /** Sum of commit durations (including fsync under `always`), ms. */
   commitMsTotal: number;
   commitMsMax: number;

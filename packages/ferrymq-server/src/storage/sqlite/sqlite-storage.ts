@@ -54,7 +54,6 @@ import {
   type QueueStatements,
 } from './sqlite-queue-statements.js';
 import { SqliteWriter, type WriteCost, type WriteLevel } from './sqlite-writer.js';
-import { Checkpointer } from './checkpointer.js';
 
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
@@ -128,13 +127,6 @@ export class SqliteStorage implements Storage {
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     db.pragma('foreign_keys = OFF');
     db.pragma('busy_timeout = 5000');
-    if (this.dbPath !== IN_MEMORY && this.sync.mode !== 'off') {
-      // Checkpoints (and their fsyncs) on a thread of their own: checkpointer.ts.
-      db.pragma('wal_autocheckpoint = 0');
-      this.writer.useCheckpointer(
-        new Checkpointer(this.dbPath, (message) => process.emitWarning(message)),
-      );
-    }
     this.migrate(db);
     if (this.maxStoreBytes > 0) {
       const pageSize = Number(db.pragma('page_size', { simple: true }));

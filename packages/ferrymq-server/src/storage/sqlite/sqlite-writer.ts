@@ -22,7 +22,6 @@ import {
   type StorageMetrics,
 } from 'ferrymq/model';
 import type { SyncPolicy } from '../types.js';
-import type { Checkpointer } from './checkpointer.js';
 import { COMMIT_OVERHEAD_BYTES, type DiskFloor } from './disk-floor.js';
 
 /** Statement methods that execute it (counted). */
@@ -91,8 +90,6 @@ export class SqliteWriter {
   private readonly onRollback: () => void;
   private readonly floor: DiskFloor | undefined;
   private db: Database.Database | undefined;
-  /** Checkpoints on a thread of their own (under `always` and `batch`), once open. */
-  private checkpointer: Checkpointer | undefined;
   private pending: PendingCall[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -160,11 +157,6 @@ export class SqliteWriter {
     this.syncTimer.unref();
   }
 
-  /** From now on checkpoints run on `c`'s thread (SQLite's own are turned off by the caller). */
-  useCheckpointer(c: Checkpointer): void {
-    this.checkpointer = c;
-  }
-
   /** Counts messages stored (for the metrics). */
   noteMessagesWritten(n: number): void {
     this.m.messagesWritten += n;
@@ -218,7 +210,6 @@ export class SqliteWriter {
       const outcomes = new Array<{ ok: boolean; value: unknown }>(calls.length);
       let culprit = -1;
       const started = performance.now();
-      this.checkpointer?.beforeTransaction(db);
       const single = calls.length === 1;
       // BEGIN and COMMIT, and a SAVEPOINT and RELEASE per call when there are several.
       this.m.sqlControlStatements += 2 + (single ? 0 : 2 * calls.length);
@@ -271,7 +262,6 @@ export class SqliteWriter {
       this.commitBatchOps.observe(calls.length);
       this.commitSeq++;
       this.dirtySinceSync = true;
-      this.checkpointer?.noteCommit();
       const seq = this.commitSeq;
       const always = this.sync.mode === 'always';
       for (let i = 0; i < calls.length; i++) {
@@ -422,8 +412,6 @@ export class SqliteWriter {
     if (this.syncTimer) clearInterval(this.syncTimer);
     await this.walSyncInFlight;
     this.syncWalNow();
-    // The thread's connection closes first: the writer's, last, checkpoints and removes the WAL.
-    await this.checkpointer?.close();
     this.syncedSeq = this.commitSeq;
     this.settleSyncWaiters(undefined);
     this.forgetWalFd();
@@ -433,8 +421,6 @@ export class SqliteWriter {
   metrics(): SqliteWriterMetrics {
     return {
       ...this.m,
-      checkpoints: this.checkpointer?.metrics.checkpoints ?? 0,
-      inlineCheckpoints: this.checkpointer?.metrics.writerCheckpoints ?? 0,
       commitMs: this.commitMs.snapshot(),
       commitBatchOps: this.commitBatchOps.snapshot(),
       fsyncMs: this.fsyncMs.snapshot(),
