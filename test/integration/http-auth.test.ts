@@ -352,7 +352,7 @@ describe('HTTP without an auth file', () => {
     });
     await assert.rejects(
       startBroker({ 'auth-file': path.join(dir, 'missing.json') }, { http: '127.0.0.1:0' }),
-      { code: 'CONFIG_INVALID', message: /--auth-file .*missing\.json: cannot read/ },
+      { code: 'AUTH_FILE_INVALID', message: /cannot read the auth file .*missing\.json/ },
     );
     await assert.rejects(startBroker({ 'metrics-token': 'plain' }), { code: 'CONFIG_INVALID' });
   });
