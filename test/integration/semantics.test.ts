@@ -305,6 +305,7 @@ describe('semantics (real broker, real sockets)', () => {
       ['COMPLETE', { id: unknownId }, [B('r')], 'LEASE_LOST'],
       ['COMPLETE', { id: unknownId, quiet: true }, [B('r')], 'LEASE_LOST'],
       ['FAIL', { id: unknownId, code: 'X', quiet: true }, [], 'LEASE_LOST'],
+      ['COMPLETE', { id: unknownId, quiet: 'yes' }, [B('r')], 'BAD_ARGUMENTS'],
       ['FAIL', { id: unknownId, code: 'X' }, [], 'LEASE_LOST'],
       ['PROGRESS', { id: unknownId, progress: 1 }, [], 'LEASE_LOST'],
       ['JOB_EXTEND', { id: unknownId }, [], 'BAD_ARGUMENTS'],

@@ -233,6 +233,16 @@ describe('sqlite storage (SQLite only)', () => {
     assert.equal(s.metrics().fsyncs, 2);
   });
 
+  it("SQLite: under sync always, commits nobody waits on (acks, leases) are fsync'd within a second", async () => {
+    const s = store(newDir(), { mode: 'always' });
+    await s.open();
+    const { ids } = await s.enqueue([item('q', 'a')]);
+    const { messages } = await s.lease('q', 1, T0);
+    await s.ack([{ id: ids[0]!, attempts: messages[0]!.attempts }]);
+    assert.equal(s.metrics().fsyncs, 0, 'nothing waited for durability');
+    await waitFor(() => s.metrics().fsyncs >= 1, 'the background fsync', { timeoutMs: 3_000 });
+  });
+
   it('SQLite: under sync always, durable() waits for an fsync that started after the commit (group fsync)', async () => {
     const s = store(newDir(), { mode: 'always' });
     await s.open();

@@ -17,13 +17,16 @@ afterEach(async () => {
   for (const b of open.splice(0)) await b.close();
 });
 
-async function broker(flowBacklogFactor: number): Promise<{ b: Broker; clock: ManualClock }> {
+async function broker(
+  flowBacklogFactor: number,
+  maxHeldConfirms?: number,
+): Promise<{ b: Broker; clock: ManualClock }> {
   const clock = new ManualClock();
   const b = await Broker.open({
     storage: new SqliteStorage({ dataDir: IN_MEMORY, sync: { mode: 'off' } }),
     clock,
     random: () => 0.5,
-    limits: { flowBacklogFactor },
+    limits: { flowBacklogFactor, ...(maxHeldConfirms ? { maxHeldConfirms } : {}) },
   });
   open.push(b);
   return { b, clock };
@@ -83,6 +86,17 @@ describe('producer flow control', () => {
     consumer.cancel(tag);
     clock.advance(MAINTENANCE_INTERVAL_MS);
     await waitFor(() => confirmed.size === 5, 'every confirm answered');
+  });
+
+  it('holds at most maxHeldConfirms per queue: a producer that never waits costs bounded memory', async () => {
+    const { b } = await broker(1, 5);
+    const consumer = b.openSession({ deliver: () => {} });
+    consumer.consume('q', { prefetch: 1 }); // never acks
+    const producer = b.openSession({ deliver: () => {} });
+    const { confirmed } = sendMany((i) => producer.send('q', msg(`m${i}`)), 40);
+    await waitFor(() => confirmed.size === 40 - 5, 'all but the 5 held confirmed');
+    assert.equal(await heldNow(b, 'q'), 5);
+    assert.equal((await b.queueStats('q'))?.depth, 40, 'every message stored');
   });
 
   it('is off with factor 0', async () => {

@@ -37,6 +37,8 @@ export const DUE_MIN_INTERVAL_MS = 5;
 
 /** Ready backlog allowed per message of the consumers' total prefetch (0 = no flow control). */
 export const DEFAULT_FLOW_BACKLOG_FACTOR = 4;
+/** Most producers' confirms held per queue by flow control. */
+const DEFAULT_MAX_HELD_CONFIRMS = 100_000;
 
 export interface BrokerLimits {
   maxQueues: number;
@@ -52,6 +54,12 @@ export interface BrokerLimits {
    * total prefetch, before producers' confirms are held (0 = off). See flow-control.ts.
    */
   flowBacklogFactor: number;
+  /**
+   * Most confirms one queue holds under flow control; past it, confirms are answered at once
+   * (a producer that does not wait for them is not paced by holding them, and each costs
+   * memory). Not a config key.
+   */
+  maxHeldConfirms: number;
 }
 
 export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
@@ -62,6 +70,7 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   consumerMaxBytes: DEFAULT_CONSUMER_MAX_BYTES,
   maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
   flowBacklogFactor: DEFAULT_FLOW_BACKLOG_FACTOR,
+  maxHeldConfirms: DEFAULT_MAX_HELD_CONFIRMS,
 });
 
 export interface BrokerOptions {

@@ -30,13 +30,12 @@ export class HeldConfirms {
 
   /** Answers every held confirm, one producer at a time in turn, each its oldest first. */
   releaseAll(): void {
-    while (this.count > 0) {
-      for (const [session, list] of this.bySession) {
-        const release = list.shift()!;
-        this.count--;
-        if (list.length === 0) this.bySession.delete(session);
-        release();
-      }
+    const lists = [...this.bySession.values()];
+    this.bySession.clear();
+    this.count = 0;
+    const longest = Math.max(0, ...lists.map((l) => l.length));
+    for (let i = 0; i < longest; i++) {
+      for (const list of lists) if (i < list.length) list[i]!();
     }
   }
 }

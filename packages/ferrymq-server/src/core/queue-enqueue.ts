@@ -220,6 +220,7 @@ export class QueueEnqueue {
   private confirmWhenUnder<T>(q: QueueState, session: SessionState, result: T): T | Promise<T> {
     const factor = this.limits.flowBacklogFactor;
     if (!overBound(q, factor) || this.state.closing || session.closed) return result;
+    if (q.held.size >= this.limits.maxHeldConfirms) return result;
     return new Promise<T>((resolve) =>
       q.held.hold({ session: session.id, release: () => resolve(result) }),
     );

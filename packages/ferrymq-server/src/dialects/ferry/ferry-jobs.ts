@@ -277,6 +277,8 @@ export class FerryJobCommands extends CommandGroup {
       case 'COMPLETE':
       case 'FAIL': {
         const id = reqString(args, 'id');
+        // Checked before the report is applied: a malformed one changes nothing.
+        const quiet = optBool(args, 'quiet') === true;
         const handle = this.ownerOf(peerId, key, id);
         this.peer(peerId, key).owner.delete(id);
         const work =
@@ -295,7 +297,7 @@ export class FerryJobCommands extends CommandGroup {
           return {};
         });
         // A quiet report is answered only when it fails (one message less per job).
-        if (optBool(args, 'quiet') === true) this.answerErrors(peerId, requestId, reported);
+        if (quiet) this.answerErrors(peerId, requestId, reported);
         else this.answer(peerId, requestId, reported);
         return;
       }
