@@ -97,6 +97,7 @@ export class FerryJobCommands extends CommandGroup {
       }
       case 'CALL': {
         const job = newJob(args, payload, false);
+        job.dedupKey = optString(args, 'dedupKey');
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
         let jobId = '';
@@ -123,6 +124,7 @@ export class FerryJobCommands extends CommandGroup {
           throw new FerryError('BAD_ARGUMENTS', 'services must be an array of service names');
         }
         const job = newJob({ ...args, service: 'multicast' }, payload, true);
+        job.dedupKey = optString(args, 'dedupKey');
         const { service: _s, ...rest } = job;
         this.answer(
           peerId,
