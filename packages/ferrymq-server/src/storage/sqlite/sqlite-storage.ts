@@ -133,8 +133,10 @@ export class SqliteStorage implements Storage {
       db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxStoreBytes / pageSize))}`);
     }
     this.st = prepareQueueStatements(db);
-    const { releasedLeases, recoveredLeases, recoveryUntil } = this.recoverLeases();
-    const requeuedJobs = this.jobs.open(db);
+    const hold = this.recoveryGraceMs > 0;
+    const recoveryUntil = Date.now() + this.recoveryGraceMs;
+    const { releasedLeases, recoveredLeases } = this.recoverLeases(recoveryUntil);
+    const jobs = this.jobs.open(db, hold);
     this.pubsub.open(db);
     this.writer.startSyncTimer();
     const queues = this.readCounts();
@@ -143,31 +145,27 @@ export class SqliteStorage implements Storage {
       queues,
       releasedLeases,
       recoveredLeases,
-      recoveryUntil,
+      recoveryUntil: recoveredLeases.length + jobs.held.length > 0 ? recoveryUntil : null,
+      recoveredJobs: jobs.held,
       nextDueAt,
-      requeuedJobs,
+      requeuedJobs: jobs.requeued,
       settings: this.readSettings(),
     };
   }
 
   /** The previous run's leases: ready at once, or held back for the recovery grace. */
-  private recoverLeases(): Pick<
-    StorageRecovery,
-    'releasedLeases' | 'recoveredLeases' | 'recoveryUntil'
-  > {
+  private recoverLeases(
+    recoveryUntil: number,
+  ): Pick<StorageRecovery, 'releasedLeases' | 'recoveredLeases'> {
     if (this.recoveryGraceMs <= 0) {
       const releasedLeases = this.st.releaseAllLeases.run().changes;
-      return { releasedLeases, recoveredLeases: [], recoveryUntil: null };
+      return { releasedLeases, recoveredLeases: [] };
     }
     const recoveredLeases = this.st.leasedRows
       .all()
       .map((r) => ({ id: String(r.id), queue: r.queue, attempts: r.attempts, size: r.size }));
-    if (recoveredLeases.length === 0) {
-      return { releasedLeases: 0, recoveredLeases, recoveryUntil: null };
-    }
-    const recoveryUntil = Date.now() + this.recoveryGraceMs;
-    this.st.holdLeases.run(recoveryUntil);
-    return { releasedLeases: recoveredLeases.length, recoveredLeases, recoveryUntil };
+    if (recoveredLeases.length > 0) this.st.holdLeases.run(recoveryUntil);
+    return { releasedLeases: recoveredLeases.length, recoveredLeases };
   }
 
   private readSettings(): Map<string, QueueSettings> {
