@@ -1,9 +1,10 @@
 /**
  * A ZeroMQ proxy between a client and a broker that loses the broker's reply to chosen
  * requests, as a broker killed between storing a request and answering it would: the client
- * never hears that it was done and sends it again after reconnecting. ROUTER in front, one
- * DEALER per client behind (each reconnects by itself to a broker restarted on its endpoint).
- * Only loopback endpoints.
+ * never hears that it was done and sends it again after reconnecting. Or it loses the request
+ * itself, as a broker killed before reading it would. ROUTER in front, one DEALER per client
+ * behind (each reconnects by itself to a broker restarted on its endpoint). Only loopback
+ * endpoints.
  */
 import * as zmq from 'zeromq';
 
@@ -17,9 +18,14 @@ export interface ReplyDropper {
 
 /**
  * Proxies to `target`; loses the reply (OK or ERROR) to the first request of each command in
- * `commands`, forwarding everything else untouched.
+ * `commands` — with `lose: 'request'`, that request itself — forwarding everything else.
  */
-export async function replyDropper(target: string, commands: string[]): Promise<ReplyDropper> {
+export async function replyDropper(
+  target: string,
+  commands: string[],
+  options: { lose?: 'reply' | 'request' } = {},
+): Promise<ReplyDropper> {
+  const loseRequests = options.lose === 'request';
   const front = new zmq.Router({ linger: 0 });
   await front.bind('tcp://127.0.0.1:*');
   const backs = new Map<string, zmq.Dealer>();
@@ -56,6 +62,10 @@ export async function replyDropper(target: string, commands: string[]): Promise<
       const command = frames[1]?.toString();
       if (command !== undefined && armed.has(command) && frames[2] !== undefined) {
         armed.delete(command);
+        if (loseRequests) {
+          dropped.set(command, (dropped.get(command) ?? 0) + 1);
+          continue;
+        }
         toDrop.set(frames[2].toString('latin1'), command);
       }
       await backFor(identity!).send(frames);
