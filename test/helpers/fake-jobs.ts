@@ -187,6 +187,11 @@ export class FakeJobs implements JobApi {
     return true;
   }
 
+  /** No previous run here: nothing is held. */
+  reportRecovered(): Promise<WorkerReportResult> {
+    return Promise.resolve('LEASE_LOST');
+  }
+
   multicast(): Promise<JobInfo> {
     return Promise.reject(new Error('not in the fake'));
   }

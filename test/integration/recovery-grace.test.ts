@@ -3,13 +3,15 @@
  * previous run is held back for the recovery grace, and the ACK the SDK re-sends once it
  * reconnected (new session, same message id) deletes the message instead of answering
  * LEASE_LOST — which meant a redelivery, a duplicate. A raw DEALER plays the consumer so the
- * test decides exactly when the ACK goes out.
+ * test decides exactly when the ACK goes out. The same for jobs: a job running at the crash
+ * is held for the grace, and the COMPLETE its SDK worker sends again (or sends late) ends it.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as zmq from 'zeromq';
 import { connect } from 'ferrymq';
 import { decodeReply, encodeRequest, splitMessages, type Reply } from 'ferrymq/protocol';
+import { replyDropper } from '../helpers/reply-dropper.js';
 import {
   freePort,
   killHard,
@@ -117,5 +119,65 @@ describe('recovery grace after a restart', () => {
     });
     assert.deepEqual(got, ['never acked']);
     await waitFor(async () => (await stats()).depth === 0, 'the queue empty');
+  });
+});
+
+describe('recovery grace of jobs after a restart', () => {
+  it('a completion lost at the kill, or made while the broker was down, ends the job: it runs once', async () => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const args = ['--data', tmpDir(), '--bind', endpoint, '--heartbeat', '200'];
+    let b: ChildBroker = await spawnBroker(args);
+    cleanups.push(async () => {
+      b.child.kill('SIGTERM');
+      await b.exited;
+    });
+    // The worker's first COMPLETE never reaches the broker (lost with it at the kill).
+    const proxy = await replyDropper(endpoint, ['COMPLETE'], { lose: 'request' });
+    cleanups.push(async () => proxy.close());
+    const producer = await connect(endpoint, { heartbeatMs: 100 });
+    cleanups.push(() => producer.close({ timeoutMs: 0 }));
+    const workerClient = await connect(proxy.endpoint, { heartbeatMs: 100 });
+    cleanups.push(() => workerClient.close({ timeoutMs: 0 }));
+    const runs = new Map<string, number>();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const w = workerClient.worker(
+      'graced',
+      async (job) => {
+        runs.set(job.params.toString(), (runs.get(job.params.toString()) ?? 0) + 1);
+        if (job.params.toString() === 'slow') await held;
+        return `done ${job.params.toString()}`;
+      },
+      { concurrency: 2 },
+    ); // the lost completion keeps its slot
+    cleanups.push(() => w.close({ timeoutMs: 0 }));
+    await w.ready;
+
+    const lost = await producer.submit('graced', 'lost');
+    await waitFor(() => proxy.dropped.get('COMPLETE') === 1, 'the first completion lost');
+    const slow = await producer.submit('graced', 'slow');
+    await waitFor(() => runs.get('slow') === 1, 'the slow job running');
+    const status = async (id: string) => (await producer.job(id).status()).status;
+    assert.equal(await status(lost.id), 'running');
+
+    await killHard(b);
+    release(); // it completes while the broker is down
+    b = await spawnBroker(args);
+
+    await waitFor(async () => (await status(lost.id)) === 'done', 'the lost completion settled', {
+      timeoutMs: 15_000,
+    });
+    await waitFor(async () => (await status(slow.id)) === 'done', 'the late completion settled', {
+      timeoutMs: 15_000,
+    });
+    assert.deepEqual((await producer.job(lost.id).result()).map(String), ['done lost']);
+    assert.deepEqual((await producer.job(slow.id).result()).map(String), ['done slow']);
+    // Past the grace nothing is queued again: each job ran once.
+    const jobs = await producer.jobs({ service: 'graced' });
+    assert.deepEqual(
+      jobs.map((j) => j.status),
+      ['done', 'done'],
+    );
+    assert.deepEqual(Object.fromEntries(runs), { lost: 1, slow: 1 });
   });
 });

@@ -4,14 +4,14 @@
  * seen by a second, independent SQLite connection, as after a kill -9 — once that turn's
  * commit ran, before their promises are even awaited. A deferred, separately batched or
  * timer-driven ack or completion would fail this. Also: the recovery grace of the previous
- * run's leases, and acks re-sent after a restart (ackRecovered).
+ * run's leases, and acks re-sent after a restart (ackRecovered), and of its running jobs.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqliteStorage } from 'ferrymq-server/internal/storage/sqlite/sqlite-storage.js';
-import type { EnqueueItem } from 'ferrymq-server/internal/storage/types.js';
+import type { EnqueueItem, NewJobRow } from 'ferrymq-server/internal/storage/types.js';
 import { tmpDir } from '../helpers/broker.js';
 
 const T0 = Date.UTC(2030, 0, 1);
@@ -30,6 +30,25 @@ function item(body: string): EnqueueItem {
     expiresAt: null,
     dedupKey: null,
     dedupUntil: 0,
+  };
+}
+
+function jobRow(id: string): NewJobRow {
+  return {
+    id,
+    service: 's',
+    status: 'queued',
+    priority: 0,
+    maxAttempts: 3,
+    params: [Buffer.from('p')],
+    headers: undefined,
+    createdAt: T0,
+    notBefore: T0,
+    expiresAt: null,
+    dedupKey: null,
+    dedupUntil: 0,
+    parentId: null,
+    children: null,
   };
 }
 
@@ -173,6 +192,69 @@ describe('recovery grace (SQLite)', () => {
         [1, [], null],
       );
       assert.equal(recovery.queues.get('q')!.ready, 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('recovery grace of jobs (SQLite)', () => {
+  const ids = ['b'.repeat(32), 'c'.repeat(32), 'd'.repeat(32)];
+
+  /** A store left by a kill: two jobs running (attempt 1), one queued. */
+  async function leftRunning(): Promise<string> {
+    const dataDir = tmpDir('ferry-grace-');
+    dirs.push(dataDir);
+    const first = new SqliteStorage({ dataDir, sync: { mode: 'always' } });
+    await first.open();
+    await first.jobs.insert(ids.map(jobRow));
+    assert.equal((await first.jobs.lease('s', 2, T0)).length, 2);
+    await first.close(); // the jobs stay running in the file, as after a kill
+    return dataDir;
+  }
+
+  it('leaves the previous run’s running jobs running and lists them; finish ends them at their attempt', async () => {
+    const dataDir = await leftRunning();
+    const store = new SqliteStorage({ dataDir, sync: { mode: 'always' }, recoveryGraceMs: 60_000 });
+    const before = Date.now();
+    const recovery = await store.open();
+    try {
+      assert.deepEqual(recovery.recoveredJobs, [
+        { id: ids[0], service: 's', attempts: 1 },
+        { id: ids[1], service: 's', attempts: 1 },
+      ]);
+      assert.equal(recovery.requeuedJobs, 0);
+      assert.ok(recovery.recoveryUntil! >= before + 60_000);
+      assert.equal((await store.jobs.counts()).get('s')!.running, 2);
+      // Not handed out again while held: only the queued one leases.
+      const leased = await store.jobs.lease('s', 10, T0);
+      assert.deepEqual(
+        leased.map((j) => j.id),
+        [ids[2]],
+      );
+      const fin = { status: 'done' as const, finishedAt: T0, retainUntil: T0 + 1 };
+      assert.equal(await store.jobs.finish(ids[0]!, 2, fin), false, 'another attempt');
+      assert.equal(await store.jobs.finish(ids[0]!, 1, fin), true);
+      assert.equal(await store.jobs.requeue(ids[1]!, 1, Date.now()), true, 'the grace ended');
+      assert.deepEqual(
+        [(await store.jobs.get(ids[0]!))!.status, (await store.jobs.get(ids[1]!))!.status],
+        ['done', 'queued'],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('without a grace, the previous run’s running jobs are queued again at once', async () => {
+    const dataDir = await leftRunning();
+    const store = new SqliteStorage({ dataDir, sync: { mode: 'always' } });
+    const recovery = await store.open();
+    try {
+      assert.deepEqual(
+        [recovery.requeuedJobs, recovery.recoveredJobs, recovery.recoveryUntil],
+        [2, [], null],
+      );
+      assert.equal((await store.jobs.counts()).get('s')!.queued, 3);
     } finally {
       await store.close();
     }

@@ -111,7 +111,7 @@ describe('sqlite storage (SQLite only)', () => {
       versions,
       SQLITE_MIGRATIONS.map((m) => m.version),
     );
-    assert.deepEqual(versions, [1, 2, 3, 4]);
+    assert.deepEqual(versions, [1, 2, 3, 4, 5]);
   });
 
   it('SQLite: a store at schema 1 (an older Ferry) is upgraded on open and keeps its messages', async () => {

@@ -133,6 +133,11 @@ export interface MulticastOptions {
   /** Answer only once every copy is acked (or dead-lettered), or after timeoutMs. */
   waitForAcks?: boolean | undefined;
   timeoutMs?: number | undefined;
+  /**
+   * Idempotency key of the request: a re-send with the same key within a queue's dedup window
+   * stores no second copy there, and answers with the first copies' ids.
+   */
+  requestKey?: string | undefined;
 }
 
 export interface MulticastOutcome {

@@ -22,7 +22,7 @@ import {
   type QueueStats,
   type StoredMessage,
 } from 'ferrymq/model';
-import type { Storage } from '../storage/types.js';
+import type { RecoveredJob, Storage } from '../storage/types.js';
 import { BrokerState } from './broker-state.js';
 import {
   DUE_MIN_INTERVAL_MS,
@@ -84,6 +84,11 @@ const RUN_TAG_BYTES = 4;
 
 export class Broker {
   readonly limits: BrokerLimits;
+  /**
+   * The previous run's running jobs the store held for the recovery grace, and until when:
+   * for the job server, which opens on the same store after the broker (JobServer.open).
+   */
+  recoveredJobs: { jobs: readonly RecoveredJob[]; until: number } | undefined;
   private readonly state: BrokerState;
   private readonly storage: Storage;
   private readonly scheduler: Scheduler;
@@ -141,6 +146,9 @@ export class Broker {
         () => recovered.clear(),
         recovery.recoveryUntil - broker.state.clock.now(),
       );
+    }
+    if (recovery.recoveryUntil !== null && (recovery.recoveredJobs?.length ?? 0) > 0) {
+      broker.recoveredJobs = { jobs: recovery.recoveredJobs!, until: recovery.recoveryUntil };
     }
     if (recovery.nextDueAt !== null) broker.due.schedule(recovery.nextDueAt);
     broker.maintenance.start(broker.scheduler);

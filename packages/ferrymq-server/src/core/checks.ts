@@ -3,6 +3,7 @@
  * headers, priority, delay and TTL. Each throws BAD_ARGUMENTS naming the field; `where`, when
  * given, prefixes the message (`message 3: priority must be …`).
  */
+import { createHash } from 'node:crypto';
 import { FerryError, PRIORITY_MAX, PRIORITY_MIN } from 'ferrymq/model';
 
 export const DEDUP_KEY_MAX_LENGTH = 256;
@@ -15,6 +16,16 @@ export function checkKey(key: unknown, what: string): void {
       `${what} must be a string of 1–${DEDUP_KEY_MAX_LENGTH} characters`,
     );
   }
+}
+
+/**
+ * The dedup key the copies of a keyed request carry in each queue they go to (a publish's
+ * durable copies, a multicast's): a re-send of the request finds its copies by it and stores
+ * none again. A digest, so any request key fits the dedup key's length and none collides with
+ * a key a client chose by accident.
+ */
+export function copyKeyOf(requestKey: string): string {
+  return `ferry-request:${createHash('sha256').update(requestKey).digest('base64url')}`;
 }
 
 export function checkHeaders(headers: unknown, where: string): void {

@@ -45,8 +45,9 @@ export class JobMulticast {
         this.submitter.validate({ ...spec, service }, now),
       );
       const durable = spec.durable ?? true;
-      if (spec.dedupKey !== undefined) {
-        throw new FerryError('BAD_ARGUMENTS', 'a multicast takes no dedupKey');
+      const dedupKey = spec.dedupKey ?? null;
+      if (dedupKey !== null && !durable) {
+        throw new FerryError('BAD_ARGUMENTS', 'dedupKey needs a durable job');
       }
       const parent: Job = {
         ...children[0]!.job,
@@ -71,12 +72,21 @@ export class JobMulticast {
         }
         return Promise.resolve(jobInfo(parent));
       }
-      const rows = [toRow(parent, null, 0)];
-      for (const c of children) rows.push(toRow(c.job, null, 0));
       const states = children.map((c) => this.state.service(c.job.service));
+      // With a dedup key, the parent and every child carry it (each in its service's scope)
+      // for one window: a re-sent multicast matches all of them together and stores nothing.
+      const windowMs = Math.min(...states.map((s) => s.policy.dedupWindowMs));
+      const rows = [toRow(parent, dedupKey, windowMs)];
+      for (const c of children) rows.push(toRow(c.job, dedupKey, windowMs));
       for (const s of states) s.pendingDurable++;
       return this.state.calls.track(this.state.storage.insert(rows)).then(
-        () => {
+        async (out) => {
+          if (out.duplicate[0]) {
+            for (const s of states) s.pendingDurable--;
+            const prior = await this.get(out.ids[0]!);
+            if (prior) return this.state.storage.durable().then(() => prior);
+            throw new FerryError('JOB_NOT_FOUND', `the earlier multicast ${out.ids[0]} is gone`);
+          }
           this.state.durable.move(MULTICAST_SERVICE, null, 'running');
           for (const s of states) {
             s.pendingDurable--;

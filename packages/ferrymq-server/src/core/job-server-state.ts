@@ -4,7 +4,7 @@
  * and the closing flag. jobs.ts builds it and the parts that work on it.
  */
 import { DEFAULT_JOB_POLICY, type JobPolicy } from 'ferrymq/model';
-import type { JobStorage } from '../storage/types.js';
+import type { JobStorage, RecoveredJob } from '../storage/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { DurableCounts } from './durable-counts.js';
 import { InflightTable } from './inflight-table.js';
@@ -28,6 +28,8 @@ export interface JobServerOptions {
   maxParamsBytes?: number;
   /** True while free disk space is below the floor: durable submits are refused. */
   isStorageLow?: () => boolean;
+  /** The previous run's running jobs the store held for the recovery grace (job-recovery.ts). */
+  recovered?: { jobs: readonly RecoveredJob[]; until: number } | undefined;
 }
 
 export class JobServerState {

@@ -94,7 +94,16 @@ export interface JobApi {
   list(options?: { service?: string; status?: JobStatus; limit?: number }): Promise<JobInfo[]>;
   /** Forgets a job at once (cancelling it first if it is not final): true if there was one. */
   forget(id: string): Promise<boolean>;
+  /**
+   * A COMPLETE or FAIL, from any session, of a job the previous run was running: within the
+   * recovery grace it ends that run (null); otherwise LEASE_LOST (the job runs again).
+   */
+  reportRecovered(id: string, report: RecoveredReport): Promise<WorkerReportResult>;
 }
+
+/** A worker's report of a run that began before a restart. */
+export type RecoveredReport =
+  { type: 'complete'; result: Buffer[] } | { type: 'fail'; error: JobError; retry: boolean };
 
 export interface CallOptions {
   /** Give up (and cancel the job) after this long; default none. */

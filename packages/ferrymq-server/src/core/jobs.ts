@@ -37,6 +37,7 @@ import { JobDispatch } from './job-dispatch.js';
 import { JobMaintenance } from './job-maintenance.js';
 import { JobMulticast } from './job-multicast.js';
 import { jobInfo, rowInfo } from './job-records.js';
+import { JobRecovery } from './job-recovery.js';
 import { JobRuns } from './job-runs.js';
 import { JobServerState, type JobServerOptions } from './job-server-state.js';
 import { MULTICAST_SERVICE, type JobWorker } from './job-state.js';
@@ -44,6 +45,7 @@ import { JobSubmit } from './job-submit.js';
 import type {
   CallOptions,
   JobApi,
+  RecoveredReport,
   RegisterWorkerOptions,
   WorkerHandle,
   WorkerReportResult,
@@ -64,6 +66,7 @@ export class JobServer implements JobApi, JobAdmin {
   private readonly multicaster: JobMulticast;
   private readonly maintenance: JobMaintenance;
   private readonly admin: JobAdminOps;
+  private readonly recovery: JobRecovery;
 
   private constructor(options: JobServerOptions) {
     const state = new JobServerState(options);
@@ -99,6 +102,7 @@ export class JobServer implements JobApi, JobAdmin {
       childFinished,
     );
     this.admin = new JobAdminOps(state, this.dispatch, this.watchers);
+    this.recovery = new JobRecovery(state, this.dispatch, this.watchers, childFinished);
   }
 
   /** Reads the durable jobs' counters from the (already opened) store and starts the timers. */
@@ -112,8 +116,13 @@ export class JobServer implements JobApi, JobAdmin {
       const s = state.service(name);
       s.maybeDue = c.queued > 0;
     }
+    if (options.recovered) server.recovery.hold(options.recovered.jobs, options.recovered.until);
     server.maintenance.start();
     return server;
+  }
+
+  reportRecovered(id: string, report: RecoveredReport): Promise<WorkerReportResult> {
+    return this.recovery.report(id, report);
   }
 
   policyOf(service: string): JobPolicy {

@@ -29,6 +29,7 @@ import {
 } from 'ferrymq/model';
 import type { PubSubStorage, RetainedChange } from '../storage/types.js';
 import { checkHeaders, type Broker, type Session } from './broker.js';
+import { checkKey, copyKeyOf } from './checks.js';
 import type { QueueCopies } from './broker-types.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -69,6 +70,11 @@ export interface PublishOptions {
   /** Retained value (and durable copies) expire after this many ms. */
   ttlMs?: number | undefined;
   headers?: Headers | undefined;
+  /**
+   * Idempotency key of this publish: a re-send with the same key within a durable
+   * subscription's dedup window stores no second copy in it (live subscribers see it again).
+   */
+  requestKey?: string | undefined;
 }
 
 export interface PublishOutcome {
@@ -90,6 +96,8 @@ interface CheckedPublish {
   deleted: boolean;
   ttlMs: number | undefined;
   headers: Headers | undefined;
+  /** The dedup key of its durable copies (from its request key). */
+  copyKey: string | undefined;
 }
 
 export interface PubSubOptions {
@@ -149,6 +157,7 @@ export class PubSub {
           deleted: true,
           ttlMs: undefined,
           headers: undefined,
+          copyKey: undefined,
         }),
     });
     this.rollouts = new Rollouts({
@@ -252,12 +261,14 @@ export class PubSub {
         }
       }
     }
+    if (options.requestKey !== undefined) checkKey(options.requestKey, 'requestKey');
     const retain = options.retain === true;
     return {
       retain,
       deleted: retain && size === 0,
       ttlMs,
       headers: headers && Object.keys(headers).length > 0 ? headers : undefined,
+      copyKey: options.requestKey === undefined ? undefined : copyKeyOf(options.requestKey),
     };
   }
 
@@ -304,6 +315,7 @@ export class PubSub {
               ...(o.retain ? { [RETAIN_HEADER]: '1' } : {}),
             },
             ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
+            ...(o.copyKey !== undefined ? { dedupKey: o.copyKey } : {}),
           },
         });
       }

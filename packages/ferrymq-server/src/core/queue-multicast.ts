@@ -12,6 +12,7 @@ import {
   type MulticastOutcome,
   type QueueCopies,
 } from './broker-types.js';
+import { checkKey, copyKeyOf } from './checks.js';
 import type { Clock } from './clock.js';
 
 /** What multicast needs of the queue engine. */
@@ -57,8 +58,17 @@ export function multicastToQueues(
       );
     }
   }
+  let copy = message;
+  if (options.requestKey !== undefined) {
+    try {
+      checkKey(options.requestKey, 'requestKey');
+    } catch (err) {
+      return Promise.reject(toFerryError(err));
+    }
+    copy = { ...message, dedupKey: copyKeyOf(options.requestKey) };
+  }
   // Every copy's storage call is made in this turn: one transaction, one fsync.
-  const committed = deps.storeCopies([{ queues, message }]).then((lists) => {
+  const committed = deps.storeCopies([{ queues, message: copy }]).then((lists) => {
     const list = lists[0]!;
     const ids: Record<string, string> = {};
     queues.forEach((q, i) => (ids[q] = list[i]!));

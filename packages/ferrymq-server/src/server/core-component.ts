@@ -77,6 +77,7 @@ export class CoreComponent implements Component {
       defaultPolicy: jobPolicyOf(config),
       maxParamsBytes: config.maxMessageBytes,
       isStorageLow: disk.isLow,
+      recovered: broker.recoveredJobs,
     });
     this.jobs = jobs;
     const pubsub = await PubSub.open({

@@ -137,6 +137,14 @@ export interface RecoveredLease {
   size: number;
 }
 
+/** A job running in the previous run, left running for the recovery grace. */
+export interface RecoveredJob {
+  id: string;
+  service: string;
+  /** The attempt it was running at (what a report of its worker ends). */
+  attempts: number;
+}
+
 export interface StorageRecovery {
   /** Counters of every queue the store knows, after releasing leases of the previous run. */
   queues: Map<string, QueueCounts>;
@@ -147,7 +155,15 @@ export interface StorageRecovery {
    * acks their consumers re-send after reconnecting settle them (ackRecovered). Empty without.
    */
   recoveredLeases: RecoveredLease[];
+  /** Set when anything is held back for the grace (leases or jobs); null otherwise. */
   recoveryUntil: number | null;
+  /**
+   * With a recovery grace: the previous run's running jobs, left `running` (not counted in
+   * `requeuedJobs`), so that a COMPLETE or FAIL their worker re-sends after reconnecting ends
+   * them (`JobStorage.finish` / `requeue` at that attempt); the core requeues the others at
+   * `recoveryUntil`. Absent or empty without a grace: they were put back to queued.
+   */
+  recoveredJobs?: RecoveredJob[] | undefined;
   /** Earliest time a scheduled message becomes due, if any. */
   nextDueAt: number | null;
   /** Running jobs of the previous run put back to queued (their workers are gone). */

@@ -16,7 +16,14 @@ import { bindSecured, type EndpointSecurity } from './zap-handler.js';
 
 /** Messages queued per peer inside ZeroMQ before it refuses more (credit bounds deliveries). */
 const ROUTER_SEND_HWM = 100_000;
-const ROUTER_RECEIVE_HWM = 100_000;
+/**
+ * Messages of one peer ZeroMQ reads ahead of us; past that it stops reading that peer's TCP
+ * connection, so a peer sending faster than we read is slowed down by TCP instead of filling
+ * memory, and a flooding peer's backlog does not pile up in front of the others' (measured:
+ * a healthy client's p99 during a 200,000-frame flood 7.9–9.0 ms at 100,000, 6.3–6.8 ms at
+ * 1,000, against 4.4–6.3 ms for the same flood aimed at another process on the same machine).
+ */
+const ROUTER_RECEIVE_HWM = 1_000;
 /** Messages read from the socket (handled or discarded) before reading yields a turn. */
 const READ_TURN_BUDGET = 64;
 /** Replies of one peer sent per turn before the next peer's. */

@@ -27,6 +27,7 @@ import {
   type Stream,
 } from './requests.js';
 import type { JobWire } from './job-client.js';
+import { RecentReports } from './recent-reports.js';
 import type { ClientCounters, ClientStatus, SettleCommand } from './status.js';
 
 const CLIENT_LIVENESS = 3;
@@ -35,6 +36,8 @@ const CLIENT_LIVENESS = 3;
  * fail, at once): the most recent this many; older ones are forgotten.
  */
 const QUIET_TRACKED_MAX = 10_000;
+/** Quiet reports sent this many heartbeats before the broker was last heard are kept. */
+const REPORT_WINDOW_HEARTBEATS = 2;
 
 export interface ConnectionOptions {
   heartbeatMs: number;
@@ -71,6 +74,8 @@ export class Connection implements JobWire {
   private features = new Set<string>();
   /** Quiet reports sent, by request id: what to call if the broker answers ERROR. */
   private readonly quiet = new Map<string, (err: FerryError) => void>();
+  /** Quiet reports kept to be sent again after a new HELLO. */
+  private readonly reports: RecentReports;
   readonly heartbeatMs: number;
   readonly requestTimeoutMs: number;
   private readonly name: string;
@@ -100,6 +105,7 @@ export class Connection implements JobWire {
     private readonly handlers: ConnectionHandlers,
   ) {
     this.heartbeatMs = options.heartbeatMs;
+    this.reports = new RecentReports(options.heartbeatMs * REPORT_WINDOW_HEARTBEATS);
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.name = options.name;
     this.curve = options.curve;
@@ -261,22 +267,30 @@ export class Connection implements JobWire {
     command: Command,
     args: Json,
     payload: Buffer[],
-    scope: string | undefined,
     onError: (err: FerryError) => void,
   ): void {
     if (this.stopped) {
       onError(new FerryError('CONNECTION_CLOSED'));
       return;
     }
-    if (scope !== this.sessionId || this.sessionId === undefined) {
-      onError(sessionGone());
-      return;
-    }
+    // Bound to no session: a report in flight when the broker went down is sent again.
+    const sent = this.sessionId !== undefined;
+    this.reports.add({ command, args, payload, onError, sent, sentAt: Date.now() }, this.lastHeard);
+    if (sent) this.sendQuiet(command, args, payload, onError);
+  }
+
+  private sendQuiet(
+    command: Command,
+    args: Json,
+    payload: Buffer[],
+    onError: ((err: FerryError) => void) | undefined,
+  ): void {
     const rid = this.newRequestId();
-    const key = rid.toString('latin1');
-    this.quiet.set(key, onError);
-    if (this.quiet.size > QUIET_TRACKED_MAX) {
-      this.quiet.delete(this.quiet.keys().next().value!);
+    if (onError) {
+      this.quiet.set(rid.toString('latin1'), onError);
+      if (this.quiet.size > QUIET_TRACKED_MAX) {
+        this.quiet.delete(this.quiet.keys().next().value!);
+      }
     }
     this.transport.send(encodeRequest(command, rid, { ...args, quiet: true }, payload));
   }
@@ -430,6 +444,12 @@ export class Connection implements JobWire {
           if (st.resend && st.answered) this.transport.send(st.frames);
         }
         let resent = 0;
+        // Quiet reports that may not have reached the old session's broker; a repeat of one
+        // that did is answered LEASE_LOST, ignored (recent-reports.ts).
+        for (const r of this.reports.take()) {
+          this.sendQuiet(r.command, r.args, r.payload, r.sent ? undefined : r.onError);
+          resent++;
+        }
         for (const p of this.pending.values()) {
           if (p.command === 'HELLO') continue;
           this.transport.send(p.frames);

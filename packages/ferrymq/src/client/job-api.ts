@@ -32,6 +32,11 @@ export class JobApi {
     private readonly clientId: string,
   ) {}
 
+  /** A dedup key unique to this client's request (the same one when it is re-sent). */
+  private autoKey(): string {
+    return `~${this.clientId}:${this.nextSubmitSeq++}`;
+  }
+
   private jobArgs(service: string, options: JobOptions): Json {
     const args: Json = { service };
     if (options.priority !== undefined) args['priority'] = options.priority;
@@ -47,7 +52,7 @@ export class JobApi {
     if (options.durable !== undefined) args['durable'] = options.durable;
     // A dedup key on every durable submit, so a re-send after a reconnect is stored once.
     if (options.durable !== false) {
-      args['dedupKey'] = options.dedupKey ?? `~${this.clientId}:${this.nextSubmitSeq++}`;
+      args['dedupKey'] = options.dedupKey ?? this.autoKey();
     }
     const reply = await this.conn.request('SUBMIT', args, toFrames(params));
     return new JobHandle(this.conn, String(reply.args['id']));
@@ -61,6 +66,11 @@ export class JobApi {
     const args = this.jobArgs(service, options);
     if (options.durable !== undefined) args['durable'] = options.durable;
     if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    // A durable call is stored: a dedup key, so a re-send after a reconnect is stored (and
+    // run) once and answered with that job's end.
+    if (options.durable === true && this.conn.supports('request-keys')) {
+      args['dedupKey'] = this.autoKey();
+    }
     const { signal, onProgress, onPartial } = options;
     if (signal?.aborted) throw new FerryError('JOB_CANCELLED', 'aborted before the call');
     // The broker enforces timeoutMs; the request itself waits a little longer for its answer.
@@ -112,6 +122,9 @@ export class JobApi {
   ): Promise<JobHandle> {
     const { service: _s, ...args } = this.jobArgs('', options);
     if (options.durable !== undefined) args['durable'] = options.durable;
+    if (options.durable !== false && this.conn.supports('request-keys')) {
+      args['dedupKey'] = this.autoKey();
+    }
     const reply = await this.conn.request('MULTICAST', { ...args, services }, toFrames(params));
     return new JobHandle(this.conn, String(reply.args['id']));
   }

@@ -140,14 +140,12 @@ export interface JobWire {
   reportLeaseLost(command: SettleCommand, id: string): void;
   /** Whether the broker announced `feature` in HELLO. */
   supports(feature: string): boolean;
-  /** A quiet report: answered only when it fails, to `onError`. */
-  notify(
-    command: Command,
-    args: Json,
-    payload: Buffer[],
-    scope: string | undefined,
-    onError: (err: FerryError) => void,
-  ): void;
+  /**
+   * A quiet report: answered only when it fails, to `onError`. Bound to no session: sent
+   * after the next HELLO when there is none, and again after a new HELLO when the broker may
+   * have been lost before reading it.
+   */
+  notify(command: Command, args: Json, payload: Buffer[], onError: (err: FerryError) => void): void;
   /** Sends a request whose EVENT messages go to onEvent until the stream is closed. */
   stream(
     command: Command,
@@ -432,17 +430,20 @@ export class JobWorker implements Worker {
           retry: e?.retry !== false,
         };
       }
-      // Reported even when aborted: the broker keeps the slot until it hears of the job.
+      // Reported even when aborted: the broker keeps the slot until it hears of the job. Not
+      // bound to the session it was assigned in: after a broker crash the restarted broker
+      // holds the job for its recovery grace, and this report, sent again once reconnected,
+      // ends it instead of it running again (docs/semantics.md, Restart).
       try {
         if (this.wire.supports('quiet-reports')) {
           // Quietly: the broker answers only a failure — LEASE_LOST (the job was taken back
           // and runs again) is counted and reported, anything else goes to onError.
-          this.wire.notify(command, args2, frames, session, (err) => {
+          this.wire.notify(command, args2, frames, (err) => {
             if (err.code === 'LEASE_LOST') this.wire.reportLeaseLost(command, id);
             else this.options.onError?.(err, ctx);
           });
         } else {
-          await this.settle(command, args2, frames, session);
+          await this.settle(command, args2, frames, undefined);
         }
       } catch (err) {
         this.options.onError?.(err, ctx);

@@ -255,6 +255,10 @@ export class QueueApi {
     if (options.ttlMs !== undefined) args['ttlMs'] = options.ttlMs;
     if (options.wait !== undefined) args['wait'] = options.wait;
     if (options.timeoutMs !== undefined) args['timeoutMs'] = options.timeoutMs;
+    // A key, so a re-send after a reconnect stores no second copy in any queue.
+    if (this.conn.supports('request-keys')) {
+      args['requestKey'] = `${this.clientId}:m${this.nextSendSeq++}`;
+    }
     const wait = options.wait
       ? (options.timeoutMs ?? 30_000) + this.conn.requestTimeoutMs
       : undefined;

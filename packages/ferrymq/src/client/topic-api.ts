@@ -43,6 +43,7 @@ export class TopicApi {
   /** Publishes of this tick, not yet sent. */
   private publishes: QueuedPublish[] = [];
   private publishFlushScheduled = false;
+  private nextPublishSeq = 1;
 
   constructor(
     private readonly conn: Connection,
@@ -80,17 +81,25 @@ export class TopicApi {
     });
   }
 
+  private nextRequestKey(): string {
+    return `${this.clientId}:p${this.nextPublishSeq++}`;
+  }
+
   /** Sends the publishes queued so far. */
   flushPublishes(): void {
     this.publishFlushScheduled = false;
     const list = this.publishes;
     if (list.length === 0) return;
     this.publishes = [];
+    // A key per request, so a re-send after a reconnect stores no second durable copy.
+    const keyed = this.conn.supports('request-keys');
     // One at a time when alone, or when the broker does not take batches (feature absent).
     if (list.length === 1 || !this.conn.supports('publish-batch')) {
       for (const p of list) {
+        const args: Json = { topic: p.topic, ...publishArgs(p.options) };
+        if (keyed) args['requestKey'] = this.nextRequestKey();
         this.conn
-          .request('PUBLISH', { topic: p.topic, ...publishArgs(p.options) }, p.frames)
+          .request('PUBLISH', args, p.frames)
           .then((reply) => p.resolve(Number(reply.args['seq'])), p.reject);
       }
       return;
@@ -103,7 +112,9 @@ export class TopicApi {
       specs.push(spec);
       payload.push(...p.frames);
     }
-    this.conn.request('PUBLISH', { messages: specs }, payload).then(
+    const args: Json = { messages: specs };
+    if (keyed) args['requestKey'] = this.nextRequestKey();
+    this.conn.request('PUBLISH', args, payload).then(
       (reply) => {
         const results = reply.args['results'];
         list.forEach((p, i) => {

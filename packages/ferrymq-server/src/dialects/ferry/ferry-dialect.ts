@@ -84,9 +84,10 @@ interface Peer {
  * What this broker does beyond protocol 1 as first published, announced in HELLO's reply so
  * clients use it only where it is there: `quiet-reports` = COMPLETE and FAIL take
  * `"quiet": true` and are then answered only when they fail; `publish-batch` = PUBLISH takes
- * `{"messages": [...]}`.
+ * `{"messages": [...]}`; `request-keys` = PUBLISH and SEND_MULTICAST take `requestKey`, CALL
+ * and MULTICAST take `dedupKey`.
  */
-const BROKER_FEATURES = ['quiet-reports', 'publish-batch'];
+const BROKER_FEATURES = ['quiet-reports', 'publish-batch', 'request-keys'];
 
 export class FerryDialect {
   private readonly peers = new Map<string, Peer>();

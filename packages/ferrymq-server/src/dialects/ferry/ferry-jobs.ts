@@ -97,6 +97,7 @@ export class FerryJobCommands extends CommandGroup {
       }
       case 'CALL': {
         const job = newJob(args, payload, false);
+        job.dedupKey = optString(args, 'dedupKey');
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
         let jobId = '';
@@ -123,6 +124,7 @@ export class FerryJobCommands extends CommandGroup {
           throw new FerryError('BAD_ARGUMENTS', 'services must be an array of service names');
         }
         const job = newJob({ ...args, service: 'multicast' }, payload, true);
+        job.dedupKey = optString(args, 'dedupKey');
         const { service: _s, ...rest } = job;
         this.answer(
           peerId,
@@ -279,19 +281,26 @@ export class FerryJobCommands extends CommandGroup {
         const id = reqString(args, 'id');
         // Checked before the report is applied: a malformed one changes nothing.
         const quiet = optBool(args, 'quiet') === true;
-        const handle = this.ownerOf(peerId, key, id);
-        this.peer(peerId, key).owner.delete(id);
-        const work =
-          req.command === 'COMPLETE'
+        const error = {
+          code: optString(args, 'code') ?? 'JOB_FAILED',
+          message: optString(args, 'message') ?? 'the worker reported a failure',
+        };
+        const retry = optBool(args, 'retry') ?? true;
+        const p = this.peer(peerId, key);
+        const tag = p.owner.get(id);
+        const handle = tag === undefined ? undefined : p.workers.get(tag);
+        p.owner.delete(id);
+        // Not this session's: maybe a run from before a restart, re-sent by a reconnected worker.
+        const work = !handle
+          ? this.jobs.reportRecovered(
+              id,
+              req.command === 'COMPLETE'
+                ? { type: 'complete', result: payload }
+                : { type: 'fail', error, retry },
+            )
+          : req.command === 'COMPLETE'
             ? handle.complete(id, payload)
-            : handle.fail(
-                id,
-                {
-                  code: optString(args, 'code') ?? 'JOB_FAILED',
-                  message: optString(args, 'message') ?? 'the worker reported a failure',
-                },
-                { retry: optBool(args, 'retry') ?? true },
-              );
+            : handle.fail(id, error, { retry });
         const reported = work.then((r) => {
           if (r !== null) throw new FerryError(r, `job ${id} is not held by this worker`);
           return {};

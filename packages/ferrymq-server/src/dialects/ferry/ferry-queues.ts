@@ -4,7 +4,7 @@
  * EXTEND) and administration (STATS, QUEUES, PEEK, DLQ_LIST, PURGE, DLQ_REDRIVE). Sessions
  * themselves (HELLO, PING, BYE, liveness) are the dialect's (ferry-dialect.ts).
  */
-import type { Broker, Delivery, Session } from '../../core/broker.js';
+import type { Broker, Delivery, MulticastOptions, Session } from '../../core/broker.js';
 import type { StatsSource } from '../../core/stats.js';
 import {
   FerryError,
@@ -206,19 +206,21 @@ export class FerryQueueCommands extends CommandGroup {
       priority: optInt(args, 'priority'),
       ttlMs: optNumber(args, 'ttlMs'),
     };
-    const wait = optBool(args, 'wait') ?? false;
-    const timeoutMs = optNumber(args, 'timeoutMs');
-    this.answer(peerId, requestId, this.multicast(s, queues, message, wait, timeoutMs));
+    const options: MulticastOptions = {
+      waitForAcks: optBool(args, 'wait') ?? false,
+      timeoutMs: optNumber(args, 'timeoutMs'),
+      requestKey: optString(args, 'requestKey'),
+    };
+    this.answer(peerId, requestId, this.multicast(s, queues, message, options));
   }
 
   private async multicast(
     s: Session,
     queues: string[],
     message: NewMessage,
-    waitForAcks: boolean,
-    timeoutMs: number | undefined,
+    options: MulticastOptions,
   ): Promise<Json> {
-    return { ...(await s.multicast(queues, message, { waitForAcks, timeoutMs })) };
+    return { ...(await s.multicast(queues, message, options)) };
   }
 
   private async ack(s: Session, ids: string[]): Promise<Json> {

@@ -21,6 +21,7 @@ import {
   type Json,
   type Request,
 } from 'ferrymq/protocol';
+import { checkKey, copyKeyOf } from '../../core/checks.js';
 import { CommandGroup, type PeerSend } from './command-group.js';
 import { optBool, optInt, optNumber, optString, reqString } from './args.js';
 
@@ -56,11 +57,12 @@ function topicSpec(m: TopicMessage): Json {
   return d;
 }
 
-function publishOptions(args: Json): PublishOptions {
+function publishOptions(args: Json, requestKey: string | undefined): PublishOptions {
   return {
     retain: optBool(args, 'retain'),
     ttlMs: optNumber(args, 'ttlMs'),
     headers: optHeaders(args),
+    requestKey,
   };
 }
 
@@ -243,7 +245,7 @@ export class FerryTopicCommands extends CommandGroup {
       peerId,
       requestId,
       this.pubsub
-        .publish(topic, payload, publishOptions(args))
+        .publish(topic, payload, publishOptions(args, optString(args, 'requestKey')))
         .then((out) => ({ seq: out.seq, durable: out.durable })),
     );
   }
@@ -275,13 +277,19 @@ export class FerryTopicCommands extends CommandGroup {
         }
       }
     });
+    // One key for the request; each publish's own is derived from it and its position (a
+    // re-send of the request carries the same publishes in the same order).
+    const requestKey = optString(args, 'requestKey');
+    if (requestKey !== undefined) checkKey(requestKey, 'requestKey');
+    const base = requestKey === undefined ? undefined : copyKeyOf(requestKey);
     const items = splitMessages(messages, payload, requestId).map((d, i) => {
       const spec = d.spec as Json;
       const topic = spec['topic'];
       if (typeof topic !== 'string') {
         throw new FerryError('BAD_ARGUMENTS', `messages[${i}].topic must be a string`);
       }
-      return { topic, frames: d.frames, options: publishOptions(spec) };
+      const key = base === undefined ? undefined : `${base}#${i}`;
+      return { topic, frames: d.frames, options: publishOptions(spec, key) };
     });
     const settled = this.pubsub.publishMany(items).map((p) =>
       p.then(

@@ -22,6 +22,7 @@ import type {
   JobStorage,
   JobSweepOutcome,
   NewJobRow,
+  RecoveredJob,
 } from '../types.js';
 import { estimateDiskBytes } from './disk-floor.js';
 import type { WriteCost, WriteLevel } from './sqlite-writer.js';
@@ -148,6 +149,9 @@ function prepareJobStatements(db: Database.Database) {
        WHERE id = ? AND status IN ('failed', 'cancelled', 'expired')`,
     ),
     releaseRunning: db.prepare(`UPDATE jobs SET status = 'queued' WHERE status = 'running'`),
+    runningRows: db.prepare<[], { id: string; service: string; attempts: number }>(
+      `SELECT id, service, attempts FROM jobs WHERE status = 'running' ORDER BY seq`,
+    ),
   };
 }
 
@@ -211,10 +215,14 @@ export class SqliteJobStorage implements JobStorage {
     readonly durable: () => Promise<void>,
   ) {}
 
-  /** Prepares statements and puts the previous run's running jobs back to queued. */
-  open(db: Database.Database): number {
+  /**
+   * Prepares statements and puts the previous run's running jobs back to queued — or, with
+   * `hold` (a recovery grace), leaves them running and lists them.
+   */
+  open(db: Database.Database, hold: boolean): { requeued: number; held: RecoveredJob[] } {
     this.st = prepareJobStatements(db);
-    return this.st.releaseRunning.run().changes;
+    if (!hold) return { requeued: this.st.releaseRunning.run().changes, held: [] };
+    return { requeued: 0, held: this.st.runningRows.all() };
   }
 
   private get s(): JobStatements {

@@ -34,6 +34,8 @@ export interface MessageRow {
   dedup_key: string | null;
   dead_reason: string | null;
   body: Buffer;
+  /** Chunks of a body stored in chunks (sqlite-bodies.ts); 0: the body is `body`. */
+  chunks: number;
 }
 
 /** A ready row as the lease query returns it (raw mode: an array, in SELECT order). */
@@ -47,6 +49,7 @@ type LeaseRow = [
   headers: string | null,
   body: Buffer,
   expiresAt: number | null,
+  chunks: number,
 ];
 
 type Statement<P extends unknown[], R = unknown> = Database.Statement<P, R>;
@@ -102,8 +105,8 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
     insertQueue: db.prepare('INSERT OR IGNORE INTO queues(name, created_at) VALUES (?, ?)'),
     insertMessage: db.prepare(
       `INSERT INTO messages(queue_id, state, priority, not_before, expires_at, attempts, enqueued_at,
-         size, nframes, headers, dedup_key, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         size, nframes, headers, dedup_key, body, chunks)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getIdem: db.prepare(
       'SELECT ids FROM idempotency WHERE scope = ? AND key = ? AND expires_at > ?',
@@ -114,7 +117,8 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
     // Rows as arrays, not objects: measured 25 % cheaper per leased message (see LeaseRow).
     selectReady: db
       .prepare<[number, number], LeaseRow>(
-        `SELECT id, priority, attempts, enqueued_at, size, nframes, headers, body, expires_at
+        `SELECT id, priority, attempts, enqueued_at, size, nframes, headers, body, expires_at,
+           chunks
          FROM messages WHERE queue_id = ? AND state = 0 ORDER BY priority DESC, id LIMIT ?`,
       )
       .raw(true),

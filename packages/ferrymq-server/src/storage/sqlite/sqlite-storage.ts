@@ -38,6 +38,14 @@ import type {
 } from '../types.js';
 import { estimateDiskBytes, type DiskFloor } from './disk-floor.js';
 import { SQLITE_MIGRATIONS } from './migrations/index.js';
+import {
+  BODY_CHUNK_BYTES,
+  packedLength,
+  prepareBodyStatements,
+  readChunks,
+  writeChunks,
+  type BodyStatements,
+} from './sqlite-bodies.js';
 import { SqliteJobStorage } from './sqlite-jobs.js';
 import { SqlitePubSubStorage } from './sqlite-pubsub.js';
 import {
@@ -58,6 +66,8 @@ import { SqliteWriter, type WriteCost, type WriteLevel } from './sqlite-writer.j
 export const SQLITE_DB_FILE = 'ferry.db';
 /** Page cache per connection (negative = KiB in SQLite's terms). */
 const CACHE_SIZE_KIB = 8 * 1024;
+/** The body column of a message whose body is in chunks. */
+const EMPTY_BODY = Buffer.alloc(0);
 /** Keep the WAL file from growing past this after a checkpoint. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
@@ -90,6 +100,7 @@ export class SqliteStorage implements Storage {
   private readonly recoveryGraceMs: number;
   private db: Database.Database | undefined;
   private st!: QueueStatements;
+  private bodies!: BodyStatements;
   private readonly queueIds = new Map<string, number>();
   /** Runs every call of a turn in one transaction. */
   private readonly writer: SqliteWriter;
@@ -133,8 +144,11 @@ export class SqliteStorage implements Storage {
       db.pragma(`max_page_count = ${Math.max(1, Math.floor(this.maxStoreBytes / pageSize))}`);
     }
     this.st = prepareQueueStatements(db);
-    const { releasedLeases, recoveredLeases, recoveryUntil } = this.recoverLeases();
-    const requeuedJobs = this.jobs.open(db);
+    this.bodies = prepareBodyStatements(db);
+    const hold = this.recoveryGraceMs > 0;
+    const recoveryUntil = Date.now() + this.recoveryGraceMs;
+    const { releasedLeases, recoveredLeases } = this.recoverLeases(recoveryUntil);
+    const jobs = this.jobs.open(db, hold);
     this.pubsub.open(db);
     this.writer.startSyncTimer();
     const queues = this.readCounts();
@@ -143,31 +157,27 @@ export class SqliteStorage implements Storage {
       queues,
       releasedLeases,
       recoveredLeases,
-      recoveryUntil,
+      recoveryUntil: recoveredLeases.length + jobs.held.length > 0 ? recoveryUntil : null,
+      recoveredJobs: jobs.held,
       nextDueAt,
-      requeuedJobs,
+      requeuedJobs: jobs.requeued,
       settings: this.readSettings(),
     };
   }
 
   /** The previous run's leases: ready at once, or held back for the recovery grace. */
-  private recoverLeases(): Pick<
-    StorageRecovery,
-    'releasedLeases' | 'recoveredLeases' | 'recoveryUntil'
-  > {
+  private recoverLeases(
+    recoveryUntil: number,
+  ): Pick<StorageRecovery, 'releasedLeases' | 'recoveredLeases'> {
     if (this.recoveryGraceMs <= 0) {
       const releasedLeases = this.st.releaseAllLeases.run().changes;
-      return { releasedLeases, recoveredLeases: [], recoveryUntil: null };
+      return { releasedLeases, recoveredLeases: [] };
     }
     const recoveredLeases = this.st.leasedRows
       .all()
       .map((r) => ({ id: String(r.id), queue: r.queue, attempts: r.attempts, size: r.size }));
-    if (recoveredLeases.length === 0) {
-      return { releasedLeases: 0, recoveredLeases, recoveryUntil: null };
-    }
-    const recoveryUntil = Date.now() + this.recoveryGraceMs;
-    this.st.holdLeases.run(recoveryUntil);
-    return { releasedLeases: recoveredLeases.length, recoveredLeases, recoveryUntil };
+    if (recoveredLeases.length > 0) this.st.holdLeases.run(recoveryUntil);
+    return { releasedLeases: recoveredLeases.length, recoveredLeases };
   }
 
   private readSettings(): Map<string, QueueSettings> {
@@ -237,6 +247,12 @@ export class SqliteStorage implements Storage {
     return row?.id;
   }
 
+  /** A row read with `SELECT *`, its body read back from its chunks if it has any. */
+  private withBody(r: MessageRow): MessageRow {
+    if (r.chunks > 0) r.body = readChunks(this.bodies, r.id);
+    return r;
+  }
+
   ensureQueue(queue: string): Promise<void> {
     return this.writer.call(() => {
       this.queueId(queue, true);
@@ -274,6 +290,8 @@ export class SqliteStorage implements Storage {
           for (const f of item.frames) size += f.length;
           const scheduled = item.notBefore > item.enqueuedAt;
           const leased = item.leased === true && !scheduled;
+          const packed = packedLength(item.frames);
+          const chunks = packed > BODY_CHUNK_BYTES ? Math.ceil(packed / BODY_CHUNK_BYTES) : 0;
           const info = this.st.insertMessage.run(
             qid,
             scheduled ? STATE_SCHEDULED : leased ? STATE_LEASED : STATE_READY,
@@ -286,8 +304,10 @@ export class SqliteStorage implements Storage {
             item.frames.length,
             item.headers ? JSON.stringify(item.headers) : null,
             item.dedupKey,
-            packFrames(item.frames),
+            chunks > 0 ? EMPTY_BODY : packFrames(item.frames),
+            chunks,
           );
+          if (chunks > 0) writeChunks(this.bodies, Number(info.lastInsertRowid), item.frames);
           const id = String(info.lastInsertRowid);
           if (item.dedupKey !== null)
             this.st.putIdem.run(scope, item.dedupKey, id, item.dedupUntil);
@@ -320,6 +340,7 @@ export class SqliteStorage implements Storage {
           headers,
           body,
           expiresAt,
+          chunks,
         ] of rows) {
           if (expiresAt !== null && expiresAt <= now) {
             this.st.deleteById.run(id);
@@ -330,7 +351,7 @@ export class SqliteStorage implements Storage {
           this.st.markLeased.run(id);
           out.messages.push({
             id: String(id),
-            frames: unpackFrames(body, nframes),
+            frames: unpackFrames(chunks > 0 ? readChunks(this.bodies, id) : body, nframes),
             headers: parseHeaders(headers),
             priority,
             attempts: attempts + 1,
@@ -453,7 +474,7 @@ export class SqliteStorage implements Storage {
             : this.db!.prepare<[number, number, number, number], MessageRow>(
                 'SELECT * FROM messages WHERE queue_id = ? AND state = ? AND id > ? ORDER BY id LIMIT ?',
               ).all(qid, STATE_CODES[options.state], after, options.limit);
-        return rows.map((r) => rowToStored(r, queue));
+        return rows.map((r) => rowToStored(this.withBody(r), queue));
       },
       undefined,
       'committed',
@@ -469,7 +490,7 @@ export class SqliteStorage implements Storage {
         const r = this.db!.prepare<[number, number], MessageRow>(
           'SELECT * FROM messages WHERE id = ? AND queue_id = ?',
         ).get(n, qid);
-        return r ? rowToStored(r, queue) : null;
+        return r ? rowToStored(this.withBody(r), queue) : null;
       },
       undefined,
       'committed',
