@@ -27,7 +27,7 @@ export const STATE_CODES: Record<MessageState, number> = {
 export const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
 
 /** The idempotency scope of a request key (one scope for the whole store, as in SQLite). */
-export const REQUEST_SCOPE = 'request';
+const REQUEST_SCOPE = 'request';
 
 /** The idempotency scope of a queue's dedup keys (by name: deleteQueue removes it). */
 export function queueScope(queue: string): string {
