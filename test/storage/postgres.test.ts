@@ -12,6 +12,7 @@ import type { EnqueueItem, SyncPolicy } from 'ferrymq-server/internal/storage/ty
 import { dropSchema, freshSchemaName, PG_TEST_URL, pgQuery } from '../helpers/postgres.js';
 import { runStorageContract, type StorageFactory } from './contract.js';
 import { runJobStorageContract } from './jobs-contract.js';
+import { runPubSubStorageContract } from './pubsub-contract.js';
 import { runQueueLifecycleContract } from './queue-lifecycle-contract.js';
 
 const ALWAYS: SyncPolicy = { mode: 'always' };
@@ -36,6 +37,7 @@ const postgresFixture: StorageFactory = async () => {
 
 runStorageContract('postgres', postgresFixture);
 runJobStorageContract('postgres', postgresFixture);
+runPubSubStorageContract('postgres', postgresFixture);
 runQueueLifecycleContract('postgres', postgresFixture);
 
 const T0 = Date.UTC(2030, 0, 1);

@@ -54,6 +54,9 @@ CREATE TABLE queue_settings (
   updated_at BIGINT NOT NULL
 );
 
+-- Jobs. leased_by: the node running the job (status running), NULL otherwise. A dedup key is
+-- an idempotency row (scope 'j:<service>') claimed with INSERT ... ON CONFLICT, so two brokers
+-- storing the same key at once store one job.
 CREATE TABLE jobs (
   seq BIGSERIAL PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
@@ -96,13 +99,15 @@ CREATE TABLE job_partials (
   PRIMARY KEY (job_id, seq)
 );
 
+-- Pub/sub. Topic, node and subscription names compare in code-point order (COLLATE "C", as
+-- SQLite's BINARY), whatever the database's collation: prefix ranges and order match SQLite.
 CREATE TABLE pubsub_meta (
   key TEXT PRIMARY KEY,
   value BIGINT NOT NULL
 );
 
 CREATE TABLE retained (
-  topic TEXT PRIMARY KEY,
+  topic TEXT COLLATE "C" PRIMARY KEY,
   seq BIGINT NOT NULL,
   published_at BIGINT NOT NULL,
   expires_at BIGINT,
@@ -114,14 +119,14 @@ CREATE TABLE retained (
 CREATE INDEX retained_expiry ON retained(expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE subscriptions (
-  name TEXT PRIMARY KEY,
+  name TEXT COLLATE "C" PRIMARY KEY,
   pattern TEXT NOT NULL,
   created_at BIGINT NOT NULL
 );
 
 CREATE TABLE confirmations (
-  topic TEXT NOT NULL,
-  node TEXT NOT NULL,
+  topic TEXT COLLATE "C" NOT NULL,
+  node TEXT COLLATE "C" NOT NULL,
   seq BIGINT NOT NULL,
   at BIGINT NOT NULL,
   PRIMARY KEY (topic, node)
