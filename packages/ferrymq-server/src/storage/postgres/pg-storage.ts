@@ -27,9 +27,12 @@ import type {
   RedriveOptions,
   ReleaseItem,
   Storage,
+  RemoteChanges,
   StorageRecovery,
+  StoreNode,
   SyncPolicy,
 } from '../types.js';
+import { PgCluster } from './pg-cluster.js';
 import { PgJobStorage } from './pg-jobs.js';
 import { PgPubSubStorage } from './pg-pubsub.js';
 import { checkSchemaName, connectPg, migratePg, redactUrl, type PgTarget } from './pg-schema.js';
@@ -59,6 +62,10 @@ export class PostgresStorage implements Storage {
   readonly jobs: PgJobStorage;
   readonly pubsub: PgPubSubStorage;
   private closed = false;
+  /** Heartbeat, node lock, wake-ups and dead brokers' leases (pg-cluster.ts). */
+  readonly cluster: PgCluster;
+  /** Shared by every broker pointed at the same database and schema. */
+  readonly shared = true;
 
   constructor(options: PostgresStorageOptions) {
     this.target = { url: options.url, schema: checkSchemaName(options.schema) };
@@ -75,10 +82,33 @@ export class PostgresStorage implements Storage {
       this.writer.call(fn, level);
     this.jobs = new PgJobStorage(run, () => this.writer.durable(), this.nodeId);
     this.pubsub = new PgPubSubStorage(run);
+    this.cluster = new PgCluster({
+      target: this.target,
+      nodeId: this.nodeId,
+      nodeTimeoutMs: this.nodeTimeoutMs,
+      onPeers: (alive) => {
+        this.writer.setNotify(alive).catch(() => undefined);
+      },
+      ownPids: () => [this.writer.pid],
+      onError: (err) => this.onBackgroundError?.(err),
+    });
+  }
+
+  /** Background failures (heartbeat, cluster connection), for the broker's log. */
+  onBackgroundError: ((err: Error) => void) | undefined;
+
+  watch(listener: (changes: RemoteChanges) => void): void {
+    this.cluster.watch(listener);
+  }
+
+  nodes(): Promise<StoreNode[]> {
+    return this.cluster.nodes();
   }
 
   async open(): Promise<StorageRecovery> {
     await migratePg(this.target);
+    // The node lock first: a second live broker with this node id must not touch its leases.
+    await this.cluster.start();
     await this.writer.open();
     throw new Error('not built yet');
   }
@@ -86,6 +116,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.cluster.close();
     await this.writer.close();
   }
 
