@@ -99,6 +99,7 @@ export class CoreComponent implements Component {
       pubsub,
       connections: this.options.connections,
       peers: this.options.peers,
+      nodes: storage.shared ? () => storage.nodes() : undefined,
     });
     this.startedParts = { broker, jobs, pubsub, stats };
   }
