@@ -28,6 +28,11 @@ export interface JobServerOptions {
   maxParamsBytes?: number;
   /** True while free disk space is below the floor: durable submits are refused. */
   isStorageLow?: () => boolean;
+  /**
+   * Other brokers share the store (Storage.shared): counters come from it, and a call no
+   * worker here can run is stored so that a worker on another broker can.
+   */
+  shared?: boolean;
 }
 
 export class JobServerState {
@@ -38,6 +43,7 @@ export class JobServerState {
   readonly defaultPolicy: JobPolicy;
   readonly maxParamsBytes: number;
   readonly isStorageLow: () => boolean;
+  readonly shared: boolean;
   readonly services = new Map<string, ServiceState>();
   readonly workers = new Set<JobWorker>();
   /** Every running job by id; each worker holds its own. */
@@ -61,6 +67,7 @@ export class JobServerState {
     this.servicePolicies = options.servicePolicies ?? {};
     this.maxParamsBytes = options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES;
     this.isStorageLow = options.isStorageLow ?? (() => false);
+    this.shared = options.shared ?? false;
     this.scheduler = new Scheduler(this.clock);
   }
 

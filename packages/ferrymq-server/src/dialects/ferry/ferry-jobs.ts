@@ -96,7 +96,8 @@ export class FerryJobCommands extends CommandGroup {
         return;
       }
       case 'CALL': {
-        const job = newJob(args, payload, false);
+        // Not durable unless asked; the job server decides when only another broker can run it.
+        const job = newJob(args, payload, undefined);
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
         let jobId = '';
@@ -395,7 +396,7 @@ export class FerryJobCommands extends CommandGroup {
   }
 }
 
-function newJob(args: Json, payload: Buffer[], durableDefault: boolean): NewJob {
+function newJob(args: Json, payload: Buffer[], durableDefault: boolean | undefined): NewJob {
   if (payload.length === 0) {
     throw new FerryError('BAD_FRAME', 'a job needs at least one params frame after the arguments');
   }

@@ -30,10 +30,13 @@ import type {
   QueueDelta,
   RedriveOptions,
   ReleaseItem,
+  RemoteChanges,
   Storage,
   StorageRecovery,
+  StoreNode,
   SyncPolicy,
 } from '../types.js';
+import { PgCluster } from './pg-cluster.js';
 import { enqueueInto } from './pg-enqueue.js';
 import { PgJobStorage } from './pg-jobs.js';
 import { PgPubSubStorage } from './pg-pubsub.js';
@@ -106,6 +109,10 @@ export class PostgresStorage implements Storage {
   private closed = false;
   /** Bytes of the store's tables, as last read (at open and with every counts()). */
   private sizeBytes = 0;
+  /** Heartbeat, node lock, wake-ups and dead brokers' leases (pg-cluster.ts). */
+  readonly cluster: PgCluster;
+  /** Shared by every broker pointed at the same database and schema. */
+  readonly shared = true;
 
   constructor(options: PostgresStorageOptions) {
     this.target = { url: options.url, schema: checkSchemaName(options.schema) };
@@ -122,20 +129,38 @@ export class PostgresStorage implements Storage {
       this.writer.call(fn, level);
     this.jobs = new PgJobStorage(run, () => this.writer.durable(), this.nodeId);
     this.pubsub = new PgPubSubStorage(run);
+    this.cluster = new PgCluster({
+      target: this.target,
+      nodeId: this.nodeId,
+      nodeTimeoutMs: this.nodeTimeoutMs,
+      onPeers: (alive) => {
+        this.writer.setNotify(alive).catch(() => undefined);
+      },
+      ownPids: () => [this.writer.pid],
+      onError: (err) => this.onBackgroundError?.(err),
+    });
+  }
+
+  /** Background failures (heartbeat, cluster connection), for the broker's log. */
+  onBackgroundError: ((err: Error) => void) | undefined;
+
+  watch(listener: (changes: RemoteChanges) => void): void {
+    this.cluster.watch(listener);
+  }
+
+  nodes(): Promise<StoreNode[]> {
+    return this.cluster.nodes();
   }
 
   async open(): Promise<StorageRecovery> {
     await migratePg(this.target);
+    // The node lock first: a second live broker with this node id must not touch its leases.
+    await this.cluster.start();
     await this.writer.open();
     const recovery = await this.writer.exclusive(async (db) => {
       const leases = await this.recoverLeases(db);
-      // RECONCILE (lead): PgJobStorage.open(db: PgSession): Promise<number> (running jobs of
-      // this node put back) and PgPubSubStorage.open(db: PgSession): Promise<void> come from
-      // branch pgj; called here when present so that both branches build on their own.
-      const jobs = this.jobs as Partial<{ open(db: PgSession): Promise<number> }>;
-      const requeuedJobs = jobs.open ? await jobs.open(db) : 0;
-      const pubsub = this.pubsub as Partial<{ open(db: PgSession): Promise<void> }>;
-      if (pubsub.open) await pubsub.open(db);
+      const requeuedJobs = await this.jobs.open(db);
+      await this.pubsub.open(db);
       const queues = await this.readCounts(db);
       const nextDueAt = (await db.rows<{ t: number | null }>(SQL_NEXT_DUE))[0]?.t ?? null;
       const settings = await this.readSettings(db);
@@ -219,6 +244,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.cluster.close();
     await this.writer.close();
   }
 

@@ -111,6 +111,8 @@ export class PgWriter {
   private readonly commitBatchOps = new Histogram(BATCH_SIZE_BOUNDS);
   private readonly fsyncMs = new Histogram(DURATION_MS_BOUNDS);
   private readonly session: PgSession;
+  /** Commits notify other brokers (the wake-up triggers fire): set while peers are alive. */
+  private notify = false;
 
   constructor(options: PgWriterOptions) {
     this.connect = options.connect;
@@ -146,7 +148,8 @@ export class PgWriter {
     // wal_writer flushes within a few hundred ms); under `always` it does.
     const syncCommit = this.sync.mode === 'always' ? 'on' : 'off';
     await client.query(`SET synchronous_commit = ${syncCommit}`);
-    this.m.sqlControlStatements++;
+    await client.query(`SET ferry.notify = ${this.notify ? 'on' : 'off'}`);
+    this.m.sqlControlStatements += 2;
     this.client = client;
     this.broken = false;
     return client;
@@ -167,6 +170,22 @@ export class PgWriter {
   private async control(sql: string): Promise<void> {
     this.m.sqlControlStatements++;
     await this.client!.query(sql);
+  }
+
+  /** The backend pid of the writer's connection (0 before it opens). */
+  get pid(): number {
+    return (this.client as unknown as { processID?: number } | undefined)?.processID ?? 0;
+  }
+
+  /**
+   * Whether this broker's commits wake other brokers (the triggers of migration 0002 fire
+   * only in sessions with `ferry.notify` on). Applied before the next batch.
+   */
+  setNotify(on: boolean): Promise<void> {
+    this.notify = on;
+    return this.call(async (db) => {
+      await db.rows("SELECT set_config('ferry.notify', $1, false)", [on ? 'on' : 'off']);
+    });
   }
 
   /** Counts messages stored (for the metrics). */
