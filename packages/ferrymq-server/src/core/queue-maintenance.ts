@@ -76,8 +76,13 @@ export class QueueMaintenance {
       (all) => {
         for (const [name, counts] of all) {
           const q = this.state.queues.get(name);
-          if (q) q.counts = { ...counts };
-          else this.state.recoverQueue(name, counts);
+          if (!q) {
+            this.state.recoverQueue(name, counts);
+            continue;
+          }
+          q.counts = { ...counts };
+          // Ready messages other brokers stored, for consumers here.
+          if (counts.ready > 0 && q.consumers.length > 0) this.dispatch.pump(q);
         }
       },
       (err: unknown) => this.state.log.error('counts refresh failed', { err: String(err) }),
