@@ -30,7 +30,9 @@ export class JobRemote {
     for (const id of changes.jobs) {
       this.watchers
         .refresh(id)
-        .catch((err: unknown) => this.state.log.warn('job refresh failed', { job: id, err: String(err) }));
+        .catch((err: unknown) =>
+          this.state.log.warn('job refresh failed', { job: id, err: String(err) }),
+        );
       const r = this.state.runs.get(id);
       if (r && !r.cancelled) void this.cancelIfEnded(id);
     }

@@ -6,6 +6,7 @@
  * values of the store kinds are checked here.
  */
 import { FerryError } from 'ferrymq/model';
+import { DEFAULT_PG_SCHEMA } from '../storage/postgres/pg-schema.js';
 
 /** CONFIG_INVALID naming where the bad value came from (as config-values.ts words it). */
 function invalid(where: string, msg: string): FerryError {
@@ -65,7 +66,7 @@ export const STORE_SCHEMA = {
 
 export const STORE_DEFAULTS: Readonly<StoreConfig> = Object.freeze({
   store: undefined,
-  storeSchema: 'ferry',
+  storeSchema: DEFAULT_PG_SCHEMA,
   nodeId: undefined,
   nodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
 });

@@ -82,7 +82,7 @@ export class DiskWatcherComponent implements Component {
  * of its Ferry endpoint (stable across restarts, so a restarted broker takes back its own
  * leases at once), or `<hostname>:pid<pid>` when the port is chosen by the system.
  */
-export function nodeIdOf(config: FerryConfig): string {
+function nodeIdOf(config: FerryConfig): string {
   if (config.nodeId !== undefined) return config.nodeId;
   const port = /:(\d+)$/.exec(config.bind)?.[1];
   const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-');

@@ -13,7 +13,7 @@ import type { RemoteChanges, StoreNode } from '../types.js';
 import { connectPg, type PgTarget } from './pg-schema.js';
 
 /** How often a broker writes its heartbeat and looks for dead ones. */
-export const NODE_HEARTBEAT_MS = 1_000;
+const NODE_HEARTBEAT_MS = 1_000;
 /** The database's clock in ms since the epoch (heartbeats compare against it, not ours). */
 const DB_NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 /** Notices of one channel gathered before the listener is called (one callback per batch). */
@@ -45,7 +45,11 @@ export class PgCluster {
   private listener: ((changes: RemoteChanges) => void) | undefined;
   private peersAlive = false;
   private readonly queueNames = new Map<number, string>();
-  private pending = { queues: new Set<number>(), services: new Set<string>(), jobs: new Set<string>() };
+  private pending = {
+    queues: new Set<number>(),
+    services: new Set<string>(),
+    jobs: new Set<string>(),
+  };
   private flushScheduled = false;
   private closed = false;
   private beating: Promise<void> | undefined;

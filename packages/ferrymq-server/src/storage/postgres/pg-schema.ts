@@ -13,6 +13,8 @@ import { PG_TYPES } from './pg-writer.js';
 export const DEFAULT_PG_SCHEMA = 'ferry';
 /** A schema name the store accepts: a plain, lower-case SQL identifier. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** How long opening a connection may take (a host that drops packets must not hang a start). */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** Shown as the connection's application_name (pg_stat_activity). */
 const APPLICATION_NAME = 'ferry';
 
@@ -50,6 +52,7 @@ export async function connectPg(target: PgTarget): Promise<pg.Client> {
     connectionString: target.url,
     types: PG_TYPES,
     application_name: APPLICATION_NAME,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
   try {
     await client.connect();
@@ -76,6 +79,7 @@ export async function migratePg(target: PgTarget): Promise<number> {
     connectionString: target.url,
     types: PG_TYPES,
     application_name: APPLICATION_NAME,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
   try {
     await client.connect();

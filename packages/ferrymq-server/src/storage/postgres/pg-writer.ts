@@ -69,7 +69,7 @@ export interface PgWriterOptions {
 export type PgWriterMetrics = Omit<StorageMetrics, 'backend' | 'path' | 'sync' | 'sizeBytes'>;
 
 /** Maps a driver error to a Ferry error (STORAGE_FULL, or STORAGE_ERROR with the cause). */
-export function mapPgError(err: unknown): FerryError {
+function mapPgError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && FULL_SQLSTATES.has(code)) {
@@ -91,6 +91,8 @@ export class PgWriter {
   private readonly sync: SyncPolicy;
   private readonly onRollback: () => void;
   private client: pg.Client | undefined;
+  /** A connection being opened: callers meanwhile wait for it rather than open another. */
+  private connecting: Promise<pg.Client> | undefined;
   /** The client broke (connection lost): a new one is opened for the next batch. */
   private broken = false;
   private pending: PendingCall[] = [];
@@ -131,8 +133,14 @@ export class PgWriter {
     await this.ensureClient();
   }
 
-  private async ensureClient(): Promise<pg.Client> {
-    if (this.client && !this.broken) return this.client;
+  /** The connection, opened (or reopened after it broke) by one caller at a time. */
+  private ensureClient(): Promise<pg.Client> {
+    if (this.client && !this.broken) return Promise.resolve(this.client);
+    this.connecting ??= this.openClient().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async openClient(): Promise<pg.Client> {
     if (this.client) {
       const old = this.client;
       this.client = undefined;
@@ -201,7 +209,7 @@ export class PgWriter {
     if (this.closed) return Promise.reject(new FerryError('SHUTTING_DOWN', 'the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({
-        run: run as (db: PgSession) => Promise<unknown>,
+        run: run,
         resolve: resolve as (v: unknown) => void,
         reject,
       });
@@ -232,15 +240,13 @@ export class PgWriter {
   }
 
   private async runBatch(calls: PendingCall[]): Promise<void> {
-    let client: pg.Client;
     try {
-      client = await this.ensureClient();
+      await this.ensureClient();
     } catch (err) {
       const mapped = mapPgError(err);
       for (const c of calls) c.reject(mapped);
       return;
     }
-    void client;
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       try {
@@ -352,6 +358,7 @@ export class PgWriter {
   async close(): Promise<void> {
     this.closed = true;
     await this.running;
+    await this.connecting?.catch(() => undefined);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
