@@ -60,3 +60,28 @@ if (forTests) {
     run('apt-get', ['install', '-y', '-qq', ...needed]);
   }
 }
+
+if (forTests) {
+  // The store tests run against the local PostgreSQL; they fail, never skip, without it. Say
+  // so once, up front, instead of through hundreds of failing cases. pg_isready comes with
+  // Debian's postgresql-client (installed with the server); a TCP check stands in without it.
+  const url = process.env.FERRY_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const { hostname, port } = new URL(url);
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const s=require('node:net').connect(${Number(port || 5432)},${JSON.stringify(hostname)});` +
+        `s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));` +
+        `setTimeout(()=>process.exit(2),3000);`,
+    ],
+    { stdio: 'ignore' },
+  );
+  if (probe.status !== 0) {
+    console.error(
+      `[ensure-deps] PostgreSQL is not reachable at ${hostname}:${port || 5432}: the store ` +
+        'tests need it (set FERRY_TEST_PG=postgres://user@host:port/db to use another server)',
+    );
+    process.exit(1);
+  }
+}

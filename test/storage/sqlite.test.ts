@@ -18,6 +18,7 @@ import type { EnqueueItem, Storage, SyncPolicy } from 'ferrymq-server/internal/s
 import { tmpDir, waitFor } from '../helpers/broker.js';
 import { runStorageContract, type StorageFactory } from './contract.js';
 import { runJobStorageContract } from './jobs-contract.js';
+import { runPubSubStorageContract } from './pubsub-contract.js';
 import { runQueueLifecycleContract } from './queue-lifecycle-contract.js';
 
 const ALWAYS: SyncPolicy = { mode: 'always' };
@@ -34,6 +35,7 @@ const sqliteFixture: StorageFactory = async () => {
 
 runStorageContract('sqlite', sqliteFixture);
 runJobStorageContract('sqlite', sqliteFixture);
+runPubSubStorageContract('sqlite', sqliteFixture);
 runQueueLifecycleContract('sqlite', sqliteFixture);
 
 const T0 = Date.UTC(2030, 0, 1);

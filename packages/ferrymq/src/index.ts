@@ -70,6 +70,8 @@ export type {
   BrokerStats,
   FerryStats,
   PubSubStats,
+  ClusterStats,
+  ClusterNode,
   QueueStats,
   StorageMetrics,
   WorkerCounts,

@@ -193,6 +193,14 @@ function registerStats(program: Command): void {
             (p99 !== null ? `, p99 ≤ ${p99} ms` : '') +
             `, ${st.fsyncs} fsyncs\n`,
         );
+        if (s.cluster) {
+          // A shared store: queue and job numbers below are the whole cluster's.
+          const now = Date.now();
+          const nodes = s.cluster.nodes
+            .map((n) => `${n.id}${n.self ? ' (this)' : ''} ${Math.max(0, now - n.heartbeatAt)} ms`)
+            .join(', ');
+          process.stdout.write(`cluster: ${s.cluster.nodes.length} brokers: ${nodes}\n`);
+        }
         const services = s.services;
         if (services.length > 0 || s.workers.total > 0) {
           const sum = (k: 'queued' | 'running' | 'done' | 'failed'): number =>

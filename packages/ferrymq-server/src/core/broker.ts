@@ -22,7 +22,7 @@ import {
   type QueueStats,
   type StoredMessage,
 } from 'ferrymq/model';
-import type { RecoveredJob, Storage } from '../storage/types.js';
+import type { RecoveredJob, RemoteChanges, Storage } from '../storage/types.js';
 import { BrokerState } from './broker-state.js';
 import {
   DUE_MIN_INTERVAL_MS,
@@ -153,6 +153,19 @@ export class Broker {
     if (recovery.nextDueAt !== null) broker.due.schedule(recovery.nextDueAt);
     broker.maintenance.start(broker.scheduler);
     return broker;
+  }
+
+  /**
+   * Other brokers sharing the store made messages ready in these queues: consumers here that
+   * have credit lease from the store now rather than at the next probe.
+   */
+  onRemote(changes: RemoteChanges): void {
+    for (const name of changes.queues) {
+      const q = this.state.queues.get(name);
+      if (!q || q.consumers.length === 0) continue;
+      q.probe = true;
+      this.dispatch.pump(q);
+    }
   }
 
   /** The policy in force for a queue (runtime values included), or what a new one would get. */

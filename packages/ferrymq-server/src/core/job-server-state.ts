@@ -30,6 +30,11 @@ export interface JobServerOptions {
   isStorageLow?: () => boolean;
   /** The previous run's running jobs the store held for the recovery grace (job-recovery.ts). */
   recovered?: { jobs: readonly RecoveredJob[]; until: number } | undefined;
+  /**
+   * Other brokers share the store (Storage.shared): counters come from it, and a call no
+   * worker here can run is stored so that a worker on another broker can.
+   */
+  shared?: boolean;
 }
 
 export class JobServerState {
@@ -40,6 +45,7 @@ export class JobServerState {
   readonly defaultPolicy: JobPolicy;
   readonly maxParamsBytes: number;
   readonly isStorageLow: () => boolean;
+  readonly shared: boolean;
   readonly services = new Map<string, ServiceState>();
   readonly workers = new Set<JobWorker>();
   /** Every running job by id; each worker holds its own. */
@@ -63,6 +69,7 @@ export class JobServerState {
     this.servicePolicies = options.servicePolicies ?? {};
     this.maxParamsBytes = options.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES;
     this.isStorageLow = options.isStorageLow ?? (() => false);
+    this.shared = options.shared ?? false;
     this.scheduler = new Scheduler(this.clock);
   }
 

@@ -24,6 +24,11 @@ type Partials = { seq: number; frames: Buffer[] }[];
 
 export class JobWatchers {
   private readonly watchers = new Map<string, Set<Watcher>>();
+  /** Per watched job: the last status/attempt, progress (JSON) and partial sent. */
+  private readonly seen = new Map<
+    string,
+    { status: string; progress: string | undefined; seq: number }
+  >();
 
   constructor(
     private readonly log: Logger,
@@ -60,7 +65,10 @@ export class JobWatchers {
       stopped = true;
       const s = this.watchers.get(id);
       s?.delete(w);
-      if (s && s.size === 0) this.watchers.delete(id);
+      if (s && s.size === 0) {
+        this.watchers.delete(id);
+        this.seen.delete(id);
+      }
     };
     let info: JobInfo | null;
     let partials: Partials;
@@ -85,6 +93,9 @@ export class JobWatchers {
       throw new FerryError('JOB_NOT_FOUND', `no job ${id}`);
     }
     let lastStatus = `${info.status}/${info.attempts}`;
+    this.note(id, { type: 'status', status: info.status, attempt: info.attempts });
+    if (info.progress !== undefined) this.note(id, { type: 'progress', progress: info.progress });
+    for (const p of partials) this.note(id, { type: 'partial', seq: p.seq, frames: p.frames });
     listener({ type: 'status', status: info.status, attempt: info.attempts });
     if (info.progress !== undefined) listener({ type: 'progress', progress: info.progress });
     let lastSeq = 0;
@@ -113,10 +124,37 @@ export class JobWatchers {
     return stop;
   }
 
+  /**
+   * Another broker changed a job (a shared store): if anyone here watches it, its row and
+   * partial results are read again and what is new goes out as events — partials past the
+   * last one sent, a changed progress, a new status or attempt, the final state.
+   */
+  async refresh(id: string): Promise<void> {
+    if (!this.watchers.has(id)) return;
+    const info = await this.get(id);
+    if (!info || !this.watchers.has(id)) return;
+    const seen = this.seen.get(id) ?? { status: '', progress: undefined, seq: 0 };
+    if (info.partials > seen.seq) {
+      for (const p of await this.storedPartials(id)) {
+        if (p.seq > (this.seen.get(id)?.seq ?? 0)) {
+          this.emit(id, { type: 'partial', seq: p.seq, frames: p.frames });
+        }
+      }
+    }
+    if (info.progress !== undefined && JSON.stringify(info.progress) !== seen.progress) {
+      this.emit(id, { type: 'progress', progress: info.progress });
+    }
+    if (isFinalStatus(info.status)) this.emit(id, { type: 'final', job: info });
+    else if (`${info.status}/${info.attempts}` !== seen.status) {
+      this.emit(id, { type: 'status', status: info.status, attempt: info.attempts });
+    }
+  }
+
   /** Tells a job's watchers of an event; a final one ends their streams. */
   emit(id: string, ev: JobEvent): void {
     const set = this.watchers.get(id);
     if (!set) return;
+    this.note(id, ev);
     for (const w of [...set]) {
       try {
         w(ev);
@@ -124,7 +162,19 @@ export class JobWatchers {
         this.log.error('job watcher threw', { job: id, err: String(err) });
       }
     }
-    if (ev.type === 'final') this.watchers.delete(id);
+    if (ev.type === 'final') {
+      this.watchers.delete(id);
+      this.seen.delete(id);
+    }
+  }
+
+  /** Remembers what watchers of a job were last told (for refresh). */
+  private note(id: string, ev: JobEvent): void {
+    let seen = this.seen.get(id);
+    if (!seen) this.seen.set(id, (seen = { status: '', progress: undefined, seq: 0 }));
+    if (ev.type === 'status') seen.status = `${ev.status}/${ev.attempt}`;
+    else if (ev.type === 'progress') seen.progress = JSON.stringify(ev.progress);
+    else if (ev.type === 'partial') seen.seq = Math.max(seen.seq, ev.seq);
   }
 
   /**

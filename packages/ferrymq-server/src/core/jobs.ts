@@ -30,7 +30,7 @@ import {
   type ServiceInfo,
   type WorkerInfo,
 } from 'ferrymq/model';
-import type { JobStorage } from '../storage/types.js';
+import type { JobStorage, RemoteChanges } from '../storage/types.js';
 import type { Clock } from './clock.js';
 import { JobAdminOps, type JobAdmin, type JobDetail, type JobSearchOptions } from './job-admin.js';
 import { JobDispatch } from './job-dispatch.js';
@@ -51,8 +51,15 @@ import type {
   WorkerReportResult,
   WorkerSink,
 } from './job-types.js';
+import { JobRemote } from './job-remote.js';
 import { JobWatchers, type Watcher } from './job-watchers.js';
 import { registerWorker } from './job-workers.js';
+
+/**
+ * A shared store: how often the job counters are read from it and services with free worker
+ * slots here probe it (the floor under the wake-ups other brokers send).
+ */
+const JOB_SHARED_REFRESH_MS = 1_000;
 
 export { type JobServerOptions } from './job-server-state.js';
 export class JobServer implements JobApi, JobAdmin {
@@ -67,6 +74,7 @@ export class JobServer implements JobApi, JobAdmin {
   private readonly maintenance: JobMaintenance;
   private readonly admin: JobAdminOps;
   private readonly recovery: JobRecovery;
+  private readonly remote: JobRemote;
 
   private constructor(options: JobServerOptions) {
     const state = new JobServerState(options);
@@ -103,6 +111,12 @@ export class JobServer implements JobApi, JobAdmin {
     );
     this.admin = new JobAdminOps(state, this.dispatch, this.watchers);
     this.recovery = new JobRecovery(state, this.dispatch, this.watchers, childFinished);
+    this.remote = new JobRemote(state, this.dispatch, this.runs, this.watchers);
+  }
+
+  /** Other brokers sharing the store changed jobs (see JobRemote). */
+  onRemote(changes: RemoteChanges): void {
+    this.remote.onRemote(changes);
   }
 
   /** Reads the durable jobs' counters from the (already opened) store and starts the timers. */
@@ -118,6 +132,9 @@ export class JobServer implements JobApi, JobAdmin {
     }
     if (options.recovered) server.recovery.hold(options.recovered.jobs, options.recovered.until);
     server.maintenance.start();
+    if (state.shared) {
+      state.scheduler.every(JOB_SHARED_REFRESH_MS, () => server.remote.refreshShared());
+    }
     return server;
   }
 
@@ -142,7 +159,11 @@ export class JobServer implements JobApi, JobAdmin {
     }
     // At the commit: the answer waits for the final commit to be durable, which covers it.
     return this.submitter
-      .submitCommitted({ ...spec, durable: spec.durable ?? false })
+      .submitCommitted({
+        ...spec,
+        // A shared store and no worker here: stored, so a worker on another broker runs it.
+        durable: spec.durable ?? (this.state.shared && !this.dispatch.hasWorkers(spec.service)),
+      })
       .then((info) => {
         options.onSubmitted?.(info);
         return this.watchers.awaitFinal(info.id, options, info);

@@ -130,11 +130,14 @@ export class QueueDispatch {
         // Fewer than asked: the store had no more ready then. Whatever became ready since the
         // lease was issued may not have been seen by it, so count exactly that as ready.
         q.counts.ready = got < max ? q.readyAdds - addsBefore : Math.max(0, q.counts.ready - got);
+        // A shared store: other brokers add messages this one does not count; a full lease
+        // may have left more behind.
+        if (got === max && this.state.storage.shared) q.probe = true;
         q.counts.bytes -= outcome.expired.bytes;
         q.expired += outcome.expired.count;
         q.counts.leased += outcome.messages.length;
         this.distribute(q, outcome.messages);
-        if (q.counts.ready > 0) this.pump(q);
+        if (q.counts.ready > 0 || q.probe) this.pump(q);
         else releaseIfUnder(q, this.state.limits.flowBacklogFactor);
       },
       (err: unknown) => {

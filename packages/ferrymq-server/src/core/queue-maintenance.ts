@@ -41,6 +41,7 @@ export class QueueMaintenance {
   }
 
   private maintain(): void {
+    if (this.storage.shared) this.refreshShared();
     this.calls.track(this.storage.sweepExpired(this.clock.now(), SWEEP_BATCH_MAX)).then(
       (deltas) => {
         for (const d of deltas) {
@@ -63,6 +64,35 @@ export class QueueMaintenance {
         this.dispatch.pump(q);
       }
     }
+  }
+
+  /**
+   * A shared store: every broker's counters are the store's (other brokers send, lease and
+   * ack too), queues other brokers made become known here, and the due timer follows the
+   * earliest delayed message whoever stored it.
+   */
+  private refreshShared(): void {
+    this.calls.track(this.storage.counts()).then(
+      (all) => {
+        for (const [name, counts] of all) {
+          const q = this.state.queues.get(name);
+          if (!q) {
+            this.state.recoverQueue(name, counts);
+            continue;
+          }
+          q.counts = { ...counts };
+          // Ready messages other brokers stored, for consumers here.
+          if (counts.ready > 0 && q.consumers.length > 0) this.dispatch.pump(q);
+        }
+      },
+      (err: unknown) => this.state.log.error('counts refresh failed', { err: String(err) }),
+    );
+    this.calls.track(this.storage.nextDueAt()).then(
+      (next) => {
+        if (next !== null) this.due.schedule(next);
+      },
+      () => {},
+    );
   }
 
   /** The due timer fired: delayed messages due by now become ready; re-arm for the next. */

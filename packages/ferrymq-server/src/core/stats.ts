@@ -4,7 +4,13 @@
  * protocol's STATS reply (what `ferry stats` prints), the HTTP gateway's `/v1/stats`, the
  * dashboard and `/metrics` all read it, so they always agree.
  */
-import type { FerryStats, PeerGuardStats, PubSubStats, WorkerCounts } from 'ferrymq/model';
+import type {
+  ClusterNode,
+  FerryStats,
+  PeerGuardStats,
+  PubSubStats,
+  WorkerCounts,
+} from 'ferrymq/model';
 import type { Broker } from './broker.js';
 import type { JobApi } from './job-types.js';
 
@@ -16,6 +22,8 @@ export interface StatsSourceOptions {
   pubsub?: { stats(): PubSubStats } | undefined;
   /** Peer guard counters per dialect, read at snapshot time. */
   peers?: (() => Record<string, PeerGuardStats>) | undefined;
+  /** Brokers sharing the store (a shared store only), read at snapshot time. */
+  nodes?: (() => Promise<ClusterNode[]>) | undefined;
 }
 
 export class StatsSource {
@@ -24,6 +32,7 @@ export class StatsSource {
   private readonly connections: () => Record<string, number>;
   private readonly pubsub: { stats(): PubSubStats } | undefined;
   private readonly peers: (() => Record<string, PeerGuardStats>) | undefined;
+  private readonly nodes: (() => Promise<ClusterNode[]>) | undefined;
 
   constructor(options: StatsSourceOptions) {
     this.broker = options.broker;
@@ -31,6 +40,7 @@ export class StatsSource {
     this.connections = options.connections ?? (() => ({}));
     this.pubsub = options.pubsub;
     this.peers = options.peers;
+    this.nodes = options.nodes;
   }
 
   /** Every number, now. With `queue`, only that queue's stats (QUEUE_NOT_FOUND if none). */
@@ -38,11 +48,12 @@ export class StatsSource {
     const connections = this.connections();
     let total = 0;
     for (const n of Object.values(connections)) total += n;
-    const [queues, services] = await Promise.all([
+    const [queues, services, nodes] = await Promise.all([
       queue === undefined
         ? this.broker.allQueueStats()
         : this.broker.queueStats(queue).then((q) => [q]),
       this.jobs ? this.jobs.services() : Promise.resolve([]),
+      this.nodes ? this.nodes() : Promise.resolve(undefined),
     ]);
     const workers: WorkerCounts = { total: 0, byProtocol: {}, byService: {} };
     for (const w of this.jobs?.workers() ?? []) {
@@ -58,6 +69,7 @@ export class StatsSource {
       workers,
       ...(this.pubsub ? { pubsub: this.pubsub.stats() } : {}),
       ...(this.peers ? { peers: this.peers() } : {}),
+      ...(nodes ? { cluster: { nodes } } : {}),
     };
   }
 }

@@ -34,6 +34,7 @@ import {
 } from '../dialects/ferry/ferry-dialect.js';
 import { ZMWS_HEARTBEAT_INTERVAL_MS } from '../dialects/zmws/zmws-dialect.js';
 import { SECURITY_DEFAULTS, SECURITY_SCHEMA, type SecurityConfig } from './config-security.js';
+import { STORE_DEFAULTS, STORE_SCHEMA, type StoreConfig } from './config-store.js';
 import {
   DEFAULT_HTTP_SECURITY,
   HTTP_SECURITY_SCHEMA,
@@ -70,7 +71,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface FerryConfig extends SecurityConfig, HttpSecurityConfig {
+export interface FerryConfig extends SecurityConfig, HttpSecurityConfig, StoreConfig {
   dataDir: string;
   bind: string;
   sync: SyncPolicy;
@@ -152,7 +153,10 @@ type Kind =
   | 'cidrs'
   | 'hosts'
   | 'origins'
-  | 'token-hash';
+  | 'token-hash'
+  | 'store'
+  | 'store-schema'
+  | 'node-id';
 
 export interface KeySpec {
   kind: Kind;
@@ -171,6 +175,7 @@ export const CONFIG_SCHEMA: Record<keyof FerryConfig, KeySpec> = {
   dataDir: { kind: 'string', flag: 'data', env: 'FERRY_DATA_DIR', help: 'data folder' },
   bind: { kind: 'string', flag: 'bind', env: 'FERRY_BIND', help: 'ZeroMQ endpoint to bind' },
   sync: { kind: 'sync', flag: 'sync', env: 'FERRY_SYNC', help: 'always, batch:<ms> or off' },
+  ...STORE_SCHEMA,
   ackTimeoutMs: {
     kind: 'int',
     flag: 'ack-timeout',
@@ -476,6 +481,7 @@ export const DEFAULT_CONFIG: Readonly<FerryConfig> = Object.freeze({
   dataDir: DEFAULT_DATA_DIR,
   bind: DEFAULT_BIND,
   sync: { mode: 'always' },
+  ...STORE_DEFAULTS,
   ackTimeoutMs: DEFAULT_ACK_TIMEOUT_MS,
   maxAttempts: DEFAULT_MAX_ATTEMPTS,
   maxDepth: 0,

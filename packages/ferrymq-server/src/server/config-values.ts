@@ -16,6 +16,7 @@ import {
 } from './config-schema.js';
 import { coerceCidrs, coerceCurve } from './config-security.js';
 import { coerceHosts, coerceOrigins, coerceTokenHash } from './config-http-security.js';
+import { coerceNodeId, coerceStore, coerceStoreSchema } from './config-store.js';
 
 const POLICY_KEYS: ReadonlySet<string> = new Set([
   'ackTimeoutMs',
@@ -133,6 +134,12 @@ export function coerce(
       return coerceOrigins(raw, where, fromText);
     case 'token-hash':
       return coerceTokenHash(raw, where);
+    case 'store':
+      return coerceStore(raw, where);
+    case 'store-schema':
+      return coerceStoreSchema(raw, where);
+    case 'node-id':
+      return coerceNodeId(raw, where);
   }
 }
 

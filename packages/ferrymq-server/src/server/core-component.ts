@@ -78,6 +78,12 @@ export class CoreComponent implements Component {
       maxParamsBytes: config.maxMessageBytes,
       isStorageLow: disk.isLow,
       recovered: broker.recoveredJobs,
+      shared: storage.shared,
+    });
+    // Wake-ups from other brokers sharing the store (a PostgreSQL store).
+    storage.watch((changes) => {
+      broker.onRemote(changes);
+      jobs.onRemote(changes);
     });
     this.jobs = jobs;
     const pubsub = await PubSub.open({
@@ -94,6 +100,7 @@ export class CoreComponent implements Component {
       pubsub,
       connections: this.options.connections,
       peers: this.options.peers,
+      nodes: storage.shared ? () => storage.nodes() : undefined,
     });
     this.startedParts = { broker, jobs, pubsub, stats };
   }

@@ -1,10 +1,14 @@
 /**
- * The components under the core, all about the data folder: its lock (one broker per
- * folder), the free-disk-space watcher, and the store (SQLite) the core opens and writes.
+ * The components under the core, all about where data lives: the data folder's lock (one
+ * broker per folder), the free-disk-space watcher, and the store the core opens and writes —
+ * SQLite in the data folder, or a PostgreSQL database shared with other brokers (`store`).
  */
+import os from 'node:os';
 import type { Logger } from '../core/logger.js';
 import { DiskFloor, type StatFs } from '../storage/sqlite/disk-floor.js';
+import { PostgresStorage } from '../storage/postgres/pg-storage.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
+import type { Storage } from '../storage/types.js';
 import type { FerryConfig } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { Component } from './lifecycle.js';
@@ -74,12 +78,24 @@ export class DiskWatcherComponent implements Component {
 }
 
 /**
+ * This broker's id among brokers sharing a store: the configured one, or `<hostname>:<port>`
+ * of its Ferry endpoint (stable across restarts, so a restarted broker takes back its own
+ * leases at once), or `<hostname>:pid<pid>` when the port is chosen by the system.
+ */
+function nodeIdOf(config: FerryConfig): string {
+  if (config.nodeId !== undefined) return config.nodeId;
+  const port = /:(\d+)$/.exec(config.bind)?.[1];
+  const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-');
+  return port !== undefined && port !== '0' ? `${host}:${port}` : `${host}:pid${process.pid}`;
+}
+
+/**
  * The store. The broker opens it (Broker.open reads what it recovers) and closes it when it
  * drains; closing it here again is a no-op then, and closes it when the core failed to start.
  */
 export class StoreComponent implements Component {
   readonly name = 'store';
-  private store: SqliteStorage | undefined;
+  private store: Storage | undefined;
 
   constructor(
     private readonly config: FerryConfig,
@@ -87,12 +103,23 @@ export class StoreComponent implements Component {
   ) {}
 
   /** The store, once started. */
-  get storage(): SqliteStorage {
+  get storage(): Storage {
     if (!this.store) throw new Error('the store is not started');
     return this.store;
   }
 
   async start(): Promise<void> {
+    if (this.config.store !== undefined) {
+      this.store = new PostgresStorage({
+        url: this.config.store,
+        schema: this.config.storeSchema,
+        sync: this.config.sync,
+        nodeId: nodeIdOf(this.config),
+        nodeTimeoutMs: this.config.nodeTimeoutMs,
+        recoveryGraceMs: RECOVERY_GRACE_MS,
+      });
+      return;
+    }
     this.store = new SqliteStorage({
       dataDir: this.config.dataDir,
       sync: this.config.sync,

@@ -180,7 +180,44 @@ export interface DeleteQueueOutcome {
   messages: number;
 }
 
+/**
+ * What other brokers sharing the store changed, after their commit (a shared store only).
+ * A hint, not a log: the core reads the store again for whatever it names.
+ */
+export interface RemoteChanges {
+  /** Queues where messages became ready. */
+  queues: string[];
+  /** Services where jobs were queued. */
+  services: string[];
+  /** Jobs whose state, progress or partial results changed. */
+  jobs: string[];
+}
+
+/** A broker sharing the store, as its heartbeat row says. */
+export interface StoreNode {
+  id: string;
+  startedAt: number;
+  /** Its latest heartbeat, by the database's clock. */
+  heartbeatAt: number;
+  /** This broker. */
+  self: boolean;
+}
+
 export interface Storage {
+  /**
+   * True when other brokers may share this store (PostgreSQL). The core then takes its
+   * counters from the store, listens to {@link Storage.watch}, and stores calls that no local
+   * worker can run so that a worker on another broker can.
+   */
+  readonly shared: boolean;
+  /**
+   * Calls `listener` with what other brokers changed, batched, once they committed it. Never
+   * called by a store that is not shared. One listener; a second replaces the first.
+   */
+  watch(listener: (changes: RemoteChanges) => void): void;
+  /** The brokers sharing the store, this one first (only this one when not shared). */
+  nodes(): Promise<StoreNode[]>;
+
   /** Opens the store, applies pending migrations, releases leases left by a previous run. */
   open(): Promise<StorageRecovery>;
   /** Commits what is pending, syncs, and closes. */

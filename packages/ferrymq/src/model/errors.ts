@@ -90,6 +90,11 @@ export const ERROR_REGISTRY = {
     status: 500,
     description: 'The store failed a write; nothing in the request was stored.',
   },
+  NODE_ID_IN_USE: {
+    status: 409,
+    description:
+      'Another live broker sharing the store uses this node id; each broker needs its own.',
+  },
   SHUTTING_DOWN: {
     status: 503,
     description: 'The broker is shutting down and accepts no new work.',

@@ -120,4 +120,23 @@ export interface FerryStats {
   pubsub?: PubSubStats;
   /** Peer guard counters per dialect (summed over its ROUTER endpoints). */
   peers?: Record<string, PeerGuardStats>;
+  /**
+   * Brokers sharing this broker's store (a PostgreSQL store): this one first. Queue and job
+   * counters above are then the whole cluster's; connections and workers are this broker's.
+   */
+  cluster?: ClusterStats;
+}
+
+/** The brokers sharing one store, by their heartbeat rows. */
+export interface ClusterStats {
+  nodes: ClusterNode[];
+}
+
+export interface ClusterNode {
+  id: string;
+  startedAt: number;
+  /** Latest heartbeat, by the database's clock (ms since the epoch). */
+  heartbeatAt: number;
+  /** The broker that answered. */
+  self: boolean;
 }

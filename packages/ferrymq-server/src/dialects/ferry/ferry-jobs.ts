@@ -96,7 +96,8 @@ export class FerryJobCommands extends CommandGroup {
         return;
       }
       case 'CALL': {
-        const job = newJob(args, payload, false);
+        // Not durable unless asked; the job server decides when only another broker can run it.
+        const job = newJob(args, payload, undefined);
         job.dedupKey = optString(args, 'dedupKey');
         const timeoutMs = optNumber(args, 'timeoutMs');
         const stream = optBool(args, 'stream') ?? false;
@@ -404,7 +405,7 @@ export class FerryJobCommands extends CommandGroup {
   }
 }
 
-function newJob(args: Json, payload: Buffer[], durableDefault: boolean): NewJob {
+function newJob(args: Json, payload: Buffer[], durableDefault: boolean | undefined): NewJob {
   if (payload.length === 0) {
     throw new FerryError('BAD_FRAME', 'a job needs at least one params frame after the arguments');
   }

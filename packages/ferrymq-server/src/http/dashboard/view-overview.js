@@ -102,6 +102,35 @@ export function chartPanel(route, live, queue) {
   return { node, draw };
 }
 
+/** The brokers sharing the store; queue and job numbers are then the whole cluster's. */
+function renderCluster(section, cluster) {
+  section.hidden = !cluster;
+  if (!cluster) return;
+  const now = Date.now();
+  section.replaceChildren(
+    el('h2', {}, `Cluster: ${cluster.nodes.length} brokers on one store`),
+    table(
+      'cluster-nodes',
+      ['broker', ['heartbeat age', 'n'], 'started'],
+      cluster.nodes.map((n) =>
+        el(
+          'tr',
+          { 'data-node': n.id },
+          el('td', {}, n.self ? `${n.id} (this broker)` : n.id),
+          el('td', { class: 'n' }, `${Math.max(0, now - n.heartbeatAt)} ms`),
+          el('td', {}, new Date(n.startedAt).toISOString()),
+        ),
+      ),
+      'no brokers',
+    ),
+    el(
+      'p',
+      { class: 'note' },
+      'Queue and job counts are the whole cluster’s; connections and workers are this broker’s.',
+    ),
+  );
+}
+
 export function renderOverview(root, route, live) {
   const cards = el(
     'section',
@@ -115,7 +144,9 @@ export function renderOverview(root, route, live) {
   );
   const charts = chartPanel(route, live);
   const services = el('section', {}, el('h2', {}, 'Services'));
-  root.append(cards, charts.node, services);
+  // Shown only with a shared (PostgreSQL) store: the brokers and their heartbeats.
+  const cluster = el('section', { id: 'cluster', hidden: true });
+  root.append(cards, cluster, charts.node, services);
 
   const update = (s) => {
     const st = s.broker.storage;
@@ -150,6 +181,7 @@ export function renderOverview(root, route, live) {
     const dead = s.queues.reduce((n, q) => n + q.dead, 0);
     const inRate = s.queues.reduce((n, q) => n + q.enqueueRate, 0);
     setCard(root, 'h-dead', String(dead), `${fmtRate(inRate)} messages in/s`);
+    renderCluster(cluster, s.cluster);
     charts.draw();
     const rows = s.services.map((x) =>
       el(

@@ -34,6 +34,7 @@ import type {
   ReleaseItem,
   Storage,
   StorageRecovery,
+  StoreNode,
   SyncPolicy,
 } from '../types.js';
 import { estimateDiskBytes, type DiskFloor } from './disk-floor.js';
@@ -107,6 +108,7 @@ export class SqliteStorage implements Storage {
   readonly jobs: SqliteJobStorage;
   readonly pubsub: SqlitePubSubStorage;
   private closed = false;
+  private openedAt = 0;
 
   constructor(options: SqliteStorageOptions) {
     this.dbPath =
@@ -129,6 +131,7 @@ export class SqliteStorage implements Storage {
   async open(): Promise<StorageRecovery> {
     const db = new Database(this.dbPath);
     this.db = db;
+    this.openedAt = Date.now();
     this.writer.attach(db);
     db.pragma('journal_mode = WAL');
     // NORMAL under `always` too: commits write to the OS without an fsync on the event loop;
@@ -593,6 +596,19 @@ export class SqliteStorage implements Storage {
 
   durable(): Promise<void> {
     return this.writer.durable();
+  }
+
+  /** One broker per data folder: nobody else changes this store. */
+  readonly shared = false;
+
+  watch(): void {
+    // Nothing to watch: only this broker writes here.
+  }
+
+  nodes(): Promise<StoreNode[]> {
+    return Promise.resolve([
+      { id: 'local', startedAt: this.openedAt, heartbeatAt: Date.now(), self: true },
+    ]);
   }
 
   metrics(): StorageMetrics {

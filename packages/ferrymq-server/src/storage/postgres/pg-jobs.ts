@@ -1,0 +1,447 @@
+/**
+ * The job server's tables in the PostgreSQL store. Every call runs inside the store's group
+ * commit (the `run` function it is given) and mirrors the SQLite store (sqlite-jobs.ts), with
+ * several brokers sharing the tables in mind:
+ *
+ * - one statement per call wherever it can be (insert, lease, finish, requeue, settle, retry,
+ *   progress, partials, remove); expected outcomes (not running at that attempt, already final,
+ *   a duplicate key) come back as rows, never as errors, so a batch needs no savepoints;
+ * - lease takes rows with `FOR UPDATE SKIP LOCKED`: two brokers never start one job twice;
+ * - a running job carries the node running it (`leased_by`), so a broker reopening releases
+ *   only its own;
+ * - a dedup key is an idempotency row claimed with `INSERT … ON CONFLICT DO UPDATE`, which
+ *   waits for a concurrent claim of the same key and then sees it: one job per key.
+ */
+import { type Headers, JOB_STATUSES, type JobError, type JobStatus } from 'ferrymq/model';
+import { packFrames, unpackFrames } from '../frames-codec.js';
+import type {
+  InsertJobsOutcome,
+  JobCounts,
+  JobFinish,
+  JobListOptions,
+  JobRow,
+  JobSettled,
+  JobStorage,
+  JobSweepOutcome,
+  NewJobRow,
+} from '../types.js';
+import type { PgSession, PgWriteLevel } from './pg-writer.js';
+
+type Run = <T>(fn: (db: PgSession) => Promise<T>, level?: PgWriteLevel) => Promise<T>;
+
+interface JobDbRow {
+  seq: number;
+  id: string;
+  service: string;
+  status: string;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  created_at: number;
+  not_before: number;
+  expires_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  retain_until: number | null;
+  nframes: number;
+  params: Buffer;
+  headers: string | null;
+  progress: string | null;
+  partials: number;
+  result_nframes: number | null;
+  result: Buffer | null;
+  error: string | null;
+  dedup_key: string | null;
+  parent_id: string | null;
+  children: string | null;
+}
+
+/** Columns of a JobRow, qualified by `t` (the jobs table's alias in every statement). */
+const JOB_COLUMNS = [
+  'seq',
+  'id',
+  'service',
+  'status',
+  'priority',
+  'attempts',
+  'max_attempts',
+  'created_at',
+  'not_before',
+  'expires_at',
+  'started_at',
+  'finished_at',
+  'retain_until',
+  'nframes',
+  'params',
+  'headers',
+  'progress',
+  'partials',
+  'result_nframes',
+  'result',
+  'error',
+  'dedup_key',
+  'parent_id',
+  'children',
+]
+  .map((c) => `t.${c}`)
+  .join(', ');
+
+/** A new job's columns, as arrays (one element per job), unnested in call order. */
+const INPUT = `unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[],
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::int[], $12::bytea[],
+    $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bigint[])
+  WITH ORDINALITY AS n(id, service, status, priority, max_attempts, attempts, created_at,
+    not_before, expires_at, started_at, nframes, params, headers, dedup_key, parent_id, children,
+    leased_by, dedup_until, ord)`;
+
+const INSERT_COLUMNS = `id, service, status, priority, max_attempts, attempts, created_at,
+  not_before, expires_at, started_at, nframes, params, headers, dedup_key, parent_id, children,
+  leased_by`;
+
+const SQL = {
+  /** Jobs without dedup keys: one multi-row insert. */
+  insert: `INSERT INTO jobs(${INSERT_COLUMNS})
+    SELECT ${INSERT_COLUMNS} FROM ${INPUT} ORDER BY ord`,
+  /**
+   * Jobs, some with dedup keys (each key at most once per statement). A key's idempotency row
+   * is claimed when absent or expired at the job's creation (its ids become the job's id), and
+   * otherwise left as it is; either way it comes back, so a job is stored only when its claim
+   * returned its own id. A concurrent claim of the key by another broker is waited for.
+   */
+  insertDedup: `WITH n AS (SELECT * FROM ${INPUT}),
+    claim AS (
+      INSERT INTO idempotency AS i(scope, key, ids, expires_at)
+      SELECT 'j:' || service, dedup_key, id, dedup_until FROM n
+      WHERE dedup_key IS NOT NULL ORDER BY 1, 2
+      ON CONFLICT (scope, key) DO UPDATE SET
+        ids = CASE WHEN i.expires_at > (SELECT created_at FROM n WHERE n.id = excluded.ids)
+          THEN i.ids ELSE excluded.ids END,
+        expires_at = CASE WHEN i.expires_at > (SELECT created_at FROM n WHERE n.id = excluded.ids)
+          THEN i.expires_at ELSE excluded.expires_at END
+      RETURNING i.scope, i.key, i.ids),
+    ins AS (
+      INSERT INTO jobs(${INSERT_COLUMNS})
+      SELECT ${INSERT_COLUMNS} FROM n
+      WHERE n.dedup_key IS NULL OR EXISTS (SELECT 1 FROM claim c WHERE c.ids = n.id)
+      ORDER BY ord)
+    SELECT c.ids AS prior FROM n
+    LEFT JOIN claim c ON c.scope = 'j:' || n.service AND c.key = n.dedup_key
+    ORDER BY n.ord`,
+  lease: `WITH c AS (
+      SELECT seq FROM jobs WHERE service = $1 AND status = 'queued' AND not_before <= $2
+      ORDER BY priority DESC, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+    UPDATE jobs t SET status = 'running', attempts = t.attempts + 1, started_at = $2,
+      leased_by = $4
+    FROM c WHERE t.seq = c.seq RETURNING ${JOB_COLUMNS}`,
+  finish: `UPDATE jobs SET status = $1, finished_at = $2, retain_until = $3,
+      result_nframes = $4, result = $5, error = $6, leased_by = NULL
+    WHERE id = $7 AND status = 'running' AND attempts = $8`,
+  requeue: `UPDATE jobs SET status = 'queued', not_before = $1, attempts = attempts - $2,
+      leased_by = NULL
+    WHERE id = $3 AND status = 'running' AND attempts = $4`,
+  /** The row after, and its status before (read under the row lock). */
+  settle: `UPDATE jobs t SET status = $1, finished_at = $2, retain_until = $3,
+      result_nframes = $4, result = $5, error = $6, leased_by = NULL
+    FROM (SELECT seq, status FROM jobs WHERE id = $7 FOR UPDATE) AS b
+    WHERE t.seq = b.seq AND t.status IN ('queued', 'running')
+    RETURNING b.status AS previous, ${JOB_COLUMNS}`,
+  setProgress: 'UPDATE jobs SET progress = $1 WHERE id = $2',
+  addPartial: `WITH p AS (
+      INSERT INTO job_partials(job_id, seq, nframes, body) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (job_id, seq) DO UPDATE SET nframes = excluded.nframes, body = excluded.body)
+    UPDATE jobs SET partials = GREATEST(partials, $2) WHERE id = $1`,
+  partials: 'SELECT seq, nframes, body FROM job_partials WHERE job_id = $1 ORDER BY seq',
+  get: `SELECT ${JOB_COLUMNS} FROM jobs t WHERE t.id = $1`,
+  remove: `WITH p AS (DELETE FROM job_partials WHERE job_id = $1)
+    DELETE FROM jobs WHERE id = $1 RETURNING service, status`,
+  counts: 'SELECT service, status, count(*) AS n FROM jobs GROUP BY service, status',
+  expiredQueued: `SELECT ${JOB_COLUMNS} FROM jobs t
+    WHERE t.status = 'queued' AND t.expires_at IS NOT NULL AND t.expires_at <= $1
+    ORDER BY t.expires_at, t.seq LIMIT $2`,
+  /**
+   * Final jobs past retention, deleted with their partials. SKIP LOCKED: brokers sweeping at
+   * once delete disjoint rows, each counted once.
+   */
+  forget: `WITH c AS (
+      SELECT seq FROM jobs WHERE retain_until IS NOT NULL AND retain_until <= $1
+      ORDER BY retain_until LIMIT $2 FOR UPDATE SKIP LOCKED),
+    gone AS (DELETE FROM jobs t USING c WHERE t.seq = c.seq RETURNING t.id, t.service, t.status),
+    p AS (DELETE FROM job_partials WHERE job_id IN (SELECT id FROM gone))
+    SELECT service, status, count(*) AS n FROM gone GROUP BY service, status
+    ORDER BY service, status`,
+  list: `SELECT ${JOB_COLUMNS} FROM jobs t
+    WHERE ($1::text IS NULL OR t.service = $1) AND ($2::text IS NULL OR t.status = $2)
+      AND ($5::text IS NULL OR t.id ILIKE $5 ESCAPE '\\' OR t.service ILIKE $6 ESCAPE '\\')
+    ORDER BY t.seq DESC LIMIT $3 OFFSET $4`,
+  /** Back to queued with a fresh slate; its partials go too. The status before comes back. */
+  retry: `WITH b AS (SELECT seq, status FROM jobs WHERE id = $2 FOR UPDATE),
+    u AS (
+      UPDATE jobs t SET status = 'queued', not_before = $1, attempts = 0, expires_at = NULL,
+        started_at = NULL, finished_at = NULL, retain_until = NULL, progress = NULL,
+        partials = 0, result_nframes = NULL, result = NULL, error = NULL, leased_by = NULL
+      FROM b WHERE t.seq = b.seq AND t.status IN ('failed', 'cancelled', 'expired')
+      RETURNING b.status AS previous, ${JOB_COLUMNS}),
+    p AS (DELETE FROM job_partials WHERE job_id = $2 AND EXISTS (SELECT 1 FROM u))
+    SELECT * FROM u`,
+  /** This node's running jobs back to queued (its workers are gone). */
+  releaseRunning: `UPDATE jobs SET status = 'queued', leased_by = NULL
+    WHERE status = 'running' AND leased_by = $1`,
+} as const;
+
+function toJobRow(r: JobDbRow): JobRow {
+  return {
+    id: r.id,
+    service: r.service,
+    status: r.status as JobStatus,
+    priority: r.priority,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    params: unpackFrames(r.params, r.nframes),
+    headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
+    createdAt: r.created_at,
+    notBefore: r.not_before,
+    expiresAt: r.expires_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    retainUntil: r.retain_until,
+    progress: r.progress,
+    partials: r.partials,
+    result:
+      r.result === null || r.result_nframes === null
+        ? null
+        : unpackFrames(r.result, r.result_nframes),
+    error: r.error === null ? null : (JSON.parse(r.error) as JobError),
+    dedupKey: r.dedup_key,
+    parentId: r.parent_id,
+    children: r.children === null ? null : (JSON.parse(r.children) as string[]),
+  };
+}
+
+function finishValues(f: JobFinish): unknown[] {
+  return [
+    f.status,
+    f.finishedAt,
+    f.retainUntil,
+    f.result ? f.result.length : null,
+    f.result ? packFrames(f.result) : null,
+    f.error ? JSON.stringify(f.error) : null,
+  ];
+}
+
+/**
+ * Splits jobs into runs in call order where no dedup key (per service) repeats, so that each
+ * run is one statement (ON CONFLICT cannot touch one row twice) and a later job with the key
+ * sees the earlier one's claim, as it would one by one.
+ */
+function dedupRuns(jobs: NewJobRow[]): NewJobRow[][] {
+  const runs: NewJobRow[][] = [];
+  let current: NewJobRow[] = [];
+  let keys = new Set<string>();
+  for (const j of jobs) {
+    if (j.dedupKey !== null) {
+      const k = `${j.service}\u0000${j.dedupKey}`;
+      if (keys.has(k)) {
+        runs.push(current);
+        current = [];
+        keys = new Set();
+      }
+      keys.add(k);
+    }
+    current.push(j);
+  }
+  if (current.length > 0) runs.push(current);
+  return runs;
+}
+
+export class PgJobStorage implements JobStorage {
+  /**
+   * @param run queues a function for the store's current group-commit transaction
+   * @param durable the store's durable()
+   * @param nodeId this broker: the running jobs it starts carry it
+   */
+  constructor(
+    private readonly run: Run,
+    readonly durable: () => Promise<void>,
+    private readonly nodeId: string,
+  ) {}
+
+  /** Puts this node's running jobs from an earlier run back to queued; how many. */
+  async open(db: PgSession): Promise<number> {
+    return db.run(SQL.releaseRunning, [this.nodeId]);
+  }
+
+  /** The insert's arrays, one per column of INPUT. */
+  private columns(jobs: NewJobRow[]): unknown[] {
+    const cols: unknown[][] = Array.from({ length: 18 }, () => new Array<unknown>(jobs.length));
+    jobs.forEach((j, i) => {
+      const running = j.status === 'running';
+      const values = [
+        j.id,
+        j.service,
+        j.status,
+        j.priority,
+        j.maxAttempts,
+        j.started ? 1 : 0,
+        j.createdAt,
+        j.notBefore,
+        j.expiresAt,
+        running ? j.createdAt : null,
+        j.params.length,
+        packFrames(j.params),
+        j.headers ? JSON.stringify(j.headers) : null,
+        j.dedupKey,
+        j.parentId,
+        j.children ? JSON.stringify(j.children) : null,
+        running ? this.nodeId : null,
+        j.dedupUntil,
+      ];
+      for (let c = 0; c < values.length; c++) cols[c]![i] = values[c];
+    });
+    return cols;
+  }
+
+  insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome> {
+    return this.run(async (db) => {
+      const ids: string[] = [];
+      const duplicate: boolean[] = [];
+      if (jobs.length === 0) return { ids, duplicate };
+      if (jobs.every((j) => j.dedupKey === null)) {
+        await db.run(SQL.insert, this.columns(jobs));
+        return { ids: jobs.map((j) => j.id), duplicate: jobs.map(() => false) };
+      }
+      for (const part of dedupRuns(jobs)) {
+        const rows = await db.rows<{ prior: string | null }>(SQL.insertDedup, this.columns(part));
+        part.forEach((j, i) => {
+          const prior = rows[i]?.prior ?? null;
+          const dup = j.dedupKey !== null && prior !== null && prior !== j.id;
+          ids.push(dup ? prior : j.id);
+          duplicate.push(dup);
+        });
+      }
+      return { ids, duplicate };
+    }, 'committed');
+  }
+
+  lease(service: string, max: number, now: number): Promise<JobRow[]> {
+    return this.run(async (db) => {
+      const rows = await db.rows<JobDbRow>(SQL.lease, [service, now, max, this.nodeId]);
+      rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+      return rows.map(toJobRow);
+    }, 'committed');
+  }
+
+  finish(id: string, attempt: number, finish: JobFinish): Promise<boolean> {
+    return this.run(
+      async (db) => (await db.run(SQL.finish, [...finishValues(finish), id, attempt])) > 0,
+      'committed',
+    );
+  }
+
+  requeue(id: string, attempt: number, notBefore: number, uncount = false): Promise<boolean> {
+    return this.run(
+      async (db) => (await db.run(SQL.requeue, [notBefore, uncount ? 1 : 0, id, attempt])) > 0,
+      'committed',
+    );
+  }
+
+  settle(id: string, finish: JobFinish): Promise<JobSettled | null> {
+    return this.run(async (db) => {
+      const rows = await db.rows<JobDbRow & { previous: string }>(SQL.settle, [
+        ...finishValues(finish),
+        id,
+      ]);
+      const r = rows[0];
+      return r ? { row: toJobRow(r), previous: r.previous as JobStatus } : null;
+    });
+  }
+
+  setProgress(id: string, progress: string): Promise<void> {
+    return this.run(async (db) => {
+      await db.run(SQL.setProgress, [progress, id]);
+    }, 'committed');
+  }
+
+  addPartial(id: string, seq: number, frames: Buffer[]): Promise<void> {
+    return this.run(async (db) => {
+      await db.run(SQL.addPartial, [id, seq, frames.length, packFrames(frames)]);
+    }, 'committed');
+  }
+
+  partials(id: string): Promise<{ seq: number; frames: Buffer[] }[]> {
+    return this.run(async (db) => {
+      const rows = await db.rows<{ seq: number; nframes: number; body: Buffer }>(SQL.partials, [
+        id,
+      ]);
+      return rows.map((p) => ({ seq: p.seq, frames: unpackFrames(p.body, p.nframes) }));
+    }, 'committed');
+  }
+
+  get(id: string): Promise<JobRow | null> {
+    return this.run(async (db) => {
+      const r = (await db.rows<JobDbRow>(SQL.get, [id]))[0];
+      return r ? toJobRow(r) : null;
+    }, 'committed');
+  }
+
+  remove(id: string): Promise<{ service: string; status: JobStatus } | null> {
+    return this.run(async (db) => {
+      const r = (await db.rows<{ service: string; status: string }>(SQL.remove, [id]))[0];
+      return r ? { service: r.service, status: r.status as JobStatus } : null;
+    });
+  }
+
+  counts(): Promise<Map<string, JobCounts>> {
+    return this.run(async (db) => {
+      const out = new Map<string, JobCounts>();
+      const rows = await db.rows<{ service: string; status: string; n: number }>(SQL.counts);
+      for (const r of rows) {
+        let c = out.get(r.service);
+        if (!c) out.set(r.service, (c = emptyJobCounts()));
+        if ((JOB_STATUSES as readonly string[]).includes(r.status)) c[r.status as JobStatus] = r.n;
+      }
+      return out;
+    }, 'committed');
+  }
+
+  sweep(now: number, max: number): Promise<JobSweepOutcome> {
+    return this.run(async (db) => {
+      const pastTtl = (await db.rows<JobDbRow>(SQL.expiredQueued, [now, max])).map(toJobRow);
+      const gone = await db.rows<{ service: string; status: string; n: number }>(SQL.forget, [
+        now,
+        max,
+      ]);
+      const forgotten = gone.map((g) => ({
+        service: g.service,
+        status: g.status as JobStatus,
+        count: g.n,
+      }));
+      return { pastTtl, forgotten };
+    }, 'committed');
+  }
+
+  list(options: JobListOptions): Promise<JobRow[]> {
+    const like = options.search?.replace(/[\\%_]/g, (c) => `\\${c}`);
+    return this.run(async (db) => {
+      const rows = await db.rows<JobDbRow>(SQL.list, [
+        options.service ?? null,
+        options.status ?? null,
+        options.limit,
+        options.offset ?? 0,
+        like === undefined ? null : `${like}%`,
+        like === undefined ? null : `%${like}%`,
+      ]);
+      return rows.map(toJobRow);
+    }, 'committed');
+  }
+
+  retry(id: string, notBefore: number): Promise<JobSettled | null> {
+    return this.run(async (db) => {
+      const r = (await db.rows<JobDbRow & { previous: string }>(SQL.retry, [notBefore, id]))[0];
+      return r ? { row: toJobRow(r), previous: r.previous as JobStatus } : null;
+    });
+  }
+}
+
+function emptyJobCounts(): JobCounts {
+  return { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0, expired: 0 };
+}
