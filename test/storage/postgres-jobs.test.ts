@@ -49,13 +49,18 @@ describe('postgres storage: several brokers on one schema (PostgreSQL only)', ()
   const schemas: string[] = [];
 
   /** A store as broker `nodeId` on `schema`, opened. */
-  async function broker(schema: string, nodeId: string): Promise<PostgresStorage> {
+  async function broker(
+    schema: string,
+    nodeId: string,
+    recoveryGraceMs = 0,
+  ): Promise<PostgresStorage> {
     const s = new PostgresStorage({
       url: PG_TEST_URL,
       schema,
       sync: ALWAYS,
       nodeId,
       nodeTimeoutMs: NODE_TIMEOUT_MS,
+      recoveryGraceMs,
     });
     stores.push(s);
     await s.open();
@@ -166,5 +171,35 @@ describe('postgres storage: several brokers on one schema (PostgreSQL only)', ()
       await a.jobs.finish(mine[0]!.id, 1, { status: 'done', finishedAt: T0, retainUntil: T0 }),
       true,
     );
+  });
+
+  it('with a recovery grace, a reopening broker holds its own running jobs and lists them', async () => {
+    const schema = newSchema();
+    const a = await broker(schema, 'node-a');
+    const b = await broker(schema, 'node-b');
+    await a.jobs.insert([job('g'), job('g')]);
+    const [mine] = await a.jobs.lease('g', 1, T0);
+    const [theirs] = await b.jobs.lease('g', 1, T0);
+    assert.ok(mine && theirs);
+    await a.close();
+    const a2 = new PostgresStorage({
+      url: PG_TEST_URL,
+      schema,
+      sync: ALWAYS,
+      nodeId: 'node-a',
+      nodeTimeoutMs: NODE_TIMEOUT_MS,
+      recoveryGraceMs: 60_000,
+    });
+    stores.push(a2);
+    const recovery = await a2.open();
+    // Only A's run is held, still running, at its attempt; B's is not A's to hold.
+    assert.deepEqual(recovery.recoveredJobs, [{ id: mine.id, service: 'g', attempts: 1 }]);
+    assert.equal(recovery.requeuedJobs, 0);
+    assert.ok(recovery.recoveryUntil !== null && recovery.recoveryUntil > Date.now());
+    assert.equal((await a2.jobs.get(mine.id))?.status, 'running');
+    // A report its worker re-sends ends it at that attempt.
+    const done = { status: 'done' as const, finishedAt: T0, retainUntil: T0 };
+    assert.equal(await a2.jobs.finish(mine.id, 1, done), true);
+    assert.equal((await a2.jobs.get(theirs.id))?.status, 'running');
   });
 });

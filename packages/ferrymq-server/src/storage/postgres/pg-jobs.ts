@@ -24,6 +24,7 @@ import type {
   JobStorage,
   JobSweepOutcome,
   NewJobRow,
+  RecoveredJob,
 } from '../types.js';
 import type { PgSession, PgWriteLevel } from './pg-writer.js';
 
@@ -186,6 +187,9 @@ const SQL = {
   /** This node's running jobs back to queued (its workers are gone). */
   releaseRunning: `UPDATE jobs SET status = 'queued', leased_by = NULL
     WHERE status = 'running' AND leased_by = $1`,
+  /** This node's running jobs, left running for the recovery grace. */
+  runningRows: `SELECT id, service, attempts FROM jobs
+    WHERE status = 'running' AND leased_by = $1 ORDER BY seq`,
 } as const;
 
 function toJobRow(r: JobDbRow): JobRow {
@@ -265,9 +269,15 @@ export class PgJobStorage implements JobStorage {
     private readonly nodeId: string,
   ) {}
 
-  /** Puts this node's running jobs from an earlier run back to queued; how many. */
-  async open(db: PgSession): Promise<number> {
-    return db.run(SQL.releaseRunning, [this.nodeId]);
+  /**
+   * This node's running jobs from an earlier run: back to queued — or, with `hold` (a
+   * recovery grace), left running and listed, so that reports their workers re-send end them.
+   * Other nodes' running jobs are theirs (or, once a node is dead, the cluster's).
+   */
+  async open(db: PgSession, hold: boolean): Promise<{ requeued: number; held: RecoveredJob[] }> {
+    if (!hold) return { requeued: await db.run(SQL.releaseRunning, [this.nodeId]), held: [] };
+    const held = await db.rows<RecoveredJob>(SQL.runningRows, [this.nodeId]);
+    return { requeued: 0, held };
   }
 
   /** The insert's arrays, one per column of INPUT. */

@@ -159,12 +159,23 @@ export class PostgresStorage implements Storage {
     await this.writer.open();
     const recovery = await this.writer.exclusive(async (db) => {
       const leases = await this.recoverLeases(db);
-      const requeuedJobs = await this.jobs.open(db);
+      const jobs = await this.jobs.open(db, this.recoveryGraceMs > 0);
       await this.pubsub.open(db);
       const queues = await this.readCounts(db);
       const nextDueAt = (await db.rows<{ t: number | null }>(SQL_NEXT_DUE))[0]?.t ?? null;
       const settings = await this.readSettings(db);
-      return { ...leases, requeuedJobs, queues, nextDueAt, settings };
+      // Held back for the grace: leases and running jobs of this node's previous run.
+      const until = leases.recoveryUntil ?? Date.now() + this.recoveryGraceMs;
+      const held = leases.recoveredLeases.length + jobs.held.length > 0;
+      return {
+        ...leases,
+        recoveryUntil: held ? until : null,
+        recoveredJobs: jobs.held,
+        requeuedJobs: jobs.requeued,
+        queues,
+        nextDueAt,
+        settings,
+      };
     });
     return recovery;
   }
