@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect, type FerryClient } from 'ferrymq';
 import { loadConfig, startServer, type FerryConfig, type RunningServer } from 'ferrymq-server';
+import { PG_TEST_URL, storeSchemaFor } from './postgres.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI_PATH = path.join(
@@ -31,6 +32,16 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/**
+ * With FERRY_TEST_STORE=postgres (the suites under test/integration/on-postgres), brokers
+ * started here keep their data in the local PostgreSQL: one schema per data folder, so a
+ * broker restarted on the same folder finds its data again.
+ */
+function storeFlags(dataDir: string): Record<string, string> {
+  if (process.env.FERRY_TEST_STORE !== 'postgres') return {};
+  return { store: PG_TEST_URL, 'store-schema': storeSchemaFor(dataDir) };
+}
+
 /** Starts a broker in this process. `flags` are CLI flag names → values (e.g. {'ack-timeout': '200'}). */
 export async function startBroker(
   flags: Record<string, string> = {},
@@ -44,6 +55,7 @@ export async function startBroker(
         bind: 'tcp://127.0.0.1:*',
         'log-level': 'silent',
         http: 'off',
+        ...storeFlags(dataDir),
         ...flags,
         data: dataDir,
       },
@@ -93,9 +105,14 @@ export interface ChildBroker {
 export async function spawnBroker(args: string[], timeoutMs = 20_000): Promise<ChildBroker> {
   // The HTTP gateway is off unless the test passes --http.
   const http = args.includes('--http') ? [] : ['--no-http'];
+  const data = args[args.indexOf('--data') + 1];
+  const store =
+    data !== undefined && args.includes('--data') && !args.includes('--store')
+      ? Object.entries(storeFlags(data)).flatMap(([k, v]) => [`--${k}`, v])
+      : [];
   const child = spawn(
     process.execPath,
-    [CLI_PATH, 'start', '--log-level', 'warn', ...http, ...args],
+    [CLI_PATH, 'start', '--log-level', 'warn', ...http, ...store, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

@@ -3,6 +3,7 @@
  * overrides): a fresh schema per use, dropped afterwards. A test that needs PostgreSQL fails
  * loudly when it is unreachable — it never skips.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 export const PG_TEST_URL = process.env.FERRY_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -33,4 +34,24 @@ export async function pgQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(
 /** Drops a schema the tests made, with everything in it. */
 export async function dropSchema(schema: string): Promise<void> {
   await pgQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+}
+
+/** Prefix of the schemas {@link storeSchemaFor} names in this process. */
+export function storeSchemaPrefix(): string {
+  return `ferry_d_${process.pid}_`;
+}
+
+/** The schema standing for a broker's data folder (the same folder, the same schema). */
+export function storeSchemaFor(dataDir: string): string {
+  const hash = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  return `${storeSchemaPrefix()}${hash}`;
+}
+
+/** Drops every schema whose name starts with `prefix`. */
+export async function dropSchemasLike(prefix: string): Promise<void> {
+  const rows = await pgQuery<{ name: string }>(
+    'SELECT nspname AS name FROM pg_namespace WHERE starts_with(nspname, $1)',
+    [prefix],
+  );
+  for (const r of rows) await dropSchema(r.name);
 }

@@ -6,6 +6,7 @@ import {
   type BrokerStats,
   FerryError,
   type MessageState,
+  type QueueCounts,
   type QueueStats,
   type StoredMessage,
 } from 'ferrymq/model';
@@ -24,11 +25,13 @@ export class QueueAdmin {
     return [...this.state.queues.keys()].sort();
   }
 
-  async queueStats(name: string): Promise<QueueStats> {
+  async queueStats(name: string, stored?: Map<string, QueueCounts>): Promise<QueueStats> {
     const q = this.state.requireQueue(name);
     const now = this.state.clock.now();
     const oldest = await this.state.calls.track(this.state.storage.oldestEnqueuedAt(name));
-    const c = q.counts;
+    // A shared store: the counters here follow other brokers' work only every second, so the
+    // numbers shown are read from the store now (exact, the whole cluster's).
+    const c = (await this.sharedCounts(stored))?.get(name) ?? q.counts;
     return {
       name,
       ready: c.ready,
@@ -57,7 +60,16 @@ export class QueueAdmin {
   }
 
   async allQueueStats(): Promise<QueueStats[]> {
-    return Promise.all(this.listQueues().map((n) => this.queueStats(n)));
+    const stored = await this.sharedCounts();
+    return Promise.all(this.listQueues().map((n) => this.queueStats(n, stored)));
+  }
+
+  /** The store's counters when it is shared (read once per stats call); undefined otherwise. */
+  private async sharedCounts(
+    stored?: Map<string, QueueCounts>,
+  ): Promise<Map<string, QueueCounts> | undefined> {
+    if (!this.state.storage.shared) return undefined;
+    return stored ?? (await this.state.calls.track(this.state.storage.counts()));
   }
 
   stats(): BrokerStats {

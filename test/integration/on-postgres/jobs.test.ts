@@ -1,0 +1,10 @@
+/**
+ * jobs.test.ts again, every broker on the local PostgreSQL store (one schema per data folder)
+ * instead of SQLite: the same promises hold on either store.
+ */
+import { after } from 'node:test';
+import { dropSchemasLike, storeSchemaPrefix } from '../../helpers/postgres.js';
+
+process.env.FERRY_TEST_STORE = 'postgres';
+after(() => dropSchemasLike(storeSchemaPrefix()));
+await import('../jobs.test.js');
