@@ -53,6 +53,10 @@ export class PgCluster {
   private flushScheduled = false;
   private closed = false;
   private beating: Promise<void> | undefined;
+  /** The connection broke (a PostgreSQL restart): the next heartbeat opens a new one. */
+  private broken = false;
+  /** This node's start, as its first node row recorded it. */
+  private startedAt: number | null = null;
   /** Heartbeats, reclaims and their failures (for tests and stats). */
   readonly counters = { heartbeats: 0, reclaimedLeases: 0, reclaimedJobs: 0, notices: 0 };
 
@@ -67,40 +71,65 @@ export class PgCluster {
    * node row, listens, and starts the heartbeat.
    */
   async start(): Promise<void> {
-    const client = await connectPg(this.options.target);
-    this.client = client;
-    client.on('error', (err: Error) =>
-      this.options.onError(
-        new FerryError('STORAGE_ERROR', `cluster connection lost: ${err.message}`, { cause: err }),
-      ),
-    );
-    const { schema } = this.options.target;
-    const got = await client.query<{ ok: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtext($1)) AS ok',
-      [`ferry-node:${schema}:${this.options.nodeId}`],
-    );
-    if (!got.rows[0]?.ok) {
-      await client.end().catch(() => undefined);
-      this.client = undefined;
-      throw new FerryError(
-        'NODE_ID_IN_USE',
-        `another live broker uses node id "${this.options.nodeId}" on this store; give each broker its own (--node-id)`,
-      );
-    }
-    await client.query(
-      `INSERT INTO nodes(id, started_at, heartbeat_at) VALUES ($1, ${DB_NOW_MS}, ${DB_NOW_MS})
-       ON CONFLICT (id) DO UPDATE SET started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at`,
-      [this.options.nodeId],
-    );
-    // Notifications sent by this connection's own statements (the reclaim) reach others.
-    await client.query(`SET ferry.notify = on`);
-    client.on('notification', (msg) => this.onNotice(msg));
-    await client.query(`LISTEN ${schema}`);
+    this.startedAt = null;
+    await this.join();
     await this.beat();
     this.timer = setInterval(() => {
       if (!this.beating) this.beating = this.beat().finally(() => (this.beating = undefined));
     }, NODE_HEARTBEAT_MS);
     this.timer.unref();
+  }
+
+  /**
+   * Opens the cluster connection: the node lock, the node row (its start time kept across
+   * reconnects), and the LISTEN. Run at start and again after the connection was lost (a
+   * PostgreSQL restart); until then notices are missed and the idle probes carry on.
+   */
+  private async join(): Promise<void> {
+    const client = await connectPg(this.options.target);
+    const lost = (): void => {
+      if (this.client === client) this.broken = true;
+    };
+    client.on('error', (err: Error) => {
+      lost();
+      this.options.onError(
+        new FerryError('STORAGE_ERROR', `cluster connection lost: ${err.message}`, { cause: err }),
+      );
+    });
+    client.on('end', lost);
+    const { schema } = this.options.target;
+    try {
+      const got = await client.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtext($1)) AS ok',
+        [`ferry-node:${schema}:${this.options.nodeId}`],
+      );
+      if (!got.rows[0]?.ok) {
+        throw new FerryError(
+          'NODE_ID_IN_USE',
+          `another live broker uses node id "${this.options.nodeId}" on this store; give each broker its own (--node-id)`,
+        );
+      }
+      const started = await client.query<{ started_at: number }>(
+        `INSERT INTO nodes(id, started_at, heartbeat_at)
+         VALUES ($1, COALESCE($2, ${DB_NOW_MS}), ${DB_NOW_MS})
+         ON CONFLICT (id) DO UPDATE SET started_at = EXCLUDED.started_at,
+           heartbeat_at = EXCLUDED.heartbeat_at
+         RETURNING started_at`,
+        [this.options.nodeId, this.startedAt],
+      );
+      this.startedAt = started.rows[0]?.started_at ?? null;
+      // Notifications sent by this connection's own statements (the reclaim) reach others.
+      await client.query(`SET ferry.notify = on`);
+      client.on('notification', (msg) => this.onNotice(msg));
+      await client.query(`LISTEN ${schema}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    const old = this.client;
+    this.client = client;
+    this.broken = false;
+    await old?.end().catch(() => undefined);
   }
 
   /** One listener for wake-ups; a second replaces the first. */
@@ -110,12 +139,17 @@ export class PgCluster {
 
   /** Writes the heartbeat, releases dead brokers' work, and tells whether peers are alive. */
   private async beat(): Promise<void> {
-    const client = this.client;
-    if (!client || this.closed) return;
+    if (this.closed) return;
     try {
-      await client.query(`UPDATE nodes SET heartbeat_at = ${DB_NOW_MS} WHERE id = $1`, [
-        this.options.nodeId,
-      ]);
+      if (!this.client || this.broken) await this.join();
+      const client = this.client!;
+      // An upsert: after a long PostgreSQL outage another broker may have taken this node for
+      // dead and deleted its row.
+      await client.query(
+        `INSERT INTO nodes(id, started_at, heartbeat_at) VALUES ($1, $2, ${DB_NOW_MS})
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
+        [this.options.nodeId, this.startedAt ?? 0],
+      );
       this.counters.heartbeats++;
       await this.reclaim();
       const alive = await client.query<{ n: number }>(
@@ -129,6 +163,8 @@ export class PgCluster {
       }
     } catch (err) {
       if (this.closed) return;
+      // Reconnect at the next heartbeat (a lost connection may not have said so yet).
+      this.broken = true;
       const message = err instanceof Error ? err.message : String(err);
       this.options.onError(
         new FerryError('STORAGE_ERROR', `heartbeat failed: ${message}`, { cause: err }),

@@ -147,11 +147,13 @@ export class PgWriter {
       await old.end().catch(() => undefined);
     }
     const client = await this.connect();
-    client.on('error', () => {
-      // A lost connection: the batch in flight fails with the query's own error; the next
-      // batch reconnects.
-      this.broken = true;
-    });
+    const lost = (): void => {
+      // A lost connection (a PostgreSQL restart): the batch in flight fails with the query's
+      // own error; the next batch reconnects.
+      if (this.client === client || this.client === undefined) this.broken = true;
+    };
+    client.on('error', lost);
+    client.on('end', lost);
     // Under `batch` and `off` a commit does not wait for the WAL flush (PostgreSQL's
     // wal_writer flushes within a few hundred ms); under `always` it does.
     const syncCommit = this.sync.mode === 'always' ? 'on' : 'off';
