@@ -139,6 +139,18 @@ describe('config', () => {
         text: ['abc', `sha256:${'z'.repeat(64)}`],
         json: [1, `sha256:${'a'.repeat(63)}`],
       },
+      store: {
+        text: ['mysql://x/db', 'not a url', 'postgres://', 'postgres://host', ''],
+        json: [1, 'redis://x/0', ['postgres://h/db']],
+      },
+      'store-schema': {
+        text: ['Ferry', '1abc', 'a-b', 'x'.repeat(64), ''],
+        json: [1, 'has space', 'ferry;drop'],
+      },
+      'node-id': {
+        text: ['a b', 'x'.repeat(129), '', 'a/b'],
+        json: [1, 'node"1', ['a']],
+      },
     };
     let checked = 0;
     for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {
@@ -180,6 +192,23 @@ describe('config', () => {
       [file.httpHosts, file.httpOrigins, file.tlsCert],
       [['a.example'], [], 'c.pem'],
     );
+  });
+
+  it('reads the store keys: a PostgreSQL URL, its schema, the node id and liveness timeout', () => {
+    const dflt = loadConfig({});
+    assert.deepEqual(
+      [dflt.store, dflt.storeSchema, dflt.nodeId, dflt.nodeTimeoutMs],
+      [undefined, 'ferry', undefined, 15_000],
+    );
+    const c = loadConfig({
+      env: { FERRY_STORE: 'postgresql://u@db.example:5433/ferry' },
+      flags: { 'store-schema': 'ferry_a', 'node-id': 'host-1:7400', 'node-timeout': '5000' },
+    });
+    assert.deepEqual(
+      [c.store, c.storeSchema, c.nodeId, c.nodeTimeoutMs],
+      ['postgresql://u@db.example:5433/ferry', 'ferry_a', 'host-1:7400', 5000],
+    );
+    invalid(() => loadConfig({ flags: { 'node-timeout': '100' } }), '--node-timeout');
   });
 
   it('runs the HTTP gateway on 127.0.0.1:7480 unless moved or turned off', () => {
