@@ -6,5 +6,6 @@ import { after } from 'node:test';
 import { dropSchemasLike, storeSchemaPrefix } from '../../helpers/postgres.js';
 
 process.env.FERRY_TEST_STORE = 'postgres';
-after(() => dropSchemasLike(storeSchemaPrefix()));
 await import('../clone.test.js');
+// After the suite's own hooks (its brokers stopped), the schemas its brokers used.
+after(() => dropSchemasLike(storeSchemaPrefix()));
