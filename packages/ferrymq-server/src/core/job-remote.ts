@@ -2,7 +2,8 @@
  * What other brokers sharing the store did to jobs, applied here (a shared store only): jobs
  * queued for a service whose workers are here are leased now; a job watched here is read
  * again and its new events go out; a job running here that another broker ended (cancelled)
- * is cancelled at its worker. Also the shared counters and probes of the periodic sweep.
+ * is cancelled at its worker. Also the shared counters, probes and watched-job reads of the
+ * periodic sweep.
  */
 import { isFinalStatus } from 'ferrymq/model';
 import type { RemoteChanges } from '../storage/types.js';
@@ -61,6 +62,16 @@ export class JobRemote {
         markDue(s);
         this.dispatch.pump(s);
       }
+    }
+    // Watched durable jobs not running here are read again: the floor under the notices
+    // another broker's worker sends (one missed must not leave a caller waiting).
+    for (const id of this.watchers.watchedIds()) {
+      if (this.state.runs.has(id) || this.state.transient.isLive(id)) continue;
+      this.watchers
+        .refresh(id)
+        .catch((err: unknown) =>
+          this.state.log.warn('job refresh failed', { job: id, err: String(err) }),
+        );
     }
   }
 }

@@ -150,6 +150,11 @@ export class JobWatchers {
     }
   }
 
+  /** Ids of the jobs someone here watches. */
+  watchedIds(): string[] {
+    return [...this.watchers.keys()];
+  }
+
   /** Tells a job's watchers of an event; a final one ends their streams. */
   emit(id: string, ev: JobEvent): void {
     const set = this.watchers.get(id);

@@ -53,6 +53,7 @@ export class PgCluster {
   private flushScheduled = false;
   private closed = false;
   private beating: Promise<void> | undefined;
+  private joining: Promise<void> | undefined;
   /** The connection broke (a PostgreSQL restart): the next heartbeat opens a new one. */
   private broken = false;
   /** This node's start, as its first node row recorded it. */
@@ -74,9 +75,7 @@ export class PgCluster {
     this.startedAt = null;
     await this.join();
     await this.beat();
-    this.timer = setInterval(() => {
-      if (!this.beating) this.beating = this.beat().finally(() => (this.beating = undefined));
-    }, NODE_HEARTBEAT_MS);
+    this.timer = setInterval(() => this.beatNow(), NODE_HEARTBEAT_MS);
     this.timer.unref();
   }
 
@@ -122,6 +121,9 @@ export class PgCluster {
       await client.query(`SET ferry.notify = on`);
       client.on('notification', (msg) => this.onNotice(msg));
       await client.query(`LISTEN ${schema}`);
+      // Tell the others a broker joined: they start notifying at once rather than at their
+      // next heartbeat, so nothing stored meanwhile waits for the idle probe.
+      await client.query('SELECT pg_notify($1, $2)', [schema, `n${this.options.nodeId}`]);
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
@@ -130,6 +132,18 @@ export class PgCluster {
     this.client = client;
     this.broken = false;
     await old?.end().catch(() => undefined);
+  }
+
+  /** join() once at a time (the heartbeat and a stats read may both want it). */
+  private rejoin(): Promise<void> {
+    this.joining ??= this.join().finally(() => (this.joining = undefined));
+    return this.joining;
+  }
+
+  /** A heartbeat now (another broker joined), unless one is running. */
+  private beatNow(): void {
+    if (this.closed || this.beating) return;
+    this.beating = this.beat().finally(() => (this.beating = undefined));
   }
 
   /** One listener for wake-ups; a second replaces the first. */
@@ -141,7 +155,7 @@ export class PgCluster {
   private async beat(): Promise<void> {
     if (this.closed) return;
     try {
-      if (!this.client || this.broken) await this.join();
+      if (!this.client || this.broken) await this.rejoin();
       const client = this.client!;
       // An upsert: after a long PostgreSQL outage another broker may have taken this node for
       // dead and deleted its row.
@@ -213,7 +227,10 @@ export class PgCluster {
       if (Number.isSafeInteger(id)) this.pending.queues.add(id);
     } else if (kind === 'j') this.pending.services.add(rest);
     else if (kind === 'x') this.pending.jobs.add(rest);
-    else return;
+    else if (kind === 'n') {
+      if (rest !== this.options.nodeId) this.beatNow();
+      return;
+    } else return;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setTimeout(() => void this.flushNotices(), NOTICE_BATCH_MS);
@@ -252,11 +269,23 @@ export class PgCluster {
 
   /** The brokers sharing the store (those not yet forgotten), this one first. */
   async nodes(): Promise<StoreNode[]> {
-    const client = this.client;
-    if (!client) return [];
-    const r = await client.query<{ id: string; started_at: number; heartbeat_at: number }>(
-      'SELECT id, started_at, heartbeat_at FROM nodes ORDER BY id',
-    );
+    if (this.closed) return [];
+    let r: pg.QueryResult<{ id: string; started_at: number; heartbeat_at: number }>;
+    try {
+      // After a lost connection, reconnect now rather than at the next heartbeat.
+      if (!this.client || this.broken) await this.rejoin();
+      r = await this.client!.query('SELECT id, started_at, heartbeat_at FROM nodes ORDER BY id');
+    } catch (err) {
+      this.broken = true;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new FerryError(
+        'STORAGE_ERROR',
+        `cannot read the brokers sharing the store: ${message}`,
+        {
+          cause: err,
+        },
+      );
+    }
     const out = r.rows.map((row) => ({
       id: row.id,
       startedAt: row.started_at,
