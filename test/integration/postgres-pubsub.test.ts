@@ -265,7 +265,7 @@ describe('pub/sub across brokers on one PostgreSQL store', () => {
     const schema = newSchema();
     const a = await broker(schema, 'node-a');
     const port = await cloneBase();
-    const b = await broker(schema, 'node-b', { clone: String(port) });
+    await broker(schema, 'node-b', { clone: String(port) });
     const pub = await client(a.endpoint);
     await peersSeen(pub);
     for (let k = 0; k < 5; k++) await pub.publish(`/cl/k${k}`, 'v0', { retain: true });
@@ -306,9 +306,7 @@ describe('pub/sub across brokers on one PostgreSQL store', () => {
       assert.ok(r.updates >= 100, `updates through KVPUB (${r.updates})`);
       assert.equal(r.last, doneSeq);
       const stored = await pub.retained('/cl/');
-      const expected = Object.fromEntries(
-        stored.messages.map((m) => [m.topic, m.body.toString()]),
-      );
+      const expected = Object.fromEntries(stored.messages.map((m) => [m.topic, m.body.toString()]));
       assert.deepEqual(r.state, expected, 'the clone client converged on the store');
       assert.equal(r.state['/cl/k2'], undefined);
     } finally {

@@ -13,12 +13,12 @@ import type { Logger } from './logger.js';
 import type { TopicMessage } from './pubsub-types.js';
 
 /** Publishes read from the store per call. */
-export const PUBLISHED_READ_MAX = 1_000;
+const PUBLISHED_READ_MAX = 1_000;
 /**
  * A number still missing below a later one this long after it was first missed, and not found
  * by a read of the store, is skipped (the store no longer holds it).
  */
-export const PUBLISH_GAP_SKIP_MS = 1_000;
+const PUBLISH_GAP_SKIP_MS = 1_000;
 
 export interface PublishOrderOptions {
   /** The last number handed out before this broker started (or the store's counter). */
@@ -94,7 +94,8 @@ export class PublishOrder {
         this.add(rows.map(toMessage));
         // What is still missing below a number that was read (or committed here) is no
         // longer in the store: skip it rather than wait forever.
-        const missed = this.gapSince > 0 && this.options.now() - this.gapSince >= PUBLISH_GAP_SKIP_MS;
+        const missed =
+          this.gapSince > 0 && this.options.now() - this.gapSince >= PUBLISH_GAP_SKIP_MS;
         if (this.next === from && missed && !this.held.has(this.next)) {
           this.skipGap(rows.length > 0 ? rows[0]!.seq : Math.min(...this.held.keys()));
         }

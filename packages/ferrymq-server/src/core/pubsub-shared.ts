@@ -32,7 +32,7 @@ import { PublishOrder } from './pubsub-order.js';
 import type { PendingPublish, PublishOutcome, TopicMessage } from './pubsub-types.js';
 
 /** How often other brokers' publishes and durable subscriptions are read without a notice. */
-export const SHARED_PUBSUB_POLL_MS = 1_000;
+const SHARED_PUBSUB_POLL_MS = 1_000;
 
 export interface SharedPublishingOptions {
   storage: PubSubStorage;
@@ -84,9 +84,7 @@ export class SharedPublishing {
   private armPoll(): void {
     if (this.closed) return;
     this.cancelPoll = this.options.clock.setTimer(() => {
-      void Promise.all([this.readPublishes(), this.refreshDurable()]).finally(() =>
-        this.armPoll(),
-      );
+      void Promise.all([this.readPublishes(), this.refreshDurable()]).finally(() => this.armPoll());
     }, SHARED_PUBSUB_POLL_MS);
   }
 

@@ -85,14 +85,12 @@ export interface PublishOptions {
   requestKey?: string | undefined;
 }
 
-
 /** One publish of a batch (publishMany). */
 export interface PublishItem {
   topic: string;
   frames: Buffer[];
   options?: PublishOptions | undefined;
 }
-
 
 export interface PubSubOptions {
   storage: PubSubStorage;

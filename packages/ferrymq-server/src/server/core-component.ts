@@ -81,11 +81,11 @@ export class CoreComponent implements Component {
       shared: storage.shared,
     });
     // Wake-ups from other brokers sharing the store (a PostgreSQL store).
-    let pubsubRef: PubSub | undefined;
     storage.watch((changes) => {
       broker.onRemote(changes);
       jobs.onRemote(changes);
-      pubsubRef?.onRemote(changes);
+      // Opened below; notices before that are covered by its first read of the store.
+      this.pubsub?.onRemote(changes);
     });
     this.jobs = jobs;
     const pubsub = await PubSub.open({
@@ -96,7 +96,6 @@ export class CoreComponent implements Component {
       liveWindowBytes: config.liveWindowBytes,
     });
     this.pubsub = pubsub;
-    pubsubRef = pubsub;
     const stats = new StatsSource({
       broker,
       jobs,

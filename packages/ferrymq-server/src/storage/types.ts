@@ -13,6 +13,8 @@
  * calls {@link Storage.durable} before it confirms anything to a producer or caller. Every
  * other call (administration, settings, cancellations, pub/sub) resolves only once its commit
  * is durable under the backend's sync policy.
+ *
+ * Longer than most files on purpose: the whole contract in one place, one reading.
  */
 import type {
   Headers,
@@ -489,7 +491,7 @@ export interface PublishedRow {
  * the store has numbered the batch: the store writes copy `i` with `headersFor(i, seq)`, where
  * `seq` is the number of its publish (`publishOf[i]`, an index into the batch's publishes).
  */
-export interface PublishCopies {
+interface PublishCopies {
   items: EnqueueItem[];
   publishOf: number[];
   /** Pure: the headers copy `i` is stored with when its publish is numbered `seq`. */

@@ -38,7 +38,7 @@ export type PgEnqueueInto = (db: PgSession, items: EnqueueItem[]) => Promise<Enq
  * publishing broker's clock): well above the ~1 s after which a broker re-reads a number it
  * misses, so only a broker stalled this long loses publishes.
  */
-export const PUBLISH_LOG_KEEP_MS = 10_000;
+const PUBLISH_LOG_KEEP_MS = 10_000;
 /** How often `published` also trims rows past PUBLISH_LOG_KEEP_MS. */
 const PUBLISH_LOG_TRIM_EVERY_MS = 1_000;
 
