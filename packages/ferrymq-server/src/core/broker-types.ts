@@ -11,7 +11,7 @@ import type {
   NewMessage,
   QueuePolicy,
 } from 'ferrymq/model';
-import type { Storage } from '../storage/types.js';
+import type { EnqueueItem, EnqueueOutcome, Storage } from '../storage/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
@@ -156,6 +156,18 @@ export interface QueueCopies {
   message: NewMessage;
 }
 
+/**
+ * Stores the enqueue items of sendCopies in place of Storage.enqueue (the same outcome):
+ * pub/sub with a shared store, whose one call also numbers the publishes the copies carry.
+ * `copyOf[i]` is the index, in the copies passed to sendCopies, of item `i`'s message; the
+ * call may set item `i`'s headers (what it stored), which a consumer handed it directly gets.
+ */
+export type CopyStore = (items: EnqueueItem[], copyOf: number[]) => Promise<EnqueueOutcome>;
+
+export interface SendCopiesOptions {
+  store?: CopyStore | undefined;
+}
+
 export const MAX_MULTICAST_QUEUES = 100;
 export const DEFAULT_MULTICAST_TIMEOUT_MS = 30_000;
 export const MAX_MULTICAST_TIMEOUT_MS = 24 * 3_600_000;
@@ -211,7 +223,7 @@ export interface Session {
    * Several messages, each into several queues, in one storage call: all copies or none; a
    * queue's copies reach a consumer in one delivery. Per message, its copies' ids.
    */
-  sendCopies(copies: QueueCopies[]): Promise<string[][]>;
+  sendCopies(copies: QueueCopies[], options?: SendCopiesOptions): Promise<string[][]>;
   consume(queue: string, options?: ConsumeOptions): string;
   cancel(tag: string): void;
   ack(ids: string[]): Promise<SettleResult[]>;

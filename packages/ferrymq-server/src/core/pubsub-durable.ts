@@ -1,6 +1,7 @@
 /**
  * Durable subscriptions of the pub/sub core: each a stored name and pattern with a queue of
- * its own, into which every matching publish is copied. Used by {@link PubSub} (pubsub.ts).
+ * its own, into which every matching publish is copied. With a shared store, refresh() takes in
+ * those other brokers created or deleted. Used by {@link PubSub} (pubsub.ts).
  */
 import { FerryError, SUBSCRIPTION_QUEUE_PREFIX, toFerryError } from 'ferrymq/model';
 import type { PubSubStorage, DurableSubscriptionRow } from '../storage/types.js';
@@ -49,6 +50,8 @@ export class DurableSubscriptions {
   private readonly log: Logger;
   private readonly maxSubscriptions: number;
   private readonly durable = new Map<string, Durable>();
+  /** While refresh() reads the store: names created or removed here meanwhile. */
+  private touched: Set<string> | undefined;
 
   constructor(options: DurableSubscriptionsOptions) {
     this.storage = options.storage;
@@ -64,20 +67,48 @@ export class DurableSubscriptions {
 
   /** The subscriptions stored (at start); one with a bad pattern is logged and skipped. */
   load(rows: DurableSubscriptionRow[]): void {
+    for (const row of rows) this.loadRow(row);
+  }
+
+  private loadRow(row: DurableSubscriptionRow): void {
+    try {
+      this.durable.set(row.name, {
+        name: row.name,
+        pattern: parsePattern(row.pattern),
+        queue: durableQueueOf(row.name),
+        createdAt: row.createdAt,
+      });
+    } catch (err) {
+      this.log.error('stored subscription has a bad pattern', {
+        name: row.name,
+        err: String(err),
+      });
+    }
+  }
+
+  /**
+   * A shared store: takes in the subscriptions other brokers created or deleted since. Names
+   * this broker created or removed while the store was read are left as they are here (the
+   * read may predate the change).
+   */
+  async refresh(): Promise<void> {
+    const touched = new Set<string>();
+    this.touched = touched;
+    let rows: DurableSubscriptionRow[];
+    try {
+      rows = (await this.storage.load()).subscriptions;
+    } finally {
+      if (this.touched === touched) this.touched = undefined;
+    }
+    const stored = new Set<string>();
     for (const row of rows) {
-      try {
-        this.durable.set(row.name, {
-          name: row.name,
-          pattern: parsePattern(row.pattern),
-          queue: durableQueueOf(row.name),
-          createdAt: row.createdAt,
-        });
-      } catch (err) {
-        this.log.error('stored subscription has a bad pattern', {
-          name: row.name,
-          err: String(err),
-        });
-      }
+      stored.add(row.name);
+      if (touched.has(row.name)) continue;
+      const d = this.durable.get(row.name);
+      if (!d || d.pattern.source !== row.pattern) this.loadRow(row);
+    }
+    for (const name of [...this.durable.keys()]) {
+      if (!stored.has(name) && !touched.has(name)) this.durable.delete(name);
     }
   }
 
@@ -121,6 +152,7 @@ export class DurableSubscriptions {
     };
     // Matching publishes from now on are copied into its queue, even before the row commits.
     this.durable.set(name, d);
+    this.touched?.add(name);
     try {
       await this.storage.saveSubscription({ name, pattern: p.source, createdAt: d.createdAt });
     } catch (err) {
@@ -144,6 +176,7 @@ export class DurableSubscriptions {
     const d = this.durable.get(name);
     if (!d) throw new FerryError('SUBSCRIPTION_NOT_FOUND', `no durable subscription ${name}`);
     this.durable.delete(name);
+    this.touched?.add(name);
     await this.storage.deleteSubscription(name);
     await this.broker.deleteQueue(d.queue, { force: true }).catch((err: unknown) => {
       // Never created (nothing matched yet): nothing to delete.

@@ -138,6 +138,11 @@ export class LiveSubscribers {
       const e = this.inflight.shift()!;
       if (!e.failed) ready.push(e.message);
     }
+    this.deliver(ready);
+  }
+
+  /** Hands committed publishes, in publish order, to the live subscribers they match. */
+  deliver(ready: TopicMessage[]): void {
     if (ready.length === 0) return;
     for (const sub of [...this.live.values()]) {
       const batch = ready.filter((m) => m.seq > sub.snapshotSeq && matches(sub.pattern, m.topic));
@@ -209,11 +214,14 @@ export class LiveSubscribers {
       // Every publish queued before this read has seq <= snapshotSeq and is in the snapshot;
       // every later one has a higher seq and reaches the subscriber after it.
       sub.snapshotSeq = seq;
-      this.storage.retained(scanPrefix(p), this.clock.now()).then(
-        (rows) => {
+      this.readSnapshot(scanPrefix(p), seq).then(
+        (snap) => {
           if (sub.closed) return;
-          this.sendSnapshot(sub, rows);
-          const held = sub.holding ?? [];
+          // A shared store's snapshot may reflect publishes not handed out here yet: they
+          // are in it, and only those after it follow.
+          sub.snapshotSeq = Math.max(sub.snapshotSeq, snap.seq);
+          this.sendSnapshot(sub, snap.rows);
+          const held = (sub.holding ?? []).filter((m) => m.seq > sub.snapshotSeq);
           sub.holding = undefined;
           if (held.length > 0) this.sendLive(sub, held);
         },
@@ -241,6 +249,16 @@ export class LiveSubscribers {
       },
       close: () => this.removeLive(sub),
     };
+  }
+
+  /**
+   * Retained values and the number they reflect: a shared store reads both together (other
+   * brokers commit between any two reads); otherwise the last number given here, `seq`.
+   */
+  private readSnapshot(prefix: string, seq: number): Promise<{ seq: number; rows: RetainedRow[] }> {
+    const now = this.clock.now();
+    if (this.storage.snapshot) return this.storage.snapshot(prefix, now);
+    return this.storage.retained(prefix, now).then((rows) => ({ seq, rows }));
   }
 
   private sendSnapshot(sub: Live, rows: RetainedRow[]): void {

@@ -1,7 +1,6 @@
 /**
  * What the pub/sub modules share: the topic message as the core passes it around (built from a
- * retained row) and the checks of node names and
- * durations.
+ * retained row), a checked publish and its outcome, and the checks of node names and durations.
  */
 import { FerryError, isValidQueueName, type Headers } from 'ferrymq/model';
 import type { RetainedRow } from '../storage/types.js';
@@ -19,6 +18,30 @@ export interface TopicMessage {
   /** A retained delete (empty value, or TTL expiry). */
   deleted: boolean;
   publishedAt: number;
+}
+
+/** A publish that passed its checks. */
+export interface CheckedPublish {
+  retain: boolean;
+  deleted: boolean;
+  ttlMs: number | undefined;
+  headers: Headers | undefined;
+  /** The dedup key of its durable copies (from its request key). */
+  copyKey: string | undefined;
+}
+
+/** A checked publish about to be committed. */
+export interface PendingPublish {
+  topic: string;
+  frames: Buffer[];
+  o: CheckedPublish;
+}
+
+/** What a publish's caller learns once it is stored. */
+export interface PublishOutcome {
+  seq: number;
+  /** Durable subscriptions the message was stored for. */
+  durable: number;
 }
 
 export function checkNodeName(name: unknown, what = 'node'): string {

@@ -27,7 +27,7 @@ import {
   TOPIC_HEADER,
   type TopicStatus,
 } from 'ferrymq/model';
-import type { PubSubStorage, RetainedChange } from '../storage/types.js';
+import type { PubSubStorage, RemoteChanges, RetainedChange } from '../storage/types.js';
 import { checkHeaders, type Broker, type Session } from './broker.js';
 import { checkKey, copyKeyOf } from './checks.js';
 import type { QueueCopies } from './broker-types.js';
@@ -48,7 +48,15 @@ import {
   type LiveSubscription,
 } from './pubsub-live.js';
 import { Rollouts, type RolloutOptions } from './pubsub-rollouts.js';
-import { positiveMs, toTopicMessage, type TopicMessage } from './pubsub-types.js';
+import { SharedPublishing } from './pubsub-shared.js';
+import {
+  positiveMs,
+  toTopicMessage,
+  type CheckedPublish,
+  type PendingPublish,
+  type PublishOutcome,
+  type TopicMessage,
+} from './pubsub-types.js';
 import { checkTopic, matches, parsePattern, scanPrefix, type TopicPattern } from './topics.js';
 
 export {
@@ -62,7 +70,7 @@ export {
 } from './pubsub-live.js';
 export { type DurableSubscriptionInfo } from './pubsub-durable.js';
 export { type RolloutOptions } from './pubsub-rollouts.js';
-export { type TopicMessage } from './pubsub-types.js';
+export { type PublishOutcome, type TopicMessage } from './pubsub-types.js';
 
 export interface PublishOptions {
   /** Keep as the topic's last value; an empty body deletes it. */
@@ -77,27 +85,11 @@ export interface PublishOptions {
   requestKey?: string | undefined;
 }
 
-export interface PublishOutcome {
-  seq: number;
-  /** Durable subscriptions the message was stored for. */
-  durable: number;
-}
-
 /** One publish of a batch (publishMany). */
 export interface PublishItem {
   topic: string;
   frames: Buffer[];
   options?: PublishOptions | undefined;
-}
-
-/** A publish that passed its checks. */
-interface CheckedPublish {
-  retain: boolean;
-  deleted: boolean;
-  ttlMs: number | undefined;
-  headers: Headers | undefined;
-  /** The dedup key of its durable copies (from its request key). */
-  copyKey: string | undefined;
 }
 
 export interface PubSubOptions {
@@ -123,6 +115,9 @@ export class PubSub {
   private readonly durable: DurableSubscriptions;
   private readonly expiry: RetainedExpiry;
   private readonly rollouts: Rollouts;
+  /** A shared store (it numbers publishes): the publish path and order across brokers. */
+  private shared: SharedPublishing | undefined;
+  private readonly logger: Logger;
   private closed = false;
 
   private constructor(options: PubSubOptions) {
@@ -130,6 +125,7 @@ export class PubSub {
     this.broker = options.broker;
     this.clock = options.clock ?? systemClock;
     const logger = options.logger ?? silentLogger;
+    this.logger = logger;
     const maxSubscriptions = options.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS;
     const storage = this.storage;
     const clock = this.clock;
@@ -175,12 +171,32 @@ export class PubSub {
     const state = await ps.storage.load();
     ps.seq = state.lastSeq;
     ps.durable.load(state.subscriptions);
+    if (ps.storage.publish) {
+      ps.shared = new SharedPublishing({
+        storage: ps.storage,
+        session: ps.session,
+        live: ps.live,
+        durable: ps.durable,
+        expiry: ps.expiry,
+        clock: ps.clock,
+        logger: ps.logger,
+        lastSeq: state.lastSeq,
+        onPublished: () => ps.published++,
+      });
+      ps.shared.start();
+    }
     await ps.expiry.start();
     return ps;
   }
 
+  /** The last sequence number given (with a shared store: handed to live subscribers here). */
   get lastSeq(): number {
-    return this.seq;
+    return this.shared ? this.shared.lastSeq : this.seq;
+  }
+
+  /** What other brokers sharing the store changed (their publishes, durable subscriptions). */
+  onRemote(changes: RemoteChanges): void {
+    this.shared?.onRemote(changes);
   }
 
   // ---------------------------------------------------------------- publishing
@@ -285,9 +301,8 @@ export class PubSub {
    * retained changes and the last sequence number — all in this turn's transaction — and
    * hands them to live subscribers once committed.
    */
-  private commitMany(
-    list: { topic: string; frames: Buffer[]; o: CheckedPublish }[],
-  ): Promise<PublishOutcome>[] {
+  private commitMany(list: PendingPublish[]): Promise<PublishOutcome>[] {
+    if (this.shared) return this.shared.commit(list);
     const now = this.clock.now();
     const copies: QueueCopies[] = [];
     const publishes = list.map(({ topic, frames, o }) => {
@@ -367,7 +382,7 @@ export class PubSub {
 
   /** A live subscription on an already parsed pattern (dialects with their own matching). */
   attachLive(p: TopicPattern, sink: LiveSink, options: LiveOptions = {}): LiveSubscription {
-    return this.live.attach(p, sink, options, this.seq);
+    return this.live.attach(p, sink, options, this.lastSeq);
   }
 
   // ---------------------------------------------------------------- retained state
@@ -375,8 +390,10 @@ export class PubSub {
   /** The retained values matching a pattern and the sequence number they reflect. */
   async retained(pattern: string | TopicPattern): Promise<{ seq: number; items: TopicMessage[] }> {
     const p = typeof pattern === 'string' ? parsePattern(pattern) : pattern;
-    const seq = this.seq;
-    const rows = await this.storage.retained(scanPrefix(p), this.clock.now());
+    // A shared store reads the values and the number they reflect together.
+    const { seq, rows } = this.storage.snapshot
+      ? await this.storage.snapshot(scanPrefix(p), this.clock.now())
+      : { seq: this.seq, rows: await this.storage.retained(scanPrefix(p), this.clock.now()) };
     return { seq, items: rows.filter((r) => matches(p, r.topic)).map(toTopicMessage) };
   }
 
@@ -426,7 +443,7 @@ export class PubSub {
 
   stats(): PubSubStats {
     return {
-      lastSeq: this.seq,
+      lastSeq: this.lastSeq,
       published: this.published,
       liveSubscriptions: this.live.size,
       durableSubscriptions: this.durable.size,
@@ -439,6 +456,7 @@ export class PubSub {
     if (this.closed) return;
     this.closed = true;
     this.expiry.close();
+    this.shared?.close();
     this.rollouts.finishAll();
     this.live.closeAll();
     this.session.close();

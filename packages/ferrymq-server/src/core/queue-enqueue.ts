@@ -14,9 +14,11 @@ import type { EnqueueItem, LeasedMessage, ReleaseItem, Storage } from '../storag
 import type { BrokerState } from './broker-state.js';
 import {
   type BrokerLimits,
+  type CopyStore,
   type MulticastOptions,
   type MulticastOutcome,
   type QueueCopies,
+  type SendCopiesOptions,
   type SendOptions,
   type SendOutcome,
 } from './broker-types.js';
@@ -145,7 +147,7 @@ export class QueueEnqueue {
   ): Promise<MulticastOutcome> {
     return multicastToQueues(
       {
-        storeCopies: (copies) => this.storeCopies(session, copies),
+        storeCopies: (copies) => this.storeCopies(session, copies, undefined),
         durable: () => this.storage.durable(),
         clock: this.clock,
         settleWatchers: this.state.settleWatchers,
@@ -302,12 +304,22 @@ export class QueueEnqueue {
    * A queue's copies are handed to its consumers together (one delivery per consumer).
    * Resolves, per message, with its copies' ids in the order of its queues, once durable.
    */
-  sendCopies(session: SessionState, copies: QueueCopies[]): Promise<string[][]> {
-    return this.storeCopies(session, copies).then((ids) => this.storage.durable().then(() => ids));
+  sendCopies(
+    session: SessionState,
+    copies: QueueCopies[],
+    options: SendCopiesOptions = {},
+  ): Promise<string[][]> {
+    return this.storeCopies(session, copies, options.store).then((ids) =>
+      this.storage.durable().then(() => ids),
+    );
   }
 
   /** sendCopies up to the commit: the copies are stored and handed out; not yet durable. */
-  private storeCopies(session: SessionState, copies: QueueCopies[]): Promise<string[][]> {
+  private storeCopies(
+    session: SessionState,
+    copies: QueueCopies[],
+    store: CopyStore | undefined,
+  ): Promise<string[][]> {
     try {
       if (this.state.closing || session.closed) throw new FerryError('SHUTTING_DOWN');
       if (this.state.isStorageLow()) {
@@ -336,7 +348,14 @@ export class QueueEnqueue {
           pr.q.pendingReady -= pr.ready;
         }
       };
-      return this.calls.track(this.storage.enqueue(preps.flatMap((pr) => pr.items))).then(
+      const items = preps.flatMap((pr) => pr.items);
+      const stored = store
+        ? store(
+            items,
+            preps.flatMap((pr) => pr.slots.map(([c]) => c)),
+          )
+        : this.storage.enqueue(items);
+      return this.calls.track(stored).then(
         (outcome) => {
           settle();
           let off = 0;

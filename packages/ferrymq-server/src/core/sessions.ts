@@ -9,6 +9,7 @@ import type {
   MulticastOutcome,
   NackOptions,
   QueueCopies,
+  SendCopiesOptions,
   SendOptions,
   SendOutcome,
   Session,
@@ -52,8 +53,8 @@ export class SessionImpl extends SessionState implements Session {
   sendToQueues(queues: string[], message: NewMessage): Promise<string[]> {
     return this.enqueue.sendToQueues(this, queues, message);
   }
-  sendCopies(copies: QueueCopies[]): Promise<string[][]> {
-    return this.enqueue.sendCopies(this, copies);
+  sendCopies(copies: QueueCopies[], options?: SendCopiesOptions): Promise<string[][]> {
+    return this.enqueue.sendCopies(this, copies, options);
   }
   consume(queue: string, options?: ConsumeOptions): string {
     return this.dispatch.consume(this, queue, options ?? {});

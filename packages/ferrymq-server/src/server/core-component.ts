@@ -84,6 +84,8 @@ export class CoreComponent implements Component {
     storage.watch((changes) => {
       broker.onRemote(changes);
       jobs.onRemote(changes);
+      // Opened below; notices before that are covered by its first read of the store.
+      this.pubsub?.onRemote(changes);
     });
     this.jobs = jobs;
     const pubsub = await PubSub.open({

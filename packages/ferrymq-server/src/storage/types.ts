@@ -13,6 +13,8 @@
  * calls {@link Storage.durable} before it confirms anything to a producer or caller. Every
  * other call (administration, settings, cancellations, pub/sub) resolves only once its commit
  * is durable under the backend's sync policy.
+ *
+ * Longer than most files on purpose: the whole contract in one place, one reading.
  */
 import type {
   Headers,
@@ -191,6 +193,10 @@ export interface RemoteChanges {
   services: string[];
   /** Jobs whose state, progress or partial results changed. */
   jobs: string[];
+  /** Publishes were committed (read them with {@link PubSubStorage.published}). */
+  publishes?: boolean | undefined;
+  /** Durable subscriptions were created or deleted (read them with {@link PubSubStorage.load}). */
+  subscriptions?: boolean | undefined;
 }
 
 /** A broker sharing the store, as its heartbeat row says. */
@@ -455,7 +461,76 @@ export interface PubSubState {
   subscriptions: DurableSubscriptionRow[];
 }
 
+/** A publish to be numbered and stored by a shared store ({@link PubSubStorage.publish}). */
+export interface NewPublish {
+  topic: string;
+  /** An empty frame for a retained delete. */
+  frames: Buffer[];
+  headers: Headers | undefined;
+  /** A change of the topic's retained value (set, or delete when `deleted`). */
+  retained: boolean;
+  deleted: boolean;
+  publishedAt: number;
+  /** Expiry of a retained value set (null: none). */
+  expiresAt: number | null;
+}
+
+/** A publish as the store relays it to the brokers sharing it. */
+export interface PublishedRow {
+  seq: number;
+  topic: string;
+  frames: Buffer[];
+  headers: Headers | undefined;
+  retained: boolean;
+  deleted: boolean;
+  publishedAt: number;
+}
+
+/**
+ * Durable copies stored with a batch of publishes. Their sequence header is known only once
+ * the store has numbered the batch: the store writes copy `i` with `headersFor(i, seq)`, where
+ * `seq` is the number of its publish (`publishOf[i]`, an index into the batch's publishes).
+ */
+interface PublishCopies {
+  items: EnqueueItem[];
+  publishOf: number[];
+  /** Pure: the headers copy `i` is stored with when its publish is numbered `seq`. */
+  headersFor(i: number, seq: number): Headers | undefined;
+}
+
+export interface PublishBatch {
+  publishes: NewPublish[];
+  copies?: PublishCopies | undefined;
+}
+
+export interface StoredPublishes {
+  /** The number of the batch's first publish; the others follow it without a gap. */
+  firstSeq: number;
+  /** The copies' outcome (as {@link Storage.enqueue}); absent without copies. */
+  copies: EnqueueOutcome | undefined;
+}
+
 export interface PubSubStorage {
+  /**
+   * A shared store only (absent otherwise; the core numbers publishes itself and calls
+   * {@link PubSubStorage.record}). Numbers the batch's publishes in the store, in one
+   * transaction with everything else the publish writes: the numbers are consecutive, in
+   * commit order across the brokers sharing the store, and gap-free (a rolled-back call also
+   * returns its numbers). Records the retained changes, stores the durable copies, and keeps
+   * each publish for a few seconds for {@link PubSubStorage.published}.
+   */
+  publish?(batch: PublishBatch): Promise<StoredPublishes>;
+  /**
+   * A shared store only: publishes numbered `fromSeq` and up, in number order, at most `max`
+   * (every broker's, its own included). Publishes older than the store keeps them for (a few
+   * seconds) are gone: a number missing below a row returned will not come back.
+   */
+  published?(fromSeq: number, max: number): Promise<PublishedRow[]>;
+  /**
+   * A shared store only: retained values as {@link PubSubStorage.retained}, read together with
+   * the highest publish number they reflect (one consistent read).
+   */
+  snapshot?(prefix: string, now: number): Promise<{ seq: number; rows: RetainedRow[] }>;
   /** Reads what the core needs at start. */
   load(): Promise<PubSubState>;
   /** Records a publish: its sequence number and, for a retained one, the new value. */

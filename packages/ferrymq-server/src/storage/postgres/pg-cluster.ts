@@ -1,7 +1,8 @@
 /**
  * The brokers sharing one PostgreSQL store, seen from one of them: its node row and heartbeat,
  * the lock that keeps two live brokers from using one node id, the wake-ups other brokers'
- * commits send (LISTEN on the schema's channel; the triggers are in migration 0002), and the
+ * commits send (LISTEN on the schema's channel; the triggers are in migrations 0002 and 0003:
+ * `q`, `j`, `x`, and `p` for publishes, `s` for durable subscriptions), and the
  * release of a dead broker's leases and running jobs.
  *
  * All of it runs on one connection of its own, never on the writer's: a slow heartbeat never
@@ -49,6 +50,8 @@ export class PgCluster {
     queues: new Set<number>(),
     services: new Set<string>(),
     jobs: new Set<string>(),
+    publishes: false,
+    subscriptions: false,
   };
   private flushScheduled = false;
   private closed = false;
@@ -227,6 +230,8 @@ export class PgCluster {
       if (Number.isSafeInteger(id)) this.pending.queues.add(id);
     } else if (kind === 'j') this.pending.services.add(rest);
     else if (kind === 'x') this.pending.jobs.add(rest);
+    else if (kind === 'p') this.pending.publishes = true;
+    else if (kind === 's') this.pending.subscriptions = true;
     else if (kind === 'n') {
       if (rest !== this.options.nodeId) this.beatNow();
       return;
@@ -241,7 +246,13 @@ export class PgCluster {
   private async flushNotices(): Promise<void> {
     this.flushScheduled = false;
     const batch = this.pending;
-    this.pending = { queues: new Set(), services: new Set(), jobs: new Set() };
+    this.pending = {
+      queues: new Set(),
+      services: new Set(),
+      jobs: new Set(),
+      publishes: false,
+      subscriptions: false,
+    };
     const queues: string[] = [];
     const unknown: number[] = [];
     for (const id of batch.queues) {
@@ -264,7 +275,13 @@ export class PgCluster {
       }
     }
     if (this.closed) return;
-    this.listener?.({ queues, services: [...batch.services], jobs: [...batch.jobs] });
+    this.listener?.({
+      queues,
+      services: [...batch.services],
+      jobs: [...batch.jobs],
+      ...(batch.publishes ? { publishes: true } : {}),
+      ...(batch.subscriptions ? { subscriptions: true } : {}),
+    });
   }
 
   /** The brokers sharing the store (those not yet forgotten), this one first. */

@@ -3,23 +3,60 @@
  * subscriptions and confirmations. Every call runs inside the store's group commit and mirrors
  * the SQLite store (sqlite-pubsub.ts), one statement per call (load: two).
  *
- * The sequence kept here is the highest ever recorded (GREATEST: a lower one never moves it
- * back); the core still hands sequence numbers out from memory, which holds for one broker per
- * database only (see docs/architecture.md, "PostgreSQL store: jobs and pub/sub").
+ * The store is shared, so it numbers publishes itself (`publish`): one counter row, raised by
+ * `UPDATE … RETURNING` in the transaction that stores the publishes, whose row lock held to
+ * the commit makes the numbers consecutive and in commit order across brokers. Each publish is
+ * also kept for a few seconds in the UNLOGGED `publishes` table, from which the other brokers
+ * read it (`published`) when told by a notification (docs/postgres.md, "Publishes").
+ * `record` (the core numbering from memory) stays for the storage contract's tests.
  */
-import type { Headers } from 'ferrymq/model';
+import { FerryError, type Headers } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
 import type {
   ConfirmationRow,
   DurableSubscriptionRow,
+  EnqueueItem,
+  NewPublish,
+  PublishBatch,
+  PublishedRow,
   PubSubState,
   PubSubStorage,
   RetainedChange,
   RetainedRow,
+  StoredPublishes,
 } from '../types.js';
+import type { EnqueueResult } from './pg-enqueue.js';
 import type { PgSession, PgWriteLevel } from './pg-writer.js';
 
 type Run = <T>(fn: (db: PgSession) => Promise<T>, level?: PgWriteLevel) => Promise<T>;
+
+/** Stores durable copies inside the current transaction (the queue store's enqueue). */
+export type PgEnqueueInto = (db: PgSession, items: EnqueueItem[]) => Promise<EnqueueResult>;
+
+/**
+ * How long a publish stays in the `publishes` table for other brokers to read (by the
+ * publishing broker's clock): well above the ~1 s after which a broker re-reads a number it
+ * misses, so only a broker stalled this long loses publishes.
+ */
+const PUBLISH_LOG_KEEP_MS = 10_000;
+/** How often `published` also trims rows past PUBLISH_LOG_KEEP_MS. */
+const PUBLISH_LOG_TRIM_EVERY_MS = 1_000;
+
+interface PublishedDbRow {
+  seq: number;
+  topic: string;
+  retained: boolean;
+  deleted: boolean;
+  published_at: number;
+  nframes: number;
+  body: Buffer;
+  headers: string | null;
+}
+
+interface SnapshotDbRow extends Omit<RetainedDbRow, 'topic'> {
+  last: number;
+  topic: string | null;
+}
 
 const SEQ_KEY = 'seq';
 
@@ -65,6 +102,39 @@ const SQL = {
     WHERE excluded.seq > c.seq`,
   confirmations: `SELECT node, topic, seq, at FROM confirmations
     WHERE topic >= $1 AND topic < $2 ORDER BY topic, node`,
+  /**
+   * Numbers $1 publishes (the counter row stays locked to the commit) and keeps them for the
+   * other brokers; returns the first number.
+   */
+  publish: `WITH n AS (
+      UPDATE pubsub_meta SET value = value + $1 WHERE key = '${SEQ_KEY}' RETURNING value
+    ), ins AS (
+      INSERT INTO publishes(seq, topic, retained, deleted, published_at, nframes, body, headers)
+      SELECT (SELECT value FROM n) - $1 + u.ord, u.topic, u.retained, u.deleted, u.at,
+        u.nframes, u.body, u.headers
+      FROM unnest($2::text[], $3::bool[], $4::bool[], $5::int8[], $6::int4[], $7::bytea[],
+        $8::text[]) WITH ORDINALITY AS u(topic, retained, deleted, at, nframes, body, headers, ord)
+    )
+    SELECT value - $1 + 1 AS first FROM n`,
+  /** The last value per topic a batch leaves (one row per topic). */
+  retainSet: `INSERT INTO retained(topic, seq, published_at, expires_at, nframes, body, headers)
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int4[],
+      $6::bytea[], $7::text[])
+    ON CONFLICT (topic) DO UPDATE SET seq = excluded.seq, published_at = excluded.published_at,
+      expires_at = excluded.expires_at, nframes = excluded.nframes, body = excluded.body,
+      headers = excluded.headers`,
+  retainDelete: 'DELETE FROM retained WHERE topic = ANY($1::text[])',
+  published: `SELECT seq, topic, retained, deleted, published_at, nframes, body, headers
+    FROM publishes WHERE seq >= $1 ORDER BY seq LIMIT $2`,
+  /** Rows another broker is trimming at the same moment are skipped, not waited for. */
+  trimPublished: `DELETE FROM publishes WHERE seq IN (
+    SELECT seq FROM publishes WHERE published_at < $1 FOR UPDATE SKIP LOCKED)`,
+  /** Retained values and the counter in one statement (one snapshot); a row even with none. */
+  snapshot: `SELECT m.value AS last, r.topic, r.seq, r.published_at, r.expires_at, r.nframes,
+      r.body, r.headers
+    FROM pubsub_meta m LEFT JOIN retained r ON r.topic >= $1 AND r.topic < $2
+      AND (r.expires_at IS NULL OR r.expires_at > $3)
+    WHERE m.key = '${SEQ_KEY}' ORDER BY r.topic`,
 } as const;
 
 /** Upper bound of a prefix range: every string starting with `prefix` sorts below it. */
@@ -89,8 +159,116 @@ function highestPerKey(rows: ConfirmationRow[]): ConfirmationRow[] {
   );
 }
 
+/** A retained row as read (headers as JSON text). */
+function toRetainedRow(r: RetainedDbRow): RetainedRow {
+  return {
+    topic: r.topic,
+    seq: r.seq,
+    frames: unpackFrames(r.body, r.nframes),
+    headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
+    publishedAt: r.published_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+/** Per topic, the index of the batch's last retained publish to it (what the topic keeps). */
+function lastRetained(publishes: NewPublish[]): Map<string, number> {
+  const last = new Map<string, number>();
+  publishes.forEach((p, i) => {
+    if (p.retained) last.set(p.topic, i);
+  });
+  return last;
+}
+
 export class PgPubSubStorage implements PubSubStorage {
-  constructor(private readonly run: Run) {}
+  private lastTrimAt = 0;
+
+  constructor(
+    private readonly run: Run,
+    private readonly enqueueInto: PgEnqueueInto,
+    /** Counts copies stored, once committed (the store's metrics). */
+    private readonly noteWritten: (n: number) => void,
+  ) {}
+
+  publish(batch: PublishBatch): Promise<StoredPublishes> {
+    const ps = batch.publishes;
+    const packed = ps.map((p) => packFrames(p.frames));
+    return this.run(async (db) => {
+      const got = await db.rows<{ first: number }>(SQL.publish, [
+        ps.length,
+        ps.map((p) => p.topic),
+        ps.map((p) => p.retained),
+        ps.map((p) => p.deleted),
+        ps.map((p) => p.publishedAt),
+        ps.map((p) => p.frames.length),
+        packed,
+        ps.map((p) => (p.headers ? JSON.stringify(p.headers) : null)),
+      ]);
+      const firstSeq = got[0]?.first;
+      if (firstSeq === undefined) {
+        throw new FerryError('STORAGE_ERROR', 'the publish counter row is missing');
+      }
+      const sets: number[] = [];
+      const deletes: string[] = [];
+      for (const [topic, i] of lastRetained(ps)) {
+        if (ps[i]!.deleted) deletes.push(topic);
+        else sets.push(i);
+      }
+      if (sets.length > 0) {
+        await db.run(SQL.retainSet, [
+          sets.map((i) => ps[i]!.topic),
+          sets.map((i) => firstSeq + i),
+          sets.map((i) => ps[i]!.publishedAt),
+          sets.map((i) => ps[i]!.expiresAt),
+          sets.map((i) => ps[i]!.frames.length),
+          sets.map((i) => packed[i]!),
+          sets.map((i) => (ps[i]!.headers ? JSON.stringify(ps[i]!.headers) : null)),
+        ]);
+      }
+      if (deletes.length > 0) await db.run(SQL.retainDelete, [deletes]);
+      const c = batch.copies;
+      if (!c || c.items.length === 0) return { firstSeq, copies: undefined, stored: 0 };
+      const items = c.items.map((it, i) => ({
+        ...it,
+        headers: c.headersFor(i, firstSeq + c.publishOf[i]!),
+      }));
+      const r = await this.enqueueInto(db, items);
+      return { firstSeq, copies: r.outcome, stored: r.stored };
+    }).then(({ firstSeq, copies, stored }) => {
+      // Counted once committed (a batch re-run after another call failed runs this call twice).
+      if (stored > 0) this.noteWritten(stored);
+      return { firstSeq, copies };
+    });
+  }
+
+  published(fromSeq: number, max: number): Promise<PublishedRow[]> {
+    const now = Date.now();
+    const trim = now - this.lastTrimAt >= PUBLISH_LOG_TRIM_EVERY_MS;
+    if (trim) this.lastTrimAt = now;
+    return this.run(async (db) => {
+      if (trim) await db.run(SQL.trimPublished, [now - PUBLISH_LOG_KEEP_MS]);
+      const rows = await db.rows<PublishedDbRow>(SQL.published, [fromSeq, max]);
+      return rows.map((r) => ({
+        seq: r.seq,
+        topic: r.topic,
+        frames: unpackFrames(r.body, r.nframes),
+        headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
+        retained: r.retained,
+        deleted: r.deleted,
+        publishedAt: r.published_at,
+      }));
+    });
+  }
+
+  snapshot(prefix: string, now: number): Promise<{ seq: number; rows: RetainedRow[] }> {
+    return this.run(async (db) => {
+      const rows = await db.rows<SnapshotDbRow>(SQL.snapshot, [prefix, prefixEnd(prefix), now]);
+      const seq = rows[0]?.last ?? 0;
+      const out: RetainedRow[] = [];
+      for (const r of rows) if (r.topic !== null) out.push(toRetainedRow({ ...r, topic: r.topic }));
+      return { seq, rows: out };
+    });
+  }
 
   /** Nothing to prepare or release at open (statements are prepared on first use). */
   async open(_db: PgSession): Promise<void> {}
@@ -137,14 +315,7 @@ export class PgPubSubStorage implements PubSubStorage {
   retained(prefix: string, now: number): Promise<RetainedRow[]> {
     return this.run(async (db) => {
       const rows = await db.rows<RetainedDbRow>(SQL.range, [prefix, prefixEnd(prefix), now]);
-      return rows.map((r) => ({
-        topic: r.topic,
-        seq: r.seq,
-        frames: unpackFrames(r.body, r.nframes),
-        headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
-        publishedAt: r.published_at,
-        expiresAt: r.expires_at,
-      }));
+      return rows.map(toRetainedRow);
     });
   }
 

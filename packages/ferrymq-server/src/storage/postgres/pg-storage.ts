@@ -128,7 +128,11 @@ export class PostgresStorage implements Storage {
     const run = <T>(fn: (db: PgSession) => Promise<T>, level?: PgWriteLevel): Promise<T> =>
       this.writer.call(fn, level);
     this.jobs = new PgJobStorage(run, () => this.writer.durable(), this.nodeId);
-    this.pubsub = new PgPubSubStorage(run);
+    this.pubsub = new PgPubSubStorage(
+      run,
+      (db, items) => enqueueInto(db, this.nodeId, items, undefined),
+      (n) => this.writer.noteMessagesWritten(n),
+    );
     this.cluster = new PgCluster({
       target: this.target,
       nodeId: this.nodeId,

@@ -4,6 +4,7 @@
  */
 import { PG_MIGRATION_0001_INIT } from './0001-init.js';
 import { PG_MIGRATION_0002_WAKE } from './0002-wake.js';
+import { PG_MIGRATION_0003_PUBLISHES } from './0003-publishes.js';
 
 export interface PgMigration {
   version: number;
@@ -14,4 +15,5 @@ export interface PgMigration {
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   { version: 1, name: 'init', sql: PG_MIGRATION_0001_INIT },
   { version: 2, name: 'wake', sql: PG_MIGRATION_0002_WAKE },
+  { version: 3, name: 'publishes', sql: PG_MIGRATION_0003_PUBLISHES },
 ];
