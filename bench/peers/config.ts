@@ -85,7 +85,7 @@ const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const DEFAULT_NATS_URL = '127.0.0.1:4222';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
-export interface PgBenchConfig {
+interface PgBenchConfig {
   url: string;
   systems: PgSystemId[];
   /** Jobs enqueued, then processed, per system. */

@@ -22,7 +22,7 @@ import type { JobPayload, PgJobsMode, PgJobsTarget } from './pg-load.js';
 export type FerryStore = { kind: 'sqlite' } | { kind: 'pg'; url: string; schema: string };
 
 /** Every Ferry row of the group runs with this policy (PostgreSQL: synchronous_commit on). */
-export const PG_GROUP_SYNC = 'always';
+const PG_GROUP_SYNC = 'always';
 const SERVICE = 'bench-pg-jobs';
 /** Jobs: worker connections × concurrency (200 in flight, graphile-worker's localQueue.size). */
 export const FERRY_JOB_WORKERS = 2;
@@ -93,7 +93,7 @@ export async function startFerryBrokers(
 }
 
 /** The brokers' counters, summed. */
-export async function sumCounters(clients: FerryClient[]): Promise<CounterSnapshot> {
+async function sumCounters(clients: FerryClient[]): Promise<CounterSnapshot> {
   const all = await Promise.all(clients.map((c) => snapshotCounters(c)));
   const sum: CounterSnapshot = {
     commits: 0,

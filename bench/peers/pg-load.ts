@@ -31,7 +31,7 @@ export interface PgJobsTarget {
 /** Jobs, enqueue then process (as much as each system fetches at once), or paced latency. */
 export type PgJobsMode = 'jobs' | 'latency';
 
-export interface PgOpenOptions {
+interface PgOpenOptions {
   url: string;
   schema: string;
   mode: PgJobsMode;

@@ -52,13 +52,11 @@ function fakeReady(): PgReady {
 function memoryTarget(o: { repeat?: number } = {}): PgJobsTarget & { added: number } {
   const stored: JobPayload[] = [];
   let onJob: ((p: JobPayload) => void) | undefined;
-  let done = 0;
   const run = (): void => {
     while (onJob && stored.length > 0) {
       const p = stored.shift()!;
       onJob(p);
       if (p.i === o.repeat) onJob(p);
-      done++;
     }
   };
   return {
