@@ -288,7 +288,7 @@ describe('npm run bench:peers', () => {
         0,
         'a call with its worker on the same broker is not stored',
       );
-      assert.match(out, /^  Ferry PG, 1 broker ÷ Ferry SQLite \(baseline\): /m);
+      assert.match(out, /^ {2}Ferry PG, 1 broker ÷ Ferry SQLite \(baseline\): /m);
       // graphile-worker and pg-boss: where bench/peers' clients and adapters are in place.
       const adapters = fileURLToPath(new URL('../../bench/peers/adapters/', import.meta.url));
       if (!fs.existsSync(path.join(adapters, 'pg-boss.js'))) {
