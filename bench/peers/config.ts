@@ -5,7 +5,7 @@
  */
 import { loadBenchConfig, type BenchConfig } from '../config.js';
 
-const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4'] as const;
+const PEER_WORKLOAD_IDS = ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4', 'pg'] as const;
 export type PeerWorkloadId = (typeof PEER_WORKLOAD_IDS)[number];
 
 const SYSTEM_IDS = ['ferry', 'rabbitmq', 'jetstream', 'bullmq'] as const;
@@ -59,9 +59,44 @@ const DEFAULT_PEERS_QUIET_S = 20;
 /** BullMQ worker concurrency in W1/W2: jobs in progress at once, as close to prefetch as it gets. */
 const DEFAULT_BULLMQ_CONCURRENCY = 1_000;
 
+/**
+ * The PostgreSQL group (`pg`, bench/peers/pg-group.ts): job queues on one local PostgreSQL,
+ * each system in a schema of its own that the run creates and drops. Counts are scaled so the
+ * whole group takes a few minutes on 2 cores (research A.2 ran 100,000 jobs per system).
+ */
+const PG_SYSTEM_IDS = ['ferry', 'graphile-worker', 'pg-boss'] as const;
+export type PgSystemId = (typeof PG_SYSTEM_IDS)[number];
+const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const DEFAULT_PG_JOBS = 20_000;
+const QUICK_PG_JOBS = 2_000;
+/** Jobs per enqueue call (addJobs / insert), and Ferry submits in flight together. */
+const DEFAULT_PG_BATCH = 1_000;
+/** Paced latency: single adds at this rate, for this long (after 1 s of warm-up). */
+const DEFAULT_PG_RATE_PER_SEC = 100;
+const DEFAULT_PG_PACED_S = 10;
+const QUICK_PG_PACED_S = 2;
+/** Two brokers on one store: W1-like messages, and sequential calls. */
+const DEFAULT_PG_W1_COUNT = 20_000;
+const QUICK_PG_W1_COUNT = 2_000;
+const DEFAULT_PG_CALLS = 1_000;
+const QUICK_PG_CALLS = 100;
+
 const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const DEFAULT_NATS_URL = '127.0.0.1:4222';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+interface PgBenchConfig {
+  url: string;
+  systems: PgSystemId[];
+  /** Jobs enqueued, then processed, per system. */
+  jobs: number;
+  batch: number;
+  /** Paced single adds: rate, jobs/s, and measured jobs (rate × BENCH_PG_PACED_S). */
+  rate: number;
+  pacedCount: number;
+  w1Count: number;
+  calls: number;
+}
 
 export interface PeersConfig {
   quick: boolean;
@@ -86,6 +121,7 @@ export interface PeersConfig {
   amqpUrl: string;
   natsUrl: string;
   redisUrl: string;
+  pg: PgBenchConfig;
 }
 
 export const PEERS_ENV_HELP: [string, string][] = [
@@ -131,6 +167,26 @@ export const PEERS_ENV_HELP: [string, string][] = [
   [
     'BENCH_QUIET_S',
     `before each run, wait up to this long for other processes to use < 10 % of a core (default ${DEFAULT_PEERS_QUIET_S}; 0 = off)`,
+  ],
+  ['BENCH_PG_URL', `the PostgreSQL of the pg group (default ${DEFAULT_PG_URL})`],
+  ['BENCH_PG_SYSTEMS', `pg group: comma list of ${PG_SYSTEM_IDS.join(', ')} (default all)`],
+  [
+    'BENCH_PG_JOBS',
+    `pg group: jobs enqueued then processed per system (default ${DEFAULT_PG_JOBS}; --quick ${QUICK_PG_JOBS})`,
+  ],
+  ['BENCH_PG_BATCH', `pg group: jobs per enqueue batch (default ${DEFAULT_PG_BATCH})`],
+  ['BENCH_PG_RATE', `pg group: paced single adds, jobs/s (default ${DEFAULT_PG_RATE_PER_SEC})`],
+  [
+    'BENCH_PG_PACED_S',
+    `pg group: seconds of paced adds measured (default ${DEFAULT_PG_PACED_S}; --quick ${QUICK_PG_PACED_S})`,
+  ],
+  [
+    'BENCH_PG_W1_N',
+    `pg group: messages of the one/two-broker queue run (default ${DEFAULT_PG_W1_COUNT}; --quick ${QUICK_PG_W1_COUNT})`,
+  ],
+  [
+    'BENCH_PG_CALLS',
+    `pg group: sequential calls of the one/two-broker call run (default ${DEFAULT_PG_CALLS}; --quick ${QUICK_PG_CALLS})`,
   ],
   ['BENCH_AMQP_URL', `RabbitMQ (default ${DEFAULT_AMQP_URL})`],
   ['BENCH_NATS_URL', `NATS (default ${DEFAULT_NATS_URL})`],
@@ -222,5 +278,25 @@ export function loadPeersConfig(argv: string[], env: NodeJS.ProcessEnv): PeersCo
     amqpUrl: env['BENCH_AMQP_URL'] ?? DEFAULT_AMQP_URL,
     natsUrl: env['BENCH_NATS_URL'] ?? DEFAULT_NATS_URL,
     redisUrl: env['BENCH_REDIS_URL'] ?? DEFAULT_REDIS_URL,
+    pg: loadPgConfig(quick, env),
+  };
+}
+
+function loadPgConfig(quick: boolean, env: NodeJS.ProcessEnv): PgBenchConfig {
+  const url = env['BENCH_PG_URL'] ?? DEFAULT_PG_URL;
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error('BENCH_PG_URL must be a postgres:// URL');
+  }
+  const rate = int(env, 'BENCH_PG_RATE', DEFAULT_PG_RATE_PER_SEC);
+  const seconds = int(env, 'BENCH_PG_PACED_S', quick ? QUICK_PG_PACED_S : DEFAULT_PG_PACED_S);
+  return {
+    url,
+    systems: list(env, 'BENCH_PG_SYSTEMS', PG_SYSTEM_IDS),
+    jobs: int(env, 'BENCH_PG_JOBS', quick ? QUICK_PG_JOBS : DEFAULT_PG_JOBS),
+    batch: int(env, 'BENCH_PG_BATCH', DEFAULT_PG_BATCH),
+    rate,
+    pacedCount: rate * seconds,
+    w1Count: int(env, 'BENCH_PG_W1_N', quick ? QUICK_PG_W1_COUNT : DEFAULT_PG_W1_COUNT),
+    calls: int(env, 'BENCH_PG_CALLS', quick ? QUICK_PG_CALLS : DEFAULT_PG_CALLS),
   };
 }

@@ -36,7 +36,6 @@ import {
   type PeersConfig,
   type PeerId,
   type PeerWorkloadId,
-  type SystemId,
 } from './config.js';
 import { ferryW3, ferryW4, ferryWorkload, runFerryWorkload } from './ferry.js';
 import { connectPeer, PEER_ENDPOINTS } from './load-peer.js';
@@ -56,10 +55,20 @@ import {
   type ServerInfo,
 } from './peer.js';
 import { renderChart, type Panel } from '../svg-chart.js';
+import {
+  PG_HEADLINE_METRICS,
+  pgGroups,
+  pgPeerVersion,
+  preparePg,
+  type PgReady,
+} from './pg-group.js';
+import type { Group, Measurement, RatioLine, Result, SystemRow } from './rows.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
 const DOC_CHART = path.join(REPO_ROOT, 'docs', 'benchmarks', 'peers.svg');
+/** A run of the pg group alone charts into its own file, not over the other workloads' chart. */
+const DOC_PG_CHART = path.join(REPO_ROOT, 'docs', 'benchmarks', 'postgres.svg');
 /** Warn when other processes took more than this much of a core (and wait for less). */
 const OTHER_LOAD_WARN_PERCENT = 10;
 /** Closing what a run opened may not take longer than this, ms. */
@@ -124,54 +133,10 @@ const HEADLINE_METRICS: Record<PeerWorkloadId, string[]> = {
   w2: ['produceMsgsPerSec', 'drainMsgsPerSec', 'peakRssMB'],
   w3: ['callsPerSec', 'p50Ms', 'p99Ms'],
   w4: ['publishPerSec', 'deliveriesPerSec', 'p99Ms'],
+  pg: PG_HEADLINE_METRICS,
 };
 
 class TimeoutError extends Error {}
-
-/** One system as a row of the tables: a peer, or Ferry with one sync policy. */
-interface SystemRow {
-  key: string;
-  label: string;
-  systemId: SystemId;
-  sync: string | null;
-  durability: string;
-  /** The durability in a few words: the last column of the tables. */
-  tag: string;
-  color: string;
-  /** Peers: /proc comm of the server process (its CPU is not "other load"). */
-  processName?: string;
-}
-
-interface Measurement {
-  row: SystemRow;
-  metrics: MetricDef[];
-  timeoutMs: number;
-  /** Not run: why (printed, and kept in the JSON lines). */
-  skip?: string;
-  run(scope: Scope, label: string): Promise<RunOutput>;
-}
-
-interface Group {
-  workload: PeerWorkloadId;
-  /** Short name, e.g. "W1 100 B". */
-  name: string;
-  title: string;
-  size: number;
-  shape: Record<string, unknown>;
-  measurements: Measurement[];
-  /** W4 groups: durable or live. */
-  fanoutMode?: FanoutMode;
-  /** W3 groups: transient or durable calls. */
-  callKind?: CallKind;
-}
-
-interface Result {
-  group: Group;
-  m: Measurement;
-  outputs: RunOutput[];
-  failures: number;
-  spreads: Record<string, Spread>;
-}
 
 function sizeText(size: number): string {
   return size % 1024 === 0 ? `${size / 1024} KiB` : `${size} B`;
@@ -305,7 +270,11 @@ function peerRow(p: Peer, info: ServerInfo): SystemRow {
   };
 }
 
-function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Group[] {
+function plan(
+  cfg: PeersConfig,
+  peers: { peer: Peer; info: ServerInfo }[],
+  pg: PgReady | null,
+): Group[] {
   const b = cfg.base;
   const groups: Group[] = [];
   const ferryRows = cfg.systems.includes('ferry') ? cfg.ferrySyncs.map(ferryRow) : [];
@@ -517,6 +486,7 @@ function plan(cfg: PeersConfig, peers: { peer: Peer; info: ServerInfo }[]): Grou
   if (cfg.only.includes('w3')) {
     for (const kind of CALL_KINDS) groups.push(w3Group(cfg, peers, ferryRows, kind));
   }
+  if (pg) groups.push(...pgGroups(cfg, pg));
   return groups;
 }
 
@@ -762,14 +732,6 @@ function opCountsText(r: Result): string | null {
   }
   if (parts.length === 0) return null;
   return parts.join(', ');
-}
-
-interface RatioLine {
-  group: string;
-  ferry: string;
-  peer: string;
-  metric: string;
-  ratio: number;
 }
 
 /** Ferry ÷ peer (medians) on the group's headline metrics, for `always` and the equivalent. */
@@ -1025,8 +987,10 @@ async function main(): Promise<void> {
   const started = new Date();
   const stamp = `${started.toISOString().replace(/[:.]/g, '-')}-peers${cfg.quick ? '-quick' : ''}`;
   const resultsFile = path.join(RESULTS_DIR, `${stamp}.jsonl`);
+  const pgOnly = cfg.only.every((w) => w === 'pg');
   const chartFile =
-    process.env['BENCH_CHART'] ?? (cfg.quick ? path.join(RESULTS_DIR, `${stamp}.svg`) : DOC_CHART);
+    process.env['BENCH_CHART'] ??
+    (cfg.quick ? path.join(RESULTS_DIR, `${stamp}.svg`) : pgOnly ? DOC_PG_CHART : DOC_CHART);
   const out = fs.openSync(resultsFile, 'a');
   const common = { startedAt: started.toISOString(), quick: cfg.quick, commit: gitCommit() };
   const emit = (line: Record<string, unknown>): void => {
@@ -1083,9 +1047,35 @@ async function main(): Promise<void> {
       `${peer.name} ${info.version} (client ${clientPackage(peer.id)}): ${info.durability}`,
     );
   }
+  let pg: PgReady | null = null;
+  if (cfg.only.includes('pg')) {
+    const r = await preparePg(cfg);
+    if ('why' in r) {
+      console.log(`PostgreSQL group: ${r.why} — skipped`);
+      servers['postgres'] = { skipped: true, reason: r.why };
+      emit({ kind: 'skip', system: 'postgres', reason: r.why });
+    } else {
+      pg = r;
+      servers['postgres'] = {
+        version: r.version,
+        durability: r.durability,
+        clients: r.peers.map((p) => pgPeerVersion(p.id)),
+      };
+      console.log(`PostgreSQL ${r.version} at ${cfg.pg.url}: ${r.durability}`);
+      for (const { id, peer } of r.peers) {
+        console.log(
+          `  · ${pgPeerVersion(id)}: jobs: ${peer.settings.jobs}; latency: ${peer.settings.latency}`,
+        );
+      }
+      for (const s of r.skipped) {
+        console.log(`  · ${s.id}: ${s.why} — skipped`);
+        emit({ kind: 'skip', system: s.id, reason: s.why });
+      }
+    }
+  }
   emit({ kind: 'machine', machine, servers, config: { ...cfg, base: undefined, bench: b } });
 
-  const groups = plan(cfg, peers);
+  const groups = plan(cfg, peers, pg);
   const all: Result[] = [];
   let failures = 0;
   for (const g of groups) {
@@ -1203,7 +1193,7 @@ async function main(): Promise<void> {
         metrics: r.spreads,
       });
     }
-    const rl = ratios(results);
+    const rl = g.ratios ? g.ratios(results) : ratios(results);
     printRatios(rl);
     for (const l of rl) emit({ kind: 'ratio', ...l });
     all.push(...results);
@@ -1219,6 +1209,7 @@ async function main(): Promise<void> {
     }
   }
   fs.closeSync(out);
+  await pg?.pool.end().catch(() => {});
 
   const minutes = (Date.now() - started.getTime()) / 60_000;
   const subtitle =

@@ -6,7 +6,11 @@
  * durable call rows, each with the broker's counts per call. With the peers on this machine
  * (RabbitMQ, NATS, Redis answering, their adapters compiled by `npm run prebench:peers`), the
  * same with their transient and durable rows and issue 13's W3 targets; skipped, saying so,
- * where they are not.
+ * where they are not. The PostgreSQL group (BENCH_ONLY=pg): skipped with a line when
+ * PostgreSQL does not answer; against the local PostgreSQL (which must answer: this fails,
+ * never skips, without it), a few jobs, messages and calls per row, every Ferry row with the
+ * brokers' counts per operation, graphile-worker's and pg-boss' rows where their adapters are
+ * compiled.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +28,9 @@ const W3_RUN_TIMEOUT_MS = 120_000;
 const W3_CALLS = 40;
 const PEER_PORTS = [5672, 4222, 6379];
 const PEER_CONNECT_TIMEOUT_MS = 1_000;
+/** The PostgreSQL group with a few jobs, messages and calls per row (14 runs), ms. */
+const PG_RUN_TIMEOUT_MS = 240_000;
+const PG_URL = process.env['FERRY_TEST_PG'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 interface JsonLine {
   kind: string;
@@ -198,6 +205,99 @@ describe('npm run bench:peers', () => {
         'W3 durable: Ferry durable always ≤ 1 fsync per call',
       ]);
       assert.match(r.out, /^Targets \(100 B, medians of this run\):$/m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('skips the PostgreSQL group, saying so, when PostgreSQL does not answer', () => {
+    const dir = tmpDir('ferry-bench-pg-skip-');
+    try {
+      const r = runBench({
+        BENCH_SYSTEMS: 'ferry',
+        BENCH_ONLY: 'pg',
+        BENCH_PG_URL: 'postgres://postgres@127.0.0.1:1/test',
+        BENCH_CHART: path.join(dir, 'chart.svg'),
+      });
+      assert.equal(r.status, 0, r.out);
+      assert.match(r.out, /^PostgreSQL group: PostgreSQL at \S+ not reachable \(.*\) — skipped$/m);
+      const lines = takeJsonLines(r.out);
+      assert.deepEqual(
+        lines.filter((l) => l.kind === 'skip').map((l) => l.system),
+        ['postgres'],
+      );
+      assert.equal(lines.filter((l) => l.kind === 'run').length, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the PostgreSQL group on the local PostgreSQL, with Ferry’s counts per op', async (t) => {
+    const dir = tmpDir('ferry-bench-pg-');
+    try {
+      const r = spawnSync(process.execPath, [SCRIPT, '--quick'], {
+        env: {
+          ...process.env,
+          BENCH_QUIET_S: '0',
+          BENCH_SYSTEMS: 'ferry',
+          BENCH_ONLY: 'pg',
+          BENCH_PG_URL: PG_URL,
+          BENCH_PG_JOBS: '300',
+          BENCH_PG_BATCH: '100',
+          BENCH_PG_RATE: '50',
+          BENCH_PG_PACED_S: '1',
+          BENCH_PG_W1_N: '300',
+          BENCH_PG_CALLS: '20',
+          BENCH_CHART: path.join(dir, 'chart.svg'),
+        },
+        encoding: 'utf8',
+        timeout: PG_RUN_TIMEOUT_MS,
+      });
+      const out = `${r.stdout}${r.stderr}`;
+      assert.doesNotMatch(out, /PostgreSQL group: .* skipped/, 'PostgreSQL must answer');
+      const lines = takeJsonLines(out);
+      const runs = lines.filter((l) => l.kind === 'run');
+      const ran = (group: string, row: string): JsonLine => {
+        const x = runs.find((l) => l.group === group && l.row === row);
+        assert.ok(x, `a ${group} run of ${row}`);
+        assert.equal(x.ok, true, `${group}: ${row} ran`);
+        return x;
+      };
+      for (const row of ['Ferry SQLite (baseline)', 'Ferry PG, 1 broker']) {
+        const jobs = ran('PG jobs', row).metrics!;
+        assert.ok(jobs['processPerSec']! > 0 && jobs['enqueuePerSec']! > 0);
+        assert.ok(jobs['sqlPerOp']! > 0, `${row}: SQL statements per job`);
+        assert.ok(
+          jobs['commitsPerOp']! > 0 && jobs['commitsPerOp']! < 1,
+          `${row}: commits per job`,
+        );
+        ran('PG latency', row);
+      }
+      for (const row of [
+        'Ferry SQLite (baseline)',
+        'Ferry PG, 1 broker',
+        'Ferry PG, 2 brokers A→B',
+      ]) {
+        assert.ok(ran('PG queue 1/2 brokers', row).metrics!['sqlPerOp']! > 0);
+      }
+      const durable = ran('PG calls 1/2 brokers', 'Ferry PG, 1 broker, durable call').metrics!;
+      const transient = ran('PG calls 1/2 brokers', 'Ferry PG, 1 broker, call').metrics!;
+      assert.ok(durable['commitsPerOp']! >= 1, 'a durable call commits its job and its result');
+      assert.equal(
+        transient['sqlPerOp'],
+        0,
+        'a call with its worker on the same broker is not stored',
+      );
+      assert.match(out, /^ {2}Ferry PG, 1 broker ÷ Ferry SQLite \(baseline\): /m);
+      // graphile-worker and pg-boss: where bench/peers' clients and adapters are in place.
+      const adapters = fileURLToPath(new URL('../../bench/peers/adapters/', import.meta.url));
+      if (!fs.existsSync(path.join(adapters, 'pg-boss.js'))) {
+        t.diagnostic('graphile-worker / pg-boss adapters not compiled (npm run prebench:peers)');
+        return;
+      }
+      for (const row of ['graphile-worker', 'pg-boss']) ran('PG jobs', row);
+      ran('PG latency', 'graphile-worker');
+      ran('PG latency', 'pg-boss (notify)');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
