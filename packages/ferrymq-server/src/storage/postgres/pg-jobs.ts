@@ -12,8 +12,9 @@
  * - a dedup key is an idempotency row claimed with `INSERT … ON CONFLICT DO UPDATE`, which
  *   waits for a concurrent claim of the same key and then sees it: one job per key.
  */
-import { type Headers, JOB_STATUSES, type JobError, type JobStatus } from 'ferrymq/model';
+import { JOB_STATUSES, type JobStatus } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
+import { toJobRow, type JobDbRow } from '../job-rows.js';
 import type {
   InsertJobsOutcome,
   JobCounts,
@@ -30,31 +31,9 @@ import type { PgSession, PgWriteLevel } from './pg-writer.js';
 
 type Run = <T>(fn: (db: PgSession) => Promise<T>, level?: PgWriteLevel) => Promise<T>;
 
-interface JobDbRow {
+/** A job's row with its insertion order (PostgreSQL's statements return it). */
+interface PgJobDbRow extends JobDbRow {
   seq: number;
-  id: string;
-  service: string;
-  status: string;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  not_before: number;
-  expires_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  retain_until: number | null;
-  nframes: number;
-  params: Buffer;
-  headers: string | null;
-  progress: string | null;
-  partials: number;
-  result_nframes: number | null;
-  result: Buffer | null;
-  error: string | null;
-  dedup_key: string | null;
-  parent_id: string | null;
-  children: string | null;
 }
 
 /** Columns of a JobRow, qualified by `t` (the jobs table's alias in every statement). */
@@ -192,35 +171,6 @@ const SQL = {
     WHERE status = 'running' AND leased_by = $1 ORDER BY seq`,
 } as const;
 
-function toJobRow(r: JobDbRow): JobRow {
-  return {
-    id: r.id,
-    service: r.service,
-    status: r.status as JobStatus,
-    priority: r.priority,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    params: unpackFrames(r.params, r.nframes),
-    headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
-    createdAt: r.created_at,
-    notBefore: r.not_before,
-    expiresAt: r.expires_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    retainUntil: r.retain_until,
-    progress: r.progress,
-    partials: r.partials,
-    result:
-      r.result === null || r.result_nframes === null
-        ? null
-        : unpackFrames(r.result, r.result_nframes),
-    error: r.error === null ? null : (JSON.parse(r.error) as JobError),
-    dedupKey: r.dedup_key,
-    parentId: r.parent_id,
-    children: r.children === null ? null : (JSON.parse(r.children) as string[]),
-  };
-}
-
 function finishValues(f: JobFinish): unknown[] {
   return [
     f.status,
@@ -334,7 +284,7 @@ export class PgJobStorage implements JobStorage {
 
   lease(service: string, max: number, now: number): Promise<JobRow[]> {
     return this.run(async (db) => {
-      const rows = await db.rows<JobDbRow>(SQL.lease, [service, now, max, this.nodeId]);
+      const rows = await db.rows<PgJobDbRow>(SQL.lease, [service, now, max, this.nodeId]);
       rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
       return rows.map(toJobRow);
     }, 'committed');

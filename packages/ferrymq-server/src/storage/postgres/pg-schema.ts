@@ -46,8 +46,11 @@ export interface PgTarget {
   schema: string;
 }
 
-/** Opens a connection whose search_path is the store's schema (which must exist). */
-export async function connectPg(target: PgTarget): Promise<pg.Client> {
+/**
+ * Opens a connection with the store's type parsers; with `searchPath`, the store's schema
+ * (which must exist) is its search_path. A failure is STORAGE_ERROR naming the server.
+ */
+async function openPg(target: PgTarget, searchPath: boolean): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: target.url,
     types: PG_TYPES,
@@ -56,7 +59,7 @@ export async function connectPg(target: PgTarget): Promise<pg.Client> {
   });
   try {
     await client.connect();
-    await client.query(`SET search_path TO ${target.schema}`);
+    if (searchPath) await client.query(`SET search_path TO ${target.schema}`);
   } catch (err) {
     await client.end().catch(() => undefined);
     const message = err instanceof Error ? err.message : String(err);
@@ -69,29 +72,18 @@ export async function connectPg(target: PgTarget): Promise<pg.Client> {
   return client;
 }
 
+/** Opens a connection whose search_path is the store's schema (which must exist). */
+export function connectPg(target: PgTarget): Promise<pg.Client> {
+  return openPg(target, true);
+}
+
 /**
  * Creates the schema if needed and applies pending migrations, in one transaction under a
  * transaction-level advisory lock keyed by the schema: a second broker starting at the same
  * moment waits, then finds them applied. Returns the schema version.
  */
 export async function migratePg(target: PgTarget): Promise<number> {
-  const client = new pg.Client({
-    connectionString: target.url,
-    types: PG_TYPES,
-    application_name: APPLICATION_NAME,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => undefined);
-    const message = err instanceof Error ? err.message : String(err);
-    throw new FerryError(
-      'STORAGE_ERROR',
-      `cannot connect to PostgreSQL at ${redactUrl(target.url)}: ${message}`,
-      { cause: err },
-    );
-  }
+  const client = await openPg(target, false);
   const s = target.schema;
   try {
     await client.query('BEGIN');

@@ -4,14 +4,9 @@
  * with queue writes.
  */
 import type Database from 'better-sqlite3';
-import {
-  type Headers,
-  JOB_STATUSES,
-  type JobError,
-  type JobStatus,
-  messageSize,
-} from 'ferrymq/model';
+import { JOB_STATUSES, type JobStatus, messageSize } from 'ferrymq/model';
 import { packFrames, unpackFrames } from '../frames-codec.js';
+import { toJobRow, type JobDbRow } from '../job-rows.js';
 import type {
   InsertJobsOutcome,
   JobCounts,
@@ -26,32 +21,6 @@ import type {
 } from '../types.js';
 import { estimateDiskBytes } from './disk-floor.js';
 import type { WriteCost, WriteLevel } from './sqlite-writer.js';
-
-interface JobDbRow {
-  id: string;
-  service: string;
-  status: string;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  not_before: number;
-  expires_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  retain_until: number | null;
-  nframes: number;
-  params: Buffer;
-  headers: string | null;
-  progress: string | null;
-  partials: number;
-  result_nframes: number | null;
-  result: Buffer | null;
-  error: string | null;
-  dedup_key: string | null;
-  parent_id: string | null;
-  children: string | null;
-}
 
 const JOB_COLUMNS = `id, service, status, priority, attempts, max_attempts, created_at, not_before,
   expires_at, started_at, finished_at, retain_until, nframes, params, headers, progress, partials,
@@ -156,35 +125,6 @@ function prepareJobStatements(db: Database.Database) {
 }
 
 type JobStatements = ReturnType<typeof prepareJobStatements>;
-
-function toJobRow(r: JobDbRow): JobRow {
-  return {
-    id: r.id,
-    service: r.service,
-    status: r.status as JobStatus,
-    priority: r.priority,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    params: unpackFrames(r.params, r.nframes),
-    headers: r.headers === null ? undefined : (JSON.parse(r.headers) as Headers),
-    createdAt: r.created_at,
-    notBefore: r.not_before,
-    expiresAt: r.expires_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    retainUntil: r.retain_until,
-    progress: r.progress,
-    partials: r.partials,
-    result:
-      r.result === null || r.result_nframes === null
-        ? null
-        : unpackFrames(r.result, r.result_nframes),
-    error: r.error === null ? null : (JSON.parse(r.error) as JobError),
-    dedupKey: r.dedup_key,
-    parentId: r.parent_id,
-    children: r.children === null ? null : (JSON.parse(r.children) as string[]),
-  };
-}
 
 function finishColumns(f: JobFinish) {
   return [
