@@ -283,11 +283,14 @@ describe('npm run bench:peers', () => {
       const durable = ran('PG calls 1/2 brokers', 'Ferry PG, 1 broker, durable call').metrics!;
       const transient = ran('PG calls 1/2 brokers', 'Ferry PG, 1 broker, call').metrics!;
       assert.ok(durable['commitsPerOp']! >= 1, 'a durable call commits its job and its result');
-      assert.equal(
-        transient['sqlPerOp'],
-        0,
-        'a call with its worker on the same broker is not stored',
+      // A stored call costs at least its insert and its finish (2 statements); what a
+      // transient one shows is the shared store's background reads (counters, the publish
+      // relay), a few a second whatever the load.
+      assert.ok(
+        transient['sqlPerOp']! < 1,
+        `a call with its worker on the same broker is not stored (${transient['sqlPerOp']} SQL/call)`,
       );
+      assert.ok(durable['sqlPerOp']! >= 2, 'a durable call stores its job and its result');
       assert.match(out, /^ {2}Ferry PG, 1 broker ÷ Ferry SQLite \(baseline\): /m);
       // graphile-worker and pg-boss: where bench/peers' clients and adapters are in place.
       const adapters = fileURLToPath(new URL('../../bench/peers/adapters/', import.meta.url));
