@@ -49,6 +49,7 @@ const COMMANDS = [
   'bench call',
   'ping',
   'keygen',
+  'migrate',
   'completion',
 ];
 /** Help runs started at once (each is a node process). */

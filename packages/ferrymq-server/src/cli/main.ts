@@ -14,6 +14,7 @@ import { codedErrors, describeFailure, EXIT_FAILURE, EXIT_USAGE } from './cli-su
 import { registerCompletion } from './completion-command.js';
 import { registerJobCommands } from './job-commands.js';
 import { registerKeygen } from './keygen-command.js';
+import { registerMigrate } from './migrate-command.js';
 import { exitQuietlyOnClosedStdout } from './output.js';
 import { registerPing } from './ping-command.js';
 import { registerQueueAdminCommands } from './queue-admin-commands.js';
@@ -51,6 +52,7 @@ function buildProgram(): Command {
   registerBench(program);
   registerPing(program);
   registerKeygen(program);
+  registerMigrate(program);
   registerCompletion(program);
   return program;
 }

@@ -14,6 +14,21 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The pid of the live process (not this one) holding the folder's lock, or null: none, or a
+ * stale lock of a process that died. Reads only; `ferry migrate` refuses a held folder.
+ */
+export function lockOwner(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dataDir, LOCK_FILE), 'utf8');
+  } catch {
+    return null;
+  }
+  const owner = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(owner) && owner !== process.pid && pidAlive(owner) ? owner : null;
+}
+
 /** Creates the folder if needed and takes its lock; returns the release function. */
 export function lockDataDir(dataDir: string): () => void {
   try {
@@ -53,8 +68,8 @@ export function lockDataDir(dataDir: string): () => void {
           },
         );
       }
-      const owner = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
-      if (Number.isInteger(owner) && owner !== process.pid && pidAlive(owner)) {
+      const owner = lockOwner(dataDir);
+      if (owner !== null) {
         throw new FerryError(
           'DATA_DIR_LOCKED',
           `data folder ${dataDir} is in use by another broker (pid ${owner})`,

@@ -118,6 +118,15 @@ export const ERROR_REGISTRY = {
     status: 500,
     description: 'The data folder cannot be created or written.',
   },
+  DATA_DIR_NOT_FOUND: {
+    status: 404,
+    description: 'The data folder does not exist or holds no Ferry store (ferry.db).',
+  },
+  STORE_NOT_EMPTY: {
+    status: 409,
+    description:
+      'The PostgreSQL schema to migrate into already holds Ferry data, or a broker runs on it.',
+  },
   ADDRESS_IN_USE: { status: 409, description: 'The endpoint to bind is already in use.' },
   INVALID_SERVICE_NAME: {
     status: 400,

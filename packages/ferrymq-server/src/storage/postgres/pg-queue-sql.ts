@@ -27,11 +27,16 @@ export const STATE_CODES: Record<MessageState, number> = {
 export const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
 
 /** The idempotency scope of a request key (one scope for the whole store, as in SQLite). */
-const REQUEST_SCOPE = 'request';
+export const REQUEST_SCOPE = 'request';
 
 /** The idempotency scope of a queue's dedup keys (by name: deleteQueue removes it). */
 export function queueScope(queue: string): string {
   return `q:${queue}`;
+}
+
+/** The idempotency scope of a service's job dedup keys (pg-jobs.ts writes `'j:' || service`). */
+export function serviceScope(service: string): string {
+  return `j:${service}`;
 }
 
 /** A queue's id, inside a statement whose first parameter is the queue's name. */

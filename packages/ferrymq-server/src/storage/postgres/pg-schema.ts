@@ -78,6 +78,14 @@ export function connectPg(target: PgTarget): Promise<pg.Client> {
 }
 
 /**
+ * The key of the transaction-level advisory lock that migrations of `schema` run under; a
+ * copy into the schema (`ferry migrate`) holds it too, so brokers starting meanwhile wait.
+ */
+export function schemaLockKey(schema: string): string {
+  return `ferry-migrate:${schema}`;
+}
+
+/**
  * Creates the schema if needed and applies pending migrations, in one transaction under a
  * transaction-level advisory lock keyed by the schema: a second broker starting at the same
  * moment waits, then finds them applied. Returns the schema version.
@@ -87,7 +95,7 @@ export async function migratePg(target: PgTarget): Promise<number> {
   const s = target.schema;
   try {
     await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ferry-migrate:${s}`]);
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [schemaLockKey(s)]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(`SET LOCAL search_path TO ${s}`);
     await client.query(`CREATE TABLE IF NOT EXISTS migrations (
