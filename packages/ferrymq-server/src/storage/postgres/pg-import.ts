@@ -65,7 +65,8 @@ const SQL = {
       $20::bytea[], $21::text[], $22::text[], $23::text[], $24::text[])`,
   partials: `INSERT INTO job_partials(job_id, seq, nframes, body)
     SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[], $4::bytea[])`,
-  meta: `INSERT INTO pubsub_meta(key, value) SELECT * FROM unnest($1::text[], $2::int8[])`,
+  meta: `INSERT INTO pubsub_meta(key, value) SELECT * FROM unnest($1::text[], $2::int8[])
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
   retained: `INSERT INTO retained(topic, seq, published_at, expires_at, nframes, body, headers)
     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int4[],
       $6::bytea[], $7::text[])`,
@@ -124,7 +125,11 @@ export class PgImport {
   }
 
   private async checkEmpty(): Promise<void> {
-    const used = DATA_TABLES.map((t) => `SELECT '${t}' AS t WHERE EXISTS (SELECT 1 FROM ${t})`);
+    // A migrated schema holds the publish counter at 0 (migration 0003): not data yet.
+    const used = DATA_TABLES.map(
+      (t) =>
+        `SELECT '${t}' AS t WHERE EXISTS (SELECT 1 FROM ${t}${t === 'pubsub_meta' ? ' WHERE value <> 0' : ''})`,
+    );
     const tables = (await this.client.query<{ t: string }>(used.join(' UNION ALL '))).rows;
     const where = `schema "${this.target.schema}" at ${redactUrl(this.target.url)}`;
     if (tables.length > 0) {
