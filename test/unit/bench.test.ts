@@ -87,7 +87,7 @@ describe('bench settings', () => {
   it('npm run bench:peers: defaults and --quick', () => {
     const full = loadPeersConfig([], {});
     assert.deepEqual(full.sizes, [100, 1024]);
-    assert.deepEqual(full.only, ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4']);
+    assert.deepEqual(full.only, ['ceilings', 'w1', 'w1-paced', 'w2', 'w3', 'w4', 'pg']);
     assert.deepEqual(full.systems, ['ferry', 'rabbitmq', 'jetstream', 'bullmq']);
     assert.deepEqual(full.ferrySyncs, ['always', 'batch:1000', 'off']);
     assert.deepEqual(full.w2FerrySyncs, ['always', 'off']);
