@@ -202,4 +202,30 @@ describe('postgres storage: several brokers on one schema (PostgreSQL only)', ()
     assert.equal(await a2.jobs.finish(mine.id, 1, done), true);
     assert.equal((await a2.jobs.get(theirs.id))?.status, 'running');
   });
+
+  it('inserts and finishes made in one turn go as one statement each', async () => {
+    const schema = newSchema();
+    const a = await broker(schema, 'node-a');
+    const burst = 50;
+    const jobs = Array.from({ length: burst }, () => job('c'));
+    let before = a.metrics().sqlStatements;
+    const inserted = await Promise.all(jobs.map((j) => a.jobs.insert([j])));
+    assert.deepEqual(
+      inserted.map((o) => o.ids[0]),
+      jobs.map((j) => j.id),
+    );
+    assert.equal(a.metrics().sqlStatements - before, 1, 'one INSERT for 50 insert calls');
+    const running = await a.jobs.lease('c', burst, T0);
+    assert.equal(running.length, burst);
+    before = a.metrics().sqlStatements;
+    const done = { status: 'done' as const, finishedAt: T0, retainUntil: T0 };
+    const finished = await Promise.all(
+      running.map((r, i) => a.jobs.finish(r.id, i === 0 ? 99 : 1, done)),
+    );
+    // Each call keeps its own outcome: the first names a wrong attempt.
+    assert.deepEqual(finished, [false, ...Array.from({ length: burst - 1 }, () => true)]);
+    assert.equal(a.metrics().sqlStatements - before, 1, 'one UPDATE for 50 finish calls');
+    const counts = (await a.jobs.counts()).get('c');
+    assert.deepEqual([counts?.done, counts?.running], [burst - 1, 1]);
+  });
 });

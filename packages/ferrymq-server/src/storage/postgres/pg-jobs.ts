@@ -4,7 +4,8 @@
  * several brokers sharing the tables in mind:
  *
  * - one statement per call wherever it can be (insert, lease, finish, requeue, settle, retry,
- *   progress, partials, remove); expected outcomes (not running at that attempt, already final,
+ *   progress, partials, remove), and inserts and finishes made before the writer gets to them
+ *   joined into one statement (pg-coalesce.ts); expected outcomes (not running at that attempt, already final,
  *   a duplicate key) come back as rows, never as errors, so a batch needs no savepoints;
  * - lease takes rows with `FOR UPDATE SKIP LOCKED`: two brokers never start one job twice;
  * - a running job carries the node running it (`leased_by`), so a broker reopening releases
@@ -27,7 +28,15 @@ import type {
   NewJobRow,
   RecoveredJob,
 } from '../types.js';
+import { Coalesced } from './pg-coalesce.js';
 import type { PgSession, PgWriteLevel } from './pg-writer.js';
+
+/** One finish call, as joined by {@link Coalesced}. */
+interface FinishCall {
+  id: string;
+  attempt: number;
+  finish: JobFinish;
+}
 
 type Run = <T>(fn: (db: PgSession) => Promise<T>, level?: PgWriteLevel) => Promise<T>;
 
@@ -116,6 +125,14 @@ const SQL = {
   finish: `UPDATE jobs SET status = $1, finished_at = $2, retain_until = $3,
       result_nframes = $4, result = $5, error = $6, leased_by = NULL
     WHERE id = $7 AND status = 'running' AND attempts = $8`,
+  finishMany: `UPDATE jobs j SET status = u.status, finished_at = u.finished_at,
+      retain_until = u.retain_until, result_nframes = u.result_nframes, result = u.result,
+      error = u.error, leased_by = NULL
+    FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int4[],
+      $7::bytea[], $8::text[])
+      AS u(id, attempt, status, finished_at, retain_until, result_nframes, result, error)
+    WHERE j.id = u.id AND j.status = 'running' AND j.attempts = u.attempt
+    RETURNING j.id`,
   requeue: `UPDATE jobs SET status = 'queued', not_before = $1, attempts = attempts - $2,
       leased_by = NULL
     WHERE id = $3 AND status = 'running' AND attempts = $4`,
@@ -213,11 +230,18 @@ export class PgJobStorage implements JobStorage {
    * @param durable the store's durable()
    * @param nodeId this broker: the running jobs it starts carry it
    */
+  /** Inserts and finishes made before the writer takes them go as one statement each. */
+  private readonly inserts: Coalesced<NewJobRow[], InsertJobsOutcome>;
+  private readonly finishes: Coalesced<FinishCall, boolean>;
+
   constructor(
     private readonly run: Run,
     readonly durable: () => Promise<void>,
     private readonly nodeId: string,
-  ) {}
+  ) {
+    this.inserts = new Coalesced(run, (db, calls) => this.insertMany(db, calls));
+    this.finishes = new Coalesced(run, (db, calls) => this.finishMany(db, calls));
+  }
 
   /**
    * This node's running jobs from an earlier run: back to queued — or, with `hold` (a
@@ -261,25 +285,41 @@ export class PgJobStorage implements JobStorage {
   }
 
   insert(jobs: NewJobRow[]): Promise<InsertJobsOutcome> {
-    return this.run(async (db) => {
-      const ids: string[] = [];
-      const duplicate: boolean[] = [];
-      if (jobs.length === 0) return { ids, duplicate };
-      if (jobs.every((j) => j.dedupKey === null)) {
-        await db.run(SQL.insert, this.columns(jobs));
-        return { ids: jobs.map((j) => j.id), duplicate: jobs.map(() => false) };
-      }
-      for (const part of dedupRuns(jobs)) {
-        const rows = await db.rows<{ prior: string | null }>(SQL.insertDedup, this.columns(part));
-        part.forEach((j, i) => {
-          const prior = rows[i]?.prior ?? null;
-          const dup = j.dedupKey !== null && prior !== null && prior !== j.id;
-          ids.push(dup ? prior : j.id);
-          duplicate.push(dup);
-        });
-      }
-      return { ids, duplicate };
-    }, 'committed');
+    return this.inserts.call(jobs);
+  }
+
+  /** The inserts joined in one writer call: one statement for all (per run of dedup keys). */
+  private async insertMany(db: PgSession, calls: NewJobRow[][]): Promise<InsertJobsOutcome[]> {
+    const all = await this.insertRows(db, calls.flat());
+    let at = 0;
+    return calls.map((jobs) => {
+      const out = {
+        ids: all.ids.slice(at, at + jobs.length),
+        duplicate: all.duplicate.slice(at, at + jobs.length),
+      };
+      at += jobs.length;
+      return out;
+    });
+  }
+
+  private async insertRows(db: PgSession, jobs: NewJobRow[]): Promise<InsertJobsOutcome> {
+    const ids: string[] = [];
+    const duplicate: boolean[] = [];
+    if (jobs.length === 0) return { ids, duplicate };
+    if (jobs.every((j) => j.dedupKey === null)) {
+      await db.run(SQL.insert, this.columns(jobs));
+      return { ids: jobs.map((j) => j.id), duplicate: jobs.map(() => false) };
+    }
+    for (const part of dedupRuns(jobs)) {
+      const rows = await db.rows<{ prior: string | null }>(SQL.insertDedup, this.columns(part));
+      part.forEach((j, i) => {
+        const prior = rows[i]?.prior ?? null;
+        const dup = j.dedupKey !== null && prior !== null && prior !== j.id;
+        ids.push(dup ? prior : j.id);
+        duplicate.push(dup);
+      });
+    }
+    return { ids, duplicate };
   }
 
   lease(service: string, max: number, now: number): Promise<JobRow[]> {
@@ -291,10 +331,33 @@ export class PgJobStorage implements JobStorage {
   }
 
   finish(id: string, attempt: number, finish: JobFinish): Promise<boolean> {
-    return this.run(
-      async (db) => (await db.run(SQL.finish, [...finishValues(finish), id, attempt])) > 0,
-      'committed',
-    );
+    return this.finishes.call({ id, attempt, finish });
+  }
+
+  /**
+   * The finishes joined in one writer call: one statement over arrays. A job finished twice
+   * in one batch goes one statement at a time instead, so the first report wins as in order.
+   */
+  private async finishMany(db: PgSession, calls: FinishCall[]): Promise<boolean[]> {
+    if (new Set(calls.map((c) => c.id)).size < calls.length) {
+      const out: boolean[] = [];
+      for (const c of calls) {
+        out.push((await db.run(SQL.finish, [...finishValues(c.finish), c.id, c.attempt])) > 0);
+      }
+      return out;
+    }
+    if (calls.length === 1) {
+      const c = calls[0]!;
+      return [(await db.run(SQL.finish, [...finishValues(c.finish), c.id, c.attempt])) > 0];
+    }
+    const cols = calls.map((c) => finishValues(c.finish));
+    const done = await db.rows<{ id: string }>(SQL.finishMany, [
+      calls.map((c) => c.id),
+      calls.map((c) => c.attempt),
+      ...[0, 1, 2, 3, 4, 5].map((k) => cols.map((v) => v[k])),
+    ]);
+    const ok = new Set(done.map((r) => r.id));
+    return calls.map((c) => ok.has(c.id));
   }
 
   requeue(id: string, attempt: number, notBefore: number, uncount = false): Promise<boolean> {
