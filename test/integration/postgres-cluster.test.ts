@@ -249,6 +249,8 @@ describe('several brokers on one PostgreSQL store', () => {
     assert.equal(out.toString(), 'done:go');
     assert.deepEqual(partials, ['part-1', 'part-2', 'part-3']);
     assert.deepEqual(progress.at(-1), { step: 3, of: 3 });
+    // A call that asks not to be stored is stored all the same: no worker on A can run it.
+    assert.equal((await c.call('steps', 'plain', { durable: false })).toString(), 'done:plain');
     // A submitted (durable) job too, its result read on A.
     const job = await c.submit('steps', 'again');
     assert.equal((await job.result()).toString(), 'done:again');

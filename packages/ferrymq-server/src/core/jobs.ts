@@ -161,8 +161,10 @@ export class JobServer implements JobApi, JobAdmin {
     return this.submitter
       .submitCommitted({
         ...spec,
-        // A shared store and no worker here: stored, so a worker on another broker runs it.
-        durable: spec.durable ?? (this.state.shared && !this.dispatch.hasWorkers(spec.service)),
+        // A shared store and no worker here: stored whatever `durable` says (storing is the
+        // stronger promise), so that a worker on another broker runs it.
+        durable:
+          (this.state.shared && !this.dispatch.hasWorkers(spec.service)) || (spec.durable ?? false),
       })
       .then((info) => {
         options.onSubmitted?.(info);
