@@ -10,21 +10,18 @@
  * statements themselves (`queue_id = (SELECT id FROM queues WHERE name = $1)`): no broker
  * caches a queue id another broker could delete.
  */
-import type { Headers, MessageState, StoredMessage } from 'ferrymq/model';
-import { unpackFrames } from '../frames-codec.js';
 import type { LeaseRef } from '../types.js';
 
-export const STATE_READY = 0;
-export const STATE_LEASED = 1;
-export const STATE_SCHEDULED = 2;
-export const STATE_DEAD = 3;
-export const STATE_CODES: Record<MessageState, number> = {
-  ready: STATE_READY,
-  leased: STATE_LEASED,
-  scheduled: STATE_SCHEDULED,
-  dead: STATE_DEAD,
-};
-export const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
+export {
+  STATE_CODES,
+  STATE_DEAD,
+  STATE_LEASED,
+  STATE_NAMES,
+  STATE_READY,
+  STATE_SCHEDULED,
+  parseHeaders,
+  rowToStored,
+} from '../message-rows.js';
 
 /** The idempotency scope of a request key (one scope for the whole store, as in SQLite). */
 export const REQUEST_SCOPE = 'request';
@@ -310,29 +307,6 @@ export interface PgLeaseRow {
   nframes: number;
   headers: string | null;
   body: Buffer | null;
-}
-
-export function parseHeaders(text: string | null): Headers | undefined {
-  if (text === null) return undefined;
-  return JSON.parse(text) as Headers;
-}
-
-export function rowToStored(r: PgMessageRow, queue: string): StoredMessage {
-  return {
-    id: String(r.id),
-    queue,
-    frames: unpackFrames(r.body, r.nframes),
-    headers: parseHeaders(r.headers),
-    priority: r.priority,
-    attempts: r.attempts,
-    enqueuedAt: r.enqueued_at,
-    notBefore: r.not_before,
-    expiresAt: r.expires_at,
-    dedupKey: r.dedup_key,
-    size: r.size,
-    state: STATE_NAMES[r.state] ?? 'ready',
-    deadReason: r.dead_reason,
-  };
 }
 
 /** A message id as the store holds it (a positive safe integer), or null for any other text. */

@@ -30,35 +30,14 @@ import { SQLITE_MIGRATIONS } from './migrations/index.js';
 import { prepareBodyStatements, readChunks, type BodyStatements } from './sqlite-bodies.js';
 import { STATE_NAMES, type MessageRow } from './sqlite-queue-statements.js';
 import { SQLITE_DB_FILE } from './sqlite-storage.js';
+import type { JobDbRow } from '../job-rows.js';
 
 /** How long a read waits for a lock another connection holds (a checkpoint), ms. */
 const BUSY_TIMEOUT_MS = 5_000;
 
-interface JobDbRow {
+/** A job's row with its insertion order. */
+interface ExportJobRow extends JobDbRow {
   seq: number;
-  id: string;
-  service: string;
-  status: string;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  created_at: number;
-  not_before: number;
-  expires_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  retain_until: number | null;
-  nframes: number;
-  params: Buffer;
-  headers: string | null;
-  progress: string | null;
-  partials: number;
-  result_nframes: number | null;
-  result: Buffer | null;
-  error: string | null;
-  dedup_key: string | null;
-  parent_id: string | null;
-  children: string | null;
 }
 
 function notAStore(dataDir: string, why: string, cause?: unknown): FerryError {
@@ -232,7 +211,7 @@ export class SqliteExport {
 
   /** Every job in submit order, in its stored status (running ones too). */
   *jobs(): Generator<JobRecord> {
-    const next = this.db.prepare<[number], JobDbRow>(
+    const next = this.db.prepare<[number], ExportJobRow>(
       'SELECT * FROM jobs WHERE seq > ? ORDER BY seq LIMIT 1',
     );
     for (let r = next.get(0); r; r = next.get(r.seq)) {

@@ -4,20 +4,17 @@
  * {@link SqliteStorage} (sqlite-storage.ts).
  */
 import type Database from 'better-sqlite3';
-import type { Headers, MessageState, StoredMessage } from 'ferrymq/model';
-import { unpackFrames } from '../frames-codec.js';
 
-export const STATE_READY = 0;
-export const STATE_LEASED = 1;
-export const STATE_SCHEDULED = 2;
-export const STATE_DEAD = 3;
-export const STATE_CODES: Record<MessageState, number> = {
-  ready: STATE_READY,
-  leased: STATE_LEASED,
-  scheduled: STATE_SCHEDULED,
-  dead: STATE_DEAD,
-};
-export const STATE_NAMES: MessageState[] = ['ready', 'leased', 'scheduled', 'dead'];
+export {
+  STATE_CODES,
+  STATE_DEAD,
+  STATE_LEASED,
+  STATE_NAMES,
+  STATE_READY,
+  STATE_SCHEDULED,
+  parseHeaders,
+  rowToStored,
+} from '../message-rows.js';
 
 export interface MessageRow {
   id: number;
@@ -186,28 +183,5 @@ export function prepareQueueStatements(db: Database.Database): QueueStatements {
     // The previous run's leases, held back (scheduled) until the grace ends.
     holdLeases: db.prepare('UPDATE messages SET state = 2, not_before = ? WHERE state = 1'),
     ackRecovered: db.prepare('DELETE FROM messages WHERE id = ? AND state = 2 AND attempts = ?'),
-  };
-}
-
-export function parseHeaders(text: string | null): Headers | undefined {
-  if (text === null) return undefined;
-  return JSON.parse(text) as Headers;
-}
-
-export function rowToStored(r: MessageRow, queue: string): StoredMessage {
-  return {
-    id: String(r.id),
-    queue,
-    frames: unpackFrames(r.body, r.nframes),
-    headers: parseHeaders(r.headers),
-    priority: r.priority,
-    attempts: r.attempts,
-    enqueuedAt: r.enqueued_at,
-    notBefore: r.not_before,
-    expiresAt: r.expires_at,
-    dedupKey: r.dedup_key,
-    size: r.size,
-    state: STATE_NAMES[r.state] ?? 'ready',
-    deadReason: r.dead_reason,
   };
 }
