@@ -464,4 +464,31 @@ describe('job server', () => {
     const nobody = listed.find((x) => x.name === 'nobody')!;
     assert.deepEqual([nobody.queued, nobody.cancelled, nobody.expired], [0, 1, 1]);
   });
+  it('slots freed while a lease is in flight share the next lease (not one lease per slot)', async () => {
+    const h = await harness();
+    const JOBS = 300;
+    for (let i = 0; i < JOBS; i++) await h.jobs.submit({ service: 'bulk', params: p(`j${i}`) });
+    const storage = h.storage.jobs;
+    const lease = storage.lease.bind(storage);
+    let leases = 0;
+    storage.lease = (...args: Parameters<typeof lease>) => {
+      leases++;
+      return lease(...args);
+    };
+    const w = h.worker('bulk', 100);
+    let completed = 0;
+    // Complete every job as soon as it is assigned: each completion frees a slot.
+    while (completed < JOBS) {
+      await until(() => w.assigned.length > completed);
+      const batch = w.assigned.slice(completed);
+      completed += batch.length;
+      await Promise.all(batch.map((a) => w.handle.complete(a.id, p('ok'))));
+    }
+    await until(
+      async () => (await h.jobs.services()).find((x) => x.name === 'bulk')?.done === JOBS,
+    );
+    // One lease per round of freed slots: 300 jobs in rounds of up to 100 take a handful;
+    // a lease per freed slot would take about 300.
+    assert.ok(leases <= 20, `${leases} leases for ${JOBS} jobs`);
+  });
 });

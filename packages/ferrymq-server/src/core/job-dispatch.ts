@@ -2,7 +2,8 @@
  * Job dispatch: a worker with a free slot gets the next job of any service it serves; among
  * the workers with free slots of a service, the one whose last job was handed out longest ago
  * (least recently used), which is round robin under equal load. Transient jobs go before
- * durable ones, which are leased from the store in batches as slots free up.
+ * durable ones, which are leased from the store in batches as slots free up: at most one
+ * lease per service in flight, so the slots freed while it runs share the next one.
  */
 import type { Assignment } from 'ferrymq/model';
 import type { JobStorage } from '../storage/types.js';
@@ -62,8 +63,10 @@ export class JobDispatch {
       job.attempts++;
       this.assign(w, job, job.attempts);
     }
-    if (!s.maybeDue) return;
-    const free = this.freeSlots(s) - s.leasingSlots;
+    // One lease in flight per service: slots freed meanwhile are leased together when it
+    // returns, in one statement, instead of one statement per freed slot.
+    if (!s.maybeDue || s.leasingSlots > 0) return;
+    const free = this.freeSlots(s);
     if (free <= 0) return;
     const max = Math.min(free, JOB_LEASE_BATCH_MAX);
     const marks = s.dueMarks;
@@ -90,7 +93,7 @@ export class JobDispatch {
           }
           this.assign(w, job, row.attempts);
         }
-        if (rows.length > 0) this.pump(s);
+        this.pump(s);
       },
       (err: unknown) => {
         s.leasingSlots -= max;
