@@ -281,6 +281,41 @@ describe('postgres storage (PostgreSQL only)', () => {
     assert.equal(statements() - before, 1, 'ack: one statement for the batch');
   });
 
+  it('PostgreSQL, sync always: hot-path commits skip the flush; confirms share one barrier', async () => {
+    const s = node(newSchema(), 'node-a');
+    await s.open();
+    const fsyncs = (): number => s.metrics().fsyncs;
+    // ensureQueue is an admin write: its commit waits for the flush itself.
+    let before = fsyncs();
+    await s.ensureQueue('q');
+    assert.equal(fsyncs() - before, 1, 'an admin commit flushes');
+    before = fsyncs();
+    await s.durable();
+    assert.equal(fsyncs() - before, 0, 'nothing committed since the last flush: no barrier');
+    // enqueue resolves at its commit, made without the flush; durable() then flushes once.
+    before = fsyncs();
+    await s.enqueue([item('q', 'm0')]);
+    assert.equal(fsyncs() - before, 0, 'a hot-path commit does not wait for the flush');
+    await s.durable();
+    assert.equal(fsyncs() - before, 1, 'durable() after it runs one barrier');
+    await s.durable();
+    assert.equal(fsyncs() - before, 1, 'a second durable() has nothing left to flush');
+    // Twenty sends, each confirmed after durable(), as the core does: the confirms share
+    // the barriers (one for the commit before the first asked, at most one more).
+    before = fsyncs();
+    const CONFIRMS = 20;
+    await Promise.all(
+      Array.from({ length: CONFIRMS }, (_, i) =>
+        s.enqueue([item('q', `c${i}`)]).then(() => s.durable()),
+      ),
+    );
+    const barriers = fsyncs() - before;
+    assert.ok(barriers >= 1 && barriers <= 2, `${barriers} barriers for ${CONFIRMS} confirms`);
+    // Everything confirmed is there.
+    const { messages } = await s.lease('q', 100, T0);
+    assert.equal(messages.length, 1 + CONFIRMS);
+  });
+
   it(
     'PostgreSQL: open() against an unreachable server rejects with STORAGE_ERROR, not a hang',
     {

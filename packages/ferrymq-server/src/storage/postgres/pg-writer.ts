@@ -9,6 +9,12 @@
  * transaction; it is rolled back and the batch runs again with a savepoint around each call,
  * so the failing call rejects and the others commit. A deadlock or serialization failure
  * between brokers sharing the database retries the batch a few times.
+ *
+ * Under `--sync always`, a batch of calls that all resolve at their commit ('committed': the
+ * hot path, whose confirms wait for durable()) commits without waiting for the WAL flush;
+ * durable() then waits for a flush barrier on a second connection (pg-flush.ts), shared by
+ * every confirm that asks meanwhile. A batch holding any 'durable' call commits with the
+ * flush, as before.
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -20,6 +26,7 @@ import {
   type StorageMetrics,
 } from 'ferrymq/model';
 import type { SyncPolicy } from '../types.js';
+import { PgFlushBarrier } from './pg-flush.js';
 
 /** PostgreSQL's int8 (BIGINT, BIGSERIAL, count(*)): read as numbers, not strings. */
 const PG_INT8_OID = 20;
@@ -53,6 +60,7 @@ export type PgWriteLevel = 'durable' | 'committed';
 
 interface PendingCall {
   run: (db: PgSession) => Promise<unknown>;
+  level: PgWriteLevel;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -115,11 +123,20 @@ export class PgWriter {
   private readonly session: PgSession;
   /** Commits notify other brokers (the wake-up triggers fire): set while peers are alive. */
   private notify = false;
+  /** Under `always`: the flush that confirms of batches committed without one wait for. */
+  private readonly flush: PgFlushBarrier;
 
   constructor(options: PgWriterOptions) {
     this.connect = options.connect;
     this.sync = options.sync;
     this.onRollback = options.onRollback;
+    this.flush = new PgFlushBarrier({
+      connect: options.connect,
+      onFlush: (elapsedMs) => {
+        this.m.fsyncs++;
+        this.fsyncMs.observe(elapsedMs);
+      },
+    });
     this.session = {
       rows: async <R>(text: string, values?: readonly unknown[]): Promise<R[]> =>
         (await this.exec(text, values)).rows as R[],
@@ -154,10 +171,10 @@ export class PgWriter {
     };
     client.on('error', lost);
     client.on('end', lost);
-    // Under `batch` and `off` a commit does not wait for the WAL flush (PostgreSQL's
-    // wal_writer flushes within a few hundred ms); under `always` it does.
-    const syncCommit = this.sync.mode === 'always' ? 'on' : 'off';
-    await client.query(`SET synchronous_commit = ${syncCommit}`);
+    // A commit does not wait for the WAL flush (PostgreSQL's wal_writer flushes within a few
+    // hundred ms) unless it must: under `always`, a batch with a 'durable' call turns the wait
+    // on for its transaction (begin()); the others are confirmed after a barrier (pg-flush.ts).
+    await client.query('SET synchronous_commit = off');
     await client.query(`SET ferry.notify = ${this.notify ? 'on' : 'off'}`);
     this.m.sqlControlStatements += 2;
     this.client = client;
@@ -204,14 +221,16 @@ export class PgWriter {
   }
 
   /**
-   * Queue a call for the next transaction. Every commit waits for the WAL flush under
-   * `always`, so both levels resolve at the commit; `level` is kept for the contract's sake.
+   * Queue a call for the next transaction. Both levels resolve at the commit; under `always`
+   * a 'durable' call's commit waits for the WAL flush, and a batch of only 'committed' calls
+   * commits without it (their confirms wait for durable()).
    */
-  call<T>(run: (db: PgSession) => Promise<T>, _level: PgWriteLevel = 'durable'): Promise<T> {
+  call<T>(run: (db: PgSession) => Promise<T>, level: PgWriteLevel = 'durable'): Promise<T> {
     if (this.closed) return Promise.reject(new FerryError('SHUTTING_DOWN', 'the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({
         run: run,
+        level,
         resolve: resolve as (v: unknown) => void,
         reject,
       });
@@ -221,10 +240,14 @@ export class PgWriter {
     });
   }
 
-  /** Resolves once every commit so far is durable: each commit already waited for its flush. */
-  async durable(): Promise<void> {
-    // Under `always` a commit returns after PostgreSQL flushed its WAL; under the others the
-    // policy is to confirm at the commit.
+  /**
+   * Resolves once every commit so far is durable: under `always`, after a flush barrier that
+   * covers the commits made without one; under the other policies at once (they confirm at
+   * the commit).
+   */
+  durable(): Promise<void> {
+    if (this.sync.mode !== 'always') return Promise.resolve();
+    return this.flush.flushed();
   }
 
   /** Runs batches until nothing is pending. */
@@ -251,11 +274,13 @@ export class PgWriter {
     }
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
+      // Under `always`, a batch nobody waits on the flush for commits without it.
+      const relaxed = this.sync.mode === 'always' && calls.every((c) => c.level === 'committed');
       try {
-        const outcome = await this.fastPath(calls);
-        if (outcome === 'failed') await this.slowPath(calls);
+        const outcome = await this.fastPath(calls, relaxed);
+        if (outcome === 'failed') await this.slowPath(calls, relaxed);
         else this.settle(calls, outcome);
-        this.noteCommit(started, calls.length);
+        this.noteCommit(started, calls.length, relaxed);
         return;
       } catch (err) {
         await this.rollbackQuietly();
@@ -272,8 +297,8 @@ export class PgWriter {
    * Every call in one transaction. Returns each call's value, or 'failed' when a call threw
    * (rolled back: the batch must run again with savepoints). Throws when BEGIN or COMMIT fails.
    */
-  private async fastPath(calls: PendingCall[]): Promise<unknown[] | 'failed'> {
-    await this.control('BEGIN');
+  private async fastPath(calls: PendingCall[], relaxed: boolean): Promise<unknown[] | 'failed'> {
+    await this.begin(relaxed);
     const values = new Array<unknown>(calls.length);
     for (let i = 0; i < calls.length; i++) {
       try {
@@ -290,8 +315,8 @@ export class PgWriter {
   }
 
   /** The batch again, each call in a savepoint: a failing call rejects alone. */
-  private async slowPath(calls: PendingCall[]): Promise<void> {
-    await this.control('BEGIN');
+  private async slowPath(calls: PendingCall[], relaxed: boolean): Promise<void> {
+    await this.begin(relaxed);
     const outcomes: { ok: boolean; value: unknown }[] = [];
     for (const c of calls) {
       await this.control('SAVEPOINT call');
@@ -313,14 +338,29 @@ export class PgWriter {
     }
   }
 
+  /**
+   * BEGIN; under `always` a batch that is not relaxed also turns the flush wait on for its
+   * transaction, in the same round trip.
+   */
+  private async begin(relaxed: boolean): Promise<void> {
+    if (relaxed || this.sync.mode !== 'always') return this.control('BEGIN');
+    this.m.sqlControlStatements++;
+    await this.control('BEGIN; SET LOCAL synchronous_commit = on');
+  }
+
   private settle(calls: PendingCall[], values: unknown[]): void {
     for (let i = 0; i < calls.length; i++) calls[i]!.resolve(values[i]);
   }
 
-  private noteCommit(started: number, ops: number): void {
+  private noteCommit(started: number, ops: number, relaxed: boolean): void {
     const elapsed = performance.now() - started;
     this.m.commits++;
-    if (this.sync.mode === 'always') this.m.fsyncs++;
+    if (relaxed) {
+      this.flush.noteUnflushedCommit();
+    } else if (this.sync.mode === 'always') {
+      this.m.fsyncs++;
+      this.flush.noteFlushedCommit();
+    }
     this.m.operations += ops;
     this.m.commitMsTotal += elapsed;
     if (elapsed > this.m.commitMsMax) this.m.commitMsMax = elapsed;
@@ -345,10 +385,11 @@ export class PgWriter {
   async exclusive<T>(fn: (db: PgSession) => Promise<T>): Promise<T> {
     await this.running;
     await this.ensureClient();
-    await this.control('BEGIN');
+    await this.begin(false);
     try {
       const value = await fn(this.session);
       await this.control('COMMIT');
+      if (this.sync.mode === 'always') this.flush.noteFlushedCommit();
       return value;
     } catch (err) {
       await this.rollbackQuietly();
@@ -360,6 +401,9 @@ export class PgWriter {
   async close(): Promise<void> {
     this.closed = true;
     await this.running;
+    // Confirms still waiting get their flush before the connections close.
+    if (this.sync.mode === 'always') await this.flush.flushed().catch(() => undefined);
+    await this.flush.close();
     await this.connecting?.catch(() => undefined);
     const client = this.client;
     this.client = undefined;
